@@ -24,6 +24,15 @@ export class RemoteFlash implements CuttableFlash {
     return new RemoteFlash(new DataView(reply.buffer, reply.byteOffset).getUint32(0, true));
   }
 
+  /** A flash the host already holds (it outlives XS workers: a reboot keeps the flash). */
+  static attach(handle: number): RemoteFlash {
+    return new RemoteFlash(handle);
+  }
+
+  get id(): number {
+    return this.handle;
+  }
+
   status(): FlashStatus {
     return this.geometry;
   }

@@ -1,0 +1,8 @@
+/**
+ * On-flash and on-wire format versions, each separate from the package
+ * version (docs/spec/). Bump a format's version when old readers would
+ * misread new data; a reader refuses a version newer than it knows.
+ */
+export const FORMAT_VERSIONS = Object.freeze({
+  frame: 1,
+});

@@ -1,0 +1,81 @@
+/**
+ * `holdfast build`: type-check firmware/ (without Node's types), enforce the
+ * firmware rules, and bundle the runtime twice: an ES module for a Moddable
+ * SDK build (mcrun compiles it into the device image) and an IIFE script for
+ * the host XS engine. Both use target es2021 and strict mode (docs/design/xs-harness.md).
+ */
+import type { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import * as esbuild from 'esbuild';
+import ts from 'typescript';
+import { checkFirmware } from '../../check/firmware-rules.ts';
+import { bundleForXs } from '../../xs/bundle.ts';
+import { REPO_ROOT } from '../package-info.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { printViolations } from './check.ts';
+
+export const FIRMWARE_ENTRY = join(REPO_ROOT, 'firmware/runtime/main.ts');
+
+interface BuildOptions {
+  out: string;
+  json?: boolean;
+}
+
+export function registerBuild(program: Command): void {
+  program
+    .command('build')
+    .description('type-check firmware/, check the firmware rules, and bundle it for Moddable (ESM) and for host XS (IIFE)')
+    .option('--out <dir>', 'output directory', join(REPO_ROOT, 'dist'))
+    .option('--json', 'machine-readable summary')
+    .action(async (options: BuildOptions) => {
+      const diagnostics = typeCheckFirmware();
+      const violations = checkFirmware(join(REPO_ROOT, 'firmware'));
+      if (diagnostics.length > 0 || violations.length > 0) {
+        if (options.json) console.log(JSON.stringify({ ok: false, typeErrors: diagnostics, violations }, null, 2));
+        else {
+          for (const d of diagnostics) console.error(d);
+          printViolations(violations, false);
+        }
+        process.exitCode = ExitCode.FAILED;
+        return;
+      }
+      const outputs = await bundleFirmware(options.out);
+      if (options.json) console.log(JSON.stringify({ ok: true, outputs }, null, 2));
+      else for (const o of outputs) console.log(`wrote ${relative(process.cwd(), o.path)} (${o.bytes} bytes, ${o.kind})`);
+    });
+}
+
+/** Diagnostics of `tsc -p firmware/tsconfig.json`, one formatted line each. */
+export function typeCheckFirmware(): string[] {
+  const configPath = join(REPO_ROOT, 'firmware/tsconfig.json');
+  const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
+  if (!config) return [`cannot read ${configPath}`];
+  const program = ts.createProgram({ rootNames: config.fileNames, options: config.options });
+  return ts.getPreEmitDiagnostics(program).map((d) => ts.formatDiagnostic(d, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => REPO_ROOT, getNewLine: () => '\n' }).trim());
+}
+
+export async function bundleFirmware(outDir: string): Promise<{ kind: string; path: string; bytes: number }[]> {
+  mkdirSync(join(outDir, 'moddable'), { recursive: true });
+  mkdirSync(join(outDir, 'xs'), { recursive: true });
+  const esm = await esbuild.build({
+    entryPoints: [FIRMWARE_ENTRY],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2021',
+    mainFields: ['module', 'main'],
+    conditions: ['module', 'import'],
+    logLevel: 'silent',
+  });
+  const esmPath = join(outDir, 'moddable/holdfast.js');
+  writeFileSync(esmPath, esm.outputFiles[0].text);
+  const iife = await bundleForXs(FIRMWARE_ENTRY, { globalName: 'holdfast' });
+  const iifePath = join(outDir, 'xs/holdfast.js');
+  writeFileSync(iifePath, iife);
+  return [
+    { kind: 'moddable esm module', path: esmPath, bytes: esm.outputFiles[0].contents.length },
+    { kind: 'host XS script', path: iifePath, bytes: Buffer.byteLength(iife) },
+  ];
+}
