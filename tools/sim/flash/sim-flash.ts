@@ -83,6 +83,7 @@ export class SimFlash implements FlashPartition {
     this.blocks = options.blocks;
     this.writeAlign = options.writeAlign ?? (this.mode === 'strict' ? STRICT_WRITE_ALIGN : 1);
     this.onBitSet = options.onBitSet ?? 'ignore';
+    if (!Number.isInteger(this.writeAlign) || this.writeAlign < 1) throw new RangeError(`writeAlign must be a positive integer, got ${this.writeAlign}`);
     if (!Number.isInteger(this.blocks) || this.blocks < 1) throw new RangeError(`blocks must be a positive integer, got ${this.blocks}`);
     if (!Number.isInteger(this.blockLength) || this.blockLength < 16 || this.blockLength % this.writeAlign !== 0) {
       throw new RangeError(`blockLength ${this.blockLength} must be a multiple of writeAlign ${this.writeAlign}`);
