@@ -10,6 +10,8 @@ interface Timer {
   id: number;
   dueMs: number;
   fire: () => void;
+  /** The timer resets the device when it fires (a watchdog). */
+  resets: boolean;
 }
 
 export class VirtualClock implements MonotonicClock {
@@ -23,7 +25,7 @@ export class VirtualClock implements MonotonicClock {
   }
 
   ticks(): number {
-    return this.nowMs % TICK_MODULUS;
+    return Math.floor(this.nowMs) % TICK_MODULUS;
   }
 
   /** Unwrapped simulated milliseconds since the clock was made (plus startMs). */
@@ -32,9 +34,9 @@ export class VirtualClock implements MonotonicClock {
   }
 
   /** Run `fire` once `delayMs` from now; returns an id for `cancel`. */
-  schedule(delayMs: number, fire: () => void): number {
+  schedule(delayMs: number, fire: () => void, options: { resets?: boolean } = {}): number {
     const id = this.nextId++;
-    this.timers.push({ id, dueMs: this.nowMs + Math.max(0, delayMs), fire });
+    this.timers.push({ id, dueMs: this.nowMs + Math.max(0, delayMs), fire, resets: options.resets === true });
     this.timers.sort((a, b) => a.dueMs - b.dueMs || a.id - b.id);
     return id;
   }
@@ -42,6 +44,11 @@ export class VirtualClock implements MonotonicClock {
   /** Deadline of the next timer, or undefined when none is pending. */
   nextDueMs(): number | undefined {
     return this.timers[0]?.dueMs;
+  }
+
+  /** Deadline of the next timer that resets the device (a watchdog), if any. */
+  nextResetDueMs(): number | undefined {
+    return this.timers.find((t) => t.resets)?.dueMs;
   }
 
   cancel(id: number): void {

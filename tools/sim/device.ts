@@ -72,20 +72,26 @@ export class SimDevice {
     return flash;
   }
 
-  /** @internal Used by TimedFlash: time for one operation, tearing it if the watchdog fires first. */
+  /**
+   * @internal Used by TimedFlash: the operation takes `costMs` of virtual
+   * time; if a reset (the watchdog) falls due before it ends, the operation
+   * is torn as a power cut would tear it and the reset follows.
+   */
   spend(flash: SimFlash, costMs: number, operation: () => void): void {
-    const due = this.clock.nextDueMs();
-    if (due !== undefined && due <= this.clock.elapsed + costMs) {
-      flash.armCut({ atOperation: 0, seed: deriveSeed(this.seed, this.clock.elapsed, this.history.length) });
-      try {
-        operation();
-      } catch (error) {
-        if (!isPowerCut(error)) throw error;
-      }
+    const due = this.clock.nextResetDueMs();
+    if (due === undefined || due > this.clock.elapsed + costMs) {
+      operation();
       this.clock.advance(costMs);
       return;
     }
-    operation();
+    flash.armCut({ atOperation: 0, seed: deriveSeed(this.seed, this.clock.elapsed, this.history.length) });
+    try {
+      operation();
+    } catch (error) {
+      if (!isPowerCut(error)) throw error;
+    } finally {
+      flash.disarmCut();
+    }
     this.clock.advance(costMs);
   }
 

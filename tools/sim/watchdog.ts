@@ -48,6 +48,6 @@ export class SimWatchdog implements Watchdog {
       this.timer = undefined;
       this.fired++;
       throw new DeviceReset('watchdog', `not fed for ${this.timeoutMs} ms`);
-    });
+    }, { resets: true });
   }
 }

@@ -45,9 +45,16 @@ export function encodeImage(source: SimFlash | SimFlashSnapshot): Uint8Array {
 export function decodeImage(bytes: Uint8Array): SimFlash {
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
   if (magic !== MAGIC) throw new Error(`not a holdfast flash image (magic ${JSON.stringify(magic)})`);
+  if (bytes.length < 12) throw new Error(`flash image is truncated: ${bytes.length} bytes, shorter than its 12-byte prefix`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getUint32(8, true);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength))) as ImageHeader;
+  if (bytes.length < 12 + headerLength) throw new Error(`flash image is truncated inside its ${headerLength}-byte header`);
+  let header: ImageHeader;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength))) as ImageHeader;
+  } catch (error) {
+    throw new Error(`flash image header is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (header.format !== IMAGE_FORMAT) throw new Error(`flash image format ${header.format} is not supported (expected ${IMAGE_FORMAT})`);
   const size = header.blocks * header.blockLength;
   const units = size / header.writeAlign;
