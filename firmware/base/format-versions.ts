@@ -5,4 +5,5 @@
  */
 export const FORMAT_VERSIONS = Object.freeze({
   frame: 1,
+  counter: 1,
 });

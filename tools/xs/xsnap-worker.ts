@@ -97,6 +97,9 @@ const READ_CHUNK = 64 * 1024;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 const SEP = 0x01;
+const QUERY = 0x3f; // '?'
+const OK = 0x2e; // '.'
+const ERROR = 0x21; // '!'
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 function sleepSync(ms: number): void {
@@ -117,10 +120,8 @@ function trackUnclosed(cleanup: () => void): void {
   }
 }
 
-type Exchange = { kind: 'ok'; reply: Uint8Array; meter: XsMeter } | { kind: 'error'; message: string };
-
 export class XsWorker {
-  #child: ChildProcess;
+  #pid: number;
   #dir: string;
   #toWorker: number | null;
   #fromWorker: number | null;
@@ -133,8 +134,8 @@ export class XsWorker {
   #busy = false;
   #abandonOnExit = (): void => this.#abandon();
 
-  private constructor(child: ChildProcess, dir: string, toWorker: number, fromWorker: number, onCommand: XsCommandHandler | null) {
-    this.#child = child;
+  private constructor(pid: number, dir: string, toWorker: number, fromWorker: number, onCommand: XsCommandHandler | null) {
+    this.#pid = pid;
     this.#dir = dir;
     this.#toWorker = toWorker;
     this.#fromWorker = fromWorker;
@@ -176,13 +177,14 @@ export class XsWorker {
         // Own process group, so a stuck worker can be killed together with its shell.
         detached: true,
       });
-      if (child.pid === undefined) throw new Error('could not start /bin/sh for xsnap-worker');
+      const pid = child.pid;
+      if (pid === undefined) throw new Error('could not start /bin/sh for xsnap-worker');
       child.unref();
       // Each open blocks until the shell opens the other end; if the worker
       // cannot start, the shell still opens both before the exec fails.
       const toWorker = fs.openSync(files.XS_IN, 'w');
       const fromWorker = fs.openSync(files.XS_OUT, 'r');
-      return new XsWorker(child, dir, toWorker, fromWorker, options.onCommand ?? null);
+      return new XsWorker(pid, dir, toWorker, fromWorker, options.onCommand ?? null);
     } catch (err) {
       if (child?.pid !== undefined) killGroup(child.pid);
       fs.rmSync(dir, { recursive: true, force: true });
@@ -223,7 +225,7 @@ export class XsWorker {
       }
     }
     this.#closeFds();
-    if (this.#waitStatus() === null) killGroup(this.#child.pid);
+    if (this.#waitStatus() === null) killGroup(this.#pid);
     fs.rmSync(this.#dir, { recursive: true, force: true });
   }
 
@@ -233,7 +235,7 @@ export class XsWorker {
     this.#closed = true;
     unclosed.delete(this.#abandonOnExit);
     this.#closeFds();
-    killGroup(this.#child.pid);
+    killGroup(this.#pid);
     fs.rmSync(this.#dir, { recursive: true, force: true });
   }
 
@@ -259,15 +261,15 @@ export class XsWorker {
     this.#send(prefix, payload);
     let handlerError: { error: unknown } | null = null;
     for (;;) {
-      const msg = this.#receive();
-      const tag = msg[0];
-      if (tag === 0x3f /* ? */) {
+      // [start, end) is the payload after the tag byte, valid until the next #receive.
+      const { tag, start, end } = this.#receive();
+      if (tag === QUERY) {
         // issueCommand: XS blocks until we answer, so we must always answer.
         let answer: Uint8Array | null = null;
         if (handlerError === null) {
           try {
             if (!this.#onCommand) throw new Error('XS called issueCommand but no command handler is set');
-            answer = this.#onCommand(msg.subarray(1));
+            answer = this.#onCommand(copyOut(this.#buf, start, end));
           } catch (error) {
             handlerError = { error };
           }
@@ -277,10 +279,13 @@ export class XsWorker {
         else this.#send('/', answer);
         continue;
       }
-      const result = parseResult(msg);
       if (handlerError !== null) throw handlerError.error;
-      if (result.kind === 'error') throw new XsUncaughtError(result.message);
-      return { reply: result.reply, meter: result.meter };
+      if (tag === ERROR) throw new XsUncaughtError(this.#buf.toString('utf8', start, end));
+      if (tag !== OK) throw this.#protocolError(`unexpected message tag ${tag}`);
+      const sep = this.#buf.subarray(start, end).indexOf(SEP);
+      if (sep < 0) throw this.#protocolError('reply without meter separator');
+      const meter = JSON.parse(this.#buf.toString('utf8', start, start + sep)) as XsMeter;
+      return { reply: copyOut(this.#buf, start + sep + 1, end), meter };
     }
   }
 
@@ -301,8 +306,8 @@ export class XsWorker {
     }
   }
 
-  /** Next netstring payload from the worker; throws XsExitError at EOF. */
-  #receive(): Buffer {
+  /** Locates the next netstring from the worker in #buf; throws XsExitError at EOF. */
+  #receive(): { tag: number; start: number; end: number } {
     for (;;) {
       const have = this.#end - this.#start;
       const colon = this.#buf.subarray(this.#start, this.#start + Math.min(have, 11)).indexOf(COLON);
@@ -321,9 +326,9 @@ export class XsWorker {
       const bodyStart = this.#start + colon + 1;
       const bodyEnd = this.#start + frameLength - 1;
       if (this.#buf[bodyEnd] !== COMMA) throw this.#protocolError('netstring missing trailing comma');
+      if (bodyEnd === bodyStart) throw this.#protocolError('empty message');
       this.#start += frameLength;
-      // Copy: the read buffer is reused.
-      return Buffer.from(this.#buf.subarray(bodyStart, bodyEnd));
+      return { tag: this.#buf[bodyStart]!, start: bodyStart + 1, end: bodyEnd };
     }
   }
 
@@ -357,7 +362,7 @@ export class XsWorker {
     let exitCode: number | null = null;
     let signal: string | null = null;
     if (status === null) {
-      killGroup(this.#child.pid);
+      killGroup(this.#pid);
     } else if (status > 128 && status < 128 + 64) {
       signal = signalName(status - 128);
     } else {
@@ -398,14 +403,11 @@ export class XsWorker {
   }
 }
 
-function parseResult(msg: Buffer): Exchange {
-  const tag = msg[0];
-  if (tag === 0x21 /* ! */) return { kind: 'error', message: msg.toString('utf8', 1) };
-  if (tag !== 0x2e /* . */) throw new Error(`xsnap-worker protocol error: unexpected message tag ${JSON.stringify(String.fromCharCode(tag ?? 0))}`);
-  const sep = msg.indexOf(SEP, 1);
-  if (sep < 0) throw new Error('xsnap-worker protocol error: reply without meter separator');
-  const meter = JSON.parse(msg.toString('utf8', 1, sep)) as XsMeter;
-  return { kind: 'ok', reply: new Uint8Array(msg.buffer, msg.byteOffset + sep + 1, msg.length - sep - 1), meter };
+/** A copy with its own ArrayBuffer (the read buffer is reused, and callers may use `.buffer`). */
+function copyOut(buf: Buffer, start: number, end: number): Uint8Array {
+  const out = new Uint8Array(end - start);
+  out.set(buf.subarray(start, end));
+  return out;
 }
 
 function mkfifo(...paths: string[]): void {

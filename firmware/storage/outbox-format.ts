@@ -1,0 +1,164 @@
+/**
+ * The outbox's on-flash format, version 1 (docs/spec/outbox.md is normative).
+ * Pure encoding and decoding; no flash access here.
+ *
+ * Little-endian throughout. A sector (erase block) holds a header, then a
+ * stream area of records, then a closing ack slot:
+ *
+ *   0            dataStart                               closeStart   blockLength
+ *   | header (28) | records … (a record may continue into | ack slot   |
+ *   |  + pad      |  the next sector's stream area)       | (8 / 16)   |
+ */
+import { crc16Update, CRC16_INIT } from '../base/crc16.ts';
+import { crc32 } from '../base/crc32.ts';
+
+export const OUTBOX_FORMAT_VERSION = 1;
+
+/** Header bytes read per sector by the boot scan: version, flags, firstRecordOffset, sectorSeq. */
+export const HEADER_SCAN_LENGTH = 8;
+export const HEADER_LENGTH = 28;
+export const RECORD_HEADER_LENGTH = 4;
+export const ACK_FIELD_LENGTH = 4;
+/** Largest payload the length field can carry; a geometry may allow less. */
+export const MAX_PAYLOAD_FIELD = 0x7ff;
+
+const LENGTH_MASK = 0x7ff;
+const HAS_ACK = 0x800;
+
+export interface SectorHeader {
+  version: number;
+  /** log2 of the program unit the sector was written with. */
+  unitShift: number;
+  /** Offset in the sector of the first record header that starts in it. */
+  firstRecordOffset: number;
+  /** Opening order of sectors: 1 for the first sector ever opened, +1 per opening. */
+  sectorSeq: number;
+  /** Sequence number of the record at firstRecordOffset (u32, wraps). */
+  firstRecordSeq: number;
+  /** Every record before this sequence number was acknowledged when the sector was opened. */
+  ackSeq: number;
+  /** Records dropped unacknowledged since the outbox was formatted, as of the opening. */
+  dropped: number;
+  /** Times this sector has been erased, as far as the outbox knows. */
+  eraseCount: number;
+}
+
+export interface Layout {
+  blockLength: number;
+  writeAlign: number;
+  /** Where the stream area starts in each sector: the header rounded up to writeAlign. */
+  dataStart: number;
+  /** Where the closing ack slot starts; the stream area ends here. */
+  closeStart: number;
+  /** Bytes of an ack-only entry, padded (also the closing slot's size). */
+  ackEntryLength: number;
+  /** Largest payload a record may carry in this geometry. */
+  maxPayload: number;
+}
+
+export function alignUp(value: number, align: number): number {
+  return Math.ceil(value / align) * align;
+}
+
+export function makeLayout(blockLength: number, writeAlign: number): Layout {
+  const dataStart = alignUp(HEADER_LENGTH, writeAlign);
+  const ackEntryLength = alignUp(RECORD_HEADER_LENGTH + ACK_FIELD_LENGTH, writeAlign);
+  const closeStart = blockLength - ackEntryLength;
+  const stream = closeStart - dataStart;
+  // A record may continue into the next sector but never past it.
+  const maxPayload = Math.min(MAX_PAYLOAD_FIELD, stream - RECORD_HEADER_LENGTH - ACK_FIELD_LENGTH - writeAlign);
+  return { blockLength, writeAlign, dataStart, closeStart, ackEntryLength, maxPayload };
+}
+
+export function encodeHeader(header: SectorHeader): Uint8Array {
+  const out = new Uint8Array(HEADER_LENGTH);
+  const view = new DataView(out.buffer);
+  out[0] = header.version;
+  out[1] = header.unitShift;
+  view.setUint16(2, header.firstRecordOffset, true);
+  view.setUint32(4, header.sectorSeq, true);
+  view.setUint32(8, header.firstRecordSeq, true);
+  view.setUint32(12, header.ackSeq, true);
+  view.setUint32(16, header.dropped, true);
+  view.setUint32(20, header.eraseCount, true);
+  view.setUint32(24, crc32(out, 0, 24), true);
+  return out;
+}
+
+/** The full header, or undefined when its CRC fails. The caller checks the version. */
+export function decodeHeader(bytes: Uint8Array): SectorHeader | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_LENGTH);
+  if (view.getUint32(24, true) !== crc32(bytes, 0, 24)) return undefined;
+  return {
+    version: bytes[0],
+    unitShift: bytes[1],
+    firstRecordOffset: view.getUint16(2, true),
+    sectorSeq: view.getUint32(4, true),
+    firstRecordSeq: view.getUint32(8, true),
+    ackSeq: view.getUint32(12, true),
+    dropped: view.getUint32(16, true),
+    eraseCount: view.getUint32(20, true),
+  };
+}
+
+/**
+ * Record header word: bits 0–10 payload length, bit 11 "an ack field
+ * follows", bits 12–15 a check nibble over bits 0–11. 0xFFFF (erased) never
+ * checks, so free space and a header torn in its first bytes are told apart.
+ */
+export function encodeWord(length: number, hasAck: boolean): number {
+  const low = (length & LENGTH_MASK) | (hasAck ? HAS_ACK : 0);
+  return low | (checkNibble(low) << 12);
+}
+
+export type WordRead = { kind: 'erased' } | { kind: 'bad' } | { kind: 'entry'; length: number; hasAck: boolean };
+
+export function decodeWord(word: number): WordRead {
+  if (word === 0xffff) return { kind: 'erased' };
+  const low = word & 0xfff;
+  if (word >>> 12 !== checkNibble(low)) return { kind: 'bad' };
+  const length = low & LENGTH_MASK;
+  const hasAck = (low & HAS_ACK) !== 0;
+  // An entry with neither payload nor ack carries nothing: never written.
+  if (length === 0 && !hasAck) return { kind: 'bad' };
+  return { kind: 'entry', length, hasAck };
+}
+
+function checkNibble(low12: number): number {
+  return ((low12 & 0xf) + ((low12 >>> 4) & 0xf) + ((low12 >>> 8) & 0xf) + 5) & 0xf;
+}
+
+/** Total bytes of an entry on flash, padded to the program unit. */
+export function entryLength(length: number, hasAck: boolean, writeAlign: number): number {
+  return alignUp(RECORD_HEADER_LENGTH + (hasAck ? ACK_FIELD_LENGTH : 0) + length, writeAlign);
+}
+
+/**
+ * Encode an entry into `out` (at least entryLength bytes; the padding is
+ * set to 0xFF). `ackSeq` undefined: no ack field. Returns the entry length.
+ */
+export function encodeEntry(out: Uint8Array, payload: Uint8Array, ackSeq: number | undefined, writeAlign: number): number {
+  const hasAck = ackSeq !== undefined;
+  const total = entryLength(payload.length, hasAck, writeAlign);
+  const view = new DataView(out.buffer, out.byteOffset, total);
+  view.setUint16(0, encodeWord(payload.length, hasAck), true);
+  let at = RECORD_HEADER_LENGTH;
+  if (hasAck) {
+    view.setUint32(at, ackSeq, true);
+    at += ACK_FIELD_LENGTH;
+  }
+  out.set(payload, at);
+  out.fill(0xff, at + payload.length, total);
+  let crc = crc16Update(CRC16_INIT, out, 0, 2);
+  crc = crc16Update(crc, out, RECORD_HEADER_LENGTH, at + payload.length);
+  view.setUint16(2, crc, true);
+  return total;
+}
+
+/** CRC check of an entry whose bytes (header, ack field, payload) are in `entry`. */
+export function entryChecks(entry: Uint8Array, length: number, hasAck: boolean): boolean {
+  const end = RECORD_HEADER_LENGTH + (hasAck ? ACK_FIELD_LENGTH : 0) + length;
+  let crc = crc16Update(CRC16_INIT, entry, 0, 2);
+  crc = crc16Update(crc, entry, RECORD_HEADER_LENGTH, end);
+  return crc === (entry[2] | (entry[3] << 8));
+}

@@ -1,0 +1,686 @@
+/**
+ * The outbox: a flash-backed ring of telemetry records (docs/spec/outbox.md).
+ *
+ * - `append` returns once the record is durable; records keep their order.
+ * - Delivery reads from the oldest unacknowledged record without removing
+ *   it; `ack(seq)` releases every record up to `seq`. Acks ride on the next
+ *   append's header (free of extra writes) and are written on their own
+ *   once more than `maxUnpersistedAcks` are pending, which bounds the
+ *   records delivered again after a reboot.
+ * - A full ring drops its oldest sector (`drop-oldest`, counted durably) or
+ *   refuses the append (`reject`).
+ * - Boot reads 8 bytes per sector plus a bounded part of two or three
+ *   sectors; RAM is constant in the number of queued records.
+ */
+import type { FlashPartition } from '../hal/flash.ts';
+import { seqAdd, seqDiff, seqMax } from '../base/seq.ts';
+import { StorageError } from './errors.ts';
+import {
+  ACK_FIELD_LENGTH,
+  alignUp,
+  decodeHeader,
+  decodeWord,
+  encodeEntry,
+  encodeHeader,
+  entryChecks,
+  entryLength,
+  HEADER_LENGTH,
+  HEADER_SCAN_LENGTH,
+  makeLayout,
+  OUTBOX_FORMAT_VERSION,
+  RECORD_HEADER_LENGTH,
+  type Layout,
+  type SectorHeader,
+} from './outbox-format.ts';
+
+export type FullPolicy = 'drop-oldest' | 'reject';
+
+export interface OutboxOptions {
+  /** What a full ring does with an append: drop its oldest sector (default) or refuse. */
+  policy?: FullPolicy;
+  /** Acked records that may stay unrecorded on flash (and be delivered again after a reboot). Default 16. */
+  maxUnpersistedAcks?: number;
+}
+
+export interface OutboxRecord {
+  /** Sequence number (u32, wraps); pass it to `ack`. */
+  readonly seq: number;
+  readonly payload: Uint8Array;
+}
+
+export interface OutboxStats {
+  /** Records appended and not yet acknowledged (including any that turn out corrupt). */
+  queued: number;
+  /** Sequence number the next append gets. */
+  nextSeq: number;
+  /** Every record before this one is acknowledged. */
+  ackSeq: number;
+  /** Records that left the ring unacknowledged since it was formatted (persistent). */
+  dropped: number;
+  /** Records skipped during delivery because they failed their checks (this boot). */
+  corrupt: number;
+  /** Records whose loss was detected between sectors (a damaged sector header or record chain, this boot). */
+  lost: number;
+  /** Appends refused by the `reject` policy (this boot). */
+  rejected: number;
+  sectors: number;
+  usedSectors: number;
+}
+
+export const DEFAULT_MAX_UNPERSISTED_ACKS = 16;
+
+const MIN_BLOCK_LENGTH = 128;
+
+interface HeadSector {
+  index: number;
+  sectorSeq: number;
+  eraseCount: number;
+  firstRecordSeq: number;
+}
+
+interface OldestSector {
+  index: number;
+  sectorSeq: number;
+  firstRecordOffset: number;
+  firstRecordSeq: number;
+}
+
+interface Cursor {
+  index: number;
+  sectorSeq: number;
+  offset: number;
+  seq: number;
+}
+
+interface OpenPlan {
+  index: number;
+  sectorSeq: number;
+  /** Sequence number the reclaimed sector's successor starts with (ring full only). */
+  reclaimEnd: number | undefined;
+  successor: OldestSector | undefined;
+}
+
+interface AckCandidate {
+  offset: number;
+  length: number;
+  ack: number;
+}
+
+export class Outbox {
+  private readonly layout: Layout;
+  private readonly blocks: number;
+  private readonly unitShift: number;
+  private readonly policy: FullPolicy;
+  private readonly maxUnpersistedAcks: number;
+  private readonly entryBuffer: Uint8Array;
+  private readonly headerBuffer = new Uint8Array(HEADER_LENGTH);
+  private readonly wordBuffer = new Uint8Array(RECORD_HEADER_LENGTH + ACK_FIELD_LENGTH);
+
+  private head: HeadSector | undefined;
+  private oldest: OldestSector | undefined;
+  private writeOffset = 0;
+  private closingSlotFree = true;
+  private nextSeq = 0;
+  private ackSeq = 0;
+  private durableAckSeq = 0;
+  private dropped = 0;
+  private corrupt = 0;
+  private lost = 0;
+  private rejected = 0;
+  /** A record torn by the last power cut: skipped at delivery without counting it as corrupt. */
+  private tornSeq: number | undefined;
+  private cursor: Cursor | undefined;
+
+  private constructor(private readonly flash: FlashPartition, options: OutboxOptions) {
+    const status = flash.status();
+    this.policy = options.policy ?? 'drop-oldest';
+    this.maxUnpersistedAcks = options.maxUnpersistedAcks ?? DEFAULT_MAX_UNPERSISTED_ACKS;
+    if (this.policy !== 'drop-oldest' && this.policy !== 'reject') throw new RangeError(`unknown full policy ${String(this.policy)}`);
+    if (!Number.isInteger(this.maxUnpersistedAcks) || this.maxUnpersistedAcks < 0) {
+      throw new RangeError(`maxUnpersistedAcks must be a non-negative integer, got ${this.maxUnpersistedAcks}`);
+    }
+    checkGeometry(status.size, status.blockLength, status.blocks, status.writeAlign);
+    this.blocks = status.blocks;
+    this.layout = makeLayout(status.blockLength, status.writeAlign);
+    this.unitShift = Math.log2(status.writeAlign);
+    this.entryBuffer = new Uint8Array(entryLength(this.layout.maxPayload, true, status.writeAlign));
+  }
+
+  /**
+   * Mount the outbox on `flash`. A blank partition is an empty outbox.
+   * Throws StorageError 'format-too-new' or 'not-formatted' without writing.
+   */
+  static open(flash: FlashPartition, options: OutboxOptions = {}): Outbox {
+    const outbox = new Outbox(flash, options);
+    outbox.recover();
+    return outbox;
+  }
+
+  /** Erase every sector: an empty outbox (the dropped count starts again at 0). */
+  static format(flash: FlashPartition): void {
+    const status = flash.status();
+    checkGeometry(status.size, status.blockLength, status.blocks, status.writeAlign);
+    for (let block = 0; block < status.blocks; block++) flash.eraseBlock(block);
+  }
+
+  /** Largest payload an append accepts on this partition. */
+  get maxPayload(): number {
+    return this.layout.maxPayload;
+  }
+
+  /** Append a record; returns its sequence number once it is durable. */
+  append(payload: Uint8Array): number {
+    if (!(payload instanceof Uint8Array)) throw new TypeError('outbox records are Uint8Array');
+    if (payload.length < 1 || payload.length > this.layout.maxPayload) {
+      throw new RangeError(`record of ${payload.length} bytes: the outbox takes 1 to ${this.layout.maxPayload} bytes`);
+    }
+    const ack = seqDiff(this.ackSeq, this.durableAckSeq) > 0 ? this.ackSeq : undefined;
+    const total = encodeEntry(this.entryBuffer, payload, ack, this.layout.writeAlign);
+    this.writeEntry(total, true);
+    if (ack !== undefined) this.durableAckSeq = ack;
+    const seq = this.nextSeq;
+    this.nextSeq = seqAdd(seq, 1);
+    return seq;
+  }
+
+  /** Acknowledge every record up to and including `seq`. */
+  ack(seq: number): void {
+    if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) throw new RangeError(`bad sequence number ${seq}`);
+    if (seqDiff(seq, this.nextSeq) >= 0) throw new RangeError(`cannot ack ${seq}: the newest record is ${seqAdd(this.nextSeq, -1)}`);
+    const next = seqAdd(seq, 1);
+    if (seqDiff(next, this.ackSeq) <= 0) return;
+    this.ackSeq = next;
+    if (seqDiff(this.ackSeq, this.durableAckSeq) > this.maxUnpersistedAcks) this.flush();
+  }
+
+  /** Record every acknowledgement on flash now (normally they ride on the next append). */
+  flush(): void {
+    if (seqDiff(this.ackSeq, this.durableAckSeq) <= 0 || this.head === undefined) return;
+    const ack = this.ackSeq;
+    const total = encodeEntry(this.entryBuffer, EMPTY, ack, this.layout.writeAlign);
+    if (total > this.layout.closeStart - this.writeOffset && this.openWouldDrop()) return; // the next append records it
+    this.writeEntry(total, false);
+    this.durableAckSeq = ack;
+  }
+
+  /** The oldest unacknowledged record, or undefined when none is queued. */
+  peek(): OutboxRecord | undefined {
+    this.cursor = undefined;
+    return this.next();
+  }
+
+  /**
+   * The record after the last one returned by `peek`/`next` (for sending
+   * several before their acks arrive), or undefined when caught up.
+   */
+  next(): OutboxRecord | undefined {
+    if (this.head === undefined) return undefined;
+    const cursor = this.cursor ?? this.seek(this.ackSeq);
+    this.cursor = cursor;
+    return this.readAt(cursor);
+  }
+
+  stats(): OutboxStats {
+    return {
+      queued: seqDiff(this.nextSeq, this.ackSeq),
+      nextSeq: this.nextSeq,
+      ackSeq: this.ackSeq,
+      dropped: this.dropped,
+      corrupt: this.corrupt,
+      lost: this.lost,
+      rejected: this.rejected,
+      sectors: this.blocks,
+      usedSectors: this.head && this.oldest ? this.head.sectorSeq - this.oldest.sectorSeq + 1 : 0,
+    };
+  }
+
+  /** Erase count of every sector as its header records it (-1: no readable header). Reads every header. */
+  eraseCounts(): number[] {
+    const counts: number[] = [];
+    for (let index = 0; index < this.blocks; index++) counts.push(this.readHeader(index)?.eraseCount ?? -1);
+    return counts;
+  }
+
+  // ─── Writing ──────────────────────────────────────────────────────────
+
+  /** Write the encoded entry at the head, continuing into a new sector if it does not fit. */
+  private writeEntry(total: number, isRecord: boolean): void {
+    const room = this.head === undefined ? 0 : this.layout.closeStart - this.writeOffset;
+    if (total <= room) {
+      this.flash.write(this.head!.index * this.layout.blockLength + this.writeOffset, this.entryBuffer.subarray(0, total));
+      this.writeOffset += total;
+      return;
+    }
+    const plan = this.planOpen();
+    const first = room;
+    if (first > 0) this.flash.write(this.head!.index * this.layout.blockLength + this.writeOffset, this.entryBuffer.subarray(0, first));
+    const rest = total - first;
+    const startsHere = first === 0;
+    const firstRecordSeq = startsHere || !isRecord ? this.nextSeq : seqAdd(this.nextSeq, 1);
+    this.openSector(plan, this.layout.dataStart + (startsHere ? 0 : rest), firstRecordSeq);
+    this.flash.write(this.head!.index * this.layout.blockLength + this.layout.dataStart, this.entryBuffer.subarray(first, total));
+    this.writeOffset = this.layout.dataStart + rest;
+  }
+
+  /** Decide which sector opens next; refuses (policy reject) before anything is written. */
+  private planOpen(): OpenPlan {
+    const head = this.head;
+    const index = head === undefined ? 0 : (head.index + 1) % this.blocks;
+    const sectorSeq = head === undefined ? 1 : head.sectorSeq + 1;
+    const oldest = this.oldest;
+    if (head === undefined || oldest === undefined || head.sectorSeq - oldest.sectorSeq + 1 < this.blocks) {
+      return { index, sectorSeq, reclaimEnd: undefined, successor: undefined };
+    }
+    const successor = this.successorOf(oldest);
+    const reclaimEnd = successor.firstRecordSeq;
+    if (seqDiff(reclaimEnd, this.ackSeq) > 0 && this.policy === 'reject') {
+      this.rejected++;
+      throw new StorageError('full', `outbox full: ${seqDiff(this.nextSeq, this.ackSeq)} records await acknowledgement (policy reject)`);
+    }
+    return { index, sectorSeq, reclaimEnd, successor };
+  }
+
+  /** True when opening a sector now would drop unacknowledged records or be refused. */
+  private openWouldDrop(): boolean {
+    const head = this.head;
+    const oldest = this.oldest;
+    if (head === undefined || oldest === undefined || head.sectorSeq - oldest.sectorSeq + 1 < this.blocks) return false;
+    return seqDiff(this.successorOf(oldest).firstRecordSeq, this.ackSeq) > 0;
+  }
+
+  private successorOf(oldest: OldestSector): OldestSector {
+    const head = this.head!;
+    if (oldest.sectorSeq + 1 === head.sectorSeq) {
+      return { index: head.index, sectorSeq: head.sectorSeq, firstRecordOffset: this.headFirstRecordOffset(), firstRecordSeq: head.firstRecordSeq };
+    }
+    const index = (oldest.index + 1) % this.blocks;
+    const header = this.readHeader(index);
+    if (header === undefined || header.sectorSeq !== oldest.sectorSeq + 1) {
+      // A damaged header inside the ring: its records are unreadable; reclaim up to where the next readable sector starts.
+      return this.successorOf({ index, sectorSeq: oldest.sectorSeq + 1, firstRecordOffset: 0, firstRecordSeq: oldest.firstRecordSeq });
+    }
+    return { index, sectorSeq: header.sectorSeq, firstRecordOffset: header.firstRecordOffset, firstRecordSeq: header.firstRecordSeq };
+  }
+
+  private headFirstRecordOffset(): number {
+    return this.readHeader(this.head!.index)?.firstRecordOffset ?? this.layout.dataStart;
+  }
+
+  /**
+   * Erase the planned sector and write its header. In a full ring this
+   * reclaims the oldest sector: acknowledged records that were only in RAM
+   * are first written to the head's closing slot, so a cut right after the
+   * erase cannot turn them into "dropped".
+   */
+  private openSector(plan: OpenPlan, firstRecordOffset: number, firstRecordSeq: number): void {
+    const { blockLength, writeAlign } = this.layout;
+    const previous = this.readHeader(plan.index);
+    const eraseCount = (previous?.eraseCount ?? this.head?.eraseCount ?? 0) + 1;
+    if (plan.reclaimEnd !== undefined && seqDiff(seqMin(this.ackSeq, plan.reclaimEnd), this.durableAckSeq) > 0) this.writeClosingAck();
+    this.flash.eraseBlock(plan.index);
+    if (plan.reclaimEnd !== undefined && plan.successor !== undefined) {
+      const unacked = seqDiff(plan.reclaimEnd, this.ackSeq);
+      if (unacked > 0) {
+        this.dropped += unacked;
+        this.ackSeq = plan.reclaimEnd;
+      }
+      this.oldest = plan.successor;
+    }
+    const header: SectorHeader = {
+      version: OUTBOX_FORMAT_VERSION,
+      unitShift: this.unitShift,
+      firstRecordOffset,
+      sectorSeq: plan.sectorSeq,
+      firstRecordSeq,
+      ackSeq: this.ackSeq,
+      dropped: this.dropped,
+      eraseCount,
+    };
+    const bytes = new Uint8Array(alignUp(HEADER_LENGTH, writeAlign)).fill(0xff);
+    bytes.set(encodeHeader(header));
+    this.flash.write(plan.index * blockLength, bytes);
+    this.durableAckSeq = this.ackSeq;
+    this.head = { index: plan.index, sectorSeq: plan.sectorSeq, eraseCount, firstRecordSeq };
+    this.closingSlotFree = true;
+    if (this.oldest === undefined) this.oldest = { index: plan.index, sectorSeq: plan.sectorSeq, firstRecordOffset, firstRecordSeq };
+  }
+
+  private writeClosingAck(): void {
+    if (!this.closingSlotFree || this.head === undefined) return;
+    const total = encodeEntry(this.entryBuffer, EMPTY, this.ackSeq, this.layout.writeAlign);
+    this.flash.write(this.head.index * this.layout.blockLength + this.layout.closeStart, this.entryBuffer.subarray(0, total));
+    this.closingSlotFree = false;
+    this.durableAckSeq = this.ackSeq;
+  }
+
+  // ─── Recovery ─────────────────────────────────────────────────────────
+
+  private recover(): void {
+    const head = this.findHead();
+    if (head === undefined) return;
+    this.head = { index: head.index, sectorSeq: head.header.sectorSeq, eraseCount: head.header.eraseCount, firstRecordSeq: head.header.firstRecordSeq };
+    this.oldest = this.findOldest(head.header);
+    this.dropped = head.header.dropped;
+    this.ackSeq = head.header.ackSeq;
+    this.walkHead(head.header);
+    this.readClosingSlot();
+    // Records before the oldest readable sector are gone: dropped unacknowledged (or destroyed with that sector).
+    const missing = seqDiff(this.oldest.firstRecordSeq, this.ackSeq);
+    if (missing > 0) {
+      this.dropped += missing;
+      this.ackSeq = this.oldest.firstRecordSeq;
+    }
+    this.durableAckSeq = this.ackSeq;
+  }
+
+  /** Scan 8 bytes of every sector; the newest valid sector is the head. */
+  private findHead(): { index: number; header: SectorHeader } | undefined {
+    const scan = new Uint8Array(HEADER_SCAN_LENGTH);
+    const rejectedSeqs: number[] = [];
+    for (;;) {
+      let best = -1;
+      let bestSeq = 0;
+      let foreign = 0;
+      for (let index = 0; index < this.blocks; index++) {
+        this.flash.read(index * this.layout.blockLength, scan);
+        if (isErased(scan)) continue;
+        const sectorSeq = scan[4] | (scan[5] << 8) | (scan[6] << 16) | ((scan[7] << 24) >>> 0);
+        const plausible = scan[0] === OUTBOX_FORMAT_VERSION && scan[1] === this.unitShift && sectorSeq >= 1 && (sectorSeq - 1) % this.blocks === index;
+        if (!plausible) {
+          if (scan[0] > OUTBOX_FORMAT_VERSION && scan[0] !== 0xff) this.refuseNewerFormat(index);
+          foreign++;
+          continue;
+        }
+        if (sectorSeq > bestSeq && !rejectedSeqs.includes(sectorSeq)) {
+          best = index;
+          bestSeq = sectorSeq;
+        }
+      }
+      if (best < 0) {
+        if (foreign > 0 || rejectedSeqs.length > 0) {
+          throw new StorageError('not-formatted', `no outbox sector in this ${this.blocks}-sector partition, and ${foreign + rejectedSeqs.length} sectors hold other data: format it first`);
+        }
+        return undefined;
+      }
+      const header = this.readHeader(best);
+      if (header !== undefined && header.sectorSeq === bestSeq) return { index: best, header };
+      rejectedSeqs.push(bestSeq);
+    }
+  }
+
+  private refuseNewerFormat(index: number): void {
+    this.flash.read(index * this.layout.blockLength, this.headerBuffer);
+    const header = decodeHeader(this.headerBuffer);
+    if (header !== undefined && header.version > OUTBOX_FORMAT_VERSION) {
+      throw new StorageError('format-too-new', `sector ${index} holds outbox format ${header.version}; this firmware reads format ${OUTBOX_FORMAT_VERSION}`);
+    }
+  }
+
+  /** The oldest live sector: normally the one just after the head, or sector 0 in a ring not yet full. */
+  private findOldest(head: SectorHeader): OldestSector {
+    for (let sectorSeq = Math.max(1, head.sectorSeq - this.blocks + 1); sectorSeq < head.sectorSeq; sectorSeq++) {
+      const index = (sectorSeq - 1) % this.blocks;
+      const header = this.readHeader(index);
+      if (header !== undefined && header.sectorSeq === sectorSeq) {
+        return { index, sectorSeq, firstRecordOffset: header.firstRecordOffset, firstRecordSeq: header.firstRecordSeq };
+      }
+    }
+    return { index: (head.sectorSeq - 1) % this.blocks, sectorSeq: head.sectorSeq, firstRecordOffset: head.firstRecordOffset, firstRecordSeq: head.firstRecordSeq };
+  }
+
+  /**
+   * Walk the head sector's entry headers to find where appends resume and
+   * the newest acknowledgement. Only the newest entry can be torn by a cut;
+   * an entry that cannot be parsed seals the sector (appends move on).
+   */
+  private walkHead(header: SectorHeader): void {
+    const { closeStart, writeAlign } = this.layout;
+    const base = this.head!.index * this.layout.blockLength;
+    let offset = header.firstRecordOffset;
+    let seq = header.firstRecordSeq;
+    let last: AckCandidate | undefined;
+    let lastSeq = seq;
+    const acks: AckCandidate[] = [];
+    let sealed = false;
+    while (offset < closeStart) {
+      const available = Math.min(this.wordBuffer.length, closeStart - offset);
+      const word = this.wordBuffer.subarray(0, available);
+      this.flash.read(base + offset, word);
+      const entry = available >= 2 ? decodeWord(word[0] | (word[1] << 8)) : ({ kind: 'bad' } as const);
+      if (isErased(word)) {
+        if (!this.unitIsErased(base + offset)) sealed = true;
+        break;
+      }
+      if (entry.kind !== 'entry') {
+        sealed = true;
+        break;
+      }
+      const total = entryLength(entry.length, entry.hasAck, writeAlign);
+      if (offset + total > closeStart) {
+        sealed = true; // continues into a sector that was never opened: torn
+        break;
+      }
+      const candidate = { offset, length: entry.length, ack: entry.hasAck ? readU32(word, RECORD_HEADER_LENGTH) : 0 };
+      if (entry.hasAck) acks.push(candidate);
+      if (acks.length > 2) acks.shift();
+      if (entry.length > 0) {
+        last = candidate;
+        lastSeq = seq;
+        seq = seqAdd(seq, 1);
+      }
+      offset += total;
+    }
+    this.nextSeq = seq;
+    this.writeOffset = sealed ? closeStart : offset;
+    if (last !== undefined && !this.entryChecksAt(base + last.offset, last.length, last.ack !== 0 || acks.includes(last))) this.tornSeq = lastSeq;
+    for (let i = acks.length - 1; i >= 0; i--) {
+      if (this.entryChecksAt(base + acks[i].offset, acks[i].length, true)) {
+        this.ackSeq = seqMax(this.ackSeq, acks[i].ack);
+        break;
+      }
+    }
+  }
+
+  private readClosingSlot(): void {
+    const { closeStart, ackEntryLength, blockLength } = this.layout;
+    const slot = this.entryBuffer.subarray(0, ackEntryLength);
+    this.flash.read(this.head!.index * blockLength + closeStart, slot);
+    if (isErased(slot)) return;
+    this.closingSlotFree = false;
+    const entry = decodeWord(slot[0] | (slot[1] << 8));
+    if (entry.kind === 'entry' && entry.hasAck && entry.length === 0 && entryChecks(slot, 0, true)) {
+      this.ackSeq = seqMax(this.ackSeq, readU32(slot, RECORD_HEADER_LENGTH));
+    }
+  }
+
+  // ─── Delivery ─────────────────────────────────────────────────────────
+
+  /** Position a cursor on the record with sequence number `target` (or the first after it that exists). */
+  private seek(target: number): Cursor {
+    const head = this.head!;
+    const oldest = this.oldest!;
+    if (seqDiff(target, this.nextSeq) >= 0) return { index: head.index, sectorSeq: head.sectorSeq, offset: this.writeOffset, seq: this.nextSeq };
+    // Binary search for the last live sector whose first record is at or before `target`.
+    let low = 0;
+    let high = head.sectorSeq - oldest.sectorSeq;
+    let found: Cursor = { index: oldest.index, sectorSeq: oldest.sectorSeq, offset: oldest.firstRecordOffset, seq: oldest.firstRecordSeq };
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const sectorSeq = oldest.sectorSeq + middle;
+      const index = (sectorSeq - 1) % this.blocks;
+      const header = this.readHeader(index);
+      if (header === undefined || header.sectorSeq !== sectorSeq) {
+        high = middle - 1; // unreadable: look earlier; the reader steps over it later
+        continue;
+      }
+      if (seqDiff(header.firstRecordSeq, target) <= 0) {
+        found = { index, sectorSeq, offset: header.firstRecordOffset, seq: header.firstRecordSeq };
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return this.skipTo(found, target);
+  }
+
+  /** Advance `cursor` over entry headers (without reading payloads) until it reaches `target`. */
+  private skipTo(cursor: Cursor, target: number): Cursor {
+    const { closeStart, writeAlign } = this.layout;
+    while (seqDiff(cursor.seq, target) < 0 && cursor.offset < closeStart) {
+      const word = this.wordBuffer.subarray(0, 2);
+      if (cursor.offset + 2 > closeStart) break;
+      this.flash.read(cursor.index * this.layout.blockLength + cursor.offset, word);
+      const entry = decodeWord(word[0] | (word[1] << 8));
+      if (entry.kind !== 'entry') break;
+      const total = entryLength(entry.length, entry.hasAck, writeAlign);
+      if (cursor.offset + total > closeStart) break; // the target is in a later sector: readAt moves on
+      cursor.offset += total;
+      if (entry.length > 0) cursor.seq = seqAdd(cursor.seq, 1);
+    }
+    return cursor;
+  }
+
+  /** Read the record at the cursor, moving past ack entries, damage and sector ends; advances the cursor. */
+  private readAt(cursor: Cursor): OutboxRecord | undefined {
+    const { closeStart, writeAlign, dataStart } = this.layout;
+    for (;;) {
+      if (seqDiff(cursor.seq, this.nextSeq) >= 0) return undefined;
+      const oldest = this.oldest!;
+      if (seqDiff(cursor.seq, oldest.firstRecordSeq) < 0 || cursor.sectorSeq < oldest.sectorSeq) {
+        Object.assign(cursor, { index: oldest.index, sectorSeq: oldest.sectorSeq, offset: oldest.firstRecordOffset, seq: seqMax(oldest.firstRecordSeq, cursor.seq) });
+        if (seqDiff(cursor.seq, oldest.firstRecordSeq) > 0) this.skipTo(cursor, cursor.seq);
+      }
+      if (cursor.offset + 2 > closeStart && !this.atHeadEnd(cursor)) {
+        this.moveToSuccessor(cursor);
+        continue;
+      }
+      if (this.atHeadEnd(cursor)) return undefined;
+      const base = cursor.index * this.layout.blockLength;
+      const word = this.wordBuffer.subarray(0, 2);
+      this.flash.read(base + cursor.offset, word);
+      const entry = decodeWord(word[0] | (word[1] << 8));
+      if (entry.kind !== 'entry') {
+        this.moveToSuccessor(cursor);
+        continue;
+      }
+      const total = entryLength(entry.length, entry.hasAck, writeAlign);
+      const inThisSector = Math.min(total, closeStart - cursor.offset);
+      const spill = total - inThisSector;
+      const successor = spill > 0 ? this.liveSuccessor(cursor) : undefined;
+      const consistent =
+        spill === 0 ||
+        (successor !== undefined &&
+          successor.firstRecordOffset === dataStart + spill &&
+          successor.firstRecordSeq === (entry.length > 0 ? seqAdd(cursor.seq, 1) : cursor.seq));
+      let intact = false;
+      if (consistent) {
+        const bytes = this.entryBuffer.subarray(0, total);
+        this.flash.read(base + cursor.offset, bytes.subarray(0, inThisSector));
+        if (spill > 0) this.flash.read(successor!.index * this.layout.blockLength + dataStart, bytes.subarray(inThisSector));
+        intact = entryChecks(bytes, entry.length, entry.hasAck);
+      }
+      const seq = cursor.seq;
+      if (spill > 0) {
+        if (successor === undefined) return this.stopAtTornTail(cursor);
+        Object.assign(cursor, { index: successor.index, sectorSeq: successor.sectorSeq, offset: successor.firstRecordOffset });
+        if (entry.length > 0 && (consistent || seqDiff(successor.firstRecordSeq, seq) > 0)) cursor.seq = successor.firstRecordSeq;
+      } else {
+        cursor.offset += total;
+        if (entry.length > 0) cursor.seq = seqAdd(seq, 1);
+      }
+      if (entry.length === 0) continue;
+      if (intact) {
+        const start = RECORD_HEADER_LENGTH + (entry.hasAck ? ACK_FIELD_LENGTH : 0);
+        return { seq, payload: this.entryBuffer.slice(start, start + entry.length) };
+      }
+      if (seq !== this.tornSeq) this.corrupt++;
+    }
+  }
+
+  private atHeadEnd(cursor: Cursor): boolean {
+    return cursor.index === this.head!.index && cursor.sectorSeq === this.head!.sectorSeq && cursor.offset >= this.writeOffset;
+  }
+
+  /** A torn tail in the head (never completed): nothing more to deliver. */
+  private stopAtTornTail(cursor: Cursor): undefined {
+    cursor.seq = this.nextSeq;
+    return undefined;
+  }
+
+  /** The next live sector after the cursor's, if its header is readable. */
+  private liveSuccessor(cursor: Cursor): OldestSector | undefined {
+    if (cursor.sectorSeq >= this.head!.sectorSeq) return undefined;
+    const sectorSeq = cursor.sectorSeq + 1;
+    const index = (sectorSeq - 1) % this.blocks;
+    const header = this.readHeader(index);
+    if (header === undefined || header.sectorSeq !== sectorSeq) return undefined;
+    return { index, sectorSeq, firstRecordOffset: header.firstRecordOffset, firstRecordSeq: header.firstRecordSeq };
+  }
+
+  /** Leave the cursor's sector for the next readable one, counting records lost on the way. */
+  private moveToSuccessor(cursor: Cursor): void {
+    for (let sectorSeq = cursor.sectorSeq + 1; sectorSeq <= this.head!.sectorSeq; sectorSeq++) {
+      const index = (sectorSeq - 1) % this.blocks;
+      const header = this.readHeader(index);
+      if (header === undefined || header.sectorSeq !== sectorSeq) continue;
+      const gap = seqDiff(header.firstRecordSeq, cursor.seq);
+      if (gap > 0 && !(gap === 1 && cursor.seq === this.tornSeq)) this.lost += gap;
+      Object.assign(cursor, { index, sectorSeq, offset: header.firstRecordOffset, seq: seqMax(header.firstRecordSeq, cursor.seq) });
+      return;
+    }
+    // Nothing readable after it: everything up to the head's position is gone.
+    this.lost += Math.max(0, seqDiff(this.nextSeq, cursor.seq));
+    cursor.seq = this.nextSeq;
+  }
+
+  // ─── Flash helpers ────────────────────────────────────────────────────
+
+  private readHeader(index: number): SectorHeader | undefined {
+    this.flash.read(index * this.layout.blockLength, this.headerBuffer);
+    const header = decodeHeader(this.headerBuffer);
+    if (header === undefined || header.version !== OUTBOX_FORMAT_VERSION || header.unitShift !== this.unitShift) return undefined;
+    return header;
+  }
+
+  private unitIsErased(byteOffset: number): boolean {
+    const unit = this.entryBuffer.subarray(0, Math.max(RECORD_HEADER_LENGTH, this.layout.writeAlign));
+    const sectorEnd = (Math.floor(byteOffset / this.layout.blockLength) * this.layout.blockLength) + this.layout.closeStart;
+    const length = Math.min(unit.length, sectorEnd - byteOffset);
+    this.flash.read(byteOffset, unit.subarray(0, length));
+    return isErased(unit.subarray(0, length));
+  }
+
+  private entryChecksAt(byteOffset: number, length: number, hasAck: boolean): boolean {
+    const total = entryLength(length, hasAck, this.layout.writeAlign);
+    const bytes = this.entryBuffer.subarray(0, total);
+    this.flash.read(byteOffset, bytes);
+    return entryChecks(bytes, length, hasAck);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function checkGeometry(size: number, blockLength: number, blocks: number, writeAlign: number): void {
+  if (!Number.isInteger(writeAlign) || writeAlign < 1 || writeAlign > 16 || (writeAlign & (writeAlign - 1)) !== 0) {
+    throw new StorageError('bad-geometry', `program unit ${writeAlign} is not 1, 2, 4, 8 or 16 bytes`);
+  }
+  if (!Number.isInteger(blockLength) || blockLength < MIN_BLOCK_LENGTH || blockLength > 0xffff || blockLength % writeAlign !== 0) {
+    throw new StorageError('bad-geometry', `sector of ${blockLength} bytes: the outbox needs ${MIN_BLOCK_LENGTH} to 65535 bytes, a multiple of ${writeAlign}`);
+  }
+  if (!Number.isInteger(blocks) || blocks < 2 || size !== blocks * blockLength) {
+    throw new StorageError('bad-geometry', `partition of ${size} bytes in ${blocks} sectors: the outbox needs at least 2 whole sectors`);
+  }
+}
+
+function isErased(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0xff) return false;
+  return true;
+}
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+}
+
+function seqMin(a: number, b: number): number {
+  return seqDiff(a, b) <= 0 ? a : b;
+}
