@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { BenchGroup, Figure } from './figures.ts';
 import { frameLogBench } from './frame-log.bench.ts';
+import { counterBench } from './counter.bench.ts';
 import { xsBridgeBench } from './xs-bridge.bench.ts';
 
-export const BENCH_GROUPS: readonly BenchGroup[] = [frameLogBench, xsBridgeBench];
+export const BENCH_GROUPS: readonly BenchGroup[] = [frameLogBench, counterBench, xsBridgeBench];
 
 export const BENCH_COMMAND = 'npm run bench';
 

@@ -6,13 +6,20 @@
  * stream area of records, then a closing ack slot:
  *
  *   0            dataStart                               closeStart   blockLength
- *   | header (28) | records … (a record may continue into | ack slot   |
- *   |  + pad      |  the next sector's stream area)       | (8 / 16)   |
+ *   | header (28) | records … (a record may continue into | 2 closing  |
+ *   |  + pad      |  the next sector's stream area)       | ack slots  |
  */
 import { crc16Update, CRC16_INIT } from '../base/crc16.ts';
 import { crc32 } from '../base/crc32.ts';
 
 export const OUTBOX_FORMAT_VERSION = 1;
+
+/**
+ * Ack entries at the end of each sector, outside the record stream: one for
+ * a flush that finds the stream full, one for the acks that must be on flash
+ * before the oldest sector is erased (docs/spec/outbox.md, "Closing slots").
+ */
+export const CLOSING_SLOTS = 2;
 
 /** Header bytes read per sector by the boot scan: version, flags, firstRecordOffset, sectorSeq. */
 export const HEADER_SCAN_LENGTH = 8;
@@ -48,9 +55,9 @@ export interface Layout {
   writeAlign: number;
   /** Where the stream area starts in each sector: the header rounded up to writeAlign. */
   dataStart: number;
-  /** Where the closing ack slot starts; the stream area ends here. */
+  /** Where the closing ack slots start; the stream area ends here. */
   closeStart: number;
-  /** Bytes of an ack-only entry, padded (also the closing slot's size). */
+  /** Bytes of an ack-only entry, padded (also each closing slot's size). */
   ackEntryLength: number;
   /** Largest payload a record may carry in this geometry. */
   maxPayload: number;
@@ -63,7 +70,7 @@ export function alignUp(value: number, align: number): number {
 export function makeLayout(blockLength: number, writeAlign: number): Layout {
   const dataStart = alignUp(HEADER_LENGTH, writeAlign);
   const ackEntryLength = alignUp(RECORD_HEADER_LENGTH + ACK_FIELD_LENGTH, writeAlign);
-  const closeStart = blockLength - ackEntryLength;
+  const closeStart = blockLength - CLOSING_SLOTS * ackEntryLength;
   const stream = closeStart - dataStart;
   // A record may continue into the next sector but never past it.
   const maxPayload = Math.min(MAX_PAYLOAD_FIELD, stream - RECORD_HEADER_LENGTH - ACK_FIELD_LENGTH - writeAlign);

@@ -18,6 +18,7 @@ import { StorageError } from './errors.ts';
 import {
   ACK_FIELD_LENGTH,
   alignUp,
+  CLOSING_SLOTS,
   decodeHeader,
   decodeWord,
   encodeEntry,
@@ -63,6 +64,8 @@ export interface OutboxStats {
   lost: number;
   /** Appends refused by the `reject` policy (this boot). */
   rejected: number;
+  /** Acknowledged records not yet recorded on flash: after a reboot they are delivered again. */
+  unpersistedAcks: number;
   sectors: number;
   usedSectors: number;
 }
@@ -113,13 +116,16 @@ export class Outbox {
   private readonly policy: FullPolicy;
   private readonly maxUnpersistedAcks: number;
   private readonly entryBuffer: Uint8Array;
+  /** Ack-only entries get their own buffer: one may be written while a record waits in entryBuffer. */
+  private readonly ackBuffer: Uint8Array;
   private readonly headerBuffer = new Uint8Array(HEADER_LENGTH);
   private readonly wordBuffer = new Uint8Array(RECORD_HEADER_LENGTH + ACK_FIELD_LENGTH);
 
   private head: HeadSector | undefined;
   private oldest: OldestSector | undefined;
   private writeOffset = 0;
-  private closingSlotFree = true;
+  /** Closing slots of the head sector already written (or unreadable). */
+  private closingSlotsUsed = 0;
   private nextSeq = 0;
   private ackSeq = 0;
   private durableAckSeq = 0;
@@ -144,6 +150,7 @@ export class Outbox {
     this.layout = makeLayout(status.blockLength, status.writeAlign);
     this.unitShift = Math.log2(status.writeAlign);
     this.entryBuffer = new Uint8Array(entryLength(this.layout.maxPayload, true, status.writeAlign));
+    this.ackBuffer = new Uint8Array(this.layout.ackEntryLength);
   }
 
   /**
@@ -176,7 +183,7 @@ export class Outbox {
     }
     const ack = seqDiff(this.ackSeq, this.durableAckSeq) > 0 ? this.ackSeq : undefined;
     const total = encodeEntry(this.entryBuffer, payload, ack, this.layout.writeAlign);
-    this.writeEntry(total, true);
+    this.writeRecord(total);
     if (ack !== undefined) this.durableAckSeq = ack;
     const seq = this.nextSeq;
     this.nextSeq = seqAdd(seq, 1);
@@ -193,14 +200,31 @@ export class Outbox {
     if (seqDiff(this.ackSeq, this.durableAckSeq) > this.maxUnpersistedAcks) this.flush();
   }
 
-  /** Record every acknowledgement on flash now (normally they ride on the next append). */
+  /**
+   * Record every acknowledgement on flash now (normally they ride on the
+   * next append). Where the head has no room for an ack entry, the head's
+   * closing slot takes it, or else opening the next sector records it in
+   * its header. Acks never cost unacknowledged records: when opening would
+   * drop some (a ring full of them), the acks wait for the next append and
+   * `stats().unpersistedAcks` says how many are waiting.
+   */
   flush(): void {
-    if (seqDiff(this.ackSeq, this.durableAckSeq) <= 0 || this.head === undefined) return;
-    const ack = this.ackSeq;
-    const total = encodeEntry(this.entryBuffer, EMPTY, ack, this.layout.writeAlign);
-    if (total > this.layout.closeStart - this.writeOffset && this.openWouldDrop()) return; // the next append records it
-    this.writeEntry(total, false);
-    this.durableAckSeq = ack;
+    const head = this.head;
+    if (seqDiff(this.ackSeq, this.durableAckSeq) <= 0 || head === undefined) return;
+    if (this.layout.ackEntryLength <= this.layout.closeStart - this.writeOffset) {
+      this.writeAckEntry(head.index * this.layout.blockLength + this.writeOffset);
+      this.writeOffset += this.layout.ackEntryLength;
+      return;
+    }
+    if (this.closingSlotsUsed === 0) {
+      this.writeClosingAck();
+      return;
+    }
+    if (this.openWouldDrop()) return;
+    const plan = this.planOpen();
+    if (this.reclaimNeedsAcks(plan)) this.writeClosingAck();
+    this.openSector(plan, this.layout.dataStart, this.nextSeq);
+    this.writeOffset = this.layout.dataStart;
   }
 
   /** The oldest unacknowledged record, or undefined when none is queued. */
@@ -229,6 +253,7 @@ export class Outbox {
       corrupt: this.corrupt,
       lost: this.lost,
       rejected: this.rejected,
+      unpersistedAcks: seqDiff(this.ackSeq, this.durableAckSeq),
       sectors: this.blocks,
       usedSectors: this.head && this.oldest ? this.head.sectorSeq - this.oldest.sectorSeq + 1 : 0,
     };
@@ -243,23 +268,25 @@ export class Outbox {
 
   // ─── Writing ──────────────────────────────────────────────────────────
 
-  /** Write the encoded entry at the head, continuing into a new sector if it does not fit. */
-  private writeEntry(total: number, isRecord: boolean): void {
-    const room = this.head === undefined ? 0 : this.layout.closeStart - this.writeOffset;
-    if (total <= room) {
-      this.flash.write(this.head!.index * this.layout.blockLength + this.writeOffset, this.entryBuffer.subarray(0, total));
+  /** Write the encoded record at the head, continuing into a new sector if it does not fit. */
+  private writeRecord(total: number): void {
+    const { blockLength, closeStart, dataStart } = this.layout;
+    if (this.head !== undefined && total <= closeStart - this.writeOffset) {
+      this.flash.write(this.head!.index * blockLength + this.writeOffset, this.entryBuffer.subarray(0, total));
       this.writeOffset += total;
       return;
     }
     const plan = this.planOpen();
-    const first = room;
-    if (first > 0) this.flash.write(this.head!.index * this.layout.blockLength + this.writeOffset, this.entryBuffer.subarray(0, first));
-    const rest = total - first;
-    const startsHere = first === 0;
-    const firstRecordSeq = startsHere || !isRecord ? this.nextSeq : seqAdd(this.nextSeq, 1);
-    this.openSector(plan, this.layout.dataStart + (startsHere ? 0 : rest), firstRecordSeq);
-    this.flash.write(this.head!.index * this.layout.blockLength + this.layout.dataStart, this.entryBuffer.subarray(first, total));
-    this.writeOffset = this.layout.dataStart + rest;
+    const room = this.head === undefined ? 0 : closeStart - this.writeOffset;
+    // Acked records only in RAM live in the sector about to be erased: record the acks first.
+    if (this.reclaimNeedsAcks(plan)) this.writeClosingAck();
+    if (room > 0) this.flash.write(this.head!.index * blockLength + this.writeOffset, this.entryBuffer.subarray(0, room));
+    const rest = total - room;
+    // A record that began in the old sector is not the new sector's first: that one follows the spilled tail.
+    if (room > 0) this.openSector(plan, dataStart + rest, seqAdd(this.nextSeq, 1));
+    else this.openSector(plan, dataStart, this.nextSeq);
+    this.flash.write(this.head!.index * blockLength + dataStart, this.entryBuffer.subarray(room, total));
+    this.writeOffset = dataStart + rest;
   }
 
   /** Decide which sector opens next; refuses (policy reject) before anything is written. */
@@ -316,7 +343,6 @@ export class Outbox {
     const { blockLength, writeAlign } = this.layout;
     const previous = this.readHeader(plan.index);
     const eraseCount = (previous?.eraseCount ?? this.head?.eraseCount ?? 0) + 1;
-    if (plan.reclaimEnd !== undefined && seqDiff(seqMin(this.ackSeq, plan.reclaimEnd), this.durableAckSeq) > 0) this.writeClosingAck();
     this.flash.eraseBlock(plan.index);
     if (plan.reclaimEnd !== undefined && plan.successor !== undefined) {
       const unacked = seqDiff(plan.reclaimEnd, this.ackSeq);
@@ -341,16 +367,31 @@ export class Outbox {
     this.flash.write(plan.index * blockLength, bytes);
     this.durableAckSeq = this.ackSeq;
     this.head = { index: plan.index, sectorSeq: plan.sectorSeq, eraseCount, firstRecordSeq };
-    this.closingSlotFree = true;
+    this.closingSlotsUsed = 0;
     if (this.oldest === undefined) this.oldest = { index: plan.index, sectorSeq: plan.sectorSeq, firstRecordOffset, firstRecordSeq };
   }
 
-  private writeClosingAck(): void {
-    if (!this.closingSlotFree || this.head === undefined) return;
-    const total = encodeEntry(this.entryBuffer, EMPTY, this.ackSeq, this.layout.writeAlign);
-    this.flash.write(this.head.index * this.layout.blockLength + this.layout.closeStart, this.entryBuffer.subarray(0, total));
-    this.closingSlotFree = false;
+  /** True when the sector the plan reclaims holds acknowledged records whose acks are not yet on flash. */
+  private reclaimNeedsAcks(plan: OpenPlan): boolean {
+    return plan.reclaimEnd !== undefined && seqDiff(seqMin(this.ackSeq, plan.reclaimEnd), this.durableAckSeq) > 0;
+  }
+
+  private writeAckEntry(byteOffset: number): void {
+    const total = encodeEntry(this.ackBuffer, EMPTY, this.ackSeq, this.layout.writeAlign);
+    this.flash.write(byteOffset, this.ackBuffer.subarray(0, total));
     this.durableAckSeq = this.ackSeq;
+  }
+
+  /**
+   * Write the acks to the head's next closing slot. A flush takes slot 0
+   * only, so slot 1 is always free for the write before a reclaim.
+   */
+  private writeClosingAck(): void {
+    // Both slots can be spent only across power cuts in one sector's life; the acks then wait (stats().unpersistedAcks).
+    if (this.closingSlotsUsed >= CLOSING_SLOTS) return;
+    const slot = this.layout.closeStart + this.closingSlotsUsed * this.layout.ackEntryLength;
+    this.closingSlotsUsed++;
+    this.writeAckEntry(this.head!.index * this.layout.blockLength + slot);
   }
 
   // ─── Recovery ─────────────────────────────────────────────────────────
@@ -363,7 +404,7 @@ export class Outbox {
     this.dropped = head.header.dropped;
     this.ackSeq = head.header.ackSeq;
     this.walkHead(head.header);
-    this.readClosingSlot();
+    this.readClosingSlots();
     // Records before the oldest readable sector are gone: dropped unacknowledged (or destroyed with that sector).
     const missing = seqDiff(this.oldest.firstRecordSeq, this.ackSeq);
     if (missing > 0) {
@@ -397,6 +438,7 @@ export class Outbox {
         }
       }
       if (best < 0) {
+        if (foreign + rejectedSeqs.length === 1 && this.tornFirstOpening()) return undefined;
         if (foreign > 0 || rejectedSeqs.length > 0) {
           throw new StorageError('not-formatted', `no outbox sector in this ${this.blocks}-sector partition, and ${foreign + rejectedSeqs.length} sectors hold other data: format it first`);
         }
@@ -406,6 +448,28 @@ export class Outbox {
       if (header !== undefined && header.sectorSeq === bestSeq) return { index: best, header };
       rejectedSeqs.push(bestSeq);
     }
+  }
+
+  /**
+   * The first sector ever opened (sector 0) may be cut while its header is
+   * written. If sector 0 holds bytes only inside its header area and the
+   * partition is otherwise blank, that is what happened: the outbox is
+   * still empty. Anything else unreadable is foreign data and is refused.
+   */
+  private tornFirstOpening(): boolean {
+    const { blockLength, dataStart } = this.layout;
+    const scan = new Uint8Array(HEADER_SCAN_LENGTH);
+    for (let index = 1; index < this.blocks; index++) {
+      this.flash.read(index * blockLength, scan);
+      if (!isErased(scan)) return false;
+    }
+    const rest = new Uint8Array(256);
+    for (let offset = dataStart; offset < blockLength; offset += rest.length) {
+      const chunk = rest.subarray(0, Math.min(rest.length, blockLength - offset));
+      this.flash.read(offset, chunk);
+      if (!isErased(chunk)) return false;
+    }
+    return true;
   }
 
   private refuseNewerFormat(index: number): void {
@@ -481,15 +545,18 @@ export class Outbox {
     }
   }
 
-  private readClosingSlot(): void {
+  /** The head's closing slots: how many are used, and the newest ack they hold. */
+  private readClosingSlots(): void {
     const { closeStart, ackEntryLength, blockLength } = this.layout;
-    const slot = this.entryBuffer.subarray(0, ackEntryLength);
-    this.flash.read(this.head!.index * blockLength + closeStart, slot);
-    if (isErased(slot)) return;
-    this.closingSlotFree = false;
-    const entry = decodeWord(slot[0] | (slot[1] << 8));
-    if (entry.kind === 'entry' && entry.hasAck && entry.length === 0 && entryChecks(slot, 0, true)) {
-      this.ackSeq = seqMax(this.ackSeq, readU32(slot, RECORD_HEADER_LENGTH));
+    const slot = this.ackBuffer;
+    for (let i = 0; i < CLOSING_SLOTS; i++) {
+      this.flash.read(this.head!.index * blockLength + closeStart + i * ackEntryLength, slot);
+      if (isErased(slot)) break;
+      this.closingSlotsUsed = i + 1;
+      const entry = decodeWord(slot[0] | (slot[1] << 8));
+      if (entry.kind === 'entry' && entry.hasAck && entry.length === 0 && entryChecks(slot, 0, true)) {
+        this.ackSeq = seqMax(this.ackSeq, readU32(slot, RECORD_HEADER_LENGTH));
+      }
     }
   }
 
@@ -545,66 +612,78 @@ export class Outbox {
     const { closeStart, writeAlign, dataStart } = this.layout;
     for (;;) {
       if (seqDiff(cursor.seq, this.nextSeq) >= 0) return undefined;
-      const oldest = this.oldest!;
-      if (seqDiff(cursor.seq, oldest.firstRecordSeq) < 0 || cursor.sectorSeq < oldest.sectorSeq) {
-        Object.assign(cursor, { index: oldest.index, sectorSeq: oldest.sectorSeq, offset: oldest.firstRecordOffset, seq: seqMax(oldest.firstRecordSeq, cursor.seq) });
-        if (seqDiff(cursor.seq, oldest.firstRecordSeq) > 0) this.skipTo(cursor, cursor.seq);
-      }
-      if (cursor.offset + 2 > closeStart && !this.atHeadEnd(cursor)) {
+      this.keepInsideRing(cursor);
+      if (this.atHeadEnd(cursor)) return undefined;
+      const inThisSector = closeStart - cursor.offset;
+      if (inThisSector <= 0) {
         this.moveToSuccessor(cursor);
         continue;
       }
-      if (this.atHeadEnd(cursor)) return undefined;
-      const base = cursor.index * this.layout.blockLength;
+      // The header word itself may straddle the sector end (program unit 1).
+      let successor = inThisSector < 2 ? this.liveSuccessor(cursor) : undefined;
       const word = this.wordBuffer.subarray(0, 2);
-      this.flash.read(base + cursor.offset, word);
+      if (!this.readSpan(cursor, 0, word, successor)) {
+        this.moveToSuccessor(cursor);
+        continue;
+      }
       const entry = decodeWord(word[0] | (word[1] << 8));
       if (entry.kind !== 'entry') {
         this.moveToSuccessor(cursor);
         continue;
       }
       const total = entryLength(entry.length, entry.hasAck, writeAlign);
-      const inThisSector = Math.min(total, closeStart - cursor.offset);
-      const spill = total - inThisSector;
-      const successor = spill > 0 ? this.liveSuccessor(cursor) : undefined;
-      const consistent =
-        spill === 0 ||
-        (successor !== undefined &&
-          successor.firstRecordOffset === dataStart + spill &&
-          successor.firstRecordSeq === (entry.length > 0 ? seqAdd(cursor.seq, 1) : cursor.seq));
-      let intact = false;
-      if (consistent) {
-        const bytes = this.entryBuffer.subarray(0, total);
-        this.flash.read(base + cursor.offset, bytes.subarray(0, inThisSector));
-        if (spill > 0) this.flash.read(successor!.index * this.layout.blockLength + dataStart, bytes.subarray(inThisSector));
-        intact = entryChecks(bytes, entry.length, entry.hasAck);
-      }
+      const spill = Math.max(0, total - inThisSector);
       const seq = cursor.seq;
+      const following = entry.length > 0 ? seqAdd(seq, 1) : seq;
+      if (spill > 0) successor ??= this.liveSuccessor(cursor);
+      if (spill > 0 && successor === undefined) {
+        this.moveToSuccessor(cursor);
+        continue;
+      }
+      const consistent = spill === 0 || (successor!.firstRecordOffset === dataStart + spill && successor!.firstRecordSeq === following);
+      const bytes = this.entryBuffer.subarray(0, total);
+      const intact = consistent && this.readSpan(cursor, 0, bytes, successor) && entryChecks(bytes, entry.length, entry.hasAck);
       if (spill > 0) {
-        if (successor === undefined) return this.stopAtTornTail(cursor);
-        Object.assign(cursor, { index: successor.index, sectorSeq: successor.sectorSeq, offset: successor.firstRecordOffset });
-        if (entry.length > 0 && (consistent || seqDiff(successor.firstRecordSeq, seq) > 0)) cursor.seq = successor.firstRecordSeq;
+        Object.assign(cursor, { index: successor!.index, sectorSeq: successor!.sectorSeq, offset: successor!.firstRecordOffset });
+        cursor.seq = consistent ? following : seqMax(successor!.firstRecordSeq, seq);
       } else {
         cursor.offset += total;
-        if (entry.length > 0) cursor.seq = seqAdd(seq, 1);
+        cursor.seq = following;
       }
-      if (entry.length === 0) continue;
+      if (entry.length === 0 || seqDiff(seq, this.ackSeq) < 0) continue;
       if (intact) {
         const start = RECORD_HEADER_LENGTH + (entry.hasAck ? ACK_FIELD_LENGTH : 0);
         return { seq, payload: this.entryBuffer.slice(start, start + entry.length) };
       }
-      if (seq !== this.tornSeq) this.corrupt++;
+      // A torn tail (from the last power cut) is expected; anything else failing its check is damage.
+      if (consistent && seq !== this.tornSeq) this.corrupt++;
     }
+  }
+
+  /**
+   * Read `target.length` bytes of the entry at the cursor, starting `skip`
+   * bytes in, continuing into `successor`'s stream area past the sector end.
+   * False when the bytes continue past the end and there is no successor.
+   */
+  private readSpan(cursor: Cursor, skip: number, target: Uint8Array, successor: OldestSector | undefined): boolean {
+    const { closeStart, dataStart, blockLength } = this.layout;
+    const inThisSector = Math.max(0, Math.min(target.length, closeStart - cursor.offset - skip));
+    if (inThisSector > 0) this.flash.read(cursor.index * blockLength + cursor.offset + skip, target.subarray(0, inThisSector));
+    if (inThisSector === target.length) return true;
+    if (successor === undefined) return false;
+    this.flash.read(successor.index * blockLength + dataStart, target.subarray(inThisSector));
+    return true;
+  }
+
+  /** Records dropped while the cursor pointed at them: continue at the oldest live record. */
+  private keepInsideRing(cursor: Cursor): void {
+    const oldest = this.oldest!;
+    if (seqDiff(cursor.seq, oldest.firstRecordSeq) >= 0 && cursor.sectorSeq >= oldest.sectorSeq) return;
+    Object.assign(cursor, { index: oldest.index, sectorSeq: oldest.sectorSeq, offset: oldest.firstRecordOffset, seq: oldest.firstRecordSeq });
   }
 
   private atHeadEnd(cursor: Cursor): boolean {
     return cursor.index === this.head!.index && cursor.sectorSeq === this.head!.sectorSeq && cursor.offset >= this.writeOffset;
-  }
-
-  /** A torn tail in the head (never completed): nothing more to deliver. */
-  private stopAtTornTail(cursor: Cursor): undefined {
-    cursor.seq = this.nextSeq;
-    return undefined;
   }
 
   /** The next live sector after the cursor's, if its header is readable. */

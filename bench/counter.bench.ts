@@ -1,0 +1,79 @@
+/**
+ * The monotonic counter (docs/spec/counter.md) with its default K on an
+ * ESP32-shaped partition (two 4096-byte sectors): flash bytes per increment,
+ * erases, recovery reads, and XS compute per `next()`.
+ */
+import { Counter, COUNTER_ENTRY_LENGTH, DEFAULT_COUNTER_RESERVE } from '../firmware/storage/counter.ts';
+import { SimFlash } from '../tools/sim/flash/sim-flash.ts';
+import type { BenchGroup, Figure } from './figures.ts';
+import { openGuest } from './xs-guest.ts';
+
+const BYTES_RUN = 1_000_000;
+const WEAR_RUN = 100_000_000;
+const BLOCK_LENGTH = 4096;
+
+/** `increments` values on a fresh two-sector partition, without reboots. */
+function run(increments: number): { flash: SimFlash; counter: Counter } {
+  const flash = new SimFlash({ blocks: 2, blockLength: BLOCK_LENGTH, mode: 'plain', onBitSet: 'throw' });
+  const counter = Counter.open(flash);
+  for (let i = 0; i < increments; i++) counter.next();
+  return { flash, counter };
+}
+
+export const counterBench: BenchGroup = {
+  title: 'Monotonic counter',
+  workload:
+    `Default K = ${DEFAULT_COUNTER_RESERVE} on a plain two-sector partition (2 × ${BLOCK_LENGTH} bytes): ` +
+    `bytes programmed per increment over ${BYTES_RUN.toLocaleString('en-US')} increments from a blank partition; ` +
+    `erases per million increments over ${WEAR_RUN.toLocaleString('en-US')} increments (${Math.floor(WEAR_RUN / DEFAULT_COUNTER_RESERVE / (BLOCK_LENGTH / COUNTER_ENTRY_LENGTH))} rotations), ` +
+    'then the bytes `Counter.open` reads to recover. XS compute per `next()` is the difference between 32,768 and 4,096 ' +
+    'increments through the real XS engine (each run crosses whole reservations, so the bound writes are amortized), with the flash on the Node side of the bridge.',
+  async run() {
+    const figures: Figure[] = [];
+    const small = run(BYTES_RUN);
+    figures.push({
+      name: 'counter.bytesPerIncrement',
+      value: Number((small.flash.counters.bytesProgrammed / BYTES_RUN).toFixed(5)),
+      unit: 'B',
+      label: `bytes programmed per increment, default K, plain flash (${small.counter.stats().entriesWritten} entries)`,
+      kind: 'count',
+      target: '≤ 0.01',
+      anchor: `RFC 8613 B.1.1: (bytes per persisted bound) ÷ K = ${COUNTER_ENTRY_LENGTH} ÷ ${DEFAULT_COUNTER_RESERVE} = ${(COUNTER_ENTRY_LENGTH / DEFAULT_COUNTER_RESERVE).toFixed(5)}`,
+    });
+    const long = run(WEAR_RUN);
+    figures.push({
+      name: 'counter.erasesPerMillion',
+      value: Number(((long.flash.counters.erases * 1_000_000) / WEAR_RUN).toFixed(4)),
+      unit: 'erases',
+      label: `sector erases per million increments, default K (${long.flash.counters.erases} over ${WEAR_RUN.toLocaleString('en-US')})`,
+      kind: 'count',
+      target: `one per ${((BLOCK_LENGTH / COUNTER_ENTRY_LENGTH) * DEFAULT_COUNTER_RESERVE).toLocaleString('en-US')} increments (0.954)`,
+    });
+    const before = long.flash.counters.bytesRead;
+    Counter.open(long.flash);
+    figures.push({
+      name: 'counter.recoveryReadBytes',
+      value: long.flash.counters.bytesRead - before,
+      unit: 'B',
+      label: `bytes read by Counter.open after ${long.flash.counters.erases} rotations`,
+      kind: 'count',
+      target: '≤ 8,192 (two sectors)',
+    });
+    const guest = await openGuest('bench/counter-guest.ts', 'serveCounterBench');
+    try {
+      guest.call({ step: 'open', blocks: 2 });
+      const first = guest.call({ step: 'next', count: DEFAULT_COUNTER_RESERVE }).meter;
+      const second = guest.call({ step: 'next', count: 8 * DEFAULT_COUNTER_RESERVE }).meter;
+      figures.push({
+        name: 'counter.xs.computePerIncrement',
+        value: Math.round((second.compute - first.compute) / (7 * DEFAULT_COUNTER_RESERVE)),
+        unit: 'compute',
+        label: 'XS compute per next(), bound writes amortized (firmware plus bridge marshalling)',
+        kind: 'count',
+      });
+    } finally {
+      guest.close();
+    }
+    return figures;
+  },
+};

@@ -1,0 +1,68 @@
+/**
+ * A human-readable dump of an outbox partition (docs/spec/outbox.md), for
+ * debugging failures and inspecting flash images. Reads everything; never
+ * writes.
+ */
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import {
+  decodeHeader,
+  decodeWord,
+  entryChecks,
+  entryLength,
+  HEADER_LENGTH,
+  makeLayout,
+  RECORD_HEADER_LENGTH,
+} from '../../firmware/storage/outbox-format.ts';
+
+export interface DumpedEntry {
+  offset: number;
+  kind: 'record' | 'ack' | 'bad' | 'erased';
+  length?: number;
+  ack?: number;
+  intact?: boolean;
+  spills?: number;
+}
+
+export interface DumpedSector {
+  index: number;
+  header: ReturnType<typeof decodeHeader> | 'erased' | 'unreadable';
+  entries: DumpedEntry[];
+  closingSlot: 'erased' | 'ack' | 'garbage';
+  closingAck?: number;
+}
+
+export function dumpOutbox(flash: FlashPartition): DumpedSector[] {
+  const status = flash.status();
+  const layout = makeLayout(status.blockLength, status.writeAlign);
+  const sectors: DumpedSector[] = [];
+  const block = new Uint8Array(status.blockLength);
+  for (let index = 0; index < status.blocks; index++) {
+    flash.read(index * status.blockLength, block);
+    const header = block.subarray(0, HEADER_LENGTH).every((b) => b === 0xff) ? 'erased' : (decodeHeader(block) ?? 'unreadable');
+    const entries: DumpedEntry[] = [];
+    let offset = typeof header === 'object' ? header.firstRecordOffset : layout.dataStart;
+    while (offset + 2 <= layout.closeStart) {
+      const entry = decodeWord(block[offset] | (block[offset + 1] << 8));
+      if (entry.kind === 'erased') {
+        entries.push({ offset, kind: 'erased' });
+        break;
+      }
+      if (entry.kind === 'bad') {
+        entries.push({ offset, kind: 'bad' });
+        break;
+      }
+      const total = entryLength(entry.length, entry.hasAck, status.writeAlign);
+      const spills = Math.max(0, offset + total - layout.closeStart);
+      const ack = entry.hasAck ? new DataView(block.buffer).getUint32(offset + RECORD_HEADER_LENGTH, true) : undefined;
+      const intact = spills === 0 ? entryChecks(block.subarray(offset, offset + total), entry.length, entry.hasAck) : undefined;
+      entries.push({ offset, kind: entry.length > 0 ? 'record' : 'ack', length: entry.length, ack, intact, spills });
+      offset += total;
+    }
+    const slot = block.subarray(layout.closeStart, layout.closeStart + layout.ackEntryLength);
+    const slotWord = decodeWord(slot[0] | (slot[1] << 8));
+    const closingSlot = slot.every((b) => b === 0xff) ? 'erased' : slotWord.kind === 'entry' && slotWord.hasAck && entryChecks(slot, 0, true) ? 'ack' : 'garbage';
+    const closingAck = closingSlot === 'ack' ? new DataView(slot.buffer, slot.byteOffset).getUint32(RECORD_HEADER_LENGTH, true) : undefined;
+    sectors.push({ index, header, entries, closingSlot, closingAck });
+  }
+  return sectors;
+}
