@@ -22,6 +22,7 @@ function run(increments: number): { flash: SimFlash; counter: Counter } {
 
 export const counterBench: BenchGroup = {
   title: 'Monotonic counter',
+  prefix: 'counter.',
   workload:
     `Default K = ${DEFAULT_COUNTER_RESERVE} on a plain two-sector partition (2 × ${BLOCK_LENGTH} bytes): ` +
     `bytes programmed per increment over ${BYTES_RUN.toLocaleString('en-US')} increments from a blank partition; ` +

@@ -17,6 +17,8 @@ export interface Figure {
 export interface BenchGroup {
   /** Heading in BENCHMARKS.md. */
   title: string;
+  /** Prefix shared by the names of this group's figures (lets `--only` skip whole groups). */
+  prefix: string;
   /** Prose under the heading: the workload. */
   workload: string;
   run(progress: (line: string) => void): Promise<Figure[]>;

@@ -30,6 +30,7 @@ function fill(mode: FlashMode, recordBytes: number): { wa: number; erases: numbe
 
 export const frameLogBench: BenchGroup = {
   title: 'Frame log (foundation baseline)',
+  prefix: 'frameLog.',
   workload:
     'One pass filling a 64-sector (256 KiB) partition with records of 16, 64 and 256 bytes (no wrap, no acks): ' +
     'write amplification is bytes programmed ÷ payload bytes. XS compute per append is the difference between ' +

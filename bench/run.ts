@@ -4,15 +4,17 @@
  * the command that produced it and, where ../shared/ANCHORS.md has one, the
  * anchor beside it).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { BenchGroup, Figure } from './figures.ts';
 import { frameLogBench } from './frame-log.bench.ts';
+import { outboxBench } from './outbox.bench.ts';
+import { outboxPowerCutBench } from './outbox-powercut.bench.ts';
 import { counterBench } from './counter.bench.ts';
 import { xsBridgeBench } from './xs-bridge.bench.ts';
 
-export const BENCH_GROUPS: readonly BenchGroup[] = [frameLogBench, counterBench, xsBridgeBench];
+export const BENCH_GROUPS: readonly BenchGroup[] = [outboxBench, outboxPowerCutBench, counterBench, frameLogBench, xsBridgeBench];
 
 export const BENCH_COMMAND = 'npm run bench';
 
@@ -23,26 +25,47 @@ export interface BenchResults {
 }
 
 export async function runBenchmarks(options: { only?: string; outDir: string; progress: (line: string) => void }): Promise<BenchResults> {
-  const figures: Figure[] = [];
-  const sections: string[] = [];
+  const fresh: Figure[] = [];
   for (const group of BENCH_GROUPS) {
+    if (options.only && !group.prefix.startsWith(options.only) && !options.only.startsWith(group.prefix)) continue;
     options.progress(`bench: ${group.title}`);
-    const groupFigures = (await group.run(options.progress)).filter((f) => !options.only || f.name.startsWith(options.only));
-    if (groupFigures.length === 0) continue;
-    figures.push(...groupFigures);
-    sections.push(renderGroup(group, groupFigures, options.only));
+    fresh.push(...(await group.run(options.progress)).filter((f) => !options.only || f.name.startsWith(options.only)));
   }
+  // With --only, the other figures stay as the last full run left them.
+  const figures = options.only ? mergeFigures(readPrevious(options.outDir), fresh) : fresh;
   const results: BenchResults = { commit: gitCommit(), node: process.versions.node, figures };
   mkdirSync(join(options.outDir, 'bench'), { recursive: true });
   writeFileSync(join(options.outDir, 'bench/results.json'), `${JSON.stringify({ ...results, figures: Object.fromEntries(figures.map((f) => [f.name, f])) }, null, 2)}\n`);
+  const sections = BENCH_GROUPS.map((group) => [group, figures.filter((f) => groupOf(f) === group)] as const)
+    .filter(([, groupFigures]) => groupFigures.length > 0)
+    .map(([group, groupFigures]) => renderGroup(group, groupFigures));
   writeFileSync(join(options.outDir, 'BENCHMARKS.md'), renderDocument(results, sections));
-  return results;
+  return { ...results, figures: fresh };
 }
 
-function renderGroup(group: BenchGroup, figures: readonly Figure[], only: string | undefined): string {
-  const command = only ? `npx holdfast bench --only ${only}` : BENCH_COMMAND;
+/** The group a figure belongs to: the one with the longest matching prefix. */
+function groupOf(figure: Figure): BenchGroup | undefined {
+  return BENCH_GROUPS.filter((g) => figure.name.startsWith(g.prefix)).sort((a, b) => b.prefix.length - a.prefix.length)[0];
+}
+
+function readPrevious(outDir: string): Figure[] {
+  try {
+    const previous = JSON.parse(readFileSync(join(outDir, 'bench/results.json'), 'utf8')) as { figures: Record<string, Figure> };
+    return Object.values(previous.figures);
+  } catch {
+    return [];
+  }
+}
+
+function mergeFigures(previous: readonly Figure[], fresh: readonly Figure[]): Figure[] {
+  const byName = new Map(previous.map((f) => [f.name, f]));
+  for (const f of fresh) byName.set(f.name, f);
+  return [...byName.values()];
+}
+
+function renderGroup(group: BenchGroup, figures: readonly Figure[]): string {
   const rows = figures.map((f) => `| \`${f.name}\` | ${f.label} | ${formatValue(f)} | ${f.target ?? '—'} | ${f.anchor ?? '—'} |`);
-  return [`## ${group.title}`, '', group.workload, '', `Command: \`${command}\``, '', '| figure | what | value | target | anchor |', '|---|---|---|---|---|', ...rows, ''].join('\n');
+  return [`## ${group.title}`, '', group.workload, '', `Command: \`${BENCH_COMMAND}\` (this group alone: \`npx holdfast bench --only ${group.prefix}\`)`, '', '| figure | what | value | target | anchor |', '|---|---|---|---|---|', ...rows, ''].join('\n');
 }
 
 function renderDocument(results: BenchResults, sections: readonly string[]): string {

@@ -28,6 +28,7 @@ function spawnMs(): number {
 
 export const xsBridgeBench: BenchGroup = {
   title: 'XS harness',
+  prefix: 'xs.',
   workload: `${ROUND_TRIPS.toLocaleString('en-US')} synchronous issueCommand round trips from XS to Node (echo), and spawning plus closing a worker ten times.`,
   async run() {
     const figures: Figure[] = [
