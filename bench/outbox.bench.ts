@@ -38,10 +38,12 @@ interface PassFigures {
   wa: number;
   erasesPerMiB: number;
   dropped: number;
+  /** Largest minus smallest per-sector erase count, as the sector headers record them. */
+  eraseSpread: number;
 }
 
 /** W1 (acks false) or W2 (acks true): two identical passes of 20,000 records; the second is measured. */
-function steadyState(mode: FlashMode, size: number, acks: boolean): PassFigures {
+export function steadyState(mode: FlashMode, size: number, acks: boolean): PassFigures {
   const flash = new SimFlash({ blocks: 64, mode });
   const outbox = Outbox.open(flash);
   const record = new Uint8Array(size);
@@ -61,6 +63,7 @@ function steadyState(mode: FlashMode, size: number, acks: boolean): PassFigures 
     wa: flash.counters.bytesProgrammed / payload,
     erasesPerMiB: flash.counters.erases / (payload / (1 << 20)),
     dropped: outbox.stats().dropped - droppedBefore,
+    eraseSpread: spread(outbox.eraseCounts()),
   };
 }
 
@@ -69,7 +72,7 @@ function steadyState(mode: FlashMode, size: number, acks: boolean): PassFigures 
  * record is in hand and appending can resume, after 20,000+ acked appends
  * ending at 10 different ring positions; the median of the 10.
  */
-function bootReadBytes(blocks: number, queued: number): number {
+export function bootReadBytes(blocks: number, queued: number): number {
   const reads: number[] = [];
   for (let position = 0; position < 10; position++) {
     const flash = new SimFlash({ blocks });
@@ -120,6 +123,9 @@ export const outboxBench: BenchGroup = {
             anchor: mode === 'plain' ? ERASE_ANCHOR[size] : undefined,
           },
         );
+        if (size === 64) {
+          figures.push({ name: `outbox.wear.eraseSpread.${mode}`, value: w2.eraseSpread, unit: 'erases', label: `spread of per-sector erase counts after two W2 passes (64-byte records, ${mode}): sectors rotate evenly`, kind: 'count', target: '≤ 1' });
+        }
       }
     }
     const w3: [number, number, string, string][] = [
@@ -169,6 +175,10 @@ async function xsFigures(): Promise<Figure[]> {
   } finally {
     guest.close();
   }
+}
+
+function spread(counts: readonly number[]): number {
+  return Math.max(...counts) - Math.min(...counts);
 }
 
 function round(value: number): number {
