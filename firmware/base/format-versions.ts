@@ -5,5 +5,6 @@
  */
 export const FORMAT_VERSIONS = Object.freeze({
   frame: 1,
+  outbox: 1,
   counter: 1,
 });

@@ -11,8 +11,9 @@
  */
 import { crc16Update, CRC16_INIT } from '../base/crc16.ts';
 import { crc32 } from '../base/crc32.ts';
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 
-export const OUTBOX_FORMAT_VERSION = 1;
+export const OUTBOX_FORMAT_VERSION = FORMAT_VERSIONS.outbox;
 
 /**
  * Ack entries at the end of each sector, outside the record stream: one for
@@ -21,7 +22,7 @@ export const OUTBOX_FORMAT_VERSION = 1;
  */
 export const CLOSING_SLOTS = 2;
 
-/** Header bytes read per sector by the boot scan: version, flags, firstRecordOffset, sectorSeq. */
+/** Header bytes read per sector by the boot scan: version, unitShift, firstRecordOffset, sectorSeq. */
 export const HEADER_SCAN_LENGTH = 8;
 export const HEADER_LENGTH = 28;
 export const RECORD_HEADER_LENGTH = 4;
@@ -36,7 +37,7 @@ export interface SectorHeader {
   version: number;
   /** log2 of the program unit the sector was written with. */
   unitShift: number;
-  /** Offset in the sector of the first record header that starts in it. */
+  /** Offset in the sector of the first entry (record or ack-only) that starts in it. */
   firstRecordOffset: number;
   /** Opening order of sectors: 1 for the first sector ever opened, +1 per opening. */
   sectorSeq: number;

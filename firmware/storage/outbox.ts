@@ -64,6 +64,12 @@ export interface OutboxStats {
   lost: number;
   /** Appends refused by the `reject` policy (this boot). */
   rejected: number;
+  /**
+   * Sectors found damaged beyond what a power cut explains, where the number
+   * of records lost cannot be known (this boot): the head sector's entry
+   * chain broken with data after the break.
+   */
+  damagedSectors: number;
   /** Acknowledged records not yet recorded on flash: after a reboot they are delivered again. */
   unpersistedAcks: number;
   sectors: number;
@@ -103,9 +109,10 @@ interface OpenPlan {
   successor: OldestSector | undefined;
 }
 
-interface AckCandidate {
+interface EntryAt {
   offset: number;
   length: number;
+  hasAck: boolean;
   ack: number;
 }
 
@@ -133,6 +140,7 @@ export class Outbox {
   private corrupt = 0;
   private lost = 0;
   private rejected = 0;
+  private damagedSectors = 0;
   /** A record torn by the last power cut: skipped at delivery without counting it as corrupt. */
   private tornSeq: number | undefined;
   private cursor: Cursor | undefined;
@@ -145,7 +153,7 @@ export class Outbox {
     if (!Number.isInteger(this.maxUnpersistedAcks) || this.maxUnpersistedAcks < 0) {
       throw new RangeError(`maxUnpersistedAcks must be a non-negative integer, got ${this.maxUnpersistedAcks}`);
     }
-    checkGeometry(status.size, status.blockLength, status.blocks, status.writeAlign);
+    checkGeometry(status.size, status.blockLength, status.blocks, status.writeAlign, status.eraseValue);
     this.blocks = status.blocks;
     this.layout = makeLayout(status.blockLength, status.writeAlign);
     this.unitShift = Math.log2(status.writeAlign);
@@ -166,7 +174,7 @@ export class Outbox {
   /** Erase every sector: an empty outbox (the dropped count starts again at 0). */
   static format(flash: FlashPartition): void {
     const status = flash.status();
-    checkGeometry(status.size, status.blockLength, status.blocks, status.writeAlign);
+    checkGeometry(status.size, status.blockLength, status.blocks, status.writeAlign, status.eraseValue);
     for (let block = 0; block < status.blocks; block++) flash.eraseBlock(block);
   }
 
@@ -192,6 +200,7 @@ export class Outbox {
 
   /** Acknowledge every record up to and including `seq`. */
   ack(seq: number): void {
+    if (typeof seq !== 'number') throw new TypeError(`sequence numbers are numbers, got ${typeof seq}`);
     if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) throw new RangeError(`bad sequence number ${seq}`);
     if (seqDiff(seq, this.nextSeq) >= 0) throw new RangeError(`cannot ack ${seq}: the newest record is ${seqAdd(this.nextSeq, -1)}`);
     const next = seqAdd(seq, 1);
@@ -253,6 +262,7 @@ export class Outbox {
       corrupt: this.corrupt,
       lost: this.lost,
       rejected: this.rejected,
+      damagedSectors: this.damagedSectors,
       unpersistedAcks: seqDiff(this.ackSeq, this.durableAckSeq),
       sectors: this.blocks,
       usedSectors: this.head && this.oldest ? this.head.sectorSeq - this.oldest.sectorSeq + 1 : 0,
@@ -502,9 +512,9 @@ export class Outbox {
     const base = this.head!.index * this.layout.blockLength;
     let offset = header.firstRecordOffset;
     let seq = header.firstRecordSeq;
-    let last: AckCandidate | undefined;
+    let last: EntryAt | undefined;
     let lastSeq = seq;
-    const acks: AckCandidate[] = [];
+    const acks: EntryAt[] = [];
     let sealed = false;
     while (offset < closeStart) {
       const available = Math.min(this.wordBuffer.length, closeStart - offset);
@@ -524,7 +534,7 @@ export class Outbox {
         sealed = true; // continues into a sector that was never opened: torn
         break;
       }
-      const candidate = { offset, length: entry.length, ack: entry.hasAck ? readU32(word, RECORD_HEADER_LENGTH) : 0 };
+      const candidate = { offset, length: entry.length, hasAck: entry.hasAck, ack: entry.hasAck ? readU32(word, RECORD_HEADER_LENGTH) : 0 };
       if (entry.hasAck) acks.push(candidate);
       if (acks.length > 2) acks.shift();
       if (entry.length > 0) {
@@ -536,7 +546,10 @@ export class Outbox {
     }
     this.nextSeq = seq;
     this.writeOffset = sealed ? closeStart : offset;
-    if (last !== undefined && !this.entryChecksAt(base + last.offset, last.length, last.ack !== 0 || acks.includes(last))) this.tornSeq = lastSeq;
+    if (sealed && this.holdsDataBeyondTornReach(base, offset)) this.damagedSectors++;
+    if (last !== undefined && !this.entryChecksAt(base + last.offset, last.length, last.hasAck)) this.tornSeq = lastSeq;
+    // No record starts in the head yet: the newest record is the one spilling into it, which a cut may have torn.
+    if (last === undefined && header.firstRecordOffset > this.layout.dataStart) this.tornSeq = seqAdd(header.firstRecordSeq, -1);
     for (let i = acks.length - 1; i >= 0; i--) {
       if (this.entryChecksAt(base + acks[i].offset, acks[i].length, true)) {
         this.ackSeq = seqMax(this.ackSeq, acks[i].ack);
@@ -729,6 +742,22 @@ export class Outbox {
     return isErased(unit.subarray(0, length));
   }
 
+  /**
+   * A power cut tears at most the one entry being written, so past the
+   * longest entry nothing but erased bytes can follow the break. Data there
+   * means damage: records after the break are lost, how many is unknown.
+   */
+  private holdsDataBeyondTornReach(base: number, breakOffset: number): boolean {
+    const reach = breakOffset + entryLength(this.layout.maxPayload, true, this.layout.writeAlign);
+    const chunk = this.entryBuffer.subarray(0, Math.min(256, this.entryBuffer.length));
+    for (let offset = reach; offset < this.layout.closeStart; offset += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, this.layout.closeStart - offset));
+      this.flash.read(base + offset, part);
+      if (!isErased(part)) return true;
+    }
+    return false;
+  }
+
   private entryChecksAt(byteOffset: number, length: number, hasAck: boolean): boolean {
     const total = entryLength(length, hasAck, this.layout.writeAlign);
     const bytes = this.entryBuffer.subarray(0, total);
@@ -739,15 +768,22 @@ export class Outbox {
 
 const EMPTY = new Uint8Array(0);
 
-function checkGeometry(size: number, blockLength: number, blocks: number, writeAlign: number): void {
+/**
+ * Sector sequence numbers must never wrap: opens ≤ erase endurance (~100,000
+ * cycles on ESP32) × sectors < 2^32 holds up to this many sectors.
+ */
+const MAX_SECTORS = 42_000;
+
+function checkGeometry(size: number, blockLength: number, blocks: number, writeAlign: number, eraseValue: number): void {
+  if (eraseValue !== 0xff) throw new StorageError('bad-geometry', `erase value 0x${eraseValue.toString(16)}: the outbox needs NOR flash that erases to 0xFF`);
   if (!Number.isInteger(writeAlign) || writeAlign < 1 || writeAlign > 16 || (writeAlign & (writeAlign - 1)) !== 0) {
     throw new StorageError('bad-geometry', `program unit ${writeAlign} is not 1, 2, 4, 8 or 16 bytes`);
   }
   if (!Number.isInteger(blockLength) || blockLength < MIN_BLOCK_LENGTH || blockLength > 0xffff || blockLength % writeAlign !== 0) {
     throw new StorageError('bad-geometry', `sector of ${blockLength} bytes: the outbox needs ${MIN_BLOCK_LENGTH} to 65535 bytes, a multiple of ${writeAlign}`);
   }
-  if (!Number.isInteger(blocks) || blocks < 2 || size !== blocks * blockLength) {
-    throw new StorageError('bad-geometry', `partition of ${size} bytes in ${blocks} sectors: the outbox needs at least 2 whole sectors`);
+  if (!Number.isInteger(blocks) || blocks < 2 || blocks > MAX_SECTORS || size !== blocks * blockLength) {
+    throw new StorageError('bad-geometry', `partition of ${size} bytes in ${blocks} sectors: the outbox needs 2 to ${MAX_SECTORS} whole sectors`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import {
+  CLOSING_SLOTS,
   decodeHeader,
   decodeWord,
   entryChecks,
@@ -27,8 +28,8 @@ export interface DumpedSector {
   index: number;
   header: ReturnType<typeof decodeHeader> | 'erased' | 'unreadable';
   entries: DumpedEntry[];
-  closingSlot: 'erased' | 'ack' | 'garbage';
-  closingAck?: number;
+  /** Each closing slot: erased, an ack entry (its value), or garbage. */
+  closingSlots: ('erased' | 'garbage' | number)[];
 }
 
 export function dumpOutbox(flash: FlashPartition): DumpedSector[] {
@@ -58,11 +59,16 @@ export function dumpOutbox(flash: FlashPartition): DumpedSector[] {
       entries.push({ offset, kind: entry.length > 0 ? 'record' : 'ack', length: entry.length, ack, intact, spills });
       offset += total;
     }
-    const slot = block.subarray(layout.closeStart, layout.closeStart + layout.ackEntryLength);
-    const slotWord = decodeWord(slot[0] | (slot[1] << 8));
-    const closingSlot = slot.every((b) => b === 0xff) ? 'erased' : slotWord.kind === 'entry' && slotWord.hasAck && entryChecks(slot, 0, true) ? 'ack' : 'garbage';
-    const closingAck = closingSlot === 'ack' ? new DataView(slot.buffer, slot.byteOffset).getUint32(RECORD_HEADER_LENGTH, true) : undefined;
-    sectors.push({ index, header, entries, closingSlot, closingAck });
+    const closingSlots: DumpedSector['closingSlots'] = [];
+    for (let i = 0; i < CLOSING_SLOTS; i++) {
+      const at = layout.closeStart + i * layout.ackEntryLength;
+      const slot = block.subarray(at, at + layout.ackEntryLength);
+      const word = decodeWord(slot[0] | (slot[1] << 8));
+      if (slot.every((b) => b === 0xff)) closingSlots.push('erased');
+      else if (word.kind === 'entry' && word.hasAck && word.length === 0 && entryChecks(slot, 0, true)) closingSlots.push(new DataView(block.buffer).getUint32(at + RECORD_HEADER_LENGTH, true));
+      else closingSlots.push('garbage');
+    }
+    sectors.push({ index, header, entries, closingSlots });
   }
   return sectors;
 }
