@@ -1,0 +1,150 @@
+/**
+ * Internal: writing to the outbox ring (docs/spec/outbox.md, "Writing"):
+ * records at the head, records continuing into a newly opened sector, the
+ * reclaim of the oldest sector, and ack entries.
+ */
+import { seqAdd, seqDiff } from '../base/seq.ts';
+import { StorageError } from './errors.ts';
+import { alignUp, CLOSING_SLOTS, encodeEntry, encodeHeader, HEADER_LENGTH, OUTBOX_FORMAT_VERSION, type SectorHeader } from './outbox-format.ts';
+import type { LiveSector, Ring } from './_outbox-ring.ts';
+
+/** The sector to open next and, in a full ring, what reclaiming the oldest releases. */
+export interface OpenPlan {
+  index: number;
+  sectorSeq: number;
+  /** Sequence number the reclaimed sector's successor starts with (ring full only). */
+  reclaimEnd: number | undefined;
+  successor: LiveSector | undefined;
+}
+
+export const EMPTY = new Uint8Array(0);
+
+/** Write the encoded record at the head, continuing into a new sector if it does not fit. */
+export function writeRecord(ring: Ring, total: number): void {
+  const { blockLength, closeStart, dataStart } = ring.layout;
+  if (ring.head !== undefined && total <= closeStart - ring.writeOffset) {
+    ring.flash.write(ring.head!.index * blockLength + ring.writeOffset, ring.entryBuffer.subarray(0, total));
+    ring.writeOffset += total;
+    return;
+  }
+  const plan = planOpen(ring);
+  const room = ring.head === undefined ? 0 : closeStart - ring.writeOffset;
+  // Acked records only in RAM live in the sector about to be erased: record the acks first.
+  if (reclaimNeedsAcks(ring, plan)) writeClosingAck(ring);
+  if (room > 0) ring.flash.write(ring.head!.index * blockLength + ring.writeOffset, ring.entryBuffer.subarray(0, room));
+  const rest = total - room;
+  // A record that began in the old sector is not the new sector's first: that one follows the spilled tail.
+  if (room > 0) openSector(ring, plan, dataStart + rest, seqAdd(ring.nextSeq, 1));
+  else openSector(ring, plan, dataStart, ring.nextSeq);
+  ring.flash.write(ring.head!.index * blockLength + dataStart, ring.entryBuffer.subarray(room, total));
+  ring.writeOffset = dataStart + rest;
+}
+
+/** Decide which sector opens next; refuses (policy reject) before anything is written. */
+export function planOpen(ring: Ring): OpenPlan {
+  const head = ring.head;
+  const index = head === undefined ? 0 : (head.index + 1) % ring.blocks;
+  const sectorSeq = head === undefined ? 1 : head.sectorSeq + 1;
+  const oldest = ring.oldest;
+  if (head === undefined || oldest === undefined || head.sectorSeq - oldest.sectorSeq + 1 < ring.blocks) {
+    return { index, sectorSeq, reclaimEnd: undefined, successor: undefined };
+  }
+  const successor = successorOf(ring, oldest);
+  const reclaimEnd = successor.firstRecordSeq;
+  if (seqDiff(reclaimEnd, ring.ackSeq) > 0 && ring.policy === 'reject') {
+    ring.rejected++;
+    throw new StorageError('full', `outbox full: ${seqDiff(ring.nextSeq, ring.ackSeq)} records await acknowledgement (policy reject)`);
+  }
+  return { index, sectorSeq, reclaimEnd, successor };
+}
+
+/** True when opening a sector now would drop unacknowledged records or be refused. */
+export function openWouldDrop(ring: Ring): boolean {
+  const head = ring.head;
+  const oldest = ring.oldest;
+  if (head === undefined || oldest === undefined || head.sectorSeq - oldest.sectorSeq + 1 < ring.blocks) return false;
+  return seqDiff(successorOf(ring, oldest).firstRecordSeq, ring.ackSeq) > 0;
+}
+
+function successorOf(ring: Ring, oldest: LiveSector): LiveSector {
+  const head = ring.head!;
+  if (oldest.sectorSeq + 1 === head.sectorSeq) {
+    return { index: head.index, sectorSeq: head.sectorSeq, firstRecordOffset: headFirstRecordOffset(ring), firstRecordSeq: head.firstRecordSeq };
+  }
+  const index = (oldest.index + 1) % ring.blocks;
+  const header = ring.readHeader(index);
+  if (header === undefined || header.sectorSeq !== oldest.sectorSeq + 1) {
+    // A damaged header inside the ring: its records are unreadable; reclaim up to where the next readable sector starts.
+    return successorOf(ring, { index, sectorSeq: oldest.sectorSeq + 1, firstRecordOffset: 0, firstRecordSeq: oldest.firstRecordSeq });
+  }
+  return { index, sectorSeq: header.sectorSeq, firstRecordOffset: header.firstRecordOffset, firstRecordSeq: header.firstRecordSeq };
+}
+
+function headFirstRecordOffset(ring: Ring): number {
+  return ring.readHeader(ring.head!.index)?.firstRecordOffset ?? ring.layout.dataStart;
+}
+
+/**
+ * Erase the planned sector and write its header. In a full ring this
+ * reclaims the oldest sector: acknowledged records that were only in RAM
+ * are first written to the head's closing slot, so a cut right after the
+ * erase cannot turn them into "dropped".
+ */
+export function openSector(ring: Ring, plan: OpenPlan, firstRecordOffset: number, firstRecordSeq: number): void {
+  const { blockLength, writeAlign } = ring.layout;
+  const previous = ring.readHeader(plan.index);
+  const eraseCount = (previous?.eraseCount ?? ring.head?.eraseCount ?? 0) + 1;
+  ring.flash.eraseBlock(plan.index);
+  if (plan.reclaimEnd !== undefined && plan.successor !== undefined) {
+    const unacked = seqDiff(plan.reclaimEnd, ring.ackSeq);
+    if (unacked > 0) {
+      ring.dropped += unacked;
+      ring.ackSeq = plan.reclaimEnd;
+    }
+    ring.oldest = plan.successor;
+  }
+  const header: SectorHeader = {
+    version: OUTBOX_FORMAT_VERSION,
+    unitShift: ring.unitShift,
+    firstRecordOffset,
+    sectorSeq: plan.sectorSeq,
+    firstRecordSeq,
+    ackSeq: ring.ackSeq,
+    dropped: ring.dropped,
+    eraseCount,
+  };
+  const bytes = new Uint8Array(alignUp(HEADER_LENGTH, writeAlign)).fill(0xff);
+  bytes.set(encodeHeader(header));
+  ring.flash.write(plan.index * blockLength, bytes);
+  ring.durableAckSeq = ring.ackSeq;
+  ring.head = { index: plan.index, sectorSeq: plan.sectorSeq, eraseCount, firstRecordSeq };
+  ring.closingSlotsUsed = 0;
+  if (ring.oldest === undefined) ring.oldest = { index: plan.index, sectorSeq: plan.sectorSeq, firstRecordOffset, firstRecordSeq };
+}
+
+/** True when the sector the plan reclaims holds acknowledged records whose acks are not yet on flash. */
+export function reclaimNeedsAcks(ring: Ring, plan: OpenPlan): boolean {
+  return plan.reclaimEnd !== undefined && seqDiff(seqMin(ring.ackSeq, plan.reclaimEnd), ring.durableAckSeq) > 0;
+}
+
+export function writeAckEntry(ring: Ring, byteOffset: number): void {
+  const total = encodeEntry(ring.ackBuffer, EMPTY, ring.ackSeq, ring.layout.writeAlign);
+  ring.flash.write(byteOffset, ring.ackBuffer.subarray(0, total));
+  ring.durableAckSeq = ring.ackSeq;
+}
+
+/**
+ * Write the acks to the head's next closing slot. A flush takes slot 0
+ * only, so slot 1 is always free for the write before a reclaim.
+ */
+export function writeClosingAck(ring: Ring): void {
+  // Both slots can be spent only across power cuts in one sector's life; the acks then wait (stats().unpersistedAcks).
+  if (ring.closingSlotsUsed >= CLOSING_SLOTS) return;
+  const slot = ring.layout.closeStart + ring.closingSlotsUsed * ring.layout.ackEntryLength;
+  ring.closingSlotsUsed++;
+  writeAckEntry(ring, ring.head!.index * ring.layout.blockLength + slot);
+}
+
+function seqMin(a: number, b: number): number {
+  return seqDiff(a, b) <= 0 ? a : b;
+}
