@@ -6,5 +6,6 @@
 export const FORMAT_VERSIONS = Object.freeze({
   frame: 1,
   outbox: 1,
+  stagingProgress: 1,
   counter: 1,
 });

@@ -1,0 +1,134 @@
+/**
+ * Durable progress of an image download into the inactive slot
+ * (docs/spec/staging-progress.md), so a power cut costs at most one chunk
+ * of re-transfer.
+ *
+ * A log of 16-byte entries (one strict-mode unit, written once) over a small
+ * partition: BEGIN (the session's tag and image length), then one CHUNK
+ * entry per chunk whose bytes are durable in the slot, then COMPLETE. A new
+ * session erases the partition first. Recovery reads the log once: the last
+ * valid entries of the newest session say where to resume. An entry torn by
+ * a cut fails its CRC and is skipped; the next entry goes in the next slot.
+ */
+import type { FlashPartition } from '../hal/flash.ts';
+import { crc32 } from '../base/crc32.ts';
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
+
+export const PROGRESS_ENTRY_LENGTH = 16;
+
+export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3 });
+
+export interface StagingSession {
+  /** Identifies the download (derived from the manifest digest): progress of another image never counts. */
+  tag: number;
+  imageLength: number;
+  /** Chunks durable in the slot, counted from 0 without gaps. */
+  chunksDone: number;
+  complete: boolean;
+}
+
+export class StagingProgress {
+  private nextSlot = 0;
+  private current: StagingSession | undefined;
+  private readonly slots: number;
+
+  private constructor(private readonly flash: FlashPartition) {
+    const status = flash.status();
+    if (PROGRESS_ENTRY_LENGTH % status.writeAlign !== 0 || status.eraseValue !== 0xff) {
+      throw new RangeError(`staging progress needs 16-byte writable units on NOR flash (writeAlign ${status.writeAlign})`);
+    }
+    this.slots = status.size / PROGRESS_ENTRY_LENGTH;
+  }
+
+  /** Read the log; never writes. */
+  static open(flash: FlashPartition): StagingProgress {
+    const progress = new StagingProgress(flash);
+    progress.recover();
+    return progress;
+  }
+
+  /** Most chunks a session can record in this partition. */
+  get capacity(): number {
+    return this.slots - 2;
+  }
+
+  /** The newest session on flash, if any. */
+  session(): StagingSession | undefined {
+    return this.current ? { ...this.current } : undefined;
+  }
+
+  /** Start a new session: erase the log, then record BEGIN. */
+  begin(tag: number, imageLength: number): void {
+    const { blocks } = this.flash.status();
+    for (let block = 0; block < blocks; block++) this.flash.eraseBlock(block);
+    this.nextSlot = 0;
+    this.current = undefined;
+    this.append(ProgressKind.BEGIN, tag, imageLength);
+    this.current = { tag, imageLength, chunksDone: 0, complete: false };
+  }
+
+  /** Record that chunk `index` (the next one) is durable in the slot. */
+  chunkDone(index: number): void {
+    const session = this.requireSession();
+    if (index !== session.chunksDone) throw new RangeError(`chunk ${index} recorded out of order (next is ${session.chunksDone})`);
+    this.append(ProgressKind.CHUNK, session.tag, index);
+    session.chunksDone = index + 1;
+  }
+
+  /** Record that the whole image is written and verified. */
+  markComplete(): void {
+    const session = this.requireSession();
+    this.append(ProgressKind.COMPLETE, session.tag, session.imageLength);
+    session.complete = true;
+  }
+
+  private requireSession(): StagingSession {
+    if (!this.current) throw new Error('no staging session: call begin() first');
+    return this.current;
+  }
+
+  private append(kind: number, tag: number, value: number): void {
+    if (this.nextSlot >= this.slots) throw new RangeError(`staging progress log full (${this.slots} entries)`);
+    this.flash.write(this.nextSlot * PROGRESS_ENTRY_LENGTH, encodeProgressEntry(kind, tag, value));
+    this.nextSlot++;
+  }
+
+  private recover(): void {
+    const entry = new Uint8Array(PROGRESS_ENTRY_LENGTH);
+    let session: StagingSession | undefined;
+    for (let slot = 0; slot < this.slots; slot++) {
+      this.flash.read(slot * PROGRESS_ENTRY_LENGTH, entry);
+      if (entry.every((b) => b === 0xff)) {
+        // Entries are appended in order: the first free slot ends the log.
+        this.nextSlot = slot;
+        this.current = session;
+        return;
+      }
+      const decoded = decodeProgressEntry(entry);
+      if (decoded === undefined) continue; // torn by a cut: skipped, never rewritten
+      if (decoded.kind === ProgressKind.BEGIN) session = { tag: decoded.tag, imageLength: decoded.value, chunksDone: 0, complete: false };
+      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.CHUNK && decoded.value === session.chunksDone) session.chunksDone++;
+      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.COMPLETE) session.complete = true;
+    }
+    this.nextSlot = this.slots;
+    this.current = session;
+  }
+}
+
+export function encodeProgressEntry(kind: number, tag: number, value: number): Uint8Array {
+  const out = new Uint8Array(PROGRESS_ENTRY_LENGTH);
+  const view = new DataView(out.buffer);
+  out[0] = FORMAT_VERSIONS.stagingProgress;
+  out[1] = kind;
+  view.setUint32(4, tag >>> 0, true);
+  view.setUint32(8, value >>> 0, true);
+  view.setUint32(12, crc32(out, 0, 12), true);
+  return out;
+}
+
+export function decodeProgressEntry(entry: Uint8Array): { kind: number; tag: number; value: number } | undefined {
+  const view = new DataView(entry.buffer, entry.byteOffset, PROGRESS_ENTRY_LENGTH);
+  if (view.getUint32(12, true) !== crc32(entry, 0, 12)) return undefined;
+  if (entry[0] !== FORMAT_VERSIONS.stagingProgress || entry[2] !== 0 || entry[3] !== 0) return undefined;
+  return { kind: entry[1], tag: view.getUint32(4, true), value: view.getUint32(8, true) };
+}

@@ -1,0 +1,105 @@
+/**
+ * Stream an image into the inactive slot with a running SHA-256
+ * (docs/design/update.md, "Staging").
+ *
+ * Chunks are one erase block each: a chunk's block is erased right before
+ * the chunk is written (the watchdog is fed around every erase, so a long
+ * slot erase never starves it), and its progress entry follows once the
+ * bytes are durable. After a power cut the download resumes at the first
+ * chunk without a progress entry: at most one chunk is transferred again.
+ * The hash of the chunks already in the slot is recomputed from flash.
+ */
+import type { FlashPartition } from '../hal/flash.ts';
+import type { Crypto } from '../hal/crypto.ts';
+import type { Watchdog } from '../hal/watchdog.ts';
+import type { StagingProgress } from './staging-progress.ts';
+
+/** Where the image comes from: the messaging layer or the simulator. */
+export interface ImageSource {
+  /** Exactly `length` bytes at `offset`, or fewer if the source has no more. */
+  read(offset: number, length: number): Uint8Array;
+}
+
+export interface StagingTarget {
+  slot: FlashPartition;
+  progress: StagingProgress;
+  crypto: Pick<Crypto, 'createSha256'>;
+  watchdog?: Pick<Watchdog, 'feed'>;
+}
+
+export interface ExpectedImage {
+  /** Ties progress to this image: the first 4 bytes of its digest, as a u32. */
+  tag: number;
+  length: number;
+  sha256: Uint8Array;
+}
+
+export type StageOutcome =
+  | { ok: true; resumedAtChunk: number; chunksWritten: number }
+  | { ok: false; reason: 'too-large' | 'truncated' | 'tampered'; message: string };
+
+export function imageTag(sha256: Uint8Array): number {
+  return (sha256[0] | (sha256[1] << 8) | (sha256[2] << 16) | (sha256[3] << 24)) >>> 0;
+}
+
+export function stageImage(target: StagingTarget, image: ExpectedImage, source: ImageSource): StageOutcome {
+  const { slot, progress } = target;
+  const { blockLength, size, writeAlign } = slot.status();
+  if (image.length > size) return { ok: false, reason: 'too-large', message: `image of ${image.length} bytes does not fit the ${size}-byte slot` };
+  const chunks = Math.ceil(image.length / blockLength);
+  if (chunks > progress.capacity) return { ok: false, reason: 'too-large', message: `image needs ${chunks} chunks; the progress log holds ${progress.capacity}` };
+  const session = progress.session();
+  const resumable = session !== undefined && session.tag === image.tag && session.imageLength === image.length;
+  const resumeAt = resumable ? session.chunksDone : 0;
+  if (!resumable) progress.begin(image.tag, image.length);
+  const hash = target.crypto.createSha256();
+  const buffer = new Uint8Array(blockLength);
+  for (let chunk = 0; chunk < resumeAt; chunk++) {
+    const part = buffer.subarray(0, chunkLength(image.length, blockLength, chunk));
+    slot.read(chunk * blockLength, part);
+    hash.update(part);
+  }
+  if (!(resumable && session.complete)) {
+    for (let chunk = resumeAt; chunk < chunks; chunk++) {
+      const length = chunkLength(image.length, blockLength, chunk);
+      const data = source.read(chunk * blockLength, length);
+      if (data.length !== length) {
+        return { ok: false, reason: 'truncated', message: `the source ended at byte ${chunk * blockLength + data.length} of ${image.length}` };
+      }
+      target.watchdog?.feed();
+      slot.eraseBlock(chunk);
+      target.watchdog?.feed();
+      slot.write(chunk * blockLength, padTo(data, writeAlign, buffer));
+      hash.update(data);
+      progress.chunkDone(chunk);
+    }
+  }
+  if (!equalBytes(hash.digest(), image.sha256)) {
+    // Start over next time: these bytes are not the signed image.
+    progress.begin(0, 0);
+    return { ok: false, reason: 'tampered', message: 'the image in the slot does not hash to the signed digest' };
+  }
+  if (!(resumable && session.complete)) progress.markComplete();
+  return { ok: true, resumedAtChunk: resumeAt, chunksWritten: chunks - resumeAt };
+}
+
+function chunkLength(imageLength: number, blockLength: number, chunk: number): number {
+  return Math.min(blockLength, imageLength - chunk * blockLength);
+}
+
+/** `data` padded with 0xFF to a whole number of program units (in `scratch` when it must be copied). */
+function padTo(data: Uint8Array, writeAlign: number, scratch: Uint8Array): Uint8Array {
+  if (data.length % writeAlign === 0) return data;
+  const padded = scratch.subarray(0, Math.ceil(data.length / writeAlign) * writeAlign);
+  padded.set(data);
+  padded.fill(0xff, data.length);
+  return padded;
+}
+
+/** Equal length and bytes, without an early exit on the first difference. */
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
+}
