@@ -4,7 +4,7 @@
  * across sector boundaries, past damage, never below the ack point.
  */
 import { seqAdd, seqDiff, seqMax } from '../base/seq.ts';
-import { ACK_FIELD_LENGTH, decodeWord, entryChecks, entryLength, RECORD_HEADER_LENGTH } from './outbox-format.ts';
+import { ACK_FIELD_LENGTH, decodeWord, entryChecks, entryLength, OUTBOX_FORMAT_VERSION, RECORD_HEADER_LENGTH } from './outbox-format.ts';
 import type { Cursor, LiveSector, Ring } from './_outbox-ring.ts';
 
 export interface OutboxRecord {
@@ -60,9 +60,16 @@ function skipTo(ring: Ring, cursor: Cursor, target: number): Cursor {
 
 /** Read the record at the cursor, moving past ack entries, damage and sector ends; advances the cursor. */
 export function readAt(ring: Ring, cursor: Cursor): OutboxRecord | undefined {
-  const { closeStart, writeAlign, dataStart } = ring.layout;
+  const { closeStart, writeAlign, dataStart, blockLength } = ring.layout;
+  // No honest ring needs more steps than it has entries and sectors: a bound against headers that cannot all be true.
+  let steps = ring.blocks * (Math.floor(blockLength / entryLength(1, false, writeAlign)) + 2);
   for (;;) {
     if (seqDiff(cursor.seq, ring.nextSeq) >= 0) return undefined;
+    if (--steps < 0) {
+      ring.damagedSectors++;
+      cursor.seq = ring.nextSeq;
+      return undefined;
+    }
     keepInsideRing(ring, cursor);
     if (atHeadEnd(ring, cursor)) return undefined;
     const inThisSector = closeStart - cursor.offset;
@@ -86,16 +93,21 @@ export function readAt(ring: Ring, cursor: Cursor): OutboxRecord | undefined {
     const spill = Math.max(0, total - inThisSector);
     const seq = cursor.seq;
     const following = entry.length > 0 ? seqAdd(seq, 1) : seq;
-    if (spill > 0) successor ??= liveSuccessor(ring, cursor);
+    if (spill > 0) successor ??= liveSuccessor(ring, cursor) ?? rebuildForSpill(ring, cursor, entry.length, entry.hasAck, spill);
     if (spill > 0 && successor === undefined) {
       moveToSuccessor(ring, cursor);
       continue;
     }
     const consistent = spill === 0 || (successor!.firstRecordOffset === dataStart + spill && successor!.firstRecordSeq === following);
     const bytes = ring.entryBuffer.subarray(0, total);
-    const intact = consistent && readSpan(ring, cursor, 0, bytes, successor) && entryChecks(bytes, entry.length, entry.hasAck);
+    const intact = consistent && readSpan(ring, cursor, 0, bytes, successor) && entryChecks(bytes, entry.length, entry.hasAck, seq);
     if (spill > 0) {
       Object.assign(cursor, { index: successor!.index, sectorSeq: successor!.sectorSeq, offset: successor!.firstRecordOffset });
+      if (!consistent) {
+        // Not the entry the next sector continues: everything from here to where it starts is gone.
+        const gap = seqDiff(successor!.firstRecordSeq, seq);
+        if (gap > 0 && !explainedGap(ring, seq, gap)) ring.lost += gap;
+      }
       cursor.seq = consistent ? following : seqMax(successor!.firstRecordSeq, seq);
     } else {
       cursor.offset += total;
@@ -147,18 +159,71 @@ function liveSuccessor(ring: Ring, cursor: Cursor): LiveSector | undefined {
   return { index, sectorSeq, firstRecordOffset: header.firstRecordOffset, firstRecordSeq: header.firstRecordSeq };
 }
 
+/**
+ * The next live sector has no readable header, but the entry spilling into
+ * it checks across both sectors: its header was damaged after it was
+ * written. Rebuild it from what the spill implies.
+ */
+function rebuildForSpill(ring: Ring, cursor: Cursor, length: number, hasAck: boolean, spill: number): LiveSector | undefined {
+  if (cursor.sectorSeq >= ring.head!.sectorSeq) return undefined;
+  const sectorSeq = cursor.sectorSeq + 1;
+  const index = (sectorSeq - 1) % ring.blocks;
+  const firstRecordSeq = length > 0 ? seqAdd(cursor.seq, 1) : cursor.seq;
+  if (ring.layout.dataStart + spill > ring.layout.closeStart) return undefined;
+  if (!ring.spanChecks(cursor.index, cursor.offset, index, length, hasAck, cursor.seq)) return undefined;
+  return rebuilt(ring, index, sectorSeq, ring.layout.dataStart + spill, firstRecordSeq);
+}
+
+/** The stream of the cursor's sector ended exactly at its end: the next sector's first entry starts at dataStart. */
+function rebuildAtCleanEnd(ring: Ring, cursor: Cursor): LiveSector | undefined {
+  if (cursor.sectorSeq >= ring.head!.sectorSeq || cursor.offset < ring.layout.closeStart) return undefined;
+  const sectorSeq = cursor.sectorSeq + 1;
+  const index = (sectorSeq - 1) % ring.blocks;
+  if (!ring.firstEntryChecks(index * ring.layout.blockLength + ring.layout.dataStart, cursor.seq)) return undefined;
+  return rebuilt(ring, index, sectorSeq, ring.layout.dataStart, cursor.seq);
+}
+
+function rebuilt(ring: Ring, index: number, sectorSeq: number, firstRecordOffset: number, firstRecordSeq: number): LiveSector {
+  ring.noteRebuilt(index, {
+    version: OUTBOX_FORMAT_VERSION,
+    unitShift: ring.unitShift,
+    firstRecordOffset,
+    sectorSeq,
+    firstRecordSeq,
+    ackSeq: ring.ackSeq,
+    dropped: ring.dropped,
+    eraseCount: 0,
+  });
+  return { index, sectorSeq, firstRecordOffset, firstRecordSeq };
+}
+
 /** Leave the cursor's sector for the next readable one, counting records lost on the way. */
 function moveToSuccessor(ring: Ring, cursor: Cursor): void {
+  const repaired = rebuildAtCleanEnd(ring, cursor);
+  if (repaired !== undefined) {
+    Object.assign(cursor, { index: repaired.index, sectorSeq: repaired.sectorSeq, offset: repaired.firstRecordOffset });
+    return;
+  }
   for (let sectorSeq = cursor.sectorSeq + 1; sectorSeq <= ring.head!.sectorSeq; sectorSeq++) {
     const index = (sectorSeq - 1) % ring.blocks;
     const header = ring.readHeader(index);
     if (header === undefined || header.sectorSeq !== sectorSeq) continue;
     const gap = seqDiff(header.firstRecordSeq, cursor.seq);
-    if (gap > 0 && !(gap === 1 && cursor.seq === ring.tornSeq)) ring.lost += gap;
+    if (gap > 0 && !explainedGap(ring, cursor.seq, gap)) ring.lost += gap;
     Object.assign(cursor, { index, sectorSeq, offset: header.firstRecordOffset, seq: seqMax(header.firstRecordSeq, cursor.seq) });
     return;
   }
   // Nothing readable after it: everything up to the head's position is gone.
-  ring.lost += Math.max(0, seqDiff(ring.nextSeq, cursor.seq));
+  const gap = seqDiff(ring.nextSeq, cursor.seq);
+  if (gap > 0 && !explainedGap(ring, cursor.seq, gap)) ring.lost += gap;
   cursor.seq = ring.nextSeq;
+}
+
+/**
+ * The one gap already accounted for: the record torn by the last cut.
+ * (After damage in the head sector the gap is an upper bound: the numbers
+ * its unknown records may have had are never handed out again.)
+ */
+function explainedGap(ring: Ring, from: number, gap: number): boolean {
+  return gap === 1 && from === ring.tornSeq;
 }

@@ -7,6 +7,7 @@ import { seqAdd, seqDiff, seqMax } from '../base/seq.ts';
 import { StorageError } from './errors.ts';
 import {
   CLOSING_SLOTS,
+  HEADER_LENGTH,
   decodeHeader,
   decodeWord,
   entryChecks,
@@ -24,6 +25,16 @@ interface EntryAt {
   length: number;
   hasAck: boolean;
   ack: number;
+  /** Its position: the record's sequence number (or the next record's, for an ack-only entry). */
+  seq: number;
+}
+
+/** How the walk of the head ended when the head's stream is used up. */
+interface WalkEnd {
+  /** The stream area is used up (an entry continues past it, or it ends exactly there). */
+  full: boolean;
+  /** The entry continuing past the stream area, if any. */
+  spill: { offset: number; length: number; hasAck: boolean; seq: number } | undefined;
 }
 
 export function recover(ring: Ring): void {
@@ -33,8 +44,9 @@ export function recover(ring: Ring): void {
   ring.oldest = findOldest(ring, head.header);
   ring.dropped = head.header.dropped;
   ring.ackSeq = head.header.ackSeq;
-  walkHead(ring, head.header);
+  const end = walkHead(ring, head.header);
   readClosingSlots(ring);
+  if (end.full) rebuildDamagedSuccessor(ring, end);
   // Records before the oldest readable sector are gone: dropped unacknowledged (or destroyed with that sector).
   const missing = seqDiff(ring.oldest.firstRecordSeq, ring.ackSeq);
   if (missing > 0) {
@@ -127,7 +139,7 @@ function findOldest(ring: Ring, head: SectorHeader): LiveSector {
  * the newest acknowledgement. Only the newest entry can be torn by a cut;
  * an entry that cannot be parsed seals the sector (appends move on).
  */
-function walkHead(ring: Ring, header: SectorHeader): void {
+function walkHead(ring: Ring, header: SectorHeader): WalkEnd {
   const { closeStart, writeAlign } = ring.layout;
   const base = ring.head!.index * ring.layout.blockLength;
   let offset = header.firstRecordOffset;
@@ -136,25 +148,29 @@ function walkHead(ring: Ring, header: SectorHeader): void {
   let lastSeq = seq;
   const acks: EntryAt[] = [];
   let sealed = false;
+  /** The walk stopped at bytes that are not an entry (as opposed to an entry continuing into an unopened sector). */
+  let unreadable = false;
+  let spill: WalkEnd['spill'];
   while (offset < closeStart) {
     const available = Math.min(ring.wordBuffer.length, closeStart - offset);
     const word = ring.wordBuffer.subarray(0, available);
     ring.flash.read(base + offset, word);
     const entry = available >= 2 ? decodeWord(word[0] | (word[1] << 8)) : ({ kind: 'bad' } as const);
     if (isErased(word)) {
-      if (!ring.unitIsErased(base + offset)) sealed = true;
+      if (!ring.unitIsErased(base + offset)) sealed = unreadable = true;
       break;
     }
     if (entry.kind !== 'entry') {
-      sealed = true;
+      sealed = unreadable = true;
       break;
     }
     const total = entryLength(entry.length, entry.hasAck, writeAlign);
     if (offset + total > closeStart) {
-      sealed = true; // continues into a sector that was never opened: torn
+      sealed = true; // continues into a sector that was never opened: torn (unless that sector's header is what broke)
+      spill = { offset, length: entry.length, hasAck: entry.hasAck, seq };
       break;
     }
-    const candidate = { offset, length: entry.length, hasAck: entry.hasAck, ack: entry.hasAck ? readU32(word, RECORD_HEADER_LENGTH) : 0 };
+    const candidate = { offset, length: entry.length, hasAck: entry.hasAck, ack: entry.hasAck ? readU32(word, RECORD_HEADER_LENGTH) : 0, seq };
     if (entry.hasAck) acks.push(candidate);
     if (acks.length > 2) acks.shift();
     if (entry.length > 0) {
@@ -166,16 +182,75 @@ function walkHead(ring: Ring, header: SectorHeader): void {
   }
   ring.nextSeq = seq;
   ring.writeOffset = sealed ? closeStart : offset;
-  if (sealed && ring.holdsDataBeyondTornReach(base, offset)) ring.damagedSectors++;
-  if (last !== undefined && !ring.entryChecksAt(base + last.offset, last.length, last.hasAck)) ring.tornSeq = lastSeq;
+  if (unreadable && breakIsDamage(ring, base, offset)) {
+    // Entries follow the break: damage, not a cut. Their number is unknown; never reuse theirs.
+    ring.damagedSectors++;
+    ring.nextSeq = seqAdd(seq, Math.floor((closeStart - offset) / entryLength(1, false, writeAlign)));
+  } else if (unreadable) {
+    // The bytes at the break are what a cut append leaves, or the newest record damaged: either way
+    // report it as torn and give its number away, so a record that was handed out keeps its own.
+    ring.tornSeq = seq;
+    ring.nextSeq = seqAdd(seq, 1);
+  }
+  if (last !== undefined && !ring.entryChecksAt(base + last.offset, last.length, last.hasAck, lastSeq)) ring.tornSeq = lastSeq;
   // No record starts in the head yet: the newest record is the one spilling into it, which a cut may have torn.
   if (last === undefined && header.firstRecordOffset > ring.layout.dataStart) ring.tornSeq = seqAdd(header.firstRecordSeq, -1);
+  if (ring.tornSeq !== undefined) ring.torn++;
   for (let i = acks.length - 1; i >= 0; i--) {
-    if (ring.entryChecksAt(base + acks[i].offset, acks[i].length, true)) {
+    if (ring.entryChecksAt(base + acks[i].offset, acks[i].length, true, acks[i].seq)) {
       ring.ackSeq = seqMax(ring.ackSeq, acks[i].ack);
       break;
     }
   }
+  return { full: !unreadable && (spill !== undefined || offset >= closeStart), spill };
+}
+
+/**
+ * The head's stream is used up, so the sector after it may already have
+ * been opened. If that sector holds bytes but no readable header, and the
+ * entries it must start with check at their positions (the record spilling
+ * into it, or its first entry), its header was damaged after it was
+ * written: rebuild the header in RAM, report the damage, and make it the
+ * head. Otherwise it is a cut opening (torn erase or header) and stays unused.
+ */
+function rebuildDamagedSuccessor(ring: Ring, end: WalkEnd): void {
+  const previous = ring.head!;
+  const { blockLength, dataStart, closeStart, writeAlign } = ring.layout;
+  const index = (previous.index + 1) % ring.blocks;
+  if (ring.readHeader(index) !== undefined || ring.rangeIsErased(index * blockLength, HEADER_LENGTH)) return;
+  const spill = end.spill;
+  const spilled = spill ? entryLength(spill.length, spill.hasAck, writeAlign) - (closeStart - spill.offset) : 0;
+  const firstRecordOffset = dataStart + spilled;
+  const firstRecordSeq = spill && spill.length > 0 ? seqAdd(spill.seq, 1) : ring.nextSeq;
+  if (firstRecordOffset > closeStart) return;
+  const header: SectorHeader = {
+    version: OUTBOX_FORMAT_VERSION,
+    unitShift: ring.unitShift,
+    firstRecordOffset,
+    sectorSeq: previous.sectorSeq + 1,
+    firstRecordSeq,
+    ackSeq: ring.ackSeq,
+    dropped: ring.dropped,
+    eraseCount: previous.eraseCount,
+  };
+  const spillChecks = spill !== undefined && ring.spanChecks(previous.index, spill.offset, index, spill.length, spill.hasAck, spill.seq);
+  if (!spillChecks && !ring.firstEntryChecks(index * blockLength + firstRecordOffset, firstRecordSeq)) return;
+  ring.noteRebuilt(index, header);
+  ring.head = { index, sectorSeq: header.sectorSeq, eraseCount: header.eraseCount, firstRecordSeq };
+  ring.closingSlotsUsed = 0;
+  ring.tornSeq = undefined;
+  walkHead(ring, header);
+  readClosingSlots(ring);
+}
+
+/**
+ * A cut tears only the entry being written, and a torn entry with an
+ * unreadable header word landed at most its first byte (plain) or its first
+ * program unit (strict): anything programmed past that is damage.
+ */
+function breakIsDamage(ring: Ring, base: number, breakOffset: number): boolean {
+  const reach = breakOffset + Math.max(2, ring.layout.writeAlign);
+  return reach < ring.layout.closeStart && !ring.rangeIsErased(base + reach, ring.layout.closeStart - reach);
 }
 
 /** The head's closing slots: how many are used, and the newest ack they hold. */
@@ -187,7 +262,7 @@ function readClosingSlots(ring: Ring): void {
     if (isErased(slot)) break;
     ring.closingSlotsUsed = i + 1;
     const entry = decodeWord(slot[0] | (slot[1] << 8));
-    if (entry.kind === 'entry' && entry.hasAck && entry.length === 0 && entryChecks(slot, 0, true)) {
+    if (entry.kind === 'entry' && entry.hasAck && entry.length === 0 && entryChecks(slot, 0, true, ring.head!.sectorSeq)) {
       ring.ackSeq = seqMax(ring.ackSeq, readU32(slot, RECORD_HEADER_LENGTH));
     }
   }

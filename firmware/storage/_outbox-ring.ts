@@ -7,6 +7,7 @@ import type { FlashPartition } from '../hal/flash.ts';
 import {
   ACK_FIELD_LENGTH,
   decodeHeader,
+  decodeWord,
   entryChecks,
   entryLength,
   HEADER_LENGTH,
@@ -52,6 +53,8 @@ export class Ring {
   readonly ackBuffer: Uint8Array;
   readonly headerBuffer = new Uint8Array(HEADER_LENGTH);
   readonly wordBuffer = new Uint8Array(RECORD_HEADER_LENGTH + ACK_FIELD_LENGTH);
+  /** Scratch for erased-range checks, apart from the buffers that may hold an entry being written. */
+  private readonly scanBuffer = new Uint8Array(64);
 
   head: HeadSector | undefined;
   oldest: LiveSector | undefined;
@@ -66,6 +69,10 @@ export class Ring {
   lost = 0;
   rejected = 0;
   damagedSectors = 0;
+  /** Records cut short by a power cut while being appended, found at recovery (their append never returned). */
+  torn = 0;
+  /** A sector whose header was damaged after it was written, rebuilt at recovery and kept in RAM until it is erased. */
+  rebuilt: { index: number; header: SectorHeader } | undefined;
   /** A record torn by the last power cut: skipped at delivery without counting it as corrupt. */
   tornSeq: number | undefined;
 
@@ -84,9 +91,13 @@ export class Ring {
   }
 
   readHeader(index: number): SectorHeader | undefined {
+    if (this.rebuilt !== undefined && this.rebuilt.index === index) return this.rebuilt.header;
     this.flash.read(index * this.layout.blockLength, this.headerBuffer);
     const header = decodeHeader(this.headerBuffer);
     if (header === undefined || header.version !== OUTBOX_FORMAT_VERSION || header.unitShift !== this.unitShift) return undefined;
+    // A header that checks but points outside its stream area is not one this outbox wrote.
+    const { dataStart, closeStart, writeAlign } = this.layout;
+    if (header.firstRecordOffset < dataStart || header.firstRecordOffset > closeStart || header.firstRecordOffset % writeAlign !== 0) return undefined;
     return header;
   }
 
@@ -99,26 +110,52 @@ export class Ring {
   }
 
   /**
-   * A power cut tears at most the one entry being written, so past the
-   * longest entry nothing but erased bytes can follow the break. Data there
-   * means damage: records after the break are lost, how many is unknown.
+   * Keep a rebuilt header for a sector whose header was damaged after it
+   * was written (its entries check at the positions its neighbour implies).
+   * One is kept at a time; each newly rebuilt sector is reported.
    */
-  holdsDataBeyondTornReach(base: number, breakOffset: number): boolean {
-    const reach = breakOffset + entryLength(this.layout.maxPayload, true, this.layout.writeAlign);
-    const chunk = this.entryBuffer.subarray(0, Math.min(256, this.entryBuffer.length));
-    for (let offset = reach; offset < this.layout.closeStart; offset += chunk.length) {
-      const part = chunk.subarray(0, Math.min(chunk.length, this.layout.closeStart - offset));
-      this.flash.read(base + offset, part);
-      if (!isErased(part)) return true;
-    }
-    return false;
+  noteRebuilt(index: number, header: SectorHeader): void {
+    if (this.rebuilt?.index !== index) this.damagedSectors++;
+    this.rebuilt = { index, header };
   }
 
-  entryChecksAt(byteOffset: number, length: number, hasAck: boolean): boolean {
+  /** Does the entry at `offset` of sector `from`, spilling into sector `into`, check at position `seq`? */
+  spanChecks(from: number, offset: number, into: number, length: number, hasAck: boolean, seq: number): boolean {
+    const { blockLength, closeStart, dataStart, writeAlign } = this.layout;
+    const total = entryLength(length, hasAck, writeAlign);
+    const bytes = this.entryBuffer.subarray(0, total);
+    const first = closeStart - offset;
+    this.flash.read(from * blockLength + offset, bytes.subarray(0, first));
+    this.flash.read(into * blockLength + dataStart, bytes.subarray(first));
+    return entryChecks(bytes, length, hasAck, seq);
+  }
+
+  /** Is there an entry at `byteOffset` that checks at position `seq` and ends inside its sector's stream? */
+  firstEntryChecks(byteOffset: number, seq: number): boolean {
+    const word = this.wordBuffer.subarray(0, 2);
+    this.flash.read(byteOffset, word);
+    const entry = decodeWord(word[0] | (word[1] << 8));
+    if (entry.kind !== 'entry') return false;
+    const total = entryLength(entry.length, entry.hasAck, this.layout.writeAlign);
+    return (byteOffset % this.layout.blockLength) + total <= this.layout.closeStart && this.entryChecksAt(byteOffset, entry.length, entry.hasAck, seq);
+  }
+
+  /** True when every byte of [byteOffset, byteOffset + length) is erased. */
+  rangeIsErased(byteOffset: number, length: number): boolean {
+    const chunk = this.scanBuffer;
+    for (let at = 0; at < length; at += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, length - at));
+      this.flash.read(byteOffset + at, part);
+      if (!isErased(part)) return false;
+    }
+    return true;
+  }
+
+  entryChecksAt(byteOffset: number, length: number, hasAck: boolean, seq: number): boolean {
     const total = entryLength(length, hasAck, this.layout.writeAlign);
     const bytes = this.entryBuffer.subarray(0, total);
     this.flash.read(byteOffset, bytes);
-    return entryChecks(bytes, length, hasAck);
+    return entryChecks(bytes, length, hasAck, seq);
   }
 }
 

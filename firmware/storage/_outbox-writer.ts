@@ -22,6 +22,7 @@ export const EMPTY = new Uint8Array(0);
 /** Write the encoded record at the head, continuing into a new sector if it does not fit. */
 export function writeRecord(ring: Ring, total: number): void {
   const { blockLength, closeStart, dataStart } = ring.layout;
+  if (ring.head !== undefined) sealIfDirty(ring, Math.min(total, closeStart - ring.writeOffset));
   if (ring.head !== undefined && total <= closeStart - ring.writeOffset) {
     ring.flash.write(ring.head!.index * blockLength + ring.writeOffset, ring.entryBuffer.subarray(0, total));
     ring.writeOffset += total;
@@ -38,6 +39,17 @@ export function writeRecord(ring: Ring, total: number): void {
   else openSector(ring, plan, dataStart, ring.nextSeq);
   ring.flash.write(ring.head!.index * blockLength + dataStart, ring.entryBuffer.subarray(room, total));
   ring.writeOffset = dataStart + rest;
+}
+
+/**
+ * Free space must read erased before it is programmed: damage there (a bit
+ * flipped, outside writes) would corrupt the new entry, and on an encrypted
+ * partition the write would be refused. Damaged free space ends the sector.
+ */
+export function sealIfDirty(ring: Ring, length: number): void {
+  if (length <= 0 || ring.rangeIsErased(ring.head!.index * ring.layout.blockLength + ring.writeOffset, length)) return;
+  ring.damagedSectors++;
+  ring.writeOffset = ring.layout.closeStart;
 }
 
 /** Decide which sector opens next; refuses (policy reject) before anything is written. */
@@ -95,6 +107,7 @@ export function openSector(ring: Ring, plan: OpenPlan, firstRecordOffset: number
   const previous = ring.readHeader(plan.index);
   const eraseCount = (previous?.eraseCount ?? ring.head?.eraseCount ?? 0) + 1;
   ring.flash.eraseBlock(plan.index);
+  if (ring.rebuilt?.index === plan.index) ring.rebuilt = undefined;
   if (plan.reclaimEnd !== undefined && plan.successor !== undefined) {
     const unacked = seqDiff(plan.reclaimEnd, ring.ackSeq);
     if (unacked > 0) {
@@ -127,8 +140,9 @@ export function reclaimNeedsAcks(ring: Ring, plan: OpenPlan): boolean {
   return plan.reclaimEnd !== undefined && seqDiff(seqMin(ring.ackSeq, plan.reclaimEnd), ring.durableAckSeq) > 0;
 }
 
-export function writeAckEntry(ring: Ring, byteOffset: number): void {
-  const total = encodeEntry(ring.ackBuffer, EMPTY, ring.ackSeq, ring.layout.writeAlign);
+/** Write an ack-only entry at `byteOffset`; `position` is what its CRC binds it to (docs/spec/outbox.md). */
+export function writeAckEntry(ring: Ring, byteOffset: number, position: number): void {
+  const total = encodeEntry(ring.ackBuffer, EMPTY, ring.ackSeq, ring.layout.writeAlign, position);
   ring.flash.write(byteOffset, ring.ackBuffer.subarray(0, total));
   ring.durableAckSeq = ring.ackSeq;
 }
@@ -139,10 +153,14 @@ export function writeAckEntry(ring: Ring, byteOffset: number): void {
  */
 export function writeClosingAck(ring: Ring): void {
   // Both slots can be spent only across power cuts in one sector's life; the acks then wait (stats().unpersistedAcks).
-  if (ring.closingSlotsUsed >= CLOSING_SLOTS) return;
-  const slot = ring.layout.closeStart + ring.closingSlotsUsed * ring.layout.ackEntryLength;
-  ring.closingSlotsUsed++;
-  writeAckEntry(ring, ring.head!.index * ring.layout.blockLength + slot);
+  const { closeStart, ackEntryLength, blockLength } = ring.layout;
+  while (ring.closingSlotsUsed < CLOSING_SLOTS) {
+    const slot = ring.head!.index * blockLength + closeStart + ring.closingSlotsUsed * ackEntryLength;
+    ring.closingSlotsUsed++;
+    if (!ring.rangeIsErased(slot, ackEntryLength)) continue; // damaged: skip it
+    writeAckEntry(ring, slot, ring.head!.sectorSeq);
+    return;
+  }
 }
 
 function seqMin(a: number, b: number): number {

@@ -143,9 +143,13 @@ export function entryLength(length: number, hasAck: boolean, writeAlign: number)
 
 /**
  * Encode an entry into `out` (at least entryLength bytes; the padding is
- * set to 0xFF). `ackSeq` undefined: no ack field. Returns the entry length.
+ * set to 0xFF). `ackSeq` undefined: no ack field. `seq` is the entry's
+ * position in the stream (the sequence number of the record, or of the
+ * record that follows an ack-only entry; a closing slot uses its sector's
+ * sectorSeq): the CRC covers it, so an entry read at the wrong position
+ * never checks. Returns the entry length.
  */
-export function encodeEntry(out: Uint8Array, payload: Uint8Array, ackSeq: number | undefined, writeAlign: number): number {
+export function encodeEntry(out: Uint8Array, payload: Uint8Array, ackSeq: number | undefined, writeAlign: number, seq: number): number {
   const hasAck = ackSeq !== undefined;
   const total = entryLength(payload.length, hasAck, writeAlign);
   const view = new DataView(out.buffer, out.byteOffset, total);
@@ -157,16 +161,20 @@ export function encodeEntry(out: Uint8Array, payload: Uint8Array, ackSeq: number
   }
   out.set(payload, at);
   out.fill(0xff, at + payload.length, total);
-  let crc = crc16Update(CRC16_INIT, out, 0, 2);
-  crc = crc16Update(crc, out, RECORD_HEADER_LENGTH, at + payload.length);
-  view.setUint16(2, crc, true);
+  view.setUint16(2, entryCrc(out, at + payload.length, seq), true);
   return total;
 }
 
-/** CRC check of an entry whose bytes (header, ack field, payload) are in `entry`. */
-export function entryChecks(entry: Uint8Array, length: number, hasAck: boolean): boolean {
+/** CRC check of an entry whose bytes (header, ack field, payload) are in `entry`, read at position `seq`. */
+export function entryChecks(entry: Uint8Array, length: number, hasAck: boolean, seq: number): boolean {
   const end = RECORD_HEADER_LENGTH + (hasAck ? ACK_FIELD_LENGTH : 0) + length;
-  let crc = crc16Update(CRC16_INIT, entry, 0, 2);
-  crc = crc16Update(crc, entry, RECORD_HEADER_LENGTH, end);
-  return crc === (entry[2] | (entry[3] << 8));
+  return entryCrc(entry, end, seq) === (entry[2] | (entry[3] << 8));
+}
+
+/** CRC-16 over the position (u32 LE), the header word, the ack field and the payload. */
+function entryCrc(entry: Uint8Array, end: number, seq: number): number {
+  const position = Uint8Array.of(seq & 0xff, (seq >>> 8) & 0xff, (seq >>> 16) & 0xff, (seq >>> 24) & 0xff);
+  let crc = crc16Update(CRC16_INIT, position);
+  crc = crc16Update(crc, entry, 0, 2);
+  return crc16Update(crc, entry, RECORD_HEADER_LENGTH, end);
 }

@@ -19,7 +19,7 @@ import { encodeEntry } from './outbox-format.ts';
 import { Ring, type Cursor, type FullPolicy } from './_outbox-ring.ts';
 import { recover } from './_outbox-recovery.ts';
 import { readAt, seek, type OutboxRecord } from './_outbox-reader.ts';
-import { openSector, openWouldDrop, planOpen, reclaimNeedsAcks, writeAckEntry, writeClosingAck, writeRecord } from './_outbox-writer.ts';
+import { openSector, openWouldDrop, planOpen, reclaimNeedsAcks, sealIfDirty, writeAckEntry, writeClosingAck, writeRecord } from './_outbox-writer.ts';
 
 export type { FullPolicy } from './_outbox-ring.ts';
 export type { OutboxRecord } from './_outbox-reader.ts';
@@ -49,9 +49,12 @@ export interface OutboxStats {
   /**
    * Sectors found damaged beyond what a power cut explains, where the number
    * of records lost cannot be known (this boot): the head sector's entry
-   * chain broken with data after the break.
+   * chain broken with data after the break, damaged free space, a damaged
+   * closing slot, or a ring whose headers cannot all be true.
    */
   damagedSectors: number;
+  /** Records cut short by a power cut during their append (which never returned), found at recovery (this boot); never delivered. */
+  torn: number;
   /** Acknowledged records not yet recorded on flash: after a reboot they are delivered again. */
   unpersistedAcks: number;
   sectors: number;
@@ -66,6 +69,8 @@ export class Outbox {
   private readonly ring: Ring;
   private readonly maxUnpersistedAcks: number;
   private cursor: Cursor | undefined;
+  /** Sequence number of the last record `peek`/`next` returned since the last `peek`. */
+  private lastReturned: number | undefined;
 
   private constructor(flash: FlashPartition, options: OutboxOptions) {
     const status = flash.status();
@@ -109,7 +114,7 @@ export class Outbox {
       throw new RangeError(`record of ${payload.length} bytes: the outbox takes 1 to ${ring.layout.maxPayload} bytes`);
     }
     const ack = seqDiff(ring.ackSeq, ring.durableAckSeq) > 0 ? ring.ackSeq : undefined;
-    const total = encodeEntry(ring.entryBuffer, payload, ack, ring.layout.writeAlign);
+    const total = encodeEntry(ring.entryBuffer, payload, ack, ring.layout.writeAlign, ring.nextSeq);
     writeRecord(ring, total);
     if (ack !== undefined) ring.durableAckSeq = ack;
     const seq = ring.nextSeq;
@@ -142,8 +147,9 @@ export class Outbox {
     const head = ring.head;
     if (seqDiff(ring.ackSeq, ring.durableAckSeq) <= 0 || head === undefined) return;
     const { ackEntryLength, closeStart, blockLength, dataStart } = ring.layout;
+    sealIfDirty(ring, Math.min(ackEntryLength, closeStart - ring.writeOffset));
     if (ackEntryLength <= closeStart - ring.writeOffset) {
-      writeAckEntry(ring, head.index * blockLength + ring.writeOffset);
+      writeAckEntry(ring, head.index * blockLength + ring.writeOffset, ring.nextSeq);
       ring.writeOffset += ackEntryLength;
       return;
     }
@@ -161,6 +167,7 @@ export class Outbox {
   /** The oldest unacknowledged record, or undefined when none is queued. */
   peek(): OutboxRecord | undefined {
     this.cursor = undefined;
+    this.lastReturned = undefined;
     return this.next();
   }
 
@@ -172,7 +179,15 @@ export class Outbox {
     if (this.ring.head === undefined) return undefined;
     const cursor = this.cursor ?? seek(this.ring, this.ring.ackSeq);
     this.cursor = cursor;
-    return readAt(this.ring, cursor);
+    const record = readAt(this.ring, cursor);
+    // Delivery only moves forward; headers that make it circle (they cannot all be true) end it.
+    if (record !== undefined && this.lastReturned !== undefined && seqDiff(record.seq, this.lastReturned) <= 0) {
+      this.ring.damagedSectors++;
+      cursor.seq = this.ring.nextSeq;
+      return undefined;
+    }
+    if (record !== undefined) this.lastReturned = record.seq;
+    return record;
   }
 
   stats(): OutboxStats {
@@ -186,6 +201,7 @@ export class Outbox {
       lost: ring.lost,
       rejected: ring.rejected,
       damagedSectors: ring.damagedSectors,
+      torn: ring.torn,
       unpersistedAcks: seqDiff(ring.ackSeq, ring.durableAckSeq),
       sectors: ring.blocks,
       usedSectors: ring.usedSectors(),

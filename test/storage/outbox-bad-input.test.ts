@@ -330,6 +330,7 @@ describe('open and format: partitions the outbox cannot use', () => {
     ['blockLength 200 not a multiple of writeAlign 16', geometry(2 * 200, 200, 2, 16)],
     ['blockLength 4100 not a multiple of writeAlign 8', geometry(2 * 4100, 4100, 2, 8)],
     ['NaN geometry', geometry(Number.NaN, Number.NaN, Number.NaN, 1)],
+    ['more sectors than sectorSeq can number over the flash life (50,000)', geometry(50_000 * 4096, 4096, 50_000, 1)],
   ];
   for (const [name, status] of cases) {
     test(`${name}: StorageError 'bad-geometry', status() is the only flash call`, () => {

@@ -17,6 +17,8 @@ import {
 
 export interface DumpedEntry {
   offset: number;
+  /** Position the entry checks against (counted from the sector's firstRecordSeq). */
+  seq?: number;
   kind: 'record' | 'ack' | 'bad' | 'erased';
   length?: number;
   ack?: number;
@@ -42,6 +44,7 @@ export function dumpOutbox(flash: FlashPartition): DumpedSector[] {
     const header = block.subarray(0, HEADER_LENGTH).every((b) => b === 0xff) ? 'erased' : (decodeHeader(block) ?? 'unreadable');
     const entries: DumpedEntry[] = [];
     let offset = typeof header === 'object' ? header.firstRecordOffset : layout.dataStart;
+    let seq = typeof header === 'object' ? header.firstRecordSeq : 0;
     while (offset + 2 <= layout.closeStart) {
       const entry = decodeWord(block[offset] | (block[offset + 1] << 8));
       if (entry.kind === 'erased') {
@@ -55,8 +58,9 @@ export function dumpOutbox(flash: FlashPartition): DumpedSector[] {
       const total = entryLength(entry.length, entry.hasAck, status.writeAlign);
       const spills = Math.max(0, offset + total - layout.closeStart);
       const ack = entry.hasAck ? new DataView(block.buffer).getUint32(offset + RECORD_HEADER_LENGTH, true) : undefined;
-      const intact = spills === 0 ? entryChecks(block.subarray(offset, offset + total), entry.length, entry.hasAck) : undefined;
-      entries.push({ offset, kind: entry.length > 0 ? 'record' : 'ack', length: entry.length, ack, intact, spills });
+      const intact = spills === 0 ? entryChecks(block.subarray(offset, offset + total), entry.length, entry.hasAck, seq) : undefined;
+      entries.push({ offset, seq, kind: entry.length > 0 ? 'record' : 'ack', length: entry.length, ack, intact, spills });
+      if (entry.length > 0) seq = (seq + 1) >>> 0;
       offset += total;
     }
     const closingSlots: DumpedSector['closingSlots'] = [];
@@ -65,7 +69,7 @@ export function dumpOutbox(flash: FlashPartition): DumpedSector[] {
       const slot = block.subarray(at, at + layout.ackEntryLength);
       const word = decodeWord(slot[0] | (slot[1] << 8));
       if (slot.every((b) => b === 0xff)) closingSlots.push('erased');
-      else if (word.kind === 'entry' && word.hasAck && word.length === 0 && entryChecks(slot, 0, true)) closingSlots.push(new DataView(block.buffer).getUint32(at + RECORD_HEADER_LENGTH, true));
+      else if (word.kind === 'entry' && word.hasAck && word.length === 0 && typeof header === 'object' && entryChecks(slot, 0, true, header.sectorSeq)) closingSlots.push(new DataView(block.buffer).getUint32(at + RECORD_HEADER_LENGTH, true));
       else closingSlots.push('garbage');
     }
     sectors.push({ index, header, entries, closingSlots });

@@ -39,12 +39,13 @@ export class Rng {
   }
 }
 
-/** Derive a seed for sub-case `parts` of a run from its base seed. */
+/**
+ * Derive a seed for sub-case `parts` of a run from its base seed. The base
+ * is mixed before any part is folded in, and each part after the previous,
+ * so (base, parts) families never overlap by XOR symmetry.
+ */
 export function deriveSeed(base: number, ...parts: number[]): number {
-  let h = (base ^ 0x6a09e667) >>> 0;
-  for (const p of parts) {
-    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
-    h = (h ^ (h >>> 15)) >>> 0;
-  }
-  return new Rng(h).nextU32();
+  let h = new Rng(base ^ 0x6a09e667).nextU32();
+  for (const p of parts) h = new Rng((h ^ Math.imul(p >>> 0, 0x9e3779b1)) >>> 0).nextU32();
+  return h;
 }

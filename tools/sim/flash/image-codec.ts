@@ -55,6 +55,8 @@ export function decodeImage(bytes: Uint8Array): SimFlash {
   } catch (error) {
     throw new Error(`flash image header is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
   }
+  if (header === null || typeof header !== 'object') throw new Error('flash image header is not a JSON object');
+  if (header.mode !== 'plain' && header.mode !== 'strict') throw new Error(`flash image mode ${JSON.stringify(header.mode)} is neither plain nor strict`);
   if (header.format !== IMAGE_FORMAT) throw new Error(`flash image format ${header.format} is not supported (expected ${IMAGE_FORMAT})`);
   const size = header.blocks * header.blockLength;
   const units = size / header.writeAlign;

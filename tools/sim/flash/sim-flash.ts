@@ -85,9 +85,8 @@ export class SimFlash implements FlashPartition {
     this.onBitSet = options.onBitSet ?? 'ignore';
     if (!Number.isInteger(this.writeAlign) || this.writeAlign < 1) throw new RangeError(`writeAlign must be a positive integer, got ${this.writeAlign}`);
     if (!Number.isInteger(this.blocks) || this.blocks < 1) throw new RangeError(`blocks must be a positive integer, got ${this.blocks}`);
-    if (!Number.isInteger(this.blockLength) || this.blockLength < 16 || this.blockLength % this.writeAlign !== 0) {
-      throw new RangeError(`blockLength ${this.blockLength} must be a multiple of writeAlign ${this.writeAlign}`);
-    }
+    if (!Number.isInteger(this.blockLength) || this.blockLength < 16) throw new RangeError(`blockLength must be an integer of at least 16 bytes, got ${this.blockLength}`);
+    if (this.blockLength % this.writeAlign !== 0) throw new RangeError(`blockLength ${this.blockLength} must be a multiple of writeAlign ${this.writeAlign}`);
     this.data = new Uint8Array(this.blocks * this.blockLength).fill(ERASED);
     this.unitProgrammed = new Uint8Array(this.data.length / this.writeAlign);
     this.eraseCounts = new Uint32Array(this.blocks);

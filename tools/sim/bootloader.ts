@@ -1,0 +1,246 @@
+/**
+ * The simulated ESP-IDF second-stage bootloader (docs/spec/update-states.md):
+ * reads otadata from flash, runs the abort pass and the decision table
+ * (firmware/update/decide.ts), performs the otadata writes the real
+ * bootloader performs *through the flash* (so a power cut can hit each
+ * erase and program), checks the chosen image, and says which slot boots,
+ * or throws BrickedError when none can.
+ *
+ * Engine-neutral (no Node APIs): power-cut cases run it in Node and in XS.
+ */
+import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
+import type { Sha256 } from '../../firmware/hal/crypto.ts';
+import type { SlotIndex } from '../../firmware/hal/boot-control.ts';
+import { readOtadata, stateOfSlot, writeOtadataCopy, type OtaStateReading } from '../../firmware/update/otadata.ts';
+import { planBoot, type BootPlan, type SlotCheck } from '../../firmware/update/decide.ts';
+import { APP_IMAGE_HEADER_LENGTH, encodeAppImage, readAppImageHeader, verifyAppImage, type AppImageHeader, type AppImageMeta } from '../../firmware/update/app-image.ts';
+
+/**
+ * The eFuse anti-rollback floor (ESP-IDF `esp_efuse_read_secure_version`).
+ * It outlives reboots and power cuts (it is not flash) and only goes up. On
+ * the ESP32 it is a 32-bit field counted in set bits, so versions above 32
+ * cannot be burnt; the simulator does not model that limit.
+ */
+export class SimEfuse {
+  constructor(private floor = 0) {}
+
+  get secureVersion(): number {
+    return this.floor;
+  }
+
+  raise(version: number): void {
+    if (version > this.floor) this.floor = version;
+  }
+}
+
+export interface SimBootloaderOptions {
+  readonly otadata: FlashPartition;
+  readonly slots: readonly [FlashPartition, FlashPartition];
+  readonly createSha256: () => Sha256;
+  /** Anti-rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, holdfast's setting); absent: disabled. */
+  readonly efuse?: SimEfuse;
+}
+
+export interface BootDecision {
+  readonly slot: SlotIndex;
+  readonly header: AppImageHeader;
+  /** Decision row id (BOOT_ROWS) and its reason. */
+  readonly row: string;
+  readonly reason: string;
+  /** State of the booted slot's otadata entry after this boot's writes (ESP-IDF `esp_ota_get_state_partition`). */
+  readonly state: OtaStateReading | undefined;
+  /** What this boot wrote, in order (for logs and tests). */
+  readonly writes: readonly string[];
+  readonly plan: BootPlan;
+}
+
+/** No slot holds a bootable image: the real bootloader resets and tries again, forever. */
+export class BrickedError extends Error {
+  constructor(readonly plan: BootPlan) {
+    super(`no bootable app slot (row ${plan.row.id}: ${plan.row.reason}; slots ${plan.facts.start}/${plan.facts.other}): the device is bricked`);
+    this.name = 'BrickedError';
+  }
+}
+
+export class SimBootloader {
+  readonly otadata: FlashPartition;
+  readonly slots: readonly [FlashPartition, FlashPartition];
+  private readonly createSha256: () => Sha256;
+  readonly efuse: SimEfuse | undefined;
+
+  constructor(options: SimBootloaderOptions) {
+    this.otadata = options.otadata;
+    this.slots = options.slots;
+    this.createSha256 = options.createSha256;
+    this.efuse = options.efuse;
+  }
+
+  /** A device's named partitions (SimDevice.partition or anything with the same shape). */
+  static forDevice(
+    device: { partition(name: string): FlashPartition },
+    options: { createSha256: () => Sha256; efuse?: SimEfuse; names?: { otadata: string; slots: readonly [string, string] } },
+  ): SimBootloader {
+    const names = options.names ?? { otadata: 'otadata', slots: ['ota_0', 'ota_1'] as const };
+    return new SimBootloader({
+      otadata: device.partition(names.otadata),
+      slots: [device.partition(names.slots[0]), device.partition(names.slots[1])],
+      createSha256: options.createSha256,
+      efuse: options.efuse,
+    });
+  }
+
+  /** What the next boot would do, without writing anything. */
+  plan(): BootPlan {
+    return planBoot({ copies: readOtadata(this.otadata), slots: [this.checkSlot(0), this.checkSlot(1)], floor: this.efuse?.secureVersion });
+  }
+
+  /**
+   * One boot: perform the plan's writes through the flash, then hand over to
+   * the chosen slot. `onPlan` sees the plan before the first write (a power
+   * cut may end the boot after that).
+   */
+  boot(onPlan?: (plan: BootPlan) => void): BootDecision {
+    const plan = this.plan();
+    onPlan?.(plan);
+    const writes: string[] = [];
+    for (const effect of plan.effects) {
+      if (effect.kind === 'write-otadata') {
+        writeOtadataCopy(this.otadata, effect.copy, effect.bytes);
+        writes.push(`copy ${effect.copy} ${effect.what}`);
+      } else {
+        this.efuse?.raise(effect.secureVersion);
+        writes.push(`floor ${effect.secureVersion}`);
+      }
+    }
+    if (plan.bootSlot === undefined) throw new BrickedError(plan);
+    // The plan only boots a slot that verified; the header is read again for the caller.
+    const reading = readAppImageHeader(this.slots[plan.bootSlot]);
+    if (reading.kind !== 'header') throw new Error(`decision ${plan.row.id} boots slot ${plan.bootSlot}, whose header does not read (${reading.kind})`);
+    return {
+      slot: plan.bootSlot,
+      header: reading.header,
+      row: plan.row.id,
+      reason: plan.row.reason,
+      state: stateOfSlot(readOtadata(this.otadata), plan.bootSlot),
+      writes,
+      plan,
+    };
+  }
+
+  /** Header and image check of one slot, as the bootloader sees it. */
+  checkSlot(slot: SlotIndex): SlotCheck {
+    const reading = readAppImageHeader(this.slots[slot]);
+    if (reading.kind !== 'header') return { secureVersion: undefined, verifies: false };
+    return { secureVersion: reading.header.secureVersion, verifies: verifyAppImage(this.slots[slot], this.createSha256).kind === 'ok' };
+  }
+}
+
+// ------------------------------------------------------------ helpers --
+
+/**
+ * Write `image` (header + body) at offset 0 of `slot`: erase the blocks it
+ * needs, then program it in one write padded with 0xFF to the program unit
+ * (strict mode: 16-byte write-once units). An interrupted call leaves a
+ * corrupt or blank image, never a valid one (the header is written first
+ * and hashes the whole body).
+ */
+export function writeAppImage(slot: FlashPartition, image: Uint8Array): void {
+  const status = slot.status();
+  if (image.length > status.size) throw new RangeError(`image of ${image.length} bytes does not fit a ${status.size}-byte slot`);
+  const blocks = Math.ceil(image.length / status.blockLength);
+  for (let block = 0; block < blocks; block++) slot.eraseBlock(block);
+  const padded = new Uint8Array(Math.ceil(image.length / status.writeAlign) * status.writeAlign).fill(0xff);
+  padded.set(image);
+  slot.write(0, padded);
+}
+
+/** A deterministic body of `length` bytes for test images. */
+export function testImageBody(length: number, seed: number): Uint8Array {
+  const body = new Uint8Array(length);
+  let x = (seed * 0x9e3779b1 + 1) >>> 0;
+  for (let i = 0; i < length; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    body[i] = x >>> 24;
+  }
+  return body;
+}
+
+/** Header + body for a test image. */
+export function buildAppImage(meta: AppImageMeta, bodyLength: number, createSha256: () => Sha256): Uint8Array {
+  return encodeAppImage(meta, testImageBody(bodyLength, meta.imageVersion), createSha256);
+}
+
+/**
+ * A fresh device as the factory leaves it: `image` in ota_0, ota_1 and the
+ * otadata erased. With no factory partition ESP-IDF boots ota_0 and, on that
+ * first boot, writes otadata copy 0 = {seq 1, VALID} (row R9).
+ */
+export function provisionDevice(bootloader: Pick<SimBootloader, 'otadata' | 'slots'>, image: Uint8Array): void {
+  bootloader.otadata.eraseBlock(0);
+  bootloader.otadata.eraseBlock(1);
+  for (let block = 0; block < bootloader.slots[1].status().blocks; block++) bootloader.slots[1].eraseBlock(block);
+  writeAppImage(bootloader.slots[0], image);
+}
+
+/** A window of whole blocks of another partition, as a partition of its own. */
+export class PartitionView implements FlashPartition {
+  private readonly geometry: FlashStatus;
+  private readonly base: number;
+
+  constructor(private readonly flash: FlashPartition, private readonly firstBlock: number, blocks: number) {
+    const status = flash.status();
+    if (!Number.isInteger(firstBlock) || !Number.isInteger(blocks) || firstBlock < 0 || blocks < 1 || firstBlock + blocks > status.blocks) {
+      throw new RangeError(`blocks ${firstBlock}..${firstBlock + blocks - 1} outside a ${status.blocks}-block partition`);
+    }
+    this.base = firstBlock * status.blockLength;
+    this.geometry = Object.freeze({ ...status, blocks, size: blocks * status.blockLength });
+  }
+
+  status(): FlashStatus {
+    return this.geometry;
+  }
+
+  read(byteOffset: number, target: Uint8Array): void {
+    this.check(byteOffset, target.length);
+    this.flash.read(this.base + byteOffset, target);
+  }
+
+  write(byteOffset: number, data: Uint8Array): void {
+    this.check(byteOffset, data.length);
+    this.flash.write(this.base + byteOffset, data);
+  }
+
+  eraseBlock(block: number): void {
+    if (!Number.isInteger(block) || block < 0 || block >= this.geometry.blocks) throw new RangeError(`block ${block} outside 0..${this.geometry.blocks - 1}`);
+    this.flash.eraseBlock(this.firstBlock + block);
+  }
+
+  private check(byteOffset: number, byteLength: number): void {
+    if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset + byteLength > this.geometry.size) {
+      throw new RangeError(`${byteLength} bytes at ${byteOffset} outside the ${this.geometry.size}-byte view`);
+    }
+  }
+}
+
+export interface OtaLayout {
+  readonly otadata: FlashPartition;
+  readonly slots: readonly [FlashPartition, FlashPartition];
+}
+
+/** Blocks one flash needs for otadata (2 blocks) and two slots of `slotBlocks` each. */
+export function otaLayoutBlocks(slotBlocks: number): number {
+  return 2 + 2 * slotBlocks;
+}
+
+/** Otadata at blocks 0..1, ota_0 and ota_1 after it, all views of one flash (for the power-cut runner). */
+export function otaLayout(flash: FlashPartition, slotBlocks: number): OtaLayout {
+  return {
+    otadata: new PartitionView(flash, 0, 2),
+    slots: [new PartitionView(flash, 2, slotBlocks), new PartitionView(flash, 2 + slotBlocks, slotBlocks)],
+  };
+}
+
+/** Bytes of body that fit a slot of `slotBytes`. */
+export function maxBodyLength(slotBytes: number): number {
+  return slotBytes - APP_IMAGE_HEADER_LENGTH;
+}
