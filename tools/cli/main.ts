@@ -9,6 +9,9 @@ import { registerBuild } from './commands/build.ts';
 import { registerCheck } from './commands/check.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerKeys } from './commands/keys.ts';
+import { registerSign } from './commands/sign.ts';
+import { registerVerify } from './commands/verify.ts';
 import { packageInfo } from './package-info.ts';
 
 export function createProgram(): Command {
@@ -18,7 +21,7 @@ export function createProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true, subcommandTerm: (cmd) => `${cmd.name()} ${cmd.usage()}` })
     .exitOverride();
-  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerBench]) register(program);
+  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerBench, registerKeys, registerSign, registerVerify]) register(program);
   program.addHelpText('after', () => `\nCommand flags:\n${describeFlags(program)}`);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 the command found a problem, 2 bad usage, 3 missing environment (see docs/cli.md).');
   for (const cmd of program.commands) cmd.exitOverride();

@@ -1,0 +1,59 @@
+/**
+ * `holdfast sign <image>`: write `<image>.manifest`, an IMAGE document
+ * (docs/spec/image-manifest.md) signed by the current targets keys of the
+ * key directory's root chain.
+ */
+import type { Command } from 'commander';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { MAX_BOARD_ID_LENGTH, MAX_U32 } from '../../../firmware/update/manifest.ts';
+import { parseInteger, usageError } from '../../keys/cli-options.ts';
+import { manifestJson, signImage } from '../../keys/image.ts';
+import { ExitCode } from '../exit-codes.ts';
+
+interface SignFlags {
+  version: number;
+  securityVersion: number;
+  board: string;
+  dir: string;
+  rollout?: number;
+  cohort?: number;
+  out?: string;
+  json?: boolean;
+}
+
+export function registerSign(program: Command): void {
+  // `sign --version V` must reach this command, not the program's -V/--version:
+  // program options are then recognised only before the command name.
+  program.enablePositionalOptions();
+  program
+    .command('sign')
+    .description('sign an image: write <image>.manifest with its SHA-256, length, versions and board, signed by the current targets keys')
+    .argument('<image>', 'image file (the app binary to install)')
+    .requiredOption('--version <v>', 'image version, 0..2^32-1; devices install only versions above the running one', parseInteger(0, MAX_U32))
+    .requiredOption('--security-version <s>', 'security version, 0..2^32-1; devices refuse images below their anti-rollback floor', parseInteger(0, MAX_U32))
+    .requiredOption('--board <id>', `board id, printable ASCII, 1..${MAX_BOARD_ID_LENGTH} characters (boards/<id>)`)
+    .option('--dir <dir>', 'key directory (holdfast keys init)', 'keys')
+    .option('--rollout <percent>', 'staged rollout: share of devices 0..100', parseInteger(0, 100))
+    .option('--cohort <n>', 'rollout cohort (salt of the device buckets), 0..2^32-1', parseInteger(0, MAX_U32))
+    .option('--out <file>', 'manifest path (default <image>.manifest)')
+    .option('--json', 'print the manifest fields as JSON')
+    .action((image: string, flags: SignFlags, command: Command) => {
+      if (!/^[\x21-\x7e]{1,32}$/.test(flags.board)) usageError(command, `--board must be 1..${MAX_BOARD_ID_LENGTH} printable ASCII characters without spaces`);
+      if (flags.cohort !== undefined && flags.rollout === undefined) usageError(command, '--cohort needs --rollout');
+      const bytes = readFileSync(image);
+      const signed = signImage(flags.dir, bytes, {
+        imageVersion: flags.version,
+        securityVersion: flags.securityVersion,
+        boardId: flags.board,
+        ...(flags.rollout !== undefined ? { rollout: { percent: flags.rollout, cohort: flags.cohort ?? 0 } } : {}),
+      });
+      const out = flags.out ?? `${image}.manifest`;
+      writeFileSync(out, signed.bytes);
+      if (flags.json) console.log(JSON.stringify({ manifest: out, bytes: signed.bytes.length, signers: signed.signers, ...manifestJson(signed.manifest) }, null, 2));
+      else {
+        const m = signed.manifest;
+        console.log(`wrote ${out} (${signed.bytes.length} bytes): version ${m.imageVersion}, security ${m.securityVersion}, board ${m.boardId}, ${m.imageLength} bytes, root ${m.rootVersion}, signed by ${signed.signers.join(', ')}`);
+      }
+      process.exitCode = ExitCode.OK;
+    });
+}
