@@ -1,7 +1,8 @@
 /**
  * CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, init and final XOR
- * 0xFFFFFFFF): the checksum of zlib and of ESP-IDF's otadata entries, so the
- * host tools can check it with any library. The table is computed once when
+ * 0xFFFFFFFF): zlib's checksum, so the host tools can check it with any
+ * library. (ESP-IDF's otadata CRC uses the same table with another start
+ * value: see firmware/update/otadata.ts.) The table is computed once when
  * the module loads (at preload on the device) and frozen.
  */
 const TABLE: Readonly<Uint32Array> = buildTable();

@@ -8,6 +8,7 @@
  *
  * Engine-neutral (no Node APIs): power-cut cases run it in Node and in XS.
  */
+import { PartitionView } from './flash/partition-view.ts';
 import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
 import type { Sha256 } from '../../firmware/hal/crypto.ts';
 import type { SlotIndex } from '../../firmware/hal/boot-control.ts';
@@ -182,46 +183,6 @@ export function provisionDevice(bootloader: Pick<SimBootloader, 'otadata' | 'slo
   writeAppImage(bootloader.slots[0], image);
 }
 
-/** A window of whole blocks of another partition, as a partition of its own. */
-export class PartitionView implements FlashPartition {
-  private readonly geometry: FlashStatus;
-  private readonly base: number;
-
-  constructor(private readonly flash: FlashPartition, private readonly firstBlock: number, blocks: number) {
-    const status = flash.status();
-    if (!Number.isInteger(firstBlock) || !Number.isInteger(blocks) || firstBlock < 0 || blocks < 1 || firstBlock + blocks > status.blocks) {
-      throw new RangeError(`blocks ${firstBlock}..${firstBlock + blocks - 1} outside a ${status.blocks}-block partition`);
-    }
-    this.base = firstBlock * status.blockLength;
-    this.geometry = Object.freeze({ ...status, blocks, size: blocks * status.blockLength });
-  }
-
-  status(): FlashStatus {
-    return this.geometry;
-  }
-
-  read(byteOffset: number, target: Uint8Array): void {
-    this.check(byteOffset, target.length);
-    this.flash.read(this.base + byteOffset, target);
-  }
-
-  write(byteOffset: number, data: Uint8Array): void {
-    this.check(byteOffset, data.length);
-    this.flash.write(this.base + byteOffset, data);
-  }
-
-  eraseBlock(block: number): void {
-    if (!Number.isInteger(block) || block < 0 || block >= this.geometry.blocks) throw new RangeError(`block ${block} outside 0..${this.geometry.blocks - 1}`);
-    this.flash.eraseBlock(this.firstBlock + block);
-  }
-
-  private check(byteOffset: number, byteLength: number): void {
-    if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset + byteLength > this.geometry.size) {
-      throw new RangeError(`${byteLength} bytes at ${byteOffset} outside the ${this.geometry.size}-byte view`);
-    }
-  }
-}
-
 export interface OtaLayout {
   readonly otadata: FlashPartition;
   readonly slots: readonly [FlashPartition, FlashPartition];
@@ -244,3 +205,5 @@ export function otaLayout(flash: FlashPartition, slotBlocks: number): OtaLayout 
 export function maxBodyLength(slotBytes: number): number {
   return slotBytes - APP_IMAGE_HEADER_LENGTH;
 }
+
+export { PartitionView };
