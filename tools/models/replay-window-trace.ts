@@ -1,0 +1,107 @@
+/**
+ * Traces of the replay-window model (docs/models/replay-window.md, "Traces"):
+ * the model's `EVENT ...` lines, one per action, with a `# key: value`
+ * header saying where they came from. Files live in
+ * docs/models/traces/replay-window/.
+ */
+
+export type ModelVerdict = 'fresh' | 'duplicate' | 'stale';
+export type RestartStage = 'idle' | 'persisting' | 'accepting' | 'lazy';
+
+export type ModelEvent =
+  | { readonly kind: 'config'; readonly N: number; readonly W: number; readonly R: number; readonly maxskip: number; readonly restarts: number; readonly adversary: number; readonly bug: number; readonly k: number }
+  /** The sender sent counter c (the adversary now knows it). */
+  | { readonly kind: 'send'; readonly c: number }
+  /** The receiver got counter c with a genuine (ok) or forged (bad) tag, and its window said `check`. */
+  | { readonly kind: 'deliver'; readonly c: number; readonly tag: 'ok' | 'bad'; readonly check: ModelVerdict }
+  /** A fresh counter whose tag failed: refused, nothing moved. */
+  | { readonly kind: 'reject'; readonly c: number; readonly reason: 'tag' }
+  /** A new ceiling became durable. */
+  | { readonly kind: 'persist'; readonly ceiling: number }
+  /** The window moved and the message was handed over. */
+  | { readonly kind: 'accept'; readonly c: number }
+  /** The receiver crashed in `stage` of handling counter c, and restarted with `floor`. */
+  | { readonly kind: 'restart'; readonly stage: RestartStage; readonly c: number | undefined; readonly floor: number }
+  /** A random simulation stopped (SIM pacing). */
+  | { readonly kind: 'end' };
+
+export interface Trace {
+  /** Header fields: kind (counterexample | simulation), model, defines, violates, command, ... */
+  readonly meta: Readonly<Record<string, string>>;
+  readonly events: readonly ModelEvent[];
+  /** The raw event lines, in order. */
+  readonly lines: readonly string[];
+}
+
+/** Parse a trace file: `# key: value` header lines, other `#` lines are comments, then EVENT lines. */
+export function parseTrace(text: string): Trace {
+  const meta: Record<string, string> = {};
+  const events: ModelEvent[] = [];
+  const lines: string[] = [];
+  for (const [index, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      const field = /^#\s*([a-z-]+):\s*(.*)$/.exec(line);
+      if (field) meta[field[1]] = field[2];
+      continue;
+    }
+    try {
+      events.push(parseEvent(line));
+    } catch (error) {
+      throw new Error(`trace line ${index + 1}: ${(error as Error).message}`);
+    }
+    lines.push(line);
+  }
+  return { meta, events, lines };
+}
+
+/** Format a trace file from header fields and event lines. */
+export function formatTrace(meta: Readonly<Record<string, string>>, lines: readonly string[]): string {
+  const header = Object.entries(meta).map(([key, value]) => `# ${key}: ${value}`);
+  return [...header, ...lines].join('\n') + '\n';
+}
+
+/** Parse one `EVENT name key=value ...` line. */
+export function parseEvent(line: string): ModelEvent {
+  const words = line.trim().split(/\s+/);
+  if (words[0] !== 'EVENT' || words.length < 2) throw new Error(`not an EVENT line: ${JSON.stringify(line)}`);
+  const fields = new Map<string, string>();
+  for (const word of words.slice(2)) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw new Error(`bad field ${JSON.stringify(word)} in ${JSON.stringify(line)}`);
+    fields.set(word.slice(0, eq), word.slice(eq + 1));
+  }
+  const num = (key: string): number => {
+    const value = fields.get(key);
+    if (value === undefined || !/^\d+$/.test(value)) throw new Error(`field ${key} missing or not a number in ${JSON.stringify(line)}`);
+    return Number(value);
+  };
+  const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
+    const value = fields.get(key);
+    if (value === undefined || !(allowed as readonly string[]).includes(value)) throw new Error(`field ${key} is not one of ${allowed.join('|')} in ${JSON.stringify(line)}`);
+    return value as T;
+  };
+  switch (words[1]) {
+    case 'config':
+      return { kind: 'config', N: num('N'), W: num('W'), R: num('R'), maxskip: num('maxskip'), restarts: num('restarts'), adversary: num('adversary'), bug: num('bug'), k: num('k') };
+    case 'send':
+      return { kind: 'send', c: num('c') };
+    case 'deliver':
+      return { kind: 'deliver', c: num('c'), tag: oneOf('tag', ['ok', 'bad'] as const), check: oneOf('check', ['fresh', 'duplicate', 'stale'] as const) };
+    case 'reject':
+      return { kind: 'reject', c: num('c'), reason: oneOf('reason', ['tag'] as const) };
+    case 'persist':
+      return { kind: 'persist', ceiling: num('ceiling') };
+    case 'accept':
+      return { kind: 'accept', c: num('c') };
+    case 'end':
+      return { kind: 'end' };
+    case 'restart': {
+      const stage = oneOf('stage', ['idle', 'persisting', 'accepting', 'lazy'] as const);
+      return { kind: 'restart', stage, c: stage === 'idle' ? undefined : num('c'), floor: num('floor') };
+    }
+    default:
+      throw new Error(`unknown event ${JSON.stringify(words[1])} in ${JSON.stringify(line)}`);
+  }
+}
