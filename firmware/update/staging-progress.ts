@@ -16,7 +16,7 @@ import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 
 export const PROGRESS_ENTRY_LENGTH = 16;
 
-export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3 });
+export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3, TRIAL: 4 });
 
 export interface StagingSession {
   /** Identifies the download (derived from the manifest digest): progress of another image never counts. */
@@ -25,6 +25,8 @@ export interface StagingSession {
   /** Chunks durable in the slot, counted from 0 without gaps. */
   chunksDone: number;
   complete: boolean;
+  /** Trial boots this image was selected for. */
+  trials: number;
 }
 
 export class StagingProgress {
@@ -64,7 +66,7 @@ export class StagingProgress {
     this.nextSlot = 0;
     this.current = undefined;
     this.append(ProgressKind.BEGIN, tag, imageLength);
-    this.current = { tag, imageLength, chunksDone: 0, complete: false };
+    this.current = { tag, imageLength, chunksDone: 0, complete: false, trials: 0 };
   }
 
   /** Record that chunk `index` (the next one) is durable in the slot. */
@@ -80,6 +82,14 @@ export class StagingProgress {
     const session = this.requireSession();
     this.append(ProgressKind.COMPLETE, session.tag, session.imageLength);
     session.complete = true;
+  }
+
+  /** Record that the complete image is being selected for one more trial boot. */
+  recordTrial(): void {
+    const session = this.requireSession();
+    if (!session.complete) throw new Error('a trial needs a complete image');
+    this.append(ProgressKind.TRIAL, session.tag, session.trials + 1);
+    session.trials++;
   }
 
   private requireSession(): StagingSession {
@@ -106,9 +116,10 @@ export class StagingProgress {
       }
       const decoded = decodeProgressEntry(entry);
       if (decoded === undefined) continue; // torn by a cut: skipped, never rewritten
-      if (decoded.kind === ProgressKind.BEGIN) session = { tag: decoded.tag, imageLength: decoded.value, chunksDone: 0, complete: false };
+      if (decoded.kind === ProgressKind.BEGIN) session = { tag: decoded.tag, imageLength: decoded.value, chunksDone: 0, complete: false, trials: 0 };
       else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.CHUNK && decoded.value === session.chunksDone) session.chunksDone++;
       else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.COMPLETE) session.complete = true;
+      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.TRIAL && session.complete) session.trials = Math.max(session.trials, decoded.value);
     }
     this.nextSlot = this.slots;
     this.current = session;

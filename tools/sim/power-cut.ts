@@ -92,9 +92,11 @@ const DEFAULT_MAX_BOOTS = 64;
 /** Run once without cuts; returns the flash operation count. */
 export function countOperations<S>(scenario: CutScenario<S>, options: RunnerOptions): number {
   const flash = options.createFlash(scenario.flash);
+  // Only the scenario's own operations count: a factory's preparation of the flash is not cut.
+  const before = flash.counters.operations;
   const boots = bootUntilDone(scenario, flash, scenario.createState(), [], options);
   if (boots.cuts !== 0) throw new Error(`[${scenario.name}] clean run was cut`);
-  return flash.counters.operations;
+  return flash.counters.operations - before;
 }
 
 /**

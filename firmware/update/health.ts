@@ -1,0 +1,30 @@
+/**
+ * Health checks of a trial boot (docs/design/update.md, "Trial boot"). Each
+ * is polled until it passes or fails, and fails by itself once its deadline
+ * passes. Later issues add "broker reached" and "a record acknowledged".
+ */
+export type HealthStatus = { readonly state: 'pending' } | { readonly state: 'passed' } | { readonly state: 'failed'; readonly reason: string };
+
+export interface HealthCheck {
+  readonly name: string;
+  /** Milliseconds from the start of the trial within which it must pass. */
+  readonly deadlineMs: number;
+  poll(): HealthStatus;
+}
+
+export const PENDING: HealthStatus = Object.freeze({ state: 'pending' });
+export const PASSED: HealthStatus = Object.freeze({ state: 'passed' });
+
+/** Passes as soon as it is polled: the runtime got far enough to run the checks. */
+export function runtimeStarted(deadlineMs = 5_000): HealthCheck {
+  return { name: 'runtime started', deadlineMs, poll: () => PASSED };
+}
+
+/** Runs `test` once; passes when it returns true. */
+export function selfTest(test: () => boolean, deadlineMs = 10_000): HealthCheck {
+  return {
+    name: 'self-test passed',
+    deadlineMs,
+    poll: () => (test() ? PASSED : { state: 'failed', reason: 'self-test failed' }),
+  };
+}

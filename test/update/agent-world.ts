@@ -1,0 +1,171 @@
+/**
+ * A simulated device for the update agent (engine-neutral: runs in Node and
+ * XS): one cuttable flash holding otadata, two app slots and the staging
+ * log; the simulated ESP-IDF bootloader with its eFuse floor; images whose
+ * behaviour on a trial boot is chosen by the test.
+ */
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import type { Crypto } from '../../firmware/hal/crypto.ts';
+import type { ResetReason } from '../../firmware/hal/system.ts';
+import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { UpdateAgent, type TrialState } from '../../firmware/update/agent.ts';
+import type { UpdateAuditEvent } from '../../firmware/update/audit.ts';
+import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
+import { buildAppImage, otaLayout, otaLayoutBlocks, PartitionView, SimBootloader, SimEfuse, type BootDecision } from '../../tools/sim/bootloader.ts';
+import { VirtualClock } from '../../tools/sim/clock.ts';
+import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
+import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
+import { BOARD, manifestFields, signedManifest, testWorld } from './manifest-fixtures.ts';
+import { ok } from '../support/check.ts';
+
+export const BLOCK = 512;
+export const SLOT_BLOCKS = 8;
+export const PROGRESS_BLOCKS = 2;
+export const BODY_LENGTH = 5 * BLOCK + 100;
+export const WATCHDOG_MS = 2_000;
+
+export type Behaviour = 'good' | 'hang' | 'fails-self-test';
+
+export interface Release {
+  image: Uint8Array;
+  manifest: Uint8Array;
+  imageVersion: number;
+  securityVersion: number;
+}
+
+export interface World {
+  crypto: Crypto;
+  root: ReturnType<typeof testWorld>;
+  factory: Release;
+  release(imageVersion: number, securityVersion: number, overrides?: Parameters<typeof manifestFields>[2]): Release;
+}
+
+export function makeWorld(): World {
+  const crypto = createNobleCrypto();
+  const root = testWorld(crypto);
+  const release = (imageVersion: number, securityVersion: number, overrides = {}): Release => {
+    const image = buildAppImage({ imageVersion, secureVersion: securityVersion }, BODY_LENGTH, () => crypto.createSha256());
+    const manifest = signedManifest(manifestFields(crypto, image, { imageVersion, securityVersion, ...overrides }), [root.targetsKeys[0]]);
+    return { image, manifest, imageVersion, securityVersion };
+  };
+  return { crypto, root, factory: release(1, 1), release };
+}
+
+export function flashOptions(mode: FlashMode): SimFlashOptions {
+  return { blocks: otaLayoutBlocks(SLOT_BLOCKS) + PROGRESS_BLOCKS, blockLength: BLOCK, mode };
+}
+
+export function partitionsOf(flash: FlashPartition) {
+  const { otadata, slots } = otaLayout(flash, SLOT_BLOCKS);
+  return { otadata, slots, progress: new PartitionView(flash, otaLayoutBlocks(SLOT_BLOCKS), PROGRESS_BLOCKS) };
+}
+
+/** What the test knows across reboots (the device's RAM is rebuilt each boot). */
+export interface DeviceState {
+  efuse: SimEfuse;
+  resetReason: ResetReason;
+  behaviours: Record<number, Behaviour>;
+  /** The release to install when the running version is below it. */
+  offer: Release | undefined;
+  /** Audit events, in order. */
+  events: UpdateAuditEvent['kind'][];
+  boots: { slot: number; version: number; state: string | undefined }[];
+  /** Highest security version of an image confirmed VALID (by the agent, or booted VALID by the bootloader). */
+  committedSecure: number;
+  transferred: number;
+}
+
+export function newDeviceState(world: World, behaviours: Record<number, Behaviour>, offer: Release | undefined): DeviceState {
+  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0 };
+}
+
+/**
+ * One boot of the device, through the simulated bootloader. Returns the
+ * trial's outcome or 'idle'; throws DeviceReset (watchdog, software restart)
+ * or PowerCut, which the caller turns into the next boot.
+ */
+export function bootOnce(flash: FlashPartition, world: World, state: DeviceState): TrialState | 'idle' {
+  const { otadata, slots, progress } = partitionsOf(flash);
+  const bootloader = new SimBootloader({ otadata, slots, createSha256: () => world.crypto.createSha256(), efuse: state.efuse });
+  const decision: BootDecision = bootloader.boot();
+  const version = decision.header.imageVersion;
+  state.boots.push({ slot: decision.slot, version, state: decision.state });
+  if (decision.state === 'valid') state.committedSecure = Math.max(state.committedSecure, decision.header.secureVersion);
+  checkFloor(state);
+  const clock = new VirtualClock();
+  const watchdog = new SimWatchdog(clock);
+  const agent = new UpdateAgent({
+    otadata,
+    slots,
+    runningSlot: decision.slot,
+    progress,
+    crypto: world.crypto,
+    trust: world.root.root1,
+    floor: state.efuse,
+    boardId: BOARD,
+    watchdog,
+    clock,
+    system: { lastResetReason: () => state.resetReason, restart: (why: string) => { throw new DeviceReset('software', why); } },
+    audit: {
+      emit: (event) => {
+        state.events.push(event.kind);
+        // Staged or refused: the server has its answer and stops offering.
+        if (event.kind === 'update-staged' || event.kind === 'update-rejected') state.offer = undefined;
+        if (event.kind === 'update-committed') state.committedSecure = Math.max(state.committedSecure, event.securityVersion);
+      },
+    },
+  });
+  const behaviour = state.behaviours[version] ?? 'good';
+  const trial = agent.beginTrial([runtimeStarted(), selfTest(() => behaviour !== 'fails-self-test')], { watchdogTimeoutMs: WATCHDOG_MS });
+  if (trial) {
+    ok(state.efuse.secureVersion <= state.committedSecure, 'the floor rose before the commit');
+    // A hanging image never steps its trial: time passes, the watchdog fires.
+    if (behaviour === 'hang') clock.advance(WATCHDOG_MS * 3);
+    let outcome: TrialState = 'running';
+    for (let i = 0; i < 100 && outcome === 'running'; i++) {
+      outcome = trial.step();
+      clock.advance(100);
+    }
+    checkFloor(state);
+    return outcome;
+  }
+  const offer = state.offer;
+  if (offer) {
+    agent.install(offer.manifest, {
+      read: (offset, length) => {
+        state.transferred += length;
+        return offer.image.subarray(offset, offset + length);
+      },
+    });
+  }
+  return 'idle';
+}
+
+function checkFloor(state: DeviceState): void {
+  ok(state.efuse.secureVersion <= state.committedSecure, `the anti-rollback floor ${state.efuse.secureVersion} is above every committed image (${state.committedSecure})`);
+}
+
+/**
+ * Boot until the device settles (idle twice in a row), turning resets into
+ * reboots; a PowerCut propagates to the power-cut runner.
+ */
+export function runDevice(flash: FlashPartition, world: World, state: DeviceState, maxBoots = 12): void {
+  let idle = 0;
+  for (let boot = 0; boot < maxBoots; boot++) {
+    try {
+      const outcome = bootOnce(flash, world, state);
+      idle = outcome === 'idle' || outcome === 'committed' ? idle + 1 : 0;
+      state.resetReason = 'power-on';
+      if (idle >= 2) return;
+    } catch (error) {
+      if (!(error instanceof DeviceReset)) throw error;
+      state.resetReason = error.reason;
+      idle = 0;
+    }
+  }
+  throw new Error(`device did not settle within ${maxBoots} boots: ${JSON.stringify(state.boots.slice(-4))}`);
+}
+
+export function running(state: DeviceState): { slot: number; version: number; state: string | undefined } {
+  return state.boots[state.boots.length - 1];
+}

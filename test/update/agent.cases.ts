@@ -1,0 +1,202 @@
+/**
+ * The update agent end to end, in Node and in the real XS engine: stage,
+ * trial boot under the watchdog, commit or roll back, through the simulated
+ * ESP-IDF bootloader; exhaustive power cuts over the whole flow in both flash
+ * modes; the failures real systems hit; and attacks, each refused with a
+ * reason and nothing written to the running slot.
+ */
+import { runExhaustive, runRandom, type CutScenario } from '../../tools/sim/power-cut.ts';
+import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
+import { provisionDevice } from '../../tools/sim/bootloader.ts';
+import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
+import { MAX_TRIALS } from '../../firmware/update/agent.ts';
+import { bytesEqual, equal, ok } from '../support/check.ts';
+import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
+import { bootOnce, flashOptions, makeWorld, newDeviceState, partitionsOf, running, runDevice, type Behaviour, type DeviceState, type World } from './agent-world.ts';
+
+function provisioned(env: CaseEnv, mode: FlashMode, world: World) {
+  const flash = env.createFlash(flashOptions(mode));
+  provisionDevice(partitionsOf(flash), world.factory.image);
+  return flash;
+}
+
+/** Outcome expected when the device settles after being offered release 2 with this behaviour. */
+function expectSettled(state: DeviceState, behaviour: Behaviour): void {
+  const now = running(state);
+  if (behaviour === 'good') {
+    equal(now.version, 2, 'the good update is running');
+    equal(now.state, 'valid', 'and confirmed');
+    equal(state.efuse.secureVersion, 2, 'the floor rose to the new security version after the commit');
+  } else {
+    equal(now.version, 1, `a ${behaviour} update rolled back to the factory image`);
+    equal(state.efuse.secureVersion, 1, 'the floor never rose for an image that was not committed');
+  }
+}
+
+export function updateScenario(mode: FlashMode, behaviour: Behaviour, world: World): CutScenario<DeviceState> {
+  const offer = world.release(2, 2);
+  return {
+    name: `update/${behaviour}/${mode}`,
+    flash: flashOptions(mode),
+    createState: () => newDeviceState(world, { 2: behaviour }, offer),
+    boot(flash, state) {
+      runDevice(flash, world, state);
+      // A cut between the erase and the program of the VALID entry rolls the
+      // trial back (ESP-IDF rewrites the active copy in place): the device is
+      // safe on the old image and the server offers the update again.
+      for (let retry = 0; retry < 3 && behaviour === 'good' && running(state).version === 1; retry++) {
+        state.offer = offer;
+        runDevice(flash, world, state);
+      }
+      expectSettled(state, behaviour);
+      ok(state.transferred <= offer.image.length * 2 + BLOCK_GUARD, `transferred ${state.transferred} bytes for a ${offer.image.length}-byte image`);
+    },
+  };
+}
+
+/** At most one chunk re-transferred per cut, and one extra full transfer if a cut lands after the image was checked but before it was selected. */
+const BLOCK_GUARD = 2048;
+
+/** The factory image is flashed before the run: provisioning is not part of what is cut. */
+function provisionedFlash(env: CaseEnv, world: World): CaseEnv['createFlash'] {
+  return (options) => {
+    const flash = env.createFlash(options);
+    provisionDevice(partitionsOf(flash), world.factory.image);
+    return flash;
+  };
+}
+
+function flowCase(behaviour: Behaviour): FirmwareCase {
+  return {
+    name: `stage, trial boot, ${behaviour === 'good' ? 'commit' : behaviour === 'hang' ? 'hang, watchdog, rollback' : 'failed self-test, rollback'}`,
+    run(env) {
+      const world = makeWorld();
+      for (const mode of ['plain', 'strict'] as const) {
+        const flash = provisioned(env, mode, world);
+        const state = newDeviceState(world, { 2: behaviour }, world.release(2, 2));
+        runDevice(flash, world, state);
+        expectSettled(state, behaviour);
+        const kinds = state.events;
+        ok(kinds.includes('update-staged') && kinds.includes('trial-started'), `${mode}: staged and trial events (${kinds.join(', ')})`);
+        ok(kinds.includes(behaviour === 'good' ? 'update-committed' : 'update-rolled-back') || (behaviour === 'hang' && !kinds.includes('update-committed')), `${mode}: outcome event (${kinds.join(', ')})`);
+      }
+      return { behaviour };
+    },
+  };
+}
+
+function exhaustiveCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
+  return {
+    name: `exhaustive cuts over the whole update (${behaviour}), ${mode}`,
+    run(env) {
+      const world = makeWorld();
+      return { ...runExhaustive(updateScenario(mode, behaviour, world), { createFlash: provisionedFlash(env, world), saveFailureImage: env.saveFailureImage }) };
+    },
+  };
+}
+
+export const suite: CaseSuite = {
+  name: 'update agent',
+  cases: [
+    flowCase('good'),
+    flowCase('hang'),
+    flowCase('fails-self-test'),
+    {
+      name: `a hanging image offered again is retried at most ${MAX_TRIALS} times, then refused`,
+      run(env) {
+        const world = makeWorld();
+        const flash = provisioned(env, 'plain', world);
+        const offer = world.release(2, 2);
+        const state = newDeviceState(world, { 2: 'hang' }, offer);
+        for (let round = 0; round < MAX_TRIALS + 2; round++) {
+          state.offer = offer;
+          runDevice(flash, world, state);
+          equal(running(state).version, 1, `round ${round}: back on the factory image`);
+        }
+        equal(state.events.filter((k) => k === 'trial-started').length, MAX_TRIALS, 'trial boots of the hanging image');
+        ok(state.events.includes('update-rejected'), 'then the agent refuses it');
+        return { trials: MAX_TRIALS };
+      },
+    },
+    {
+      name: 'the new image is not marked valid before its health checks ran',
+      run(env) {
+        const world = makeWorld();
+        const flash = provisioned(env, 'plain', world);
+        const state = newDeviceState(world, { 2: 'hang' }, world.release(2, 2));
+        // Boot 1 (factory, VALID) stages and restarts; boot 2 is the trial, which hangs.
+        for (let i = 0; i < 3 && !state.events.includes('trial-started'); i++) {
+          try {
+            bootOnce(flash, world, state);
+          } catch {
+            // restarts and the watchdog reset end a boot
+          }
+        }
+        const trialBoot = state.boots.find((b) => b.version === 2);
+        ok(trialBoot !== undefined, 'the new image booted');
+        equal(trialBoot.state, 'pending-verify', 'it booted as a trial, not as valid');
+        equal(stateOfSlot(readOtadata(partitionsOf(flash).otadata), trialBoot.slot), 'pending-verify', 'still unconfirmed after a hang');
+        equal(state.efuse.secureVersion, 1, 'floor unchanged before any commit');
+        return {};
+      },
+    },
+    {
+      name: 'attacks are refused with a reason and nothing is written to the running slot',
+      run(env) {
+        const world = makeWorld();
+        const report: Record<string, string> = {};
+        const attacks: [string, () => { manifest: Uint8Array; image: Uint8Array }, string][] = [
+          ['older version', () => world.release(1, 1), 'old-version'],
+          ['wrong board', () => world.release(2, 2, { boardId: 'other-board' }), 'wrong-board'],
+          ['below the security floor', () => world.release(2, 0), 'below-security-floor'],
+          ['declared length beyond the slot', () => world.release(2, 2, { imageLength: 1 << 20 }), 'too-large'],
+          ['tampered image', () => tamper(world.release(2, 2)), 'tampered'],
+          ['truncated image', () => truncate(world.release(2, 2)), 'truncated'],
+          ['unknown manifest format', () => reformat(world.release(2, 2)), 'unknown-format'],
+        ];
+        for (const [name, make, reason] of attacks) {
+          const flash = provisioned(env, 'strict', world);
+          const state = newDeviceState(world, {}, make() as DeviceState['offer']);
+          const before = activeSlotBytes(flash);
+          runDevice(flash, world, state);
+          equal(running(state).version, 1, `${name}: still on the factory image`);
+          bytesEqual(activeSlotBytes(flash), before, `${name}: running slot untouched`);
+          ok(state.events.includes('update-rejected'), `${name}: rejection recorded`);
+          report[name] = reason;
+        }
+        return { attacks: attacks.length };
+      },
+    },
+    ...(['plain', 'strict'] as const).flatMap((mode) => [exhaustiveCase(mode, 'good'), exhaustiveCase(mode, 'hang')]),
+    {
+      name: 'random multi-cut runs over an update that fails its self-test (strict)',
+      run(env) {
+        const world = makeWorld();
+        return { ...runRandom(updateScenario('strict', 'fails-self-test', world), { createFlash: provisionedFlash(env, world), runs: 20, maxCuts: 3, seed: 9 }) };
+      },
+    },
+  ],
+};
+
+function activeSlotBytes(flash: Parameters<typeof partitionsOf>[0]): Uint8Array {
+  const bytes = new Uint8Array(4096);
+  partitionsOf(flash).slots[0].read(0, bytes);
+  return bytes;
+}
+
+function tamper(release: { manifest: Uint8Array; image: Uint8Array }) {
+  const image = release.image.slice();
+  image[image.length - 3] ^= 0x10;
+  return { ...release, image };
+}
+
+function truncate(release: { manifest: Uint8Array; image: Uint8Array }) {
+  return { ...release, image: release.image.subarray(0, release.image.length - 700) };
+}
+
+function reformat(release: { manifest: Uint8Array; image: Uint8Array }) {
+  const manifest = release.manifest.slice();
+  manifest[4] = 9; // the envelope's format version byte
+  return { ...release, manifest };
+}
+
