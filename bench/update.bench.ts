@@ -72,7 +72,7 @@ function exhaustiveCutPoints(): number {
   };
   let total = 0;
   for (const mode of ['plain', 'strict'] as const) {
-    for (const behaviour of ['good', 'hang'] as const) total += countOperations(updateScenario(mode, behaviour, world), { createFlash: provisioned });
+    for (const behaviour of ['good', 'hang', 'fails-self-test'] as const) total += countOperations(updateScenario(mode, behaviour, world), { createFlash: provisioned });
     total += countOperations(stagingScenario(mode, 5 * 256 + 37), { createFlash: (o) => new SimFlash(o) });
   }
   return total;

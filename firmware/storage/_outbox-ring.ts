@@ -54,7 +54,7 @@ export class Ring {
   readonly headerBuffer = new Uint8Array(HEADER_LENGTH);
   readonly wordBuffer = new Uint8Array(RECORD_HEADER_LENGTH + ACK_FIELD_LENGTH);
   /** Scratch for erased-range checks, apart from the buffers that may hold an entry being written. */
-  private readonly scanBuffer = new Uint8Array(64);
+  private readonly scanBuffer = new Uint8Array(256);
 
   head: HeadSector | undefined;
   oldest: LiveSector | undefined;

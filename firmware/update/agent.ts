@@ -14,7 +14,8 @@ import type { Watchdog } from '../hal/watchdog.ts';
 import type { SlotIndex } from '../hal/boot-control.ts';
 import { elapsedMs } from '../base/ticks.ts';
 import { checkManifest, type ImageManifest } from './manifest.ts';
-import type { TrustedRoot } from './root.ts';
+import { applyRootChain, type TrustedRoot } from './root.ts';
+import type { TrustStore } from './trust-store.ts';
 import { StagingProgress } from './staging-progress.ts';
 import { imageTag, stageImage, type ImageSource } from './staging.ts';
 import { activeCopy, markInvalid, markValid, readOtadata, setBootSlot, slotForSeq, stateOfSlot, withSeqAndState, writeOtadataCopy } from './otadata.ts';
@@ -61,7 +62,33 @@ export interface TrialOptions {
 export type TrialState = 'running' | 'committed' | 'rolled-back';
 
 export class UpdateAgent {
-  constructor(private readonly deps: UpdateDeps) {}
+  private trusted: TrustedRoot;
+
+  constructor(private readonly deps: UpdateDeps) {
+    this.trusted = deps.trust;
+  }
+
+  /** The root of trust manifests are checked against now. */
+  get trustedRoot(): TrustedRoot {
+    return this.trusted;
+  }
+
+  /**
+   * Apply root rotations N→N+1→… (each signed by a threshold of the old and
+   * of the new root keys) and persist the newest accepted root before using
+   * it. A refused link stops the chain; the roots before it still count.
+   */
+  applyRoots(chain: readonly Uint8Array[], store: TrustStore): boolean {
+    const from = this.trusted.version;
+    const verdict = applyRootChain(this.deps.crypto, this.trusted, chain);
+    if (verdict.root.version > from) {
+      store.save(verdict.root);
+      this.trusted = verdict.root;
+      this.deps.audit.emit({ kind: 'root-rotated', fromVersion: from, toVersion: verdict.root.version });
+    }
+    if (!verdict.ok) this.deps.audit.emit({ kind: 'root-rejected', reason: verdict.reason, message: verdict.message });
+    return verdict.ok;
+  }
 
   /** Version of the image running now, from its slot header (0 if unreadable). */
   runningVersion(): number {
@@ -79,7 +106,7 @@ export class UpdateAgent {
     const { deps } = this;
     const target = (1 - deps.runningSlot) as SlotIndex;
     const slot = deps.slots[target];
-    const verdict = checkManifest(deps.crypto, deps.trust, manifestBytes, {
+    const verdict = checkManifest(deps.crypto, this.trusted, manifestBytes, {
       boardId: deps.boardId,
       runningVersion: this.runningVersion(),
       securityFloor: deps.floor.secureVersion,

@@ -9,18 +9,20 @@ import type { Crypto } from '../../firmware/hal/crypto.ts';
 import type { ResetReason } from '../../firmware/hal/system.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { UpdateAgent, type TrialState } from '../../firmware/update/agent.ts';
+import { TrustStore } from '../../firmware/update/trust-store.ts';
 import type { UpdateAuditEvent } from '../../firmware/update/audit.ts';
 import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
 import { buildAppImage, otaLayout, otaLayoutBlocks, PartitionView, SimBootloader, SimEfuse, type BootDecision } from '../../tools/sim/bootloader.ts';
 import { VirtualClock } from '../../tools/sim/clock.ts';
 import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
-import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
+import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
 import { BOARD, manifestFields, signedManifest, testWorld } from './manifest-fixtures.ts';
 import { ok } from '../support/check.ts';
 
 export const BLOCK = 512;
 export const SLOT_BLOCKS = 8;
 export const PROGRESS_BLOCKS = 2;
+
 export const BODY_LENGTH = 5 * BLOCK + 100;
 export const WATCHDOG_MS = 2_000;
 
@@ -73,10 +75,20 @@ export interface DeviceState {
   /** Highest security version of an image confirmed VALID (by the agent, or booted VALID by the bootloader). */
   committedSecure: number;
   transferred: number;
+  /**
+   * The trust store's own partition: 4 KiB sectors (a root record does not
+   * fit the small blocks of the cut flash). Its power cuts are covered by
+   * test/update/root-store.cases.ts.
+   */
+  trustFlash: SimFlash;
+  /** Root rotations the server hands the device at its next boot. */
+  roots: Uint8Array[];
+  /** Root version the device trusted at each boot. */
+  rootVersions: number[];
 }
 
 export function newDeviceState(world: World, behaviours: Record<number, Behaviour>, offer: Release | undefined): DeviceState {
-  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0 };
+  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), roots: [], rootVersions: [] };
 }
 
 /**
@@ -94,13 +106,18 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
   checkFloor(state);
   const clock = new VirtualClock();
   const watchdog = new SimWatchdog(clock);
+  // The root of trust comes from flash on every boot; a factory-fresh device is provisioned with root 1.
+  const store = new TrustStore(state.trustFlash, world.crypto);
+  if (store.load() === undefined) store.save(world.root.root1);
+  const trusted = store.load()!;
+  state.rootVersions.push(trusted.version);
   const agent = new UpdateAgent({
     otadata,
     slots,
     runningSlot: decision.slot,
     progress,
     crypto: world.crypto,
-    trust: world.root.root1,
+    trust: trusted,
     floor: state.efuse,
     boardId: BOARD,
     watchdog,
@@ -115,6 +132,11 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
       },
     },
   });
+  if (state.roots.length > 0) {
+    const chain = state.roots;
+    state.roots = [];
+    agent.applyRoots(chain, store);
+  }
   const behaviour = state.behaviours[version] ?? 'good';
   const trial = agent.beginTrial([runtimeStarted(), selfTest(() => behaviour !== 'fails-self-test')], { watchdogTimeoutMs: WATCHDOG_MS });
   if (trial) {

@@ -12,6 +12,7 @@ import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
 import { MAX_TRIALS } from '../../firmware/update/agent.ts';
 import { bytesEqual, equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
+import { manifestFields, signedManifest, signedRoot, testKey } from './manifest-fixtures.ts';
 import { bootOnce, flashOptions, makeWorld, newDeviceState, partitionsOf, running, runDevice, type Behaviour, type DeviceState, type World } from './agent-world.ts';
 
 function provisioned(env: CaseEnv, mode: FlashMode, world: World) {
@@ -119,6 +120,44 @@ export const suite: CaseSuite = {
       },
     },
     {
+      name: 'key rotation drill: rotate the root twice, revoke the first targets key; across reboots old-key manifests are refused, new ones installed',
+      run(env) {
+        const world = makeWorld();
+        const crypto = world.crypto;
+        const [k1, k2, k3] = world.root.rootKeys;
+        const [t11, t12] = world.root.targetsKeys;
+        const t14 = testKey(crypto, 14);
+        const k4 = testKey(crypto, 4);
+        // Root 2 revokes targets key 11 (adds 14); root 3 replaces root key 1 with 4. Each is signed by the old and the new root keys.
+        const root2 = { version: 2, rootThreshold: 2, rootKeys: [k1, k2, k3], targetsThreshold: 1, targetsKeys: [t12, t14] };
+        const root3 = { version: 3, rootThreshold: 2, rootKeys: [k4, k2, k3], targetsThreshold: 1, targetsKeys: [t12, t14] };
+        const chain = [signedRoot(root2, [k1, k2]), signedRoot(root3, [k2, k3, k4])];
+        const flash = provisioned(env, 'strict', world);
+        const state = newDeviceState(world, {}, undefined);
+        state.roots = chain;
+        runDevice(flash, world, state);
+        ok(state.events.includes('root-rotated'), `rotation applied (${state.events.join(', ')})`);
+        equal(state.rootVersions[state.rootVersions.length - 1], 3, 'after a reboot the device trusts root 3, read back from flash');
+        const image = world.release(2, 2).image;
+        const oldKey = { ...world.release(2, 2), manifest: signedManifest(manifestFields(crypto, image, { imageVersion: 2, securityVersion: 2, rootVersion: 1 }), [t11]) };
+        state.offer = oldKey;
+        runDevice(flash, world, state);
+        equal(running(state).version, 1, 'a manifest signed by the revoked key is refused');
+        ok(state.events.includes('update-rejected'), 'and the refusal recorded');
+        const newKey = { ...oldKey, manifest: signedManifest(manifestFields(crypto, image, { imageVersion: 2, securityVersion: 2, rootVersion: 3 }), [t14]) };
+        state.offer = newKey;
+        runDevice(flash, world, state);
+        equal(running(state).version, 2, 'a manifest signed by the new key installs');
+        equal(running(state).state, 'valid', 'and is committed');
+        const rotatedOnlyByNew = signedRoot({ ...root3, version: 4, rootKeys: [testKey(crypto, 5), testKey(crypto, 6), testKey(crypto, 7)] }, [testKey(crypto, 5), testKey(crypto, 6)]);
+        state.roots = [rotatedOnlyByNew];
+        runDevice(flash, world, state);
+        ok(state.events.includes('root-rejected'), 'a root signed only by its own new keys is refused');
+        equal(state.rootVersions[state.rootVersions.length - 1], 3, 'the device still trusts root 3');
+        return { rootVersion: 3 };
+      },
+    },
+    {
       name: 'the new image is not marked valid before its health checks ran',
       run(env) {
         const world = makeWorld();
@@ -167,7 +206,7 @@ export const suite: CaseSuite = {
         return { attacks: attacks.length };
       },
     },
-    ...(['plain', 'strict'] as const).flatMap((mode) => [exhaustiveCase(mode, 'good'), exhaustiveCase(mode, 'hang')]),
+    ...(['plain', 'strict'] as const).flatMap((mode) => [exhaustiveCase(mode, 'good'), exhaustiveCase(mode, 'hang'), exhaustiveCase(mode, 'fails-self-test')]),
     {
       name: 'random multi-cut runs over an update that fails its self-test (strict)',
       run(env) {
