@@ -7,5 +7,6 @@ export const FORMAT_VERSIONS = Object.freeze({
   frame: 1,
   outbox: 1,
   stagingProgress: 1,
+  floorStore: 1,
   counter: 1,
 });

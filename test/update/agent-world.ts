@@ -10,6 +10,7 @@ import type { ResetReason } from '../../firmware/hal/system.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { UpdateAgent, type TrialState } from '../../firmware/update/agent.ts';
 import { TrustStore } from '../../firmware/update/trust-store.ts';
+import { combinedFloor, FloorStore } from '../../firmware/update/floor-store.ts';
 import type { UpdateAuditEvent } from '../../firmware/update/audit.ts';
 import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
 import { buildAppImage, otaLayout, otaLayoutBlocks, PartitionView, SimBootloader, SimEfuse, type BootDecision } from '../../tools/sim/bootloader.ts';
@@ -81,6 +82,8 @@ export interface DeviceState {
    * test/update/root-store.cases.ts.
    */
   trustFlash: SimFlash;
+  /** The security floor's flash copy (the eFuse is `efuse`). */
+  floorFlash: SimFlash;
   /** Root rotations the server hands the device at its next boot. */
   roots: Uint8Array[];
   /** Root version the device trusted at each boot. */
@@ -88,7 +91,7 @@ export interface DeviceState {
 }
 
 export function newDeviceState(world: World, behaviours: Record<number, Behaviour>, offer: Release | undefined): DeviceState {
-  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), roots: [], rootVersions: [] };
+  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), floorFlash: new SimFlash({ blocks: 2, blockLength: 256 }), roots: [], rootVersions: [] };
 }
 
 /**
@@ -118,7 +121,7 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
     progress,
     crypto: world.crypto,
     trust: trusted,
-    floor: state.efuse,
+    floor: combinedFloor(new FloorStore(state.floorFlash), state.efuse),
     boardId: BOARD,
     watchdog,
     clock,
@@ -164,7 +167,8 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
 }
 
 function checkFloor(state: DeviceState): void {
-  ok(state.efuse.secureVersion <= state.committedSecure, `the anti-rollback floor ${state.efuse.secureVersion} is above every committed image (${state.committedSecure})`);
+  const floor = Math.max(state.efuse.secureVersion, new FloorStore(state.floorFlash).secureVersion);
+  ok(floor <= state.committedSecure, `the anti-rollback floor ${floor} is above every committed image (${state.committedSecure})`);
 }
 
 /**
