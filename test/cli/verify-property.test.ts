@@ -1,0 +1,106 @@
+/**
+ * `holdfast verify` on mutated manifests and images (fast-check): a valid
+ * pair exits 0; any change exits 1 with a one-line reason (or 2 for bad
+ * usage), never a crash, a hang or a stack trace.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { main } from '../../tools/cli/main.ts';
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function holdfast(...args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const write = { out: process.stdout.write, err: process.stderr.write };
+  process.stdout.write = ((chunk: unknown) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: unknown) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
+  process.exitCode = undefined;
+  try {
+    const status = await main(['node', 'holdfast', ...args]);
+    return { status, stdout, stderr };
+  } finally {
+    process.stdout.write = write.out;
+    process.stderr.write = write.err;
+    process.exitCode = undefined;
+  }
+}
+
+describe('holdfast verify with mutated inputs', () => {
+  let dir = '';
+  let image = new Uint8Array(0);
+  let manifest = new Uint8Array(0);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'holdfast-verify-'));
+    assert.equal((await holdfast('keys', 'init', '--dir', join(dir, 'keys'))).status, 0);
+    image = new Uint8Array(3000).map((_, i) => (i * 7 + 3) & 0xff);
+    writeFileSync(join(dir, 'app.bin'), image);
+    const signed = await holdfast('sign', join(dir, 'app.bin'), '--version', '2', '--security-version', '1', '--board', 'esp32-wroom-32e-4mb', '--dir', join(dir, 'keys'));
+    assert.equal(signed.status, 0, signed.stderr);
+    manifest = new Uint8Array(readFileSync(join(dir, 'app.bin.manifest')));
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function verify(imageBytes: Uint8Array, manifestBytes: Uint8Array): Promise<Run> {
+    writeFileSync(join(dir, 'm.bin'), manifestBytes);
+    writeFileSync(join(dir, 'i.bin'), imageBytes);
+    return holdfast('verify', join(dir, 'i.bin'), join(dir, 'm.bin'), '--dir', join(dir, 'keys'), '--json');
+  }
+
+  it('the genuine pair verifies', async () => {
+    const run = await verify(image, manifest);
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.equal(JSON.parse(run.stdout).ok, true);
+  });
+
+  it('any mutation of the manifest is refused with a reason, never a crash', async () => {
+    const mutation = fc.oneof(
+      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+      fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+      fc.record({ kind: fc.constant('extend' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 40 }) }),
+      fc.record({ kind: fc.constant('random' as const), bytes: fc.uint8Array({ minLength: 0, maxLength: 300 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(mutation, async (m) => {
+        let bytes: Uint8Array;
+        if (m.kind === 'flip') {
+          bytes = manifest.slice();
+          bytes[m.at % bytes.length] ^= 1 << m.bit;
+        } else if (m.kind === 'truncate') bytes = manifest.subarray(0, m.at % manifest.length);
+        else if (m.kind === 'extend') bytes = Uint8Array.from([...manifest, ...m.bytes]);
+        else bytes = m.bytes;
+        const run = await verify(image, bytes);
+        assert.equal(run.status, 1, `exit ${run.status}: ${run.stdout}${run.stderr}`);
+        const report = JSON.parse(run.stdout) as { ok: boolean; reason: string; message: string };
+        assert.equal(report.ok, false);
+        assert.match(report.reason, /^[a-z-]+$/, 'a stable reason code');
+        assert.ok(report.message.length > 0 && !report.message.includes('\n'), 'a one-line message');
+        assert.ok(!/\bat .+:\d+:\d+/.test(run.stdout + run.stderr), 'no stack trace');
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('any change to the image is refused (tampered or truncated)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.nat(), fc.integer({ min: 0, max: 7 }), fc.boolean(), async (at, bit, cut) => {
+        const bytes = cut ? image.subarray(0, at % image.length) : image.slice();
+        if (!cut) bytes[at % bytes.length] ^= 1 << bit;
+        const run = await verify(bytes, manifest);
+        assert.equal(run.status, 1);
+        assert.ok(['tampered', 'truncated'].includes(JSON.parse(run.stdout).reason), run.stdout);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
