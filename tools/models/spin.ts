@@ -37,6 +37,8 @@ export interface VerifyOptions {
   shortest?: boolean;
   /** gcc optimisation level: -O1 compiles in about 0.7 s and runs close to -O2 on these models. */
   optimize?: string;
+  /** Check this LTL claim (an `ltl` block of the model) for acceptance cycles (pan -a) instead of safety. */
+  ltl?: string;
 }
 
 export interface VerifyResult {
@@ -44,6 +46,8 @@ export interface VerifyResult {
   readonly defines: Defines;
   /** Errors pan reported (with `shortest`, every shorter counterexample found counts). */
   readonly errors: number;
+  /** With `ltl`: pan found an acceptance cycle (the claim is violated on an infinite run). */
+  readonly acceptanceCycle: boolean;
   /** Texts of the failed assertions, as pan prints them (e.g. "!(accepted_twice)"), deduplicated. */
   readonly assertions: readonly string[];
   readonly statesStored: number;
@@ -72,9 +76,11 @@ export function verify(options: VerifyOptions): VerifyResult {
   try {
     const flags = defineFlags(defines);
     run('spin', [...flags, '-a', model], dir, commands);
-    const cflags = [options.optimize ?? '-O1', '-DSAFETY', ...(options.shortest ? ['-DREACH'] : []), '-o', 'pan', 'pan.c'];
+    const mode = options.ltl === undefined ? ['-DSAFETY'] : [];
+    const cflags = [options.optimize ?? '-O1', ...mode, ...(options.shortest ? ['-DREACH'] : []), '-o', 'pan', 'pan.c'];
     run('gcc', cflags, dir, commands);
-    const pan = run('./pan', ['-m100000', ...(options.shortest ? ['-i'] : [])], dir, commands);
+    const panArgs = options.ltl === undefined ? ['-m100000', ...(options.shortest ? ['-i'] : [])] : ['-m1000000', '-a', '-N', options.ltl];
+    const pan = run('./pan', panArgs, dir, commands);
     const totalSeconds = (performance.now() - started) / 1000;
     const output = pan.stdout;
     const errors = matchNumber(output, /errors: (\d+)/, 'errors');
@@ -89,7 +95,8 @@ export function verify(options: VerifyOptions): VerifyResult {
       errors,
       assertions: [...new Set([...output.matchAll(/assertion violated\s+(.*?)\s+\(at depth \d+\)/g)].map((m) => m[1]))],
       statesStored: matchNumber(output, /([\d.e+]+) states, stored/, 'states stored'),
-      transitions: matchNumber(output, /([\d.e+]+) transitions \(= stored\+matched\)/, 'transitions'),
+      transitions: matchNumber(output, /([\d.e+]+) transitions \(= (?:stored|visited)\+matched\)/, 'transitions'),
+      acceptanceCycle: /acceptance cycle/.test(output),
       depthReached: matchNumber(output, /depth reached (\d+)/, 'depth'),
       stateVectorBytes: matchNumber(output, /State-vector (\d+) byte/, 'state vector'),
       memoryMb: matchNumber(output, /([\d.]+)\s+total actual memory usage/, 'memory'),
