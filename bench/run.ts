@@ -12,10 +12,11 @@ import { frameLogBench } from './frame-log.bench.ts';
 import { outboxBench } from './outbox.bench.ts';
 import { outboxPowerCutBench } from './outbox-powercut.bench.ts';
 import { updateBench } from './update.bench.ts';
+import { modelsBench } from './models.bench.ts';
 import { counterBench } from './counter.bench.ts';
 import { xsBridgeBench } from './xs-bridge.bench.ts';
 
-export const BENCH_GROUPS: readonly BenchGroup[] = [outboxBench, outboxPowerCutBench, counterBench, updateBench, frameLogBench, xsBridgeBench];
+export const BENCH_GROUPS: readonly BenchGroup[] = [outboxBench, outboxPowerCutBench, counterBench, updateBench, modelsBench, frameLogBench, xsBridgeBench];
 
 export const BENCH_COMMAND = 'npm run bench';
 
