@@ -41,6 +41,7 @@ export const modelsBench: BenchGroup = {
       figures.push(
         { name: `models.${bound.name}.states`, value: result.statesStored, unit: 'states', label: `${bound.label}: states stored`, kind: 'count' },
         { name: `models.${bound.name}.seconds`, value: Number(result.totalSeconds.toFixed(2)), unit: 's', label: `${bound.label}: spin + gcc + pan`, kind: 'timing' },
+        { name: `models.${bound.name}.memoryMb`, value: result.memoryMb, unit: 'MB', label: `${bound.label}: pan memory`, kind: 'count' },
       );
     }
     return figures;

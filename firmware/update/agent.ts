@@ -141,7 +141,10 @@ export class UpdateAgent {
     const { deps } = this;
     const readings = readOtadata(deps.otadata);
     const state = stateOfSlot(readings, deps.runningSlot);
-    if (state === 'valid' || state === undefined) return undefined;
+    if (state === 'valid' || state === undefined) {
+      this.reportAbortedTrial();
+      return undefined;
+    }
     if (state !== 'pending-verify') this.markPendingVerify();
     return new TrialBoot(this, checks, options);
   }
@@ -167,6 +170,23 @@ export class UpdateAgent {
     markInvalid(deps.otadata, (slot) => verifyAppImage(deps.slots[slot], deps.crypto.createSha256).kind === 'ok');
     deps.audit.emit({ kind: 'update-rolled-back', imageVersion: this.runningVersion(), reason });
     return deps.system.restart(`rollback: ${reason}`);
+  }
+
+  /**
+   * Booted back on the old image because the bootloader aborted a trial (a
+   * hang caught by the watchdog, or power lost during it): report it once,
+   * recording the report in the progress log so a reboot does not repeat it.
+   */
+  private reportAbortedTrial(): void {
+    const { deps } = this;
+    const other = (1 - deps.runningSlot) as SlotIndex;
+    if (stateOfSlot(readOtadata(deps.otadata), other) !== 'aborted') return;
+    const progress = StagingProgress.open(deps.progress);
+    const session = progress.session();
+    if (session === undefined || !session.complete || session.reported >= session.trials) return;
+    const header = readAppImageHeader(deps.slots[other]);
+    deps.audit.emit({ kind: 'update-rolled-back', imageVersion: header.kind === 'header' ? header.header.imageVersion : 0, reason: 'trial aborted by the bootloader: not confirmed (watchdog reset or power lost)' });
+    progress.recordReported(session.trials);
   }
 
   /** @internal */

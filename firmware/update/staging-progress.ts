@@ -16,7 +16,7 @@ import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 
 export const PROGRESS_ENTRY_LENGTH = 16;
 
-export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3, TRIAL: 4 });
+export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3, TRIAL: 4, REPORTED: 5 });
 
 export interface StagingSession {
   /** Identifies the download (derived from the manifest digest): progress of another image never counts. */
@@ -27,6 +27,8 @@ export interface StagingSession {
   complete: boolean;
   /** Trial boots this image was selected for. */
   trials: number;
+  /** Trials whose end without a commit has been reported (audit). */
+  reported: number;
 }
 
 export class StagingProgress {
@@ -66,7 +68,7 @@ export class StagingProgress {
     this.nextSlot = 0;
     this.current = undefined;
     this.append(ProgressKind.BEGIN, tag, imageLength);
-    this.current = { tag, imageLength, chunksDone: 0, complete: false, trials: 0 };
+    this.current = { tag, imageLength, chunksDone: 0, complete: false, trials: 0, reported: 0 };
   }
 
   /** Record that chunk `index` (the next one) is durable in the slot. */
@@ -90,6 +92,13 @@ export class StagingProgress {
     if (!session.complete) throw new Error('a trial needs a complete image');
     this.append(ProgressKind.TRIAL, session.tag, session.trials + 1);
     session.trials++;
+  }
+
+  /** Record that the end of trial `trial` without a commit was reported. */
+  recordReported(trial: number): void {
+    const session = this.requireSession();
+    this.append(ProgressKind.REPORTED, session.tag, trial);
+    session.reported = Math.max(session.reported, trial);
   }
 
   private requireSession(): StagingSession {
@@ -116,10 +125,11 @@ export class StagingProgress {
       }
       const decoded = decodeProgressEntry(entry);
       if (decoded === undefined) continue; // torn by a cut: skipped, never rewritten
-      if (decoded.kind === ProgressKind.BEGIN) session = { tag: decoded.tag, imageLength: decoded.value, chunksDone: 0, complete: false, trials: 0 };
+      if (decoded.kind === ProgressKind.BEGIN) session = { tag: decoded.tag, imageLength: decoded.value, chunksDone: 0, complete: false, trials: 0, reported: 0 };
       else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.CHUNK && decoded.value === session.chunksDone) session.chunksDone++;
       else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.COMPLETE) session.complete = true;
       else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.TRIAL && session.complete) session.trials = Math.max(session.trials, decoded.value);
+      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.REPORTED) session.reported = Math.max(session.reported, decoded.value);
     }
     this.nextSlot = this.slots;
     this.current = session;

@@ -79,7 +79,8 @@ function flowCase(behaviour: Behaviour): FirmwareCase {
         expectSettled(state, behaviour);
         const kinds = state.events;
         ok(kinds.includes('update-staged') && kinds.includes('trial-started'), `${mode}: staged and trial events (${kinds.join(', ')})`);
-        ok(kinds.includes(behaviour === 'good' ? 'update-committed' : 'update-rolled-back') || (behaviour === 'hang' && !kinds.includes('update-committed')), `${mode}: outcome event (${kinds.join(', ')})`);
+        ok(kinds.includes(behaviour === 'good' ? 'update-committed' : 'update-rolled-back'), `${mode}: outcome event (${kinds.join(', ')})`);
+        equal(kinds.filter((k) => k === 'update-rolled-back').length, behaviour === 'good' ? 0 : 1, `${mode}: a rollback is reported exactly once`);
       }
       return { behaviour };
     },
