@@ -8,5 +8,9 @@ export const FORMAT_VERSIONS = Object.freeze({
   outbox: 1,
   stagingProgress: 1,
   floorStore: 1,
+  replayStore: 1,
+  trustStore: 1,
+  signedDocument: 1,
+  appImage: 1,
   counter: 1,
 });

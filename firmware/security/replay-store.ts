@@ -17,6 +17,7 @@
  * ceiling is copied into it, then the new entry is written. Recovery takes,
  * per sender, the largest valid ceiling of either block.
  */
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import type { FlashPartition } from '../hal/flash.ts';
 import { crc32 } from '../base/crc32.ts';
 import { checkWindowBits, REPLAY_COUNTER_MAX, ReplayError, ReplayWindow, type ReplayVerdict } from './replay-window.ts';
@@ -24,7 +25,7 @@ import { checkWindowBits, REPLAY_COUNTER_MAX, ReplayError, ReplayWindow, type Re
 /** Bytes per entry: one 16-byte unit of ESP32 flash encryption. */
 export const REPLAY_ENTRY_LENGTH = 16;
 /** Format version of the entries, separate from the package version (docs/spec/replay-window.md). */
-export const REPLAY_STORE_FORMAT = 1;
+export const REPLAY_STORE_FORMAT = FORMAT_VERSIONS.replayStore;
 /** Entry kind: a sender's ceiling ('R'); distinct from the counter's kind so neither partition opens as the other. */
 export const REPLAY_KIND_CEILING = 0x52;
 /** Default R: 16 bytes per 256 accepted counters; a restart refuses at most 256 values per sender (docs/spec/replay-window.md). */

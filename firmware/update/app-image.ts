@@ -12,12 +12,13 @@
  *
  * Little-endian. CRC-32 is zlib's (firmware/base/crc32.ts) over bytes 0..59.
  */
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import type { FlashPartition } from '../hal/flash.ts';
 import type { Sha256 } from '../hal/crypto.ts';
 import { crc32 } from '../base/crc32.ts';
 
 /** Format version of this header, separate from the package version. */
-export const APP_IMAGE_FORMAT_VERSION = 1;
+export const APP_IMAGE_FORMAT_VERSION = FORMAT_VERSIONS.appImage;
 /** "HFAP": holdfast app. */
 export const APP_IMAGE_MAGIC: readonly number[] = Object.freeze([0x48, 0x46, 0x41, 0x50]);
 /** Header bytes: four 16-byte program units, so the body starts unit-aligned. */

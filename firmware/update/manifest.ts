@@ -18,6 +18,7 @@
  * the envelope, the IMAGE body and the checks the update agent runs before
  * it writes anything (`checkManifest`) and after streaming (`checkImageDigest`).
  */
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import type { Crypto } from '../hal/crypto.ts';
 import { constantTimeEqual } from '../security/_ct.ts';
 import { KEY_ID_LENGTH, SIGNATURE_LENGTH, SignatureTally, type SignatureEntry, type ThresholdTally } from '../security/verify.ts';
@@ -25,7 +26,7 @@ import { reject, UpdateError, type Rejection } from './errors.ts';
 import type { TrustedRoot } from './root.ts';
 
 /** Format version of the envelope and of both bodies (docs/spec/image-manifest.md). */
-export const MANIFEST_FORMAT_VERSION = 1;
+export const MANIFEST_FORMAT_VERSION = FORMAT_VERSIONS.signedDocument;
 /** "HFSD": holdfast signed document. */
 export const ENVELOPE_MAGIC: readonly number[] = Object.freeze([0x48, 0x46, 0x53, 0x44]);
 export const ENVELOPE_HEADER_LENGTH = 8;

@@ -22,6 +22,7 @@
  * accepts is: a rotation needs the new keys' threshold too). Records are
  * not trusted on their CRC alone: a CRC only detects accidents.
  */
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import type { Crypto } from '../hal/crypto.ts';
 import type { FlashPartition } from '../hal/flash.ts';
 import { crc32Final, crc32Init, crc32Update } from '../base/crc32.ts';
@@ -30,7 +31,7 @@ import { MAX_ENVELOPE_LENGTH } from './manifest.ts';
 import { trustProvisionedRoot, type TrustedRoot } from './root.ts';
 
 /** Format version of the trust store record. */
-export const TRUST_STORE_FORMAT_VERSION = 1;
+export const TRUST_STORE_FORMAT_VERSION = FORMAT_VERSIONS.trustStore;
 /** "HFTR": holdfast trusted root. */
 export const TRUST_RECORD_MAGIC: readonly number[] = Object.freeze([0x48, 0x46, 0x54, 0x52]);
 /** One 16-byte unit of ESP32 flash encryption. */
