@@ -14,6 +14,7 @@
 import type { FlashPartition } from '../hal/flash.ts';
 import { crc32 } from '../base/crc32.ts';
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
+import { StorageError } from '../storage/errors.ts';
 
 export const FLOOR_ENTRY_LENGTH = 16;
 const KIND_FLOOR = 0x46;
@@ -25,6 +26,13 @@ export class FloorStore {
   private readonly slotsPerBlock: number;
   private readonly blockLength: number;
 
+  /** Erase both blocks: floor 0 (provisioning only). */
+  static format(flash: FlashPartition): void {
+    flash.eraseBlock(0);
+    flash.eraseBlock(1);
+  }
+
+  /** Throws StorageError 'format-too-new' or 'not-formatted' (fail closed) without writing. */
   constructor(private readonly flash: FlashPartition) {
     const status = flash.status();
     if (status.blocks < 2 || FLOOR_ENTRY_LENGTH % status.writeAlign !== 0 || status.blockLength % FLOOR_ENTRY_LENGTH !== 0) {
@@ -56,9 +64,15 @@ export class FloorStore {
   private recover(): void {
     const entry = new Uint8Array(FLOOR_ENTRY_LENGTH);
     let best = -1;
+    let written = 0;
     for (let block = 0; block < 2; block++) {
       for (let slot = 0; slot < this.slotsPerBlock; slot++) {
         this.flash.read(block * this.blockLength + slot * FLOOR_ENTRY_LENGTH, entry);
+        if (entry.every((b) => b === 0xff)) continue;
+        written++;
+        if (entry[0] > FORMAT_VERSIONS.floorStore && entry[1] === KIND_FLOOR && checksums(entry)) {
+          throw new StorageError('format-too-new', `floor entry of format ${entry[0]}; this firmware reads format ${FORMAT_VERSIONS.floorStore}`);
+        }
         const value = decodeFloorEntry(entry);
         if (value !== undefined && value > best) {
           best = value;
@@ -66,6 +80,9 @@ export class FloorStore {
         }
       }
     }
+    // Fail closed: a floor that cannot be read back must not silently become 0 (that would allow downgrades).
+    // One torn first entry (written ≤ 1, nothing valid) is what a cut during the very first raise leaves.
+    if (best < 0 && written > 1) throw new StorageError('not-formatted', 'the security floor store holds no valid entry: re-provision it');
     // Appends continue after the last used slot (valid or torn) of the block holding the highest floor.
     this.nextSlot = this.usedSlots(this.activeBlock);
     this.floor = Math.max(0, best);
@@ -115,8 +132,10 @@ export function encodeFloorEntry(version: number): Uint8Array {
 }
 
 export function decodeFloorEntry(entry: Uint8Array): number | undefined {
-  const view = new DataView(entry.buffer, entry.byteOffset, FLOOR_ENTRY_LENGTH);
-  if (entry[0] !== FORMAT_VERSIONS.floorStore || entry[1] !== KIND_FLOOR) return undefined;
-  if (view.getUint32(12, true) !== crc32(entry, 0, 12)) return undefined;
-  return view.getUint32(4, true);
+  if (entry[0] !== FORMAT_VERSIONS.floorStore || entry[1] !== KIND_FLOOR || !checksums(entry)) return undefined;
+  return new DataView(entry.buffer, entry.byteOffset, FLOOR_ENTRY_LENGTH).getUint32(4, true);
+}
+
+function checksums(entry: Uint8Array): boolean {
+  return new DataView(entry.buffer, entry.byteOffset, FLOOR_ENTRY_LENGTH).getUint32(12, true) === crc32(entry, 0, 12);
 }

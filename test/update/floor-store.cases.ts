@@ -50,6 +50,11 @@ export const suite: CaseSuite = {
         equal(store.secureVersion, 5, 'a lower raise is ignored');
         throws(() => store.raise(-1), 'RangeError', 'negative');
         throws(() => store.raise(1.5), 'RangeError', 'fractional');
+        const garbage = env.createFlash({ blocks: 2, blockLength: 64 });
+        garbage.write(0, new Uint8Array(32).map((_, i) => (i * 37 + 1) & 0x7f));
+        throws(() => new FloorStore(garbage), 'StorageError', 'an unreadable floor fails closed', 'no valid entry');
+        FloorStore.format(garbage);
+        equal(new FloorStore(garbage).secureVersion, 0, 'provisioned again');
         return {};
       },
     },
