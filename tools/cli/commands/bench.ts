@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { runBenchmarks } from '../../../bench/run.ts';
 import { REPO_ROOT } from '../package-info.ts';
 
 export function registerBench(program: Command): void {
@@ -11,6 +10,8 @@ export function registerBench(program: Command): void {
     .option('--out <dir>', 'directory for BENCHMARKS.md (results.json goes to <dir>/bench/)', REPO_ROOT)
     .option('--json', 'print the results as JSON')
     .action(async (options: { only?: string; out: string; json?: boolean }) => {
+      // Loaded on use: the benchmarks pull in much of the project; --help should not wait for them.
+      const { runBenchmarks } = await import('../../../bench/run.ts');
       const results = await runBenchmarks({ only: options.only, outDir: options.out, progress: options.json ? () => {} : (l) => console.error(l) });
       if (options.json) console.log(JSON.stringify(results, null, 2));
       else console.log(`wrote ${join(options.out, 'BENCHMARKS.md')} and ${join(options.out, 'bench/results.json')} (${results.figures.length} figures)`);

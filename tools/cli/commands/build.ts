@@ -7,10 +7,6 @@
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import * as esbuild from 'esbuild';
-import ts from 'typescript';
-import { checkFirmware } from '../../check/firmware-rules.ts';
-import { bundleForXs } from '../../xs/bundle.ts';
 import { REPO_ROOT } from '../package-info.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { printViolations } from './check.ts';
@@ -29,7 +25,8 @@ export function registerBuild(program: Command): void {
     .option('--out <dir>', 'output directory', join(REPO_ROOT, 'dist'))
     .option('--json', 'machine-readable summary')
     .action(async (options: BuildOptions) => {
-      const diagnostics = typeCheckFirmware();
+      const { checkFirmware } = await import('../../check/firmware-rules.ts');
+      const diagnostics = await typeCheckFirmware();
       const violations = checkFirmware(join(REPO_ROOT, 'firmware'));
       if (diagnostics.length > 0 || violations.length > 0) {
         if (options.json) console.log(JSON.stringify({ ok: false, typeErrors: diagnostics, violations }, null, 2));
@@ -47,7 +44,9 @@ export function registerBuild(program: Command): void {
 }
 
 /** Diagnostics of `tsc -p firmware/tsconfig.json`, one formatted line each. */
-export function typeCheckFirmware(): string[] {
+export async function typeCheckFirmware(): Promise<string[]> {
+  // TypeScript and esbuild load only when a build runs: --help and other commands start fast.
+  const { default: ts } = await import('typescript');
   const configPath = join(REPO_ROOT, 'firmware/tsconfig.json');
   const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
   if (!config) return [`cannot read ${configPath}`];
@@ -56,6 +55,8 @@ export function typeCheckFirmware(): string[] {
 }
 
 export async function bundleFirmware(outDir: string): Promise<{ kind: string; path: string; bytes: number }[]> {
+  const esbuild = await import('esbuild');
+  const { bundleForXs } = await import('../../xs/bundle.ts');
   mkdirSync(join(outDir, 'moddable'), { recursive: true });
   mkdirSync(join(outDir, 'xs'), { recursive: true });
   const esm = await esbuild.build({

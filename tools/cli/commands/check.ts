@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { checkFirmware, type Violation } from '../../check/firmware-rules.ts';
+import type { Violation } from '../../check/firmware-rules.ts';
 import { REPO_ROOT } from '../package-info.ts';
 import { ExitCode } from '../exit-codes.ts';
 
@@ -10,7 +10,9 @@ export function registerCheck(program: Command): void {
     .description('check that firmware/ stays engine-neutral and layered (docs/design/firmware-rules.md)')
     .argument('[firmwareDir]', 'firmware tree to check', join(REPO_ROOT, 'firmware'))
     .option('--json', 'print the violations as a JSON array')
-    .action((firmwareDir: string, options: { json?: boolean }) => {
+    .action(async (firmwareDir: string, options: { json?: boolean }) => {
+      // The check loads the TypeScript compiler: only when it runs.
+      const { checkFirmware } = await import('../../check/firmware-rules.ts');
       const violations = checkFirmware(firmwareDir);
       printViolations(violations, options.json === true);
       process.exitCode = violations.length === 0 ? ExitCode.OK : ExitCode.FAILED;

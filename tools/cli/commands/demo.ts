@@ -9,11 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mkdtempSync } from 'node:fs';
-import { bundleForXs } from '../../xs/bundle.ts';
-import { HostServices } from '../../xs/host-services.ts';
-import { XsWorker } from '../../xs/xsnap-worker.ts';
-import { fromUtf8, utf8 } from '../../xs/wire.ts';
-import { saveImage } from '../../sim/flash/image-file.ts';
+import type { XsWorker } from '../../xs/xsnap-worker.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { REPO_ROOT } from '../package-info.ts';
 
@@ -40,6 +36,10 @@ export function registerDemo(program: Command): void {
 }
 
 export async function runDemo(cutAt: number, seed: number, outDir: string, say: (line: string) => void) {
+  const { HostServices } = await import('../../xs/host-services.ts');
+  const { XsWorker } = await import('../../xs/xsnap-worker.ts');
+  const { fromUtf8, utf8 } = await import('../../xs/wire.ts');
+  const { saveImage } = await import('../../sim/flash/image-file.ts');
   const code = await bundleGuest();
   const services = new HostServices(outDir, say);
   const command = <T>(worker: XsWorker, message: unknown): T & { compute: number } => {
@@ -84,6 +84,7 @@ export async function runDemo(cutAt: number, seed: number, outDir: string, say: 
 }
 
 async function bundleGuest(): Promise<string> {
+  const { bundleForXs } = await import('../../xs/bundle.ts');
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-demo-'));
   try {
     const entry = join(dir, 'entry.ts');
