@@ -483,11 +483,7 @@ const BLOCK = 256;
 
 /** Strict mode: units not all 0xFF count as programmed (loadRawImage's rule for raw dumps). */
 function withDerivedUnits(flash: SimFlash): SimFlash {
-  for (let unit = 0; unit < flash.unitProgrammed.length; unit++) {
-    const from = unit * flash.writeAlign;
-    flash.unitProgrammed[unit] = flash.data.subarray(from, from + flash.writeAlign).every((b) => b === 0xff) ? 0 : 1;
-  }
-  return flash;
+  return flash.deriveUnitsFromContents();
 }
 
 interface Drained {

@@ -138,10 +138,7 @@ function writeHeader(flash: SimFlash, index: number, header: SectorHeader): void
 
 /** Strict mode: units that are not all 0xFF count as programmed (as loadRawImage infers them). */
 function deriveUnitMap(flash: SimFlash): void {
-  for (let unit = 0; unit < flash.unitProgrammed.length; unit++) {
-    const from = unit * flash.writeAlign;
-    flash.unitProgrammed[unit] = flash.data.subarray(from, from + flash.writeAlign).every((b) => b === 0xff) ? 0 : 1;
-  }
+  flash.deriveUnitsFromContents();
 }
 
 // ─── Record sizes and types ──────────────────────────────────────────────

@@ -232,12 +232,7 @@ type Damage = (flash: SimFlash, rng: Rng, base: Baseline) => { offsets: number[]
 
 /** Strict mode: re-derive the unit map of the damaged bytes (non-0xFF units count as programmed). */
 function deriveUnits(flash: SimFlash, offsets: Iterable<number>): void {
-  if (flash.mode !== 'strict') return;
-  for (const offset of offsets) {
-    const unit = Math.floor(offset / flash.writeAlign);
-    const from = unit * flash.writeAlign;
-    flash.unitProgrammed[unit] = flash.data.subarray(from, from + flash.writeAlign).every((b) => b === 0xff) ? 0 : 1;
-  }
+  if (flash.mode === 'strict') flash.deriveUnitsFromContents(offsets);
 }
 
 /** What a damaged byte held in the undamaged outbox. */

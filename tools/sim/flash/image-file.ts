@@ -24,9 +24,5 @@ export function loadRawImage(path: string, options: { mode?: FlashMode; blockLen
   }
   const flash = new SimFlash({ blocks: data.length / blockLength, blockLength, mode: options.mode });
   flash.data.set(data);
-  for (let unit = 0; unit < flash.unitProgrammed.length; unit++) {
-    const from = unit * flash.writeAlign;
-    flash.unitProgrammed[unit] = data.subarray(from, from + flash.writeAlign).every((b) => b === 0xff) ? 0 : 1;
-  }
-  return flash;
+  return flash.deriveUnitsFromContents();
 }

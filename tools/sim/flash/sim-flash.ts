@@ -173,6 +173,23 @@ export class SimFlash implements FlashPartition {
     return this.lastTorn;
   }
 
+  /**
+   * After bytes were changed behind the flash's back (`data` edited to
+   * inject damage, a raw dump loaded): a unit counts as programmed exactly
+   * when it is not all 0xFF, as real hardware would see it. With `offsets`,
+   * only the units holding those bytes.
+   */
+  deriveUnitsFromContents(offsets?: Iterable<number>): this {
+    const units = offsets === undefined ? this.unitProgrammed.keys() : [...offsets].map((o) => Math.floor(o / this.writeAlign));
+    for (const unit of units) {
+      const from = unit * this.writeAlign;
+      let erased = true;
+      for (let i = from; i < from + this.writeAlign; i++) if (this.data[i] !== ERASED) erased = false;
+      this.unitProgrammed[unit] = erased ? 0 : 1;
+    }
+    return this;
+  }
+
   resetCounters(): void {
     Object.assign(this.counters, zeroCounters());
   }
