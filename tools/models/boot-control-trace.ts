@@ -2,9 +2,11 @@
  * Traces of the boot-control model (docs/models/boot-control.md, "Traces"):
  * the model's `EVENT ...` lines, one per step, with a `# key: value` header.
  * Files live in docs/models/traces/boot-control/. The header format is the
- * replay-window one (formatTrace is shared).
+ * replay-window one (the file format is shared: trace-file.ts).
  */
-export { formatTrace } from './replay-window-trace.ts';
+import { parseTraceFile, type TraceFile } from './trace-file.ts';
+
+export { formatTrace } from './trace-file.ts';
 
 /** Model names of ota_state (Promela mtype). */
 export type ModelState = 'NEW' | 'PV' | 'VALID' | 'INVALID' | 'ABORTED' | 'UNDEF';
@@ -32,35 +34,13 @@ export type BootEvent =
   | { readonly kind: 'restart' }
   | { readonly kind: 'settle' };
 
-export interface BootTrace {
-  readonly meta: Readonly<Record<string, string>>;
-  readonly events: readonly BootEvent[];
-  readonly lines: readonly string[];
-}
+export type BootTrace = TraceFile<BootEvent>;
 
 const STATES: readonly ModelState[] = ['NEW', 'PV', 'VALID', 'INVALID', 'ABORTED', 'UNDEF'];
 const IMAGES: readonly ModelImage[] = ['ABSENT', 'TORN', 'GOOD', 'HANG', 'FORGED'];
 
 export function parseBootTrace(text: string): BootTrace {
-  const meta: Record<string, string> = {};
-  const events: BootEvent[] = [];
-  const lines: string[] = [];
-  for (const [index, raw] of text.split('\n').entries()) {
-    const line = raw.trim();
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      const field = /^#\s*([a-z-]+):\s*(.*)$/.exec(line);
-      if (field) meta[field[1]] = field[2];
-      continue;
-    }
-    try {
-      events.push(parseBootEvent(line));
-    } catch (error) {
-      throw new Error(`trace line ${index + 1}: ${(error as Error).message}`);
-    }
-    lines.push(line);
-  }
-  return { meta, events, lines };
+  return parseTraceFile(text, parseBootEvent);
 }
 
 export function parseBootEvent(line: string): BootEvent {

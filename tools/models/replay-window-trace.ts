@@ -4,6 +4,7 @@
  * header saying where they came from. Files live in
  * docs/models/traces/replay-window/.
  */
+import { parseTraceFile, type TraceFile } from './trace-file.ts';
 
 export type ModelVerdict = 'fresh' | 'duplicate' | 'stale';
 export type RestartStage = 'idle' | 'persisting' | 'accepting' | 'lazy';
@@ -33,34 +34,12 @@ export interface Trace {
   readonly lines: readonly string[];
 }
 
-/** Parse a trace file: `# key: value` header lines, other `#` lines are comments, then EVENT lines. */
+/** Parse a trace file (tools/models/trace-file.ts) of replay-window events. */
 export function parseTrace(text: string): Trace {
-  const meta: Record<string, string> = {};
-  const events: ModelEvent[] = [];
-  const lines: string[] = [];
-  for (const [index, raw] of text.split('\n').entries()) {
-    const line = raw.trim();
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      const field = /^#\s*([a-z-]+):\s*(.*)$/.exec(line);
-      if (field) meta[field[1]] = field[2];
-      continue;
-    }
-    try {
-      events.push(parseEvent(line));
-    } catch (error) {
-      throw new Error(`trace line ${index + 1}: ${(error as Error).message}`);
-    }
-    lines.push(line);
-  }
-  return { meta, events, lines };
+  return parseTraceFile(text, parseEvent);
 }
 
-/** Format a trace file from header fields and event lines. */
-export function formatTrace(meta: Readonly<Record<string, string>>, lines: readonly string[]): string {
-  const header = Object.entries(meta).map(([key, value]) => `# ${key}: ${value}`);
-  return [...header, ...lines].join('\n') + '\n';
-}
+export { formatTrace } from './trace-file.ts';
 
 /** Parse one `EVENT name key=value ...` line. */
 export function parseEvent(line: string): ModelEvent {
