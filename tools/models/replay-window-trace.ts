@@ -26,13 +26,8 @@ export type ModelEvent =
   /** A random simulation stopped (SIM pacing). */
   | { readonly kind: 'end' };
 
-export interface Trace {
-  /** Header fields: kind (counterexample | simulation), model, defines, violates, command, ... */
-  readonly meta: Readonly<Record<string, string>>;
-  readonly events: readonly ModelEvent[];
-  /** The raw event lines, in order. */
-  readonly lines: readonly string[];
-}
+/** Header fields: kind (counterexample | simulation), model, defines, violates, command, ... */
+export type Trace = TraceFile<ModelEvent>;
 
 /** Parse a trace file (tools/models/trace-file.ts) of replay-window events. */
 export function parseTrace(text: string): Trace {
