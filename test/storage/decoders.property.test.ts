@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { BudgetFlash, Hang } from '../support/budget-flash.ts';
 import {
   ACK_FIELD_LENGTH,
   decodeHeader,
@@ -32,7 +33,6 @@ import {
 import { decodeFrame, encodeFrame, frameLength, FRAME_HEADER_LENGTH, MAX_FRAME_PAYLOAD } from '../../firmware/storage/frame.ts';
 import { Outbox } from '../../firmware/storage/outbox.ts';
 import { StorageError } from '../../firmware/storage/errors.ts';
-import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { decodeImage, encodeImage } from '../../tools/sim/flash/image-codec.ts';
 
@@ -448,36 +448,7 @@ describe('flash images (decodeImage)', () => {
 
 // ─── Outbox.open over arbitrary partitions ──────────────────────────────
 
-class Hang extends Error {
-  constructor() {
-    super('more than 200000 flash operations in one call: the outbox does not terminate');
-    this.name = 'Hang';
-  }
-}
 
-/** A flash that counts operations per outbox call and throws Hang past the budget. */
-class BudgetFlash implements FlashPartition {
-  operations = 0;
-  constructor(readonly inner: SimFlash) {}
-  private spend(): void {
-    if (++this.operations > 200_000) throw new Hang();
-  }
-  status(): FlashStatus {
-    return this.inner.status();
-  }
-  read(byteOffset: number, target: Uint8Array): void {
-    this.spend();
-    this.inner.read(byteOffset, target);
-  }
-  write(byteOffset: number, data: Uint8Array): void {
-    this.spend();
-    this.inner.write(byteOffset, data);
-  }
-  eraseBlock(block: number): void {
-    this.spend();
-    this.inner.eraseBlock(block);
-  }
-}
 
 const BLOCK = 256;
 
@@ -497,7 +468,7 @@ interface Drained {
  * `cap` records and come in increasing order; open must write nothing.
  */
 function openAndDrain(sim: SimFlash, what: string, cap = 2000): Drained | StorageError {
-  const flash = new BudgetFlash(sim);
+  const flash = new BudgetFlash(sim, 200_000);
   const before = sim.data.slice();
   let outbox: Outbox;
   try {
@@ -512,9 +483,9 @@ function openAndDrain(sim: SimFlash, what: string, cap = 2000): Drained | Storag
   assert.ok(Buffer.from(sim.data).equals(Buffer.from(before)), `${what}: open changed the flash`);
   const drained: Drained = { seqs: [], payloads: [] };
   try {
-    flash.operations = 0;
+    flash.reset();
     for (let record = outbox.peek(); record !== undefined; record = outbox.next()) {
-      flash.operations = 0;
+      flash.reset();
       assert.ok(drained.seqs.length < cap, `${what}: delivery did not end after ${cap} records (seqs ${drained.seqs.slice(0, 8).join(', ')} …)`);
       drained.seqs.push(record.seq);
       drained.payloads.push(record.payload);

@@ -19,12 +19,12 @@
  * kind, so one run shows which promises hold and which do not; the targeted
  * tests after them pin each kind of damage to a sector role (middle, head).
  */
+import { BudgetFlash, Hang } from '../support/budget-flash.ts';
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { Outbox, type OutboxStats } from '../../firmware/storage/outbox.ts';
 import { StorageError } from '../../firmware/storage/errors.ts';
 import { ACK_FIELD_LENGTH, encodeWord, HEADER_LENGTH, makeLayout, RECORD_HEADER_LENGTH, type Layout } from '../../firmware/storage/outbox-format.ts';
-import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
 import { SimFlash, type FlashMode, type SimFlashSnapshot } from '../../tools/sim/flash/sim-flash.ts';
 import { deriveSeed, Rng } from '../../tools/sim/rng.ts';
 import { dumpOutbox } from '../../tools/inspect/outbox-dump.ts';
@@ -156,43 +156,7 @@ function seqOf(sector: ReturnType<typeof dumpOutbox>[number]): number {
 
 // ─── Damage trials ───────────────────────────────────────────────────────
 
-/** Thrown by BudgetFlash when a call runs far longer than any legitimate open or read: a hang. */
-class Hang extends Error {
-  constructor(operations: number) {
-    super(`more than ${operations} flash operations in one outbox call: hang`);
-    this.name = 'Hang';
-  }
-}
 
-/** Counts flash calls and throws Hang past a budget (every loop in the outbox reads the flash). */
-class BudgetFlash implements FlashPartition {
-  private used = 0;
-  constructor(
-    readonly inner: SimFlash,
-    private readonly budget: number,
-  ) {}
-  reset(): void {
-    this.used = 0;
-  }
-  private spend(): void {
-    if (++this.used > this.budget) throw new Hang(this.budget);
-  }
-  status(): FlashStatus {
-    return this.inner.status();
-  }
-  read(byteOffset: number, target: Uint8Array): void {
-    this.spend();
-    this.inner.read(byteOffset, target);
-  }
-  write(byteOffset: number, data: Uint8Array): void {
-    this.spend();
-    this.inner.write(byteOffset, data);
-  }
-  eraseBlock(block: number): void {
-    this.spend();
-    this.inner.eraseBlock(block);
-  }
-}
 
 type Violation =
   | 'open-threw'
