@@ -19,7 +19,7 @@
  */
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import type { FlashPartition } from '../hal/flash.ts';
-import { crc32 } from '../base/crc32.ts';
+import { encodeEntry16, readEntry16 } from '../base/entry16.ts';
 import { checkWindowBits, REPLAY_COUNTER_MAX, ReplayError, ReplayWindow, type ReplayVerdict } from './replay-window.ts';
 
 /** Bytes per entry: one 16-byte unit of ESP32 flash encryption. */
@@ -40,9 +40,6 @@ const ROTATION_BLOCKS = 2;
 /** Recovery reads the blocks in chunks of at most this many bytes (a multiple of the entry length). */
 const SCAN_CHUNK = 256;
 const ERASED = 0xff;
-const TWO_TO_32 = 0x1_0000_0000;
-/** High u32 half of 2^53 - 1. */
-const MAX_HIGH = 0x1f_ffff;
 
 export interface ReplayStoreOptions {
   /** Number of senders (windows), indexed 0..senders-1: integer 1..65536, at most half the slots of a block. Default 1. */
@@ -262,14 +259,7 @@ export function encodeReplayEntry(sender: number, ceiling: number, target: Uint8
   if (!Number.isInteger(sender) || sender < 0 || sender >= MAX_REPLAY_SENDERS) throw new RangeError(`sender must be an integer in 0..${MAX_REPLAY_SENDERS - 1}, got ${sender}`);
   if (!Number.isSafeInteger(ceiling) || ceiling < 0) throw new RangeError(`ceiling must be an integer in 0..2^53-1, got ${ceiling}`);
   if (target.length !== REPLAY_ENTRY_LENGTH) throw new RangeError(`an entry is ${REPLAY_ENTRY_LENGTH} bytes, target has ${target.length}`);
-  target[0] = REPLAY_STORE_FORMAT;
-  target[1] = REPLAY_KIND_CEILING;
-  target[2] = sender & 0xff;
-  target[3] = sender >>> 8;
-  putU32(target, 4, ceiling % TWO_TO_32);
-  putU32(target, 8, Math.floor(ceiling / TWO_TO_32));
-  putU32(target, 12, crc32(target, 0, 12));
-  return target;
+  return encodeEntry16(target, REPLAY_STORE_FORMAT, REPLAY_KIND_CEILING, sender, ceiling);
 }
 
 export type ReplaySlot =
@@ -284,20 +274,11 @@ export type ReplaySlot =
 
 /** Classify the 16-byte slot at `bytes[at, at + 16)`. */
 export function decodeReplaySlot(bytes: Uint8Array, at = 0): ReplaySlot {
-  let free = true;
-  for (let i = at; i < at + REPLAY_ENTRY_LENGTH; i++) {
-    if (bytes[i] !== ERASED) {
-      free = false;
-      break;
-    }
-  }
-  if (free) return FREE;
-  if (getU32(bytes, at + 12) !== crc32(bytes, at, at + 12)) return CORRUPT;
-  const version = bytes[at];
-  if (version > REPLAY_STORE_FORMAT) return { kind: 'too-new', version };
-  const high = getU32(bytes, at + 8);
-  if (version !== REPLAY_STORE_FORMAT || bytes[at + 1] !== REPLAY_KIND_CEILING || high > MAX_HIGH) return FOREIGN;
-  return { kind: 'ceiling', sender: bytes[at + 2] | (bytes[at + 3] << 8), ceiling: high * TWO_TO_32 + getU32(bytes, at + 4) };
+  const entry = readEntry16(bytes, at);
+  if (entry.kind !== 'entry') return entry.kind === 'free' ? FREE : CORRUPT;
+  if (entry.version > REPLAY_STORE_FORMAT) return { kind: 'too-new', version: entry.version };
+  if (entry.version !== REPLAY_STORE_FORMAT || entry.tag !== REPLAY_KIND_CEILING || entry.value === undefined) return FOREIGN;
+  return { kind: 'ceiling', sender: entry.extra, ceiling: entry.value };
 }
 
 const FREE: ReplaySlot = Object.freeze({ kind: 'free' });
@@ -406,15 +387,4 @@ function scanBlock(flash: FlashPartition, block: number, blockLength: number, ch
     }
   }
   return scan;
-}
-
-function putU32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value & 0xff;
-  bytes[at + 1] = (value >>> 8) & 0xff;
-  bytes[at + 2] = (value >>> 16) & 0xff;
-  bytes[at + 3] = (value >>> 24) & 0xff;
-}
-
-function getU32(bytes: Uint8Array, at: number): number {
-  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
 }

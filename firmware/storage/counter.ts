@@ -16,7 +16,7 @@
  * latest bound. Recovery takes the largest valid bound in the two blocks.
  */
 import type { FlashPartition } from '../hal/flash.ts';
-import { crc32 } from '../base/crc32.ts';
+import { encodeEntry16, readEntry16 } from '../base/entry16.ts';
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import { StorageError } from './errors.ts';
 
@@ -36,9 +36,6 @@ const ROTATION_BLOCKS = 2;
 /** Recovery reads the blocks in chunks of at most this many bytes (a multiple of the entry length). */
 const SCAN_CHUNK = 256;
 const ERASED = 0xff;
-const TWO_TO_32 = 0x1_0000_0000;
-/** High u32 half of COUNTER_MAX_VALUE: 2^21 - 1. */
-const MAX_HIGH = 0x1f_ffff;
 
 export interface CounterOptions {
   /** K: values reserved by each persisted bound; integer 1..2^32. Default 4096. */
@@ -199,15 +196,7 @@ export class Counter {
 /** Encode the entry of format 1 for `reservedUpTo` into `target` (16 bytes). */
 export function encodeCounterEntry(reservedUpTo: number, target: Uint8Array = new Uint8Array(COUNTER_ENTRY_LENGTH)): Uint8Array {
   if (!Number.isSafeInteger(reservedUpTo) || reservedUpTo < 0) throw new RangeError(`reservedUpTo must be an integer in 0..2^53-1, got ${reservedUpTo}`);
-  if (target.length !== COUNTER_ENTRY_LENGTH) throw new RangeError(`an entry is ${COUNTER_ENTRY_LENGTH} bytes, target has ${target.length}`);
-  target[0] = FORMAT_VERSIONS.counter;
-  target[1] = COUNTER_KIND_BOUND;
-  target[2] = 0;
-  target[3] = 0;
-  putU32(target, 4, reservedUpTo % TWO_TO_32);
-  putU32(target, 8, Math.floor(reservedUpTo / TWO_TO_32));
-  putU32(target, 12, crc32(target, 0, 12));
-  return target;
+  return encodeEntry16(target, FORMAT_VERSIONS.counter, COUNTER_KIND_BOUND, 0, reservedUpTo);
 }
 
 export type CounterSlot =
@@ -220,22 +209,11 @@ export type CounterSlot =
 
 /** Classify the 16-byte slot at `bytes[at, at + 16)`. */
 export function decodeCounterSlot(bytes: Uint8Array, at = 0): CounterSlot {
-  let free = true;
-  for (let i = at; i < at + COUNTER_ENTRY_LENGTH; i++) {
-    if (bytes[i] !== ERASED) {
-      free = false;
-      break;
-    }
-  }
-  if (free) return FREE;
-  if (getU32(bytes, at + 12) !== crc32(bytes, at, at + 12)) return CORRUPT;
-  const version = bytes[at];
-  if (version > FORMAT_VERSIONS.counter) return { kind: 'too-new', version };
-  const high = getU32(bytes, at + 8);
-  if (version !== FORMAT_VERSIONS.counter || bytes[at + 1] !== COUNTER_KIND_BOUND || bytes[at + 2] !== 0 || bytes[at + 3] !== 0 || high > MAX_HIGH) {
-    return CORRUPT;
-  }
-  return { kind: 'bound', reservedUpTo: high * TWO_TO_32 + getU32(bytes, at + 4) };
+  const entry = readEntry16(bytes, at);
+  if (entry.kind !== 'entry') return entry.kind === 'free' ? FREE : CORRUPT;
+  if (entry.version > FORMAT_VERSIONS.counter) return { kind: 'too-new', version: entry.version };
+  if (entry.version !== FORMAT_VERSIONS.counter || entry.tag !== COUNTER_KIND_BOUND || entry.extra !== 0 || entry.value === undefined) return CORRUPT;
+  return { kind: 'bound', reservedUpTo: entry.value };
 }
 
 const FREE: CounterSlot = Object.freeze({ kind: 'free' });
@@ -318,15 +296,4 @@ function scanBlock(flash: FlashPartition, block: number, blockLength: number, ch
     }
   }
   return scan;
-}
-
-function putU32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value & 0xff;
-  bytes[at + 1] = (value >>> 8) & 0xff;
-  bytes[at + 2] = (value >>> 16) & 0xff;
-  bytes[at + 3] = (value >>> 24) & 0xff;
-}
-
-function getU32(bytes: Uint8Array, at: number): number {
-  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
 }

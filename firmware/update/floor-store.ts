@@ -5,14 +5,14 @@
  * floor in flash so a build without the eFuse still refuses downgrades, and
  * `readFloor` takes the higher of the two.
  *
- * Two blocks of 16-byte write-once entries (u32 floor + CRC-32); recovery
+ * Two blocks of 16-byte write-once entries (base/entry16.ts); recovery
  * takes the highest valid entry, so a torn entry or a torn erase of the
  * other block can only leave the old floor, never a lower one. A raise
  * appends to the active block; a full block moves on to the other one,
  * erased first, whose first entry is the new floor.
  */
 import type { FlashPartition } from '../hal/flash.ts';
-import { crc32 } from '../base/crc32.ts';
+import { encodeEntry16, readEntry16 } from '../base/entry16.ts';
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import { StorageError } from '../storage/errors.ts';
 
@@ -70,7 +70,7 @@ export class FloorStore {
         this.flash.read(block * this.blockLength + slot * FLOOR_ENTRY_LENGTH, entry);
         if (entry.every((b) => b === 0xff)) continue;
         written++;
-        if (entry[0] > FORMAT_VERSIONS.floorStore && entry[1] === KIND_FLOOR && checksums(entry)) {
+        if (isNewerFormat(entry)) {
           throw new StorageError('format-too-new', `floor entry of format ${entry[0]}; this firmware reads format ${FORMAT_VERSIONS.floorStore}`);
         }
         const value = decodeFloorEntry(entry);
@@ -122,20 +122,18 @@ export function combinedFloor(store: FloorStore, efuse: HardwareFloor | undefine
 }
 
 export function encodeFloorEntry(version: number): Uint8Array {
-  const out = new Uint8Array(FLOOR_ENTRY_LENGTH).fill(0);
-  const view = new DataView(out.buffer);
-  out[0] = FORMAT_VERSIONS.floorStore;
-  out[1] = KIND_FLOOR;
-  view.setUint32(4, version >>> 0, true);
-  view.setUint32(12, crc32(out, 0, 12), true);
-  return out;
+  return encodeEntry16(new Uint8Array(FLOOR_ENTRY_LENGTH), FORMAT_VERSIONS.floorStore, KIND_FLOOR, 0, version >>> 0);
 }
 
+/** The floor an entry holds, or undefined when it is not a valid floor entry of this format. */
 export function decodeFloorEntry(entry: Uint8Array): number | undefined {
-  if (entry[0] !== FORMAT_VERSIONS.floorStore || entry[1] !== KIND_FLOOR || !checksums(entry)) return undefined;
-  return new DataView(entry.buffer, entry.byteOffset, FLOOR_ENTRY_LENGTH).getUint32(4, true);
+  const read = readEntry16(entry);
+  if (read.kind !== 'entry' || read.version !== FORMAT_VERSIONS.floorStore || read.tag !== KIND_FLOOR || read.extra !== 0) return undefined;
+  return read.value !== undefined && read.value <= 0xffffffff ? read.value : undefined;
 }
 
-function checksums(entry: Uint8Array): boolean {
-  return new DataView(entry.buffer, entry.byteOffset, FLOOR_ENTRY_LENGTH).getUint32(12, true) === crc32(entry, 0, 12);
+/** A valid entry of a newer format (refused rather than misread). */
+function isNewerFormat(entry: Uint8Array): boolean {
+  const read = readEntry16(entry);
+  return read.kind === 'entry' && read.tag === KIND_FLOOR && read.version > FORMAT_VERSIONS.floorStore;
 }
