@@ -4,7 +4,7 @@
  * Files live in docs/models/traces/boot-control/. The header format is the
  * replay-window one (the file format is shared: trace-file.ts).
  */
-import { parseTraceFile, type TraceFile } from './trace-file.ts';
+import { parseTraceFile, readEventLine, type TraceFile } from './trace-file.ts';
 
 export { formatTrace } from './trace-file.ts';
 
@@ -44,30 +44,10 @@ export function parseBootTrace(text: string): BootTrace {
 }
 
 export function parseBootEvent(line: string): BootEvent {
-  const words = line.trim().split(/\s+/);
-  if (words[0] !== 'EVENT' || words.length < 2) throw new Error(`not an EVENT line: ${JSON.stringify(line)}`);
-  const fields = new Map<string, string>();
-  for (const word of words.slice(2)) {
-    const eq = word.indexOf('=');
-    if (eq <= 0) throw new Error(`bad field ${JSON.stringify(word)} in ${JSON.stringify(line)}`);
-    fields.set(word.slice(0, eq), word.slice(eq + 1));
-  }
-  const num = (key: string): number => {
-    const value = fields.get(key);
-    if (value === undefined || !/^\d+$/.test(value)) throw new Error(`field ${key} missing or not a number in ${JSON.stringify(line)}`);
-    return Number(value);
-  };
-  const row = (key: string): number => {
-    const value = fields.get(key);
-    if (value === undefined || !/^R\d+$/.test(value)) throw new Error(`field ${key} is not a row id in ${JSON.stringify(line)}`);
-    return Number(value.slice(1));
-  };
-  const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
-    const value = fields.get(key);
-    if (value === undefined || !(allowed as readonly string[]).includes(value)) throw new Error(`field ${key} is not one of ${allowed.join('|')} in ${JSON.stringify(line)}`);
-    return value as T;
-  };
-  switch (words[1]) {
+  const event = readEventLine(line);
+  const { num, oneOf } = event;
+  const row = (key: string): number => Number(event.raw(key, /^R\d+$/, 'a row id').slice(1));
+  switch (event.name) {
     case 'config':
       return { kind: 'config', cuts: num('cuts'), updates: num('updates'), forgery: num('forgery'), bug: num('bug') };
     case 'plan':
@@ -105,6 +85,6 @@ export function parseBootEvent(line: string): BootEvent {
     case 'settle':
       return { kind: 'settle' };
     default:
-      throw new Error(`unknown event ${JSON.stringify(words[1])} in ${JSON.stringify(line)}`);
+      throw new Error(`unknown event ${JSON.stringify(event.name)} in ${JSON.stringify(line)}`);
   }
 }

@@ -4,7 +4,7 @@
  * header saying where they came from. Files live in
  * docs/models/traces/replay-window/.
  */
-import { parseTraceFile, type TraceFile } from './trace-file.ts';
+import { parseTraceFile, readEventLine, type TraceFile } from './trace-file.ts';
 
 export type ModelVerdict = 'fresh' | 'duplicate' | 'stale';
 export type RestartStage = 'idle' | 'persisting' | 'accepting' | 'lazy';
@@ -38,25 +38,9 @@ export { formatTrace } from './trace-file.ts';
 
 /** Parse one `EVENT name key=value ...` line. */
 export function parseEvent(line: string): ModelEvent {
-  const words = line.trim().split(/\s+/);
-  if (words[0] !== 'EVENT' || words.length < 2) throw new Error(`not an EVENT line: ${JSON.stringify(line)}`);
-  const fields = new Map<string, string>();
-  for (const word of words.slice(2)) {
-    const eq = word.indexOf('=');
-    if (eq <= 0) throw new Error(`bad field ${JSON.stringify(word)} in ${JSON.stringify(line)}`);
-    fields.set(word.slice(0, eq), word.slice(eq + 1));
-  }
-  const num = (key: string): number => {
-    const value = fields.get(key);
-    if (value === undefined || !/^\d+$/.test(value)) throw new Error(`field ${key} missing or not a number in ${JSON.stringify(line)}`);
-    return Number(value);
-  };
-  const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
-    const value = fields.get(key);
-    if (value === undefined || !(allowed as readonly string[]).includes(value)) throw new Error(`field ${key} is not one of ${allowed.join('|')} in ${JSON.stringify(line)}`);
-    return value as T;
-  };
-  switch (words[1]) {
+  const event = readEventLine(line);
+  const { num, oneOf } = event;
+  switch (event.name) {
     case 'config':
       return { kind: 'config', N: num('N'), W: num('W'), R: num('R'), maxskip: num('maxskip'), restarts: num('restarts'), adversary: num('adversary'), bug: num('bug'), k: num('k') };
     case 'send':
@@ -76,6 +60,6 @@ export function parseEvent(line: string): ModelEvent {
       return { kind: 'restart', stage, c: stage === 'idle' ? undefined : num('c'), floor: num('floor') };
     }
     default:
-      throw new Error(`unknown event ${JSON.stringify(words[1])} in ${JSON.stringify(line)}`);
+      throw new Error(`unknown event ${JSON.stringify(event.name)} in ${JSON.stringify(line)}`);
   }
 }

@@ -37,3 +37,38 @@ export function formatTrace(meta: Readonly<Record<string, string>>, lines: reado
   const header = Object.entries(meta).map(([key, value]) => `# ${key}: ${value}`);
   return [...header, ...lines].join('\n') + '\n';
 }
+
+/** One `EVENT name key=value …` line, with typed field readers that fail with the line quoted. */
+export interface EventLine {
+  readonly name: string;
+  num(key: string): number;
+  oneOf<T extends string>(key: string, allowed: readonly T[]): T;
+  /** A field matching `pattern`, returned raw (for model-specific shapes such as row ids). */
+  raw(key: string, pattern: RegExp, what: string): string;
+}
+
+export function readEventLine(line: string): EventLine {
+  const words = line.trim().split(/\s+/);
+  if (words[0] !== 'EVENT' || words.length < 2) throw new Error(`not an EVENT line: ${JSON.stringify(line)}`);
+  const fields = new Map<string, string>();
+  for (const word of words.slice(2)) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw new Error(`bad field ${JSON.stringify(word)} in ${JSON.stringify(line)}`);
+    fields.set(word.slice(0, eq), word.slice(eq + 1));
+  }
+  const raw = (key: string, pattern: RegExp, what: string): string => {
+    const value = fields.get(key);
+    if (value === undefined || !pattern.test(value)) throw new Error(`field ${key} missing or not ${what} in ${JSON.stringify(line)}`);
+    return value;
+  };
+  return {
+    name: words[1],
+    num: (key) => Number(raw(key, /^\d+$/, 'a number')),
+    oneOf<T extends string>(key: string, allowed: readonly T[]): T {
+      const value = fields.get(key);
+      if (value === undefined || !(allowed as readonly string[]).includes(value)) throw new Error(`field ${key} is not one of ${allowed.join('|')} in ${JSON.stringify(line)}`);
+      return value as T;
+    },
+    raw,
+  };
+}
