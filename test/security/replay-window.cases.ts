@@ -11,6 +11,7 @@
  * - a floor never goes down and never passes the largest counter handed to
  *   `accept` plus R.
  */
+import { WriteBackFlash } from '../support/write-back-flash.ts';
 import {
   DEFAULT_WINDOW_BITS,
   MAX_WINDOW_BITS,
@@ -29,7 +30,7 @@ import {
 } from '../../firmware/security/replay-store.ts';
 import { encodeCounterEntry } from '../../firmware/storage/counter.ts';
 import { crc32 } from '../../firmware/base/crc32.ts';
-import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { runExhaustive, runRandom, PowerCutFailure, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
@@ -228,44 +229,6 @@ function garbage(length: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(length);
   new Rng(0x5eed + seed).fill(bytes);
   return bytes;
-}
-
-/**
- * A flash adapter whose `write` returns before the bytes are durable (a
- * write-back cache without a flush): they land on the simulator at the next
- * flash call. Over it the store accepts counters above the old ceiling before
- * the new ceiling is durable, which the invariant must catch. Test-only.
- */
-class WriteBackFlash implements FlashPartition {
-  private pending: { byteOffset: number; data: Uint8Array } | undefined;
-
-  constructor(private readonly inner: FlashPartition) {}
-
-  status(): FlashStatus {
-    return this.inner.status();
-  }
-
-  read(byteOffset: number, target: Uint8Array): void {
-    this.flush();
-    this.inner.read(byteOffset, target);
-  }
-
-  write(byteOffset: number, data: Uint8Array): void {
-    this.flush();
-    this.pending = { byteOffset, data: data.slice() };
-  }
-
-  eraseBlock(block: number): void {
-    this.flush();
-    this.inner.eraseBlock(block);
-  }
-
-  private flush(): void {
-    const pending = this.pending;
-    if (!pending) return;
-    this.pending = undefined;
-    this.inner.write(pending.byteOffset, pending.data);
-  }
 }
 
 function runnerOptions(env: CaseEnv): RunnerOptions {

@@ -4,6 +4,7 @@
  * returned later is strictly above every value returned before (so none
  * repeats and none goes backwards), within a boot and across boots.
  */
+import { WriteBackFlash } from '../support/write-back-flash.ts';
 import {
   Counter,
   COUNTER_ENTRY_LENGTH,
@@ -15,7 +16,7 @@ import {
 } from '../../firmware/storage/counter.ts';
 import { StorageError, type StorageErrorCode } from '../../firmware/storage/errors.ts';
 import { crc32 } from '../../firmware/base/crc32.ts';
-import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { runExhaustive, runRandom, PowerCutFailure, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
@@ -116,44 +117,6 @@ function garbage(length: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(length);
   new Rng(0xc0de + seed).fill(bytes);
   return bytes;
-}
-
-/**
- * A flash adapter whose `write` returns before the bytes are durable (a
- * write-back cache without a flush): they land on the simulator at the next
- * flash call. Over it the counter returns values above the old bound before
- * the new bound is durable, which the invariant must catch. Test-only.
- */
-class WriteBackFlash implements FlashPartition {
-  private pending: { byteOffset: number; data: Uint8Array } | undefined;
-
-  constructor(private readonly inner: FlashPartition) {}
-
-  status(): FlashStatus {
-    return this.inner.status();
-  }
-
-  read(byteOffset: number, target: Uint8Array): void {
-    this.flush();
-    this.inner.read(byteOffset, target);
-  }
-
-  write(byteOffset: number, data: Uint8Array): void {
-    this.flush();
-    this.pending = { byteOffset, data: data.slice() };
-  }
-
-  eraseBlock(block: number): void {
-    this.flush();
-    this.inner.eraseBlock(block);
-  }
-
-  private flush(): void {
-    const pending = this.pending;
-    if (!pending) return;
-    this.pending = undefined;
-    this.inner.write(pending.byteOffset, pending.data);
-  }
 }
 
 function runnerOptions(env: CaseEnv): RunnerOptions {
