@@ -39,6 +39,8 @@ export const counterBench: BenchGroup = {
       label: `bytes programmed per increment, default K, plain flash (${small.counter.stats().entriesWritten} entries)`,
       kind: 'count',
       target: '≤ 0.01',
+      limit: 0.01,
+      direction: 'max',
       anchor: `RFC 8613 B.1.1: (bytes per persisted bound) ÷ K = ${COUNTER_ENTRY_LENGTH} ÷ ${DEFAULT_COUNTER_RESERVE} = ${(COUNTER_ENTRY_LENGTH / DEFAULT_COUNTER_RESERVE).toFixed(5)}`,
     });
     const long = run(WEAR_RUN);
@@ -49,6 +51,8 @@ export const counterBench: BenchGroup = {
       label: `sector erases per million increments, default K (${long.flash.counters.erases} over ${WEAR_RUN.toLocaleString('en-US')})`,
       kind: 'count',
       target: `one per ${((BLOCK_LENGTH / COUNTER_ENTRY_LENGTH) * DEFAULT_COUNTER_RESERVE).toLocaleString('en-US')} increments (0.954)`,
+      limit: 1_000_000 / ((BLOCK_LENGTH / COUNTER_ENTRY_LENGTH) * DEFAULT_COUNTER_RESERVE),
+      direction: 'max',
     });
     const before = long.flash.counters.bytesRead;
     Counter.open(long.flash);
@@ -59,6 +63,8 @@ export const counterBench: BenchGroup = {
       label: `bytes read by Counter.open after ${long.flash.counters.erases} rotations`,
       kind: 'count',
       target: '≤ 8,192 (two sectors)',
+      limit: 2 * BLOCK_LENGTH,
+      direction: 'max',
     });
     const guest = await openGuest('bench/counter-guest.ts', 'serveCounterBench');
     try {

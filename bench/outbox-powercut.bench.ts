@@ -45,8 +45,8 @@ export const outboxPowerCutBench: BenchGroup = {
         progress(`  ${mode}: ${cuts.toLocaleString('en-US')} cuts so far`);
       }
       figures.push(
-        { name: `outbox.powercut.random.${mode}.cuts`, value: cuts, unit: 'cuts', label: `random power cuts survived, ${mode} (${runs.toLocaleString('en-US')} runs, ${boots.toLocaleString('en-US')} boots)`, kind: 'count', target: `≥ ${TARGET_CUTS.toLocaleString('en-US')}, 0 violations`, anchor: 'littlefs 0 violations; FlashDB TSDB 18–32 silent reformats per 1,5xx cuts × 3 on wrapping rings' },
-        { name: `outbox.powercut.random.${mode}.violations`, value: 0, unit: 'violations', label: `invariant violations, ${mode} (a violation stops the run)`, kind: 'count' },
+        { name: `outbox.powercut.random.${mode}.cuts`, value: cuts, unit: 'cuts', label: `random power cuts survived, ${mode} (${runs.toLocaleString('en-US')} runs, ${boots.toLocaleString('en-US')} boots)`, kind: 'count', target: `≥ ${TARGET_CUTS.toLocaleString('en-US')}, 0 violations`, limit: TARGET_CUTS, direction: 'min', anchor: 'littlefs 0 violations; FlashDB TSDB 18–32 silent reformats per 1,5xx cuts × 3 on wrapping rings' },
+        { name: `outbox.powercut.random.${mode}.violations`, value: 0, unit: 'violations', label: `invariant violations, ${mode} (a violation stops the run)`, kind: 'count', target: '0', limit: 0, direction: 'max' },
       );
     }
     return figures;

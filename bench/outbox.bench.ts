@@ -28,6 +28,11 @@ const WA_TARGET: Record<FlashMode, Record<number, string>> = {
   plain: { 16: '≤ 1.30', 64: '≤ 1.08', 256: '≤ 1.025' },
   strict: { 16: '≤ 2.10', 64: '≤ 1.30', 256: '≤ 1.08' },
 };
+/** WA_TARGET as numbers, checked by the runner. */
+const WA_LIMIT: Record<FlashMode, Record<number, number>> = {
+  plain: { 16: 1.3, 64: 1.08, 256: 1.025 },
+  strict: { 16: 2.1, 64: 1.3, 256: 1.08 },
+};
 const ERASE_ANCHOR: Record<number, string> = {
   16: 'FlashDB 515 (W1), fixed-blob 387; littlefs 65,729',
   64: 'FlashDB 328 (W1), fixed-blob 293; littlefs 16,620',
@@ -111,7 +116,7 @@ export const outboxBench: BenchGroup = {
         const w1 = steadyState(mode, size, false);
         const w2 = steadyState(mode, size, true);
         figures.push(
-          { name: `outbox.wa.${mode}.${size}`, value: round(w2.wa), unit: '×', label: `W2 write amplification, ${size}-byte records, ${mode}`, kind: 'count', target: WA_TARGET[mode][size], anchor: WA_ANCHOR[mode][size] },
+          { name: `outbox.wa.${mode}.${size}`, value: round(w2.wa), unit: '×', label: `W2 write amplification, ${size}-byte records, ${mode}`, kind: 'count', target: WA_TARGET[mode][size], limit: WA_LIMIT[mode][size], direction: 'max', anchor: WA_ANCHOR[mode][size] },
           { name: `outbox.waW1.${mode}.${size}`, value: round(w1.wa), unit: '×', label: `W1 write amplification (no acks, drops ${w1.dropped.toLocaleString('en-US')} per pass), ${size}-byte records, ${mode}`, kind: 'count' },
           {
             name: `outbox.erasesPerMiB.${mode}.${size}`,
@@ -120,21 +125,23 @@ export const outboxBench: BenchGroup = {
             label: `W2 erases per MiB of payload, ${size}-byte records, ${mode}`,
             kind: 'count',
             target: `≤ ${Math.round(w2.wa * 256 * 1.02)} (WA × 256 × 1.02)`,
+            limit: Math.round(w2.wa * 256 * 1.02),
+            direction: 'max',
             anchor: mode === 'plain' ? ERASE_ANCHOR[size] : undefined,
           },
         );
         if (size === 64) {
-          figures.push({ name: `outbox.wear.eraseSpread.${mode}`, value: w2.eraseSpread, unit: 'erases', label: `spread of per-sector erase counts after two W2 passes (64-byte records, ${mode}): sectors rotate evenly`, kind: 'count', target: '≤ 1' });
+          figures.push({ name: `outbox.wear.eraseSpread.${mode}`, value: w2.eraseSpread, unit: 'erases', label: `spread of per-sector erase counts after two W2 passes (64-byte records, ${mode}): sectors rotate evenly`, kind: 'count', target: '≤ 1', limit: 1, direction: 'max' });
         }
       }
     }
-    const w3: [number, number, string, string][] = [
-      [64, 100, '≤ 3 KiB (3,072)', 'FlashDB TSDB 56,776, fixed-blob 34,368; littlefs 11,868'],
-      [64, 2_000, '≤ 3 KiB (3,072)', 'FlashDB TSDB 25,160, fixed-blob 18,080; littlefs 10,941'],
-      [256, 100, '≤ 8 KiB (8,192)', 'FlashDB TSDB 228,808, fixed-blob 138,816; littlefs 8,864 + 26,493'],
-      [256, 10_000, '≤ 8 KiB (8,192)', 'FlashDB TSDB 64,072, fixed-blob 53,908; littlefs 15,107 + 51,773'],
+    const w3: [number, number, string, string, number][] = [
+      [64, 100, '≤ 3 KiB (3,072)', 'FlashDB TSDB 56,776, fixed-blob 34,368; littlefs 11,868', 3_072],
+      [64, 2_000, '≤ 3 KiB (3,072)', 'FlashDB TSDB 25,160, fixed-blob 18,080; littlefs 10,941', 3_072],
+      [256, 100, '≤ 8 KiB (8,192)', 'FlashDB TSDB 228,808, fixed-blob 138,816; littlefs 8,864 + 26,493', 8_192],
+      [256, 10_000, '≤ 8 KiB (8,192)', 'FlashDB TSDB 64,072, fixed-blob 53,908; littlefs 15,107 + 51,773', 8_192],
     ];
-    for (const [blocks, queued, target, anchor] of w3) {
+    for (const [blocks, queued, target, anchor, limit] of w3) {
       progress(`  outbox W3 ${blocks} sectors, ${queued} queued`);
       figures.push({
         name: `outbox.bootReadBytes.s${blocks}.q${queued}`,
@@ -143,6 +150,8 @@ export const outboxBench: BenchGroup = {
         label: `W3 boot recovery read, ${blocks} sectors, ${queued.toLocaleString('en-US')} queued`,
         kind: 'count',
         target,
+        limit,
+        direction: 'max',
         anchor,
       });
     }
@@ -170,7 +179,7 @@ async function xsFigures(): Promise<Figure[]> {
       { name: 'outbox.xs.computePerAppend', value: Math.round((append1100 - append100) / 1_000), unit: 'compute', label: 'XS compute per 64-byte append (flash on the Node side of the bridge)', kind: 'count' },
       { name: 'outbox.xs.computePerAck', value: Math.round((ack1100 - ack100) / 1_000), unit: 'compute', label: 'XS compute per ack of one record (batched acks recorded with the next append)', kind: 'count' },
       { name: 'outbox.xs.heap.q10', value: heap10, unit: 'slots', label: 'XS heap slots with 10 records queued (after gc)', kind: 'count' },
-      { name: 'outbox.xs.heap.q10000', value: heap10000, unit: 'slots', label: 'XS heap slots with 10,000 records queued (after gc): flat', kind: 'count', target: `= q10 (${heap10})` },
+      { name: 'outbox.xs.heap.q10000', value: heap10000, unit: 'slots', label: 'XS heap slots with 10,000 records queued (after gc): flat', kind: 'count', target: `= q10 (${heap10})`, limit: heap10, direction: 'max' },
     ];
   } finally {
     guest.close();
