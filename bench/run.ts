@@ -1,13 +1,15 @@
 /**
  * The benchmark runner behind `npm run bench`: runs every group, writes
- * bench/results.json (figures by name) and BENCHMARKS.md (each figure with
- * the command that produced it and, where ../shared/ANCHORS.md has one, the
- * anchor beside it).
+ * bench/results.json (figures by name, each with its target as numbers and
+ * the commit it was measured at) and BENCHMARKS.md (each figure with the
+ * command that produced it, a ✅/❌ against its target and, where
+ * ../shared/ANCHORS.md has one, the anchor beside it). The pure parts
+ * (checking targets, merging, rendering) live in figures.ts.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { BenchGroup, Figure } from './figures.ts';
+import { figureProblems, mergeFigures, misses, parseResultsJson, renderDocument, renderResultsJson, selectGroups, type BenchGroup, type BenchResults, type RecordedFigure } from './figures.ts';
 import { frameLogBench } from './frame-log.bench.ts';
 import { outboxBench } from './outbox.bench.ts';
 import { outboxPowerCutBench } from './outbox-powercut.bench.ts';
@@ -20,79 +22,74 @@ export const BENCH_GROUPS: readonly BenchGroup[] = [outboxBench, outboxPowerCutB
 
 export const BENCH_COMMAND = 'npm run bench';
 
-export interface BenchResults {
-  commit: string;
-  node: string;
-  figures: Figure[];
+const REPO_ROOT = new URL('..', import.meta.url).pathname;
+
+/** `--only` names nothing that any group measures: refused before anything runs or is written. */
+export class UnknownFigureError extends Error {}
+
+export interface BenchRun {
+  /** What was written: the fresh figures plus, after `--only`, the kept ones. */
+  written: BenchResults;
+  /** The figures this run measured. */
+  fresh: RecordedFigure[];
+  /** Written figures that miss their targets (fresh or kept). */
+  missed: RecordedFigure[];
 }
 
-export async function runBenchmarks(options: { only?: string; outDir: string; progress: (line: string) => void }): Promise<BenchResults> {
-  const fresh: Figure[] = [];
-  for (const group of BENCH_GROUPS) {
-    if (options.only && !group.prefix.startsWith(options.only) && !options.only.startsWith(group.prefix)) continue;
+export interface BenchOptions {
+  only?: string;
+  outDir: string;
+  progress: (line: string) => void;
+  /** Tests only: other groups than BENCH_GROUPS, and a fixed commit. */
+  groups?: readonly BenchGroup[];
+  commit?: string;
+}
+
+export async function runBenchmarks(options: BenchOptions): Promise<BenchRun> {
+  const { only } = options;
+  const all = options.groups ?? BENCH_GROUPS;
+  const groups = selectGroups(all, only);
+  if (groups.length === 0) throw new UnknownFigureError(`--only ${JSON.stringify(only)} matches no benchmark group (prefixes: ${all.map((g) => g.prefix).join(' ')})`);
+  const commit = options.commit ?? gitCommit();
+  const fresh: RecordedFigure[] = [];
+  for (const group of groups) {
     options.progress(`bench: ${group.title}`);
-    fresh.push(...(await group.run(options.progress)).filter((f) => !options.only || f.name.startsWith(options.only)));
+    const figures = await group.run(options.progress);
+    fresh.push(...figures.filter((f) => only === undefined || f.name.startsWith(only)).map((f) => ({ ...f, commit }) as RecordedFigure));
   }
-  // With --only, the other figures stay as the last full run left them.
-  const figures = options.only ? mergeFigures(readPrevious(options.outDir), fresh) : fresh;
-  const results: BenchResults = { commit: gitCommit(), node: process.versions.node, figures };
+  if (only !== undefined && fresh.length === 0) throw new UnknownFigureError(`--only ${JSON.stringify(only)}: ${groups.map((g) => g.title).join(', ')} measured no figure with that prefix; nothing written`);
+  const problems = figureProblems(fresh, all);
+  if (problems.length > 0) throw new Error(`bench: malformed figures, nothing written:\n  ${problems.join('\n  ')}`);
+  // With --only, the other figures stay as the last run left them, each with its own commit.
+  const previous = only === undefined ? [] : readPrevious(options.outDir);
+  const written: BenchResults = { commit, node: process.versions.node, figures: mergeFigures(all, previous, fresh, only) };
   mkdirSync(join(options.outDir, 'bench'), { recursive: true });
-  writeFileSync(join(options.outDir, 'bench/results.json'), `${JSON.stringify({ ...results, figures: Object.fromEntries(figures.map((f) => [f.name, f])) }, null, 2)}\n`);
-  const sections = BENCH_GROUPS.map((group) => [group, figures.filter((f) => groupOf(f) === group)] as const)
-    .filter(([, groupFigures]) => groupFigures.length > 0)
-    .map(([group, groupFigures]) => renderGroup(group, groupFigures));
-  writeFileSync(join(options.outDir, 'BENCHMARKS.md'), renderDocument(results, sections));
-  return { ...results, figures: fresh };
+  writeFileSync(join(options.outDir, 'bench/results.json'), renderResultsJson(written));
+  writeFileSync(join(options.outDir, 'BENCHMARKS.md'), renderDocument(written, all, BENCH_COMMAND));
+  return { written, fresh, missed: misses(written.figures) };
 }
 
-/** The group a figure belongs to: the one with the longest matching prefix. */
-function groupOf(figure: Figure): BenchGroup | undefined {
-  return BENCH_GROUPS.filter((g) => figure.name.startsWith(g.prefix)).sort((a, b) => b.prefix.length - a.prefix.length)[0];
-}
-
-function readPrevious(outDir: string): Figure[] {
+function readPrevious(outDir: string): RecordedFigure[] {
+  let text: string;
   try {
-    const previous = JSON.parse(readFileSync(join(outDir, 'bench/results.json'), 'utf8')) as { figures: Record<string, Figure> };
-    return Object.values(previous.figures);
+    text = readFileSync(join(outDir, 'bench/results.json'), 'utf8');
   } catch {
     return [];
   }
+  return parseResultsJson(text).figures;
 }
 
-function mergeFigures(previous: readonly Figure[], fresh: readonly Figure[]): Figure[] {
-  const byName = new Map(previous.map((f) => [f.name, f]));
-  for (const f of fresh) byName.set(f.name, f);
-  return [...byName.values()];
-}
-
-function renderGroup(group: BenchGroup, figures: readonly Figure[]): string {
-  const rows = figures.map((f) => `| \`${f.name}\` | ${f.label} | ${formatValue(f)} | ${f.target ?? '—'} | ${f.anchor ?? '—'} |`);
-  return [`## ${group.title}`, '', group.workload, '', `Command: \`${BENCH_COMMAND}\` (this group alone: \`npx holdfast bench --only ${group.prefix}\`)`, '', '| figure | what | value | target | anchor |', '|---|---|---|---|---|', ...rows, ''].join('\n');
-}
-
-function renderDocument(results: BenchResults, sections: readonly string[]): string {
-  return [
-    '# Benchmarks',
-    '',
-    'Written by `npm run bench` (bench/run.ts); figures by name in bench/results.json.',
-    'Counts (flash bytes and operations, XS `compute` and heap slots) are deterministic and repeat exactly;',
-    'figures marked *timing* depend on the machine and are only compared as ratios within one run.',
-    'Anchors are the best existing stores on the same workload, from ../shared/ANCHORS.md.',
-    '',
-    `Commit ${results.commit}, Node ${results.node}, XS from @agoric/xsnap 0.15.0 (XS 13.3).`,
-    '',
-    ...sections,
-  ].join('\n');
-}
-
-function formatValue(f: Figure): string {
-  const value = Number.isInteger(f.value) ? f.value.toLocaleString('en-US') : f.value.toPrecision(4);
-  return `${value} ${f.unit}${f.kind === 'timing' ? ' (*timing*)' : ''}`;
-}
-
+/**
+ * HEAD's short hash, with `-dirty` when tracked files (other than the two
+ * the runner writes) differ from it: the figures then measure code no
+ * commit holds.
+ */
 function gitCommit(): string {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    const changed = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)BENCHMARKS.md', ':(exclude)bench/results.json');
+    return changed === '' ? head : `${head}-dirty`;
   } catch {
     return 'unknown';
   }
