@@ -4,7 +4,7 @@
  * (TUF specification 5.3) without its expiry times: freeze and rollback are
  * prevented by monotonic versions only, never by a wall clock.
  *
- * ROOT body, little-endian, inside the signed envelope of manifest.ts:
+ * ROOT body, little-endian, inside the signed envelope of signed-document.ts:
  *
  *   0     1     2          6     7     8     9     10           10+32R        10+32(R+T)
  *   +-----+-----+----------+-----+-----+-----+-----+------------+-------------+
@@ -23,7 +23,7 @@ import type { Crypto } from '../hal/crypto.ts';
 import { constantTimeEqual } from '../security/_ct.ts';
 import { keyIdOf, PUBLIC_KEY_LENGTH, SignatureTally, type KeyEntry } from '../security/verify.ts';
 import { reject, UpdateError, type Rejection } from './errors.ts';
-import { checkU32, decodeDocument, DOCUMENT_KIND, MANIFEST_FORMAT_VERSION, rejectSignatures, type SignedDocument } from './manifest.ts';
+import { checkBodyKind, checkU32, decodeDocument, DOCUMENT_KIND, rejectSignatures, SIGNED_DOCUMENT_FORMAT_VERSION, type SignedDocument } from './signed-document.ts';
 
 /** ROOT body bytes before the keys. */
 export const ROOT_FIXED_LENGTH = 10;
@@ -76,7 +76,7 @@ export function encodeRootBody(fields: RootFields): Uint8Array {
   });
   const out = new Uint8Array(ROOT_FIXED_LENGTH + PUBLIC_KEY_LENGTH * (fields.root.publicKeys.length + fields.targets.publicKeys.length));
   out[0] = DOCUMENT_KIND.root;
-  out[1] = MANIFEST_FORMAT_VERSION;
+  out[1] = SIGNED_DOCUMENT_FORMAT_VERSION;
   new DataView(out.buffer).setUint32(2, fields.version, true);
   out[6] = fields.root.threshold;
   out[7] = fields.root.publicKeys.length;
@@ -90,8 +90,12 @@ export function encodeRootBody(fields: RootFields): Uint8Array {
   return out;
 }
 
-/** Decode a ROOT body (kind and format already checked). Throws UpdateError 'malformed'. */
+/**
+ * Decode a ROOT body. Throws UpdateError: 'unknown-format' for an unknown
+ * kind or format byte, 'wrong-kind' for an IMAGE body, 'malformed' otherwise.
+ */
 export function decodeRootBody(crypto: Crypto, body: Uint8Array): RootBody {
+  checkBodyKind(body, 'root');
   if (body.length < ROOT_FIXED_LENGTH) throw new UpdateError('malformed', `root body of ${body.length} bytes, at least ${ROOT_FIXED_LENGTH}`);
   const version = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(2, true);
   if (version === 0) throw new UpdateError('malformed', 'root version 0 (versions start at 1)');

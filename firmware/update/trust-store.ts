@@ -27,7 +27,7 @@ import type { Crypto } from '../hal/crypto.ts';
 import type { FlashPartition } from '../hal/flash.ts';
 import { crc32Final, crc32Init, crc32Update } from '../base/crc32.ts';
 import { StorageError } from '../storage/errors.ts';
-import { MAX_ENVELOPE_LENGTH } from './manifest.ts';
+import { MAX_ENVELOPE_LENGTH } from './signed-document.ts';
 import { trustProvisionedRoot, type TrustedRoot } from './root.ts';
 
 /** Format version of the trust store record. */

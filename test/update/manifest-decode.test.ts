@@ -13,15 +13,13 @@ import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { UpdateError, UPDATE_REASONS, type UpdateReason } from '../../firmware/update/errors.ts';
 import {
   checkManifest,
-  decodeEnvelope,
   decodeImageBody,
   decodeImageManifest,
-  encodeEnvelope,
   encodeImageBody,
-  MAX_ENVELOPE_LENGTH,
   type ImageManifest,
   type ManifestPolicy,
 } from '../../firmware/update/manifest.ts';
+import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_LENGTH } from '../../firmware/update/signed-document.ts';
 import { decodeRoot, decodeRootBody, rotateRoot, trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { BOARD, manifestFields, rootBody, signedManifest, signedRoot, SLOT_SIZE, testImage, testKey, testWorld } from './manifest-fixtures.ts';
 
@@ -80,12 +78,58 @@ describe('envelope decoder on arbitrary bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 2, maxLength: 600 }), (body) => {
         body[1] = 1;
+        body[0] = 0x02;
         const image = decodesOrUpdateError(() => decodeImageBody(body));
         assert.ok(image === 'ok' || image === 'malformed', image);
+        body[0] = 0x01;
         const root = decodesOrUpdateError(() => decodeRootBody(crypto, body));
         assert.ok(root === 'ok' || root === 'malformed', root);
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('body decoders check the kind and format bytes themselves (issue 15.4): nothing but their own kind in format 1 decodes', () => {
+    const w = testWorld(crypto);
+    const image = encodeImageBody(manifestFields(crypto, testImage(10)));
+    const root = rootBody(w.spec);
+    // The issue's reproduction: a valid body relabelled kind 7, format 9.
+    for (const [name, body, decode] of [
+      ['IMAGE', image, (b: Uint8Array) => decodeImageBody(b)],
+      ['ROOT', root, (b: Uint8Array) => decodeRootBody(crypto, b)],
+    ] as const) {
+      assert.equal(decodesOrUpdateError(() => decode(body)), 'ok', `${name} as built`);
+      const relabelled = body.slice();
+      relabelled[0] = 7;
+      relabelled[1] = 9;
+      assert.equal(decodesOrUpdateError(() => decode(relabelled)), 'unknown-format', `${name} body as kind 7, format 9`);
+      const otherFormat = body.slice();
+      otherFormat[1] = 2;
+      assert.equal(decodesOrUpdateError(() => decode(otherFormat)), 'unknown-format', `${name} body in format 2`);
+      const erased = body.slice();
+      erased[0] = 0xff;
+      erased[1] = 0xff;
+      assert.equal(decodesOrUpdateError(() => decode(erased)), 'unknown-format', `${name} body with erased kind and format`);
+      assert.equal(decodesOrUpdateError(() => decode(body.subarray(0, 1))), 'malformed', `${name} body of one byte`);
+    }
+    assert.equal(decodesOrUpdateError(() => decodeImageBody(root)), 'wrong-kind', 'a ROOT body given to decodeImageBody');
+    assert.equal(decodesOrUpdateError(() => decodeRootBody(crypto, image)), 'wrong-kind', 'an IMAGE body given to decodeRootBody');
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), (kind, format) => {
+        for (const [own, body, decode] of [
+          [0x02, image, (b: Uint8Array) => decodeImageBody(b)],
+          [0x01, root, (b: Uint8Array) => decodeRootBody(crypto, b)],
+        ] as const) {
+          const b = body.slice();
+          b[0] = kind;
+          b[1] = format;
+          const code = decodesOrUpdateError(() => decode(b));
+          if (kind === own && format === 1) assert.equal(code, 'ok');
+          else if (format !== 1 || (kind !== 0x01 && kind !== 0x02)) assert.equal(code, 'unknown-format', `kind ${kind} format ${format}`);
+          else assert.equal(code, 'wrong-kind', `kind ${kind} format ${format}`);
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 

@@ -6,7 +6,8 @@ import * as ed from '@noble/ed25519';
 import type { Crypto } from '../../firmware/hal/crypto.ts';
 import { configureEd25519 } from '../../firmware/security/noble-crypto.ts';
 import { keyIdOf } from '../../firmware/security/verify.ts';
-import { encodeEnvelope, encodeImageBody, type ImageManifest } from '../../firmware/update/manifest.ts';
+import { encodeImageBody, type ImageManifest } from '../../firmware/update/manifest.ts';
+import { encodeEnvelope } from '../../firmware/update/signed-document.ts';
 import { encodeRootBody, trustProvisionedRoot, type TrustedRoot } from '../../firmware/update/root.ts';
 
 export const BOARD = 'esp32-wroom-32e-4mb';

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { bytesToHex } from '../../firmware/security/verify.ts';
-import { decodeEnvelope, decodeImageBody, encodeImageBody, MAX_ENVELOPE_LENGTH } from '../../firmware/update/manifest.ts';
+import { decodeImageBody, encodeImageBody } from '../../firmware/update/manifest.ts';
+import { decodeEnvelope, MAX_ENVELOPE_LENGTH } from '../../firmware/update/signed-document.ts';
 import { decodeRootBody, trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { sha256, signBody, signedRoot, testKey } from './manifest-fixtures.ts';
 

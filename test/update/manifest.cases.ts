@@ -11,12 +11,11 @@ import type { UpdateReason } from '../../firmware/update/errors.ts';
 import {
   checkImageDigest,
   checkManifest,
-  decodeEnvelope,
-  encodeEnvelope,
   encodeImageBody,
   rolloutBucket,
   type ManifestPolicy,
 } from '../../firmware/update/manifest.ts';
+import { decodeEnvelope, encodeEnvelope } from '../../firmware/update/signed-document.ts';
 import { applyRootChain, rotateRoot, trustProvisionedRoot, type TrustedRoot } from '../../firmware/update/root.ts';
 import { bytesEqual, equal, ok } from '../support/check.ts';
 import type { CaseSuite, FirmwareCase } from '../support/cases.ts';

@@ -12,10 +12,10 @@ import {
   checkManifest,
   decodeImageManifest,
   encodeImageBody,
-  MAX_U32,
   type ImageManifest,
   type Rollout,
 } from '../../firmware/update/manifest.ts';
+import { MAX_U32 } from '../../firmware/update/signed-document.ts';
 import type { TrustedRoot } from '../../firmware/update/root.ts';
 import { REPO_ROOT } from '../cli/package-info.ts';
 import { loadRootChain, loadTargetsSigners } from './keystore.ts';

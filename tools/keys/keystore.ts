@@ -14,7 +14,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesToHex, keyIdOf } from '../../firmware/security/verify.ts';
-import { MAX_SIGNATURES } from '../../firmware/update/manifest.ts';
+import { MAX_SIGNATURES } from '../../firmware/update/signed-document.ts';
 import { encodeRootBody, MAX_ROLE_KEYS, rotateRoot, trustProvisionedRoot, type RootFields, type TrustedRoot } from '../../firmware/update/root.ts';
 import type { Rejection } from '../../firmware/update/errors.ts';
 import { generateKey, hexToBytes, hostCrypto, keyFromSeed, keyIdHex, signEnvelope, type SecretKey } from './signer.ts';

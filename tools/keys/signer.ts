@@ -8,7 +8,7 @@ import * as ed from '@noble/ed25519';
 import type { Crypto } from '../../firmware/hal/crypto.ts';
 import { configureEd25519, createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { bytesToHex, keyIdOf } from '../../firmware/security/verify.ts';
-import { encodeEnvelope, MAX_SIGNATURES } from '../../firmware/update/manifest.ts';
+import { encodeEnvelope, MAX_SIGNATURES } from '../../firmware/update/signed-document.ts';
 
 /** An Ed25519 key pair; `seed` is the 32-byte RFC 8032 secret key. Never print it. */
 export interface SecretKey {

@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { MAX_BOARD_ID_LENGTH, MAX_U32 } from '../../../firmware/update/manifest.ts';
+import { MAX_BOARD_ID_LENGTH } from '../../../firmware/update/manifest.ts';
+import { MAX_U32 } from '../../../firmware/update/signed-document.ts';
 import { parseInteger, usageError } from '../../keys/cli-options.ts';
 import { manifestJson, signImage } from '../../keys/image.ts';
 import { ExitCode } from '../exit-codes.ts';

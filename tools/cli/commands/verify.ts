@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { MAX_U32 } from '../../../firmware/update/manifest.ts';
+import { MAX_U32 } from '../../../firmware/update/signed-document.ts';
 import { parseInteger, usageError } from '../../keys/cli-options.ts';
 import { manifestJson, verifyImage, type VerifyImageResult } from '../../keys/image.ts';
 import { loadRootChain, TrustChainError, trustRootFiles } from '../../keys/keystore.ts';
