@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   countOperations,
+  effectiveSecondCuts,
+  exhaustiveTier,
   PowerCutFailure,
   replayCuts,
   runExhaustive,
@@ -22,6 +24,7 @@ import {
 import { SimFlash, type CutPlan, type FlashMode, type SimFlashOptions, type SimFlashSnapshot } from '../../tools/sim/flash/sim-flash.ts';
 import { FlashMisuse, PowerCut } from '../../tools/sim/flash/errors.ts';
 import { loadImage, saveImage } from '../../tools/sim/flash/image-file.ts';
+import { deriveSeed } from '../../tools/sim/rng.ts';
 import { crc32Final, crc32Init, crc32Update } from '../../firmware/base/crc32.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 
@@ -169,7 +172,17 @@ describe('power-cut runner: counting and coverage', () => {
     test(`runExhaustive cuts every operation with every variant and the sound scenario passes (${mode})`, () => {
       RecordingFlash.armed = [];
       const report = runExhaustive(slotScenario(mode, 6), { ...recording, variants: 4 });
-      assert.deepEqual(report, { scenario: `slots/${mode}/6/none`, operations: 7, cutPoints: 7, runs: 28, cuts: 28, boots: 56 });
+      assert.deepEqual(report, {
+        scenario: `slots/${mode}/6/none`,
+        operations: 7,
+        cutPoints: 7,
+        runs: 28,
+        cuts: 28,
+        boots: 56,
+        prefixRuns: 14,
+        bitSubsetRuns: 14,
+        doubleCutRuns: 0,
+      });
       const cutAt = RecordingFlash.armed.map((p) => p.atOperation);
       for (let at = 0; at < 7; at++) assert.equal(cutAt.filter((a) => a === at).length, 4, `operation ${at} cut 4 times`);
       assert.equal(cutAt.length, 28);
@@ -189,16 +202,68 @@ describe('power-cut runner: counting and coverage', () => {
     assert.equal(report.boots, 42);
   });
 
-  test('variants: 1 gives one run per operation', () => {
-    const report = runExhaustive(slotScenario('strict', 6), { ...options, variants: 1 });
+  test('variants: 1 with one tear mode gives one run per operation', () => {
+    const report = runExhaustive(slotScenario('strict', 6), { ...options, variants: 1, tears: ['prefix'] });
     assert.equal(report.runs, 7);
     assert.equal(report.cuts, 7);
+    assert.equal(report.prefixRuns, 7);
+    assert.equal(report.bitSubsetRuns, 0);
+  });
+
+  test('variants: 1 still cuts every operation once in each tear mode', () => {
+    RecordingFlash.armed = [];
+    const report = runExhaustive(slotScenario('strict', 6), { ...recording, variants: 1 });
+    assert.equal(report.runs, 14);
+    assert.equal(report.prefixRuns, 7);
+    assert.equal(report.bitSubsetRuns, 7);
+    for (let at = 0; at < 7; at++) {
+      const tears = RecordingFlash.armed.filter((p) => p.atOperation === at).map((p) => p.tear);
+      assert.deepEqual(tears, ['prefix', 'bit-subset'], `operation ${at}`);
+    }
+  });
+
+  test('variants cycle through the tear modes: variant v tears in mode tears[v % tears.length]', () => {
+    RecordingFlash.armed = [];
+    const report = runExhaustive(slotScenario('plain', 3), { ...recording });
+    assert.equal(report.runs, 4 * 3);
+    assert.equal(report.prefixRuns, 4 * 2);
+    assert.equal(report.bitSubsetRuns, 4);
+    assert.deepEqual(
+      RecordingFlash.armed.slice(0, 3).map((p) => p.tear),
+      ['prefix', 'bit-subset', 'prefix'],
+    );
+    RecordingFlash.armed = [];
+    runExhaustive(slotScenario('plain', 3), { ...recording, tears: ['bit-subset'] });
+    assert.ok(RecordingFlash.armed.every((p) => p.tear === 'bit-subset'));
+    assert.throws(() => runExhaustive(slotScenario('plain', 3), { ...options, tears: [] }), RangeError);
+  });
+
+  test('a tear mode does not change the seeds: variant v keeps the seed it had before tear modes', () => {
+    RecordingFlash.armed = [];
+    runExhaustive(slotScenario('plain', 3), { ...recording, tears: ['prefix'] });
+    const prefixOnly = RecordingFlash.armed.map((p) => p.seed);
+    RecordingFlash.armed = [];
+    runExhaustive(slotScenario('plain', 3), { ...recording });
+    assert.deepEqual(
+      RecordingFlash.armed.map((p) => p.seed),
+      prefixOnly,
+    );
   });
 
   test('cutRange limits the slice of operations cut', () => {
     RecordingFlash.armed = [];
     const report = runExhaustive(slotScenario('plain', 6), { ...recording, variants: 2, cutRange: { from: 2, to: 5 } });
-    assert.deepEqual(report, { scenario: 'slots/plain/6/none', operations: 7, cutPoints: 3, runs: 6, cuts: 6, boots: 12 });
+    assert.deepEqual(report, {
+      scenario: 'slots/plain/6/none',
+      operations: 7,
+      cutPoints: 3,
+      runs: 6,
+      cuts: 6,
+      boots: 12,
+      prefixRuns: 3,
+      bitSubsetRuns: 3,
+      doubleCutRuns: 0,
+    });
     assert.deepEqual(
       RecordingFlash.armed.map((p) => p.atOperation),
       [2, 2, 3, 3, 4, 4],
@@ -438,5 +503,298 @@ describe('power-cut runner: random runs', () => {
     assert.equal(failure.cutPlans.length, failure.bootIndex, 'the failure lists exactly the cuts that struck before it');
     const again = catchFailure(() => replayCuts(slotScenario('plain', 8, 'trusts-torn'), failure.cutPlans, options));
     assert.equal(again.message, failure.message);
+  });
+});
+
+/**
+ * A toy log of 32-byte records whose last byte is a commit mark (0x00); the
+ * reader trusts a record whose mark is set. 'sound' programs the body, then
+ * the mark's own unit in a second write; 'mark-in-body-write' programs body
+ * and mark in one write and never checks the body. Cut as a prefix, the mark
+ * of that one write lands only after every body byte did (plain), or in a
+ * unit that lands after the body's (strict), so the flaw survives prefix
+ * tears; a bit-subset tear can land the mark and not all of the body.
+ */
+const RECORD = 32;
+const RECORDS = BLOCK_LENGTH / RECORD;
+
+function recordBody(index: number): Uint8Array {
+  const body = new Uint8Array(16);
+  new DataView(body.buffer).setUint32(0, valueFor(index), true);
+  for (let i = 4; i < 16; i++) body[i] = (index * 31 + i * 7) & 0x7f;
+  return body;
+}
+
+function markUnit(): Uint8Array {
+  const unit = new Uint8Array(16).fill(0xff);
+  unit[15] = 0x00;
+  return unit;
+}
+
+interface RecordState {
+  formatted: boolean;
+  durable: number[];
+  inFlight: number | undefined;
+}
+
+function commitMarkScenario(mode: FlashMode, total: number, flaw: 'sound' | 'mark-in-body-write'): CutScenario<RecordState> {
+  return {
+    name: `commit-mark/${mode}/${total}/${flaw}`,
+    flash: { blocks: 1, blockLength: BLOCK_LENGTH, mode },
+    createState: () => ({ formatted: false, durable: [], inFlight: undefined }),
+    boot(flash, state) {
+      if (!state.formatted) {
+        flash.eraseBlock(0);
+        state.formatted = true;
+      }
+      // Recover: a record counts when its mark is set; anything else written is skipped.
+      const seen: number[] = [];
+      const record = new Uint8Array(RECORD);
+      let next = 0;
+      for (let slot = 0; slot < RECORDS; slot++) {
+        flash.read(slot * RECORD, record);
+        if (record.every((b) => b === 0xff)) break;
+        next = slot + 1;
+        if (record[RECORD - 1] !== 0x00) continue;
+        const index = seen.length;
+        const body = record.subarray(0, 16);
+        if (!body.every((b, i) => b === recordBody(index)[i])) {
+          throw new InvariantViolation(`record ${slot} carries a set commit mark over a body that was never written whole`);
+        }
+        seen.push(valueFor(index));
+      }
+      const extra = seen.length - state.durable.length;
+      if (!(extra === 0 || (extra === 1 && state.inFlight !== undefined))) {
+        throw new InvariantViolation(`recovered ${seen.length} records, ${state.durable.length} were durable`);
+      }
+      if (extra === 1) state.durable.push(state.inFlight as number);
+      state.inFlight = undefined;
+      while (state.durable.length < total) {
+        if (next >= RECORDS) throw new InvariantViolation('out of records');
+        const index = state.durable.length;
+        state.inFlight = valueFor(index);
+        if (flaw === 'sound') {
+          flash.write(next * RECORD, recordBody(index));
+          flash.write(next * RECORD + 16, markUnit());
+        } else {
+          const whole = new Uint8Array(RECORD);
+          whole.set(recordBody(index));
+          whole.set(markUnit(), 16);
+          flash.write(next * RECORD, whole);
+        }
+        state.durable.push(state.inFlight);
+        state.inFlight = undefined;
+        next++;
+      }
+    },
+  };
+}
+
+/**
+ * A slot store whose recovery "repairs" a torn slot by erasing the block
+ * and rewriting the values it recovered: correct when it runs to the end,
+ * but a cut during that erase or rewrite loses durable values. The clean
+ * run never repairs, so no single cut can reach the repair: only a second
+ * cut during the recovery boot does.
+ */
+function repairScenario(mode: FlashMode, total: number): CutScenario<SlotState> {
+  return {
+    name: `slots-repair/${mode}/${total}`,
+    flash: { blocks: 1, blockLength: BLOCK_LENGTH, mode },
+    createState: () => ({ formatted: false, durable: [], inFlight: undefined }),
+    boot(flash, state) {
+      if (!state.formatted) {
+        flash.eraseBlock(0);
+        state.formatted = true;
+      }
+      const seen: number[] = [];
+      const slot = new Uint8Array(SLOT);
+      let next = 0;
+      let torn = false;
+      for (; next < SLOTS; next++) {
+        flash.read(next * SLOT, slot);
+        if (slot.every((b) => b === 0xff)) break;
+        const { value, valid } = decodeSlot(slot);
+        if (valid) seen.push(value);
+        else torn = true;
+      }
+      const extra = seen.length - state.durable.length;
+      if (!state.durable.every((v, i) => seen[i] === v) || !(extra === 0 || (extra === 1 && state.inFlight !== undefined))) {
+        throw new InvariantViolation(`recovered [${seen.map((v) => v.toString(16))}], durable [${state.durable.map((v) => v.toString(16))}]`);
+      }
+      if (extra === 1) state.durable.push(state.inFlight as number);
+      state.inFlight = undefined;
+      if (torn) {
+        // The planted flaw: not idempotent under a cut (the only copy is erased first).
+        flash.eraseBlock(0);
+        seen.forEach((value, i) => flash.write(i * SLOT, encodeSlot(value)));
+        next = seen.length;
+      }
+      while (state.durable.length < total) {
+        const value = valueFor(state.durable.length);
+        state.inFlight = value;
+        flash.write(next * SLOT, encodeSlot(value));
+        state.durable.push(value);
+        state.inFlight = undefined;
+        next++;
+      }
+    },
+  };
+}
+
+describe('power-cut runner: bit-subset tears', () => {
+  for (const mode of ['plain', 'strict'] as const) {
+    test(`prefix tears miss a commit mark programmed with its body; bit-subset tears catch it (${mode})`, () => {
+      const flawed = commitMarkScenario(mode, 6, 'mark-in-body-write');
+      // Many prefix variants, none catches it: a prefix lands the mark last.
+      const prefixOnly = runExhaustive(flawed, { ...options, variants: 24, tears: ['prefix'] });
+      assert.equal(prefixOnly.prefixRuns, prefixOnly.runs);
+      assert.equal(prefixOnly.cuts, prefixOnly.runs);
+      const failure = catchFailure(() => runExhaustive(flawed, options));
+      assert.ok(failure.failure instanceof InvariantViolation, `failure was ${String(failure.failure)}`);
+      assert.match((failure.failure as Error).message, /commit mark over a body that was never written whole/);
+      assert.equal(failure.cutPlans.length, 1);
+      assert.equal(failure.cutPlans[0].tear, 'bit-subset');
+      assert.ok(failure.message.includes('bit-subset'), failure.message);
+      // Replays exactly, and the sound layout survives the very same cut and every other.
+      const again = catchFailure(() => replayCuts(flawed, failure.cutPlans, options));
+      assert.equal(again.message, failure.message);
+      assert.deepEqual(replayCuts(commitMarkScenario(mode, 6, 'sound'), failure.cutPlans, options).cuts, 1);
+      const sound = runExhaustive(commitMarkScenario(mode, 6, 'sound'), { ...options, variants: 8 });
+      assert.equal(sound.bitSubsetRuns, sound.runs / 2);
+    });
+  }
+
+  test('runRandom alternates tear modes cut by cut without changing its cut points', () => {
+    RecordingFlash.armed = [];
+    runRandom(slotScenario('plain', 8), { ...recording, runs: 10, maxCuts: 3, seed: 5, tears: ['prefix'] });
+    const prefixOnly = RecordingFlash.armed.map(({ atOperation, seed }) => ({ atOperation, seed }));
+    RecordingFlash.armed = [];
+    const report = runRandom(slotScenario('plain', 8), { ...recording, runs: 10, maxCuts: 3, seed: 5 });
+    assert.deepEqual(
+      RecordingFlash.armed.map(({ atOperation, seed }) => ({ atOperation, seed })),
+      prefixOnly,
+    );
+    assert.ok(RecordingFlash.armed.some((p) => p.tear === 'prefix'));
+    assert.ok(RecordingFlash.armed.some((p) => p.tear === 'bit-subset'));
+    assert.equal(report.prefixRuns + report.bitSubsetRuns, report.runs);
+    assert.ok(report.prefixRuns > 0 && report.bitSubsetRuns > 0);
+  });
+
+  test('runRandom catches the commit mark programmed with its body', () => {
+    const failure = catchFailure(() => runRandom(commitMarkScenario('plain', 6, 'mark-in-body-write'), { ...options, runs: 300, maxCuts: 2, seed: 4 }));
+    assert.ok(failure.failure instanceof InvariantViolation);
+    assert.ok(failure.cutPlans.some((p) => p.tear === 'bit-subset'));
+  });
+});
+
+describe('power-cut runner: double cuts', () => {
+  const single: RunnerOptions = { ...options, secondCuts: 'none', exhaustive: false };
+
+  for (const mode of ['plain', 'strict'] as const) {
+    test(`single cuts miss a recovery that is not safe to cut; second cuts in the recovery boot catch it (${mode})`, () => {
+      const scenario = repairScenario(mode, 6);
+      const once = runExhaustive(scenario, { ...single, variants: 8 });
+      assert.equal(once.doubleCutRuns, 0);
+      assert.equal(once.cuts, once.runs);
+      savedNames.length = 0;
+      const failure = catchFailure(() => runExhaustive(scenario, { ...options, secondCuts: 'every', exhaustive: false, saveFailureImage }));
+      assert.ok(failure.failure instanceof InvariantViolation, `failure was ${String(failure.failure)}`);
+      assert.equal(failure.cutPlans.length, 2, 'two cuts struck');
+      assert.equal(failure.bootIndex, 2, 'caught on the boot after the second cut');
+      const [first, second] = failure.cutPlans;
+      assert.ok(failure.message.includes(`op ${first.atOperation} seed 0x${(first.seed >>> 0).toString(16)} ${first.tear}`), failure.message);
+      assert.ok(failure.message.includes(`then (reboot 1) op ${second.atOperation} seed 0x${(second.seed >>> 0).toString(16)} ${second.tear}`), failure.message);
+      assert.ok(failure.message.includes(JSON.stringify(failure.cutPlans)), failure.message);
+      assert.ok(failure.imagePath && existsSync(failure.imagePath));
+      assert.match(savedNames[0], /reboot_1/);
+      // The replay names both cuts and reproduces the failure exactly.
+      const again = catchFailure(() => replayCuts(scenario, failure.cutPlans, { ...options, saveFailureImage }));
+      assert.equal(again.message, failure.message);
+      assert.deepEqual(readFileSync(again.imagePath as string), readFileSync(failure.imagePath));
+      // The first cut alone is harmless: the bug needs the second.
+      assert.deepEqual(replayCuts(scenario, [first], options), { cuts: 1, boots: 2 });
+    });
+  }
+
+  /** Operations of the boot after `first` struck, counted here without the runner. */
+  function recoveryOperations(scenario: CutScenario<SlotState>, first: CutPlan): number {
+    const flash = new SimFlash(scenario.flash);
+    const state = scenario.createState();
+    flash.armCut(first);
+    assert.throws(() => scenario.boot(flash, state, 0), PowerCut);
+    flash.powerOn();
+    const before = flash.counters.operations;
+    scenario.boot(flash, state, 1);
+    return flash.counters.operations - before;
+  }
+
+  function firstPlans(operations: number, variants: number, seed: number): CutPlan[] {
+    const plans: CutPlan[] = [];
+    for (let at = 0; at < operations; at++) {
+      for (let v = 0; v < variants; v++) plans.push({ atOperation: at, seed: deriveSeed(seed, at, v), tear: v % 2 === 0 ? 'prefix' : 'bit-subset' });
+    }
+    return plans;
+  }
+
+  test("'every' cuts each operation of the recovery boot in each tear mode, and the sound scenario passes", () => {
+    RecordingFlash.armed = [];
+    const scenario = slotScenario('plain', 4);
+    const report = runExhaustive(scenario, { ...recording, variants: 2, seed: 77, secondCuts: 'every', exhaustive: false });
+    const firsts = firstPlans(5, 2, 77);
+    const expected = firsts.map((plan) => recoveryOperations(scenario, plan));
+    assert.ok(expected.every((n) => n >= 0) && expected.some((n) => n > 1));
+    assert.equal(report.doubleCutRuns, expected.reduce((a, n) => a + 2 * n, 0));
+    assert.equal(report.runs, firsts.length + report.doubleCutRuns);
+    // Every second cut of the recovery boot strikes: one cut per single run, two per double run.
+    assert.equal(report.cuts, firsts.length + 2 * report.doubleCutRuns);
+    assert.equal(report.boots, report.runs + report.cuts);
+    // The armed plans: each first cut, then its second cuts at 0..n-1, each tear mode once.
+    let i = 0;
+    firsts.forEach((plan, k) => {
+      assert.deepEqual(RecordingFlash.armed[i++], plan);
+      for (let at = 0; at < expected[k]; at++) {
+        for (const tear of ['prefix', 'bit-subset']) {
+          assert.deepEqual(RecordingFlash.armed[i++], plan, 'a double run starts with the same first cut');
+          const second = RecordingFlash.armed[i++];
+          assert.equal(second.atOperation, at);
+          assert.equal(second.tear, tear);
+        }
+      }
+    });
+    assert.equal(i, RecordingFlash.armed.length);
+  });
+
+  test('{ sample: n } cuts n points of each recovery boot, seeded; 0 cuts none', () => {
+    const scenario = slotScenario('plain', 10);
+    const sampled = runExhaustive(scenario, { ...options, variants: 2, seed: 78, secondCuts: { sample: 3 }, exhaustive: false });
+    const expected = firstPlans(11, 2, 78).map((plan) => Math.min(3, 2 * recoveryOperations(scenario, plan)));
+    assert.equal(sampled.doubleCutRuns, expected.reduce((a, n) => a + n, 0));
+    assert.deepEqual(runExhaustive(scenario, { ...options, variants: 2, seed: 78, secondCuts: { sample: 3 }, exhaustive: false }), sampled);
+    const none = runExhaustive(scenario, { ...options, variants: 2, secondCuts: { sample: 0 }, exhaustive: false });
+    assert.equal(none.doubleCutRuns, 0);
+    assert.throws(() => runExhaustive(scenario, { ...options, secondCuts: { sample: -1 }, exhaustive: false }), RangeError);
+  });
+
+  test('the exhaustive tier widens second cuts: none → a sample of 4, a sample → every', () => {
+    assert.equal(effectiveSecondCuts({ exhaustive: false }), 'none');
+    assert.deepEqual(effectiveSecondCuts({ exhaustive: false, secondCuts: { sample: 2 } }), { sample: 2 });
+    assert.deepEqual(effectiveSecondCuts({ exhaustive: true }), { sample: 4 });
+    assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: { sample: 2 } }), 'every');
+    assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: 'every' }), 'every');
+    const saved = process.env.HOLDFAST_EXHAUSTIVE;
+    try {
+      process.env.HOLDFAST_EXHAUSTIVE = '1';
+      assert.equal(exhaustiveTier(), true);
+      assert.deepEqual(effectiveSecondCuts({}), { sample: 4 });
+      process.env.HOLDFAST_EXHAUSTIVE = '0';
+      assert.equal(exhaustiveTier(), false);
+      delete process.env.HOLDFAST_EXHAUSTIVE;
+      assert.equal(exhaustiveTier(), false);
+      assert.equal(effectiveSecondCuts({}), 'none');
+    } finally {
+      if (saved === undefined) delete process.env.HOLDFAST_EXHAUSTIVE;
+      else process.env.HOLDFAST_EXHAUSTIVE = saved;
+    }
   });
 });

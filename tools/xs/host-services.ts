@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { FlashMisuse, isPowerCut } from '../sim/flash/errors.ts';
 import { encodeImage } from '../sim/flash/image-codec.ts';
 import { SimFlash, type SimFlashOptions } from '../sim/flash/sim-flash.ts';
-import { concatBytes, FLASH_HEADER_LENGTH, FlashOp, fromUtf8, ReplyStatus, Service, utf8 } from './wire.ts';
+import { concatBytes, decodeTearMode, FLASH_HEADER_LENGTH, FlashOp, fromUtf8, ReplyStatus, Service, utf8 } from './wire.ts';
 
 export const FAILURE_IMAGE_DIR = '.holdfast/failures';
 
@@ -55,7 +55,7 @@ export class HostServices {
         case FlashOp.STATUS:
           return ok(utf8(JSON.stringify(flash.status())));
         case FlashOp.ARM_CUT:
-          flash.armCut({ atOperation: operand(0), seed: operand(1) });
+          flash.armCut({ atOperation: operand(0), seed: operand(1), tear: decodeTearMode(request.length > FLASH_HEADER_LENGTH + 8 ? operand(2) : undefined) });
           return ok();
         case FlashOp.DISARM_CUT:
           flash.disarmCut();

@@ -65,7 +65,9 @@ export class XsSuiteRunner {
   }
 
   runCase(name: string): XsCaseResult {
-    const { reply, meter } = this.worker.command(utf8(JSON.stringify({ case: name })));
+    // XS has no environment: the power-cut runner's tier flag travels with each request.
+    const exhaustive = process.env.HOLDFAST_EXHAUSTIVE ?? '';
+    const { reply, meter } = this.worker.command(utf8(JSON.stringify({ case: name, exhaustive })));
     return { ...(JSON.parse(fromUtf8(reply)) as Omit<XsCaseResult, 'meter'>), meter };
   }
 

@@ -4,7 +4,9 @@
  * (Node); engine-neutral. All integers little-endian.
  *
  * request:  u8 service, then service-specific bytes
- * FLASH:    u8 op, u32 handle, operands
+ * FLASH:    u8 op, u32 handle, operands (ARM_CUT: operation, seed, tear mode
+ *           code from encodeTearMode; a request without the third operand
+ *           tears in 'prefix' mode)
  * reply:    u8 status (OK, POWER_CUT + u32 operation, MISUSE + UTF-8 text,
  *           ERROR + UTF-8 "name\n message"), then the result bytes
  */
@@ -24,6 +26,22 @@ export const FlashOp = Object.freeze({
 });
 
 export const ReplyStatus = Object.freeze({ OK: 0, POWER_CUT: 1, MISUSE: 2, ERROR: 3 });
+
+/** ARM_CUT's tear-mode operand: 0 = absent (prefix), 1 = 'prefix', 2 = 'bit-subset'. */
+export function encodeTearMode(tear: 'prefix' | 'bit-subset' | undefined): number {
+  if (tear === undefined) return 0;
+  if (tear === 'prefix') return 1;
+  if (tear === 'bit-subset') return 2;
+  throw new RangeError(`bad tear mode ${String(tear)}`);
+}
+
+/** Inverse of encodeTearMode. */
+export function decodeTearMode(code: number | undefined): 'prefix' | 'bit-subset' | undefined {
+  if (code === undefined || code === 0) return undefined;
+  if (code === 1) return 'prefix';
+  if (code === 2) return 'bit-subset';
+  throw new RangeError(`unknown tear mode code ${code}`);
+}
 
 /** FLASH request header: service, op, handle, and room for two u32 operands. */
 export const FLASH_HEADER_LENGTH = 6;

@@ -19,6 +19,17 @@ import { FlashMisuse, PowerCut } from './errors.ts';
 import type { FlashPartition, FlashStatus } from '../../../firmware/hal/flash.ts';
 
 export type FlashMode = 'plain' | 'strict';
+/**
+ * How a write cut short lands (docs/spec/sim-flash.md, "Power cuts"):
+ * - 'prefix': the bytes (plain) or units (strict) land in address order up
+ *   to a random point; the model the runner used first, kept byte-identical
+ *   so old replays stay exact;
+ * - 'bit-subset': any subset of the intended bit clears lands, anywhere in
+ *   the range (plain), or any subset of whole units lands with any of the
+ *   others decrypting to garbage (strict), as real NOR programmed in
+ *   parallel can leave it.
+ */
+export type TearMode = 'prefix' | 'bit-subset';
 export type BitSetPolicy = 'ignore' | 'record' | 'throw';
 
 export interface SimFlashOptions {
@@ -46,6 +57,8 @@ export interface CutPlan {
   atOperation: number;
   /** Seed for the torn result. */
   seed: number;
+  /** How a torn write lands; 'prefix' when absent. Erases tear the same way in both modes. */
+  tear?: TearMode;
 }
 
 export interface TornReport {
@@ -139,7 +152,7 @@ export class SimFlash implements FlashPartition {
     const operation = this.beginOperation();
     this.eraseCounts[block]++;
     if (operation.tear) {
-      this.tearErase(start, operation.tear);
+      this.tearErase(start, operation.tear.rng);
       this.lastTorn = { kind: 'erase', operation: operation.index, byteOffset: start, byteLength: this.blockLength };
       this.powerOff(operation.index);
     }
@@ -151,6 +164,7 @@ export class SimFlash implements FlashPartition {
   /** Arm a power cut: the `plan.atOperation`-th write or erase from now tears. */
   armCut(plan: CutPlan): void {
     if (!Number.isInteger(plan.atOperation) || plan.atOperation < 0) throw new RangeError(`bad cut operation ${plan.atOperation}`);
+    if (plan.tear !== undefined && plan.tear !== 'prefix' && plan.tear !== 'bit-subset') throw new RangeError(`bad tear mode ${String(plan.tear)}`);
     this.cut = { ...plan };
     this.operationsSinceArm = 0;
   }
@@ -222,21 +236,29 @@ export class SimFlash implements FlashPartition {
   }
 
   /** Counts the operation; returns the torn-result generator if the cut strikes now. */
-  private beginOperation(): { index: number; tear: Rng | undefined } {
+  private beginOperation(): { index: number; tear: { rng: Rng; mode: TearMode } | undefined } {
     const index = this.counters.operations++;
     const plan = this.cut;
     const sinceArm = this.operationsSinceArm++;
     if (plan === undefined || sinceArm !== plan.atOperation) return { index, tear: undefined };
     this.cut = undefined;
-    return { index, tear: new Rng(plan.seed) };
+    return { index, tear: { rng: new Rng(plan.seed), mode: plan.tear ?? 'prefix' } };
   }
 
   /**
-   * Plain: a prefix of the bytes lands, then the next byte gets an arbitrary
-   * subset of the bits it was to clear. Strict: whole units before the tear
-   * land; the unit in flight decrypts to garbage and counts as programmed.
+   * 'prefix' tears. Plain: a prefix of the bytes lands, then the next byte
+   * gets an arbitrary subset of the bits it was to clear. Strict: whole units
+   * before the tear land; the unit in flight is left erased or decrypts to
+   * garbage and counts as programmed. The random draws must stay exactly
+   * these: recorded replays (seed, operation) depend on them.
    */
-  private tearWrite(byteOffset: number, data: Uint8Array, rng: Rng): void {
+  private tearWrite(byteOffset: number, data: Uint8Array, tear: { rng: Rng; mode: TearMode }): void {
+    if (tear.mode === 'bit-subset') {
+      if (this.mode === 'strict') this.tearUnitsSubset(byteOffset, data, tear.rng);
+      else this.tearBitsSubset(byteOffset, data, tear.rng);
+      return;
+    }
+    const rng = tear.rng;
     if (this.mode === 'strict') {
       const units = data.length / this.writeAlign;
       const done = rng.below(units + 1);
@@ -255,6 +277,85 @@ export class SimFlash implements FlashPartition {
     for (let i = 0; i < prefix; i++) this.data[byteOffset + i] &= data[i];
     if (prefix < data.length) this.data[byteOffset + prefix] &= data[prefix] | (rng.nextU32() & 0xff);
     this.counters.bytesProgrammed += prefix;
+  }
+
+  /**
+   * Plain, bit-subset: any subset of the bit clears the write asked for
+   * lands, anywhere in the range; bits it leaves at 1 are never touched (a
+   * cut cannot clear a bit the program did not ask for). Three styles, one
+   * per tear, so that both ends are well covered:
+   * 0. each clear lands independently, with a landing probability drawn once
+   *    per tear (some tears leave almost nothing, some almost everything);
+   * 1. every clear lands but 1..4 (a write that all but finished: a mark
+   *    written last can read complete over a body missing a bit);
+   * 2. only 1..4 clears land (a write that had barely started).
+   */
+  private tearBitsSubset(byteOffset: number, data: Uint8Array, rng: Rng): void {
+    const clears: number[] = [];
+    for (let i = 0; i < data.length; i++) {
+      const clear = this.data[byteOffset + i] & ~data[i] & 0xff;
+      for (let bit = 0; bit < 8; bit++) if ((clear >> bit) & 1) clears.push(i * 8 + bit);
+    }
+    const style = rng.below(3);
+    const landed = new Uint8Array(clears.length);
+    if (style === 0) {
+      const landing = rng.nextU32() / 0x1_0000_0000;
+      for (let k = 0; k < clears.length; k++) landed[k] = rng.chance(landing) ? 1 : 0;
+    } else {
+      landed.fill(style === 1 ? 1 : 0);
+      const few = Math.min(clears.length, 1 + rng.below(4));
+      for (let picked = 0; picked < few; ) {
+        const k = rng.below(clears.length);
+        if (landed[k] === (style === 1 ? 1 : 0)) {
+          landed[k] ^= 1;
+          picked++;
+        }
+      }
+    }
+    const before = this.data.slice(byteOffset, byteOffset + data.length);
+    for (let k = 0; k < clears.length; k++) if (landed[k]) this.data[byteOffset + (clears[k] >> 3)] &= ~(1 << (clears[k] & 7));
+    for (let i = 0; i < data.length; i++) if (this.data[byteOffset + i] === (before[i] & data[i])) this.counters.bytesProgrammed++;
+  }
+
+  /**
+   * Strict, bit-subset: the analogue under flash encryption. A unit whose
+   * ciphertext bits all landed decrypts to the intended bytes; one where
+   * none landed still reads 0xFF and stays writable; one where some landed
+   * decrypts to unrelated bytes and counts as programmed. Any unit of the
+   * range can end in any of the three states, not only in address order
+   * ('prefix' lands whole units in order and garbles at most the one in
+   * flight). Styles as in plain mode, per unit instead of per bit: each unit
+   * independently; all units but 1..2; only 1..2 units. A unit that does
+   * not land is left erased or garbled, even odds, per unit.
+   */
+  private tearUnitsSubset(byteOffset: number, data: Uint8Array, rng: Rng): void {
+    const units = data.length / this.writeAlign;
+    const style = rng.below(3);
+    const landed = new Uint8Array(units);
+    if (style === 0) {
+      const landing = rng.nextU32() / 0x1_0000_0000;
+      for (let u = 0; u < units; u++) landed[u] = rng.chance(landing) ? 1 : 0;
+    } else {
+      landed.fill(style === 1 ? 1 : 0);
+      const few = Math.min(units, 1 + rng.below(2));
+      for (let picked = 0; picked < few; ) {
+        const u = rng.below(units);
+        if (landed[u] === (style === 1 ? 1 : 0)) {
+          landed[u] ^= 1;
+          picked++;
+        }
+      }
+    }
+    for (let u = 0; u < units; u++) {
+      const from = u * this.writeAlign;
+      const unit = this.data.subarray(byteOffset + from, byteOffset + from + this.writeAlign);
+      if (landed[u]) {
+        for (let i = 0; i < this.writeAlign; i++) unit[i] &= data[from + i];
+        this.counters.bytesProgrammed += this.writeAlign;
+      } else if (rng.chance(0.5)) rng.fill(unit);
+      else continue;
+      this.markUnits(byteOffset + from, this.writeAlign, 1);
+    }
   }
 
   /**

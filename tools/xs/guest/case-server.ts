@@ -12,6 +12,8 @@ import { RemoteFlash } from './remote-flash.ts';
 interface CaseRequest {
   case?: string;
   list?: boolean;
+  /** The host's HOLDFAST_EXHAUSTIVE ('' when unset): read by exhaustiveTier() in tools/sim/power-cut.ts. */
+  exhaustive?: string;
 }
 
 const XS_ENV: CaseEnv = Object.freeze<CaseEnv>({
@@ -31,6 +33,7 @@ function answer(suite: CaseSuite, message: CaseRequest): unknown {
   if (message.list) return { ok: true, names: suite.cases.map((c) => c.name) };
   const found = suite.cases.find((c) => c.name === message.case);
   if (!found) return { ok: false, error: `no case named ${JSON.stringify(message.case)} in ${suite.name}` };
+  (globalThis as { HOLDFAST_EXHAUSTIVE?: string }).HOLDFAST_EXHAUSTIVE = message.exhaustive ?? '';
   try {
     return { ok: true, report: found.run(XS_ENV) ?? {} };
   } catch (error) {

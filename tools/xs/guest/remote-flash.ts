@@ -9,7 +9,7 @@ import { decodeImage } from '../../sim/flash/image-codec.ts';
 import type { CutPlan, FlashCounters, SimFlashOptions, SimFlashSnapshot } from '../../sim/flash/sim-flash.ts';
 import type { CuttableFlash } from '../../sim/power-cut.ts';
 import type { FlashStatus } from '../../../firmware/hal/flash.ts';
-import { encodeFlashRequest, FlashOp, fromUtf8, ReplyStatus, utf8 } from '../wire.ts';
+import { encodeFlashRequest, encodeTearMode, FlashOp, fromUtf8, ReplyStatus, utf8 } from '../wire.ts';
 import { callHost } from './host-call.ts';
 
 export class RemoteFlash implements CuttableFlash {
@@ -50,7 +50,8 @@ export class RemoteFlash implements CuttableFlash {
   }
 
   armCut(plan: CutPlan): void {
-    this.call(FlashOp.ARM_CUT, [plan.atOperation, plan.seed >>> 0]);
+    // The tear mode travels too, so a plan tears identically in Node and in XS.
+    this.call(FlashOp.ARM_CUT, [plan.atOperation, plan.seed >>> 0, encodeTearMode(plan.tear)]);
   }
 
   disarmCut(): void {
