@@ -493,6 +493,125 @@ describe('SimFlash power cuts', () => {
     assert.ok(erasedInFlight > 0, 'no seed left the unit in flight erased');
   });
 
+  test("torn program, tear 'prefix' given explicitly: byte-identical to a plan without a tear mode", () => {
+    for (const mode of ['plain', 'strict'] as const) {
+      for (let seed = 0; seed < 100; seed++) {
+        const results = [undefined, 'prefix' as const].map((tear) => {
+          const flash = new SimFlash({ blocks: 1, blockLength: 256, mode });
+          flash.armCut({ atOperation: 0, seed, ...(tear ? { tear } : {}) });
+          expectCut(() => flash.write(32, randomBytes(seed, 96)));
+          return flash.snapshot();
+        });
+        assert.ok(snapshotsEqual(results[0], results[1]), `${mode} seed ${seed}`);
+      }
+    }
+  });
+
+  test('armCut rejects an unknown tear mode', () => {
+    const flash = new SimFlash({ blocks: 1, blockLength: 64 });
+    assert.throws(() => flash.armCut({ atOperation: 0, seed: 1, tear: 'sideways' as 'prefix' }), RangeError);
+  });
+
+  test("torn program (plain, 'bit-subset'): any subset of the bit clears lands, anywhere; no other bit moves", () => {
+    const offset = 8;
+    const length = 24;
+    let outOfOrder = 0;
+    let allButFew = 0;
+    let nothing = 0;
+    let everything = 0;
+    for (let seed = 0; seed < 600; seed++) {
+      const flash = new SimFlash({ blocks: 1, blockLength: 64 });
+      const old = randomBytes(10_000 + seed, length);
+      const next = randomBytes(20_000 + seed, length);
+      flash.write(offset, old);
+      flash.armCut({ atOperation: 0, seed, tear: 'bit-subset' });
+      expectCut(() => flash.write(offset, next));
+      flash.powerOn();
+      const all = read(flash, 0, 64);
+      assert.deepEqual(all.subarray(0, offset), filled(offset, 0xff), `seed ${seed}: bytes before the write`);
+      assert.deepEqual(all.subarray(offset + length), filled(64 - offset - length, 0xff), `seed ${seed}: bytes after the write`);
+      const result = all.subarray(offset, offset + length);
+      let missing = 0;
+      let firstIncomplete = -1;
+      let lastComplete = -1;
+      for (let i = 0; i < length; i++) {
+        const full = old[i] & next[i];
+        assert.equal(result[i] & ~old[i] & 0xff, 0, `seed ${seed}: byte ${i} sets a bit old ${hex(old[i])} lacked`);
+        assert.equal(result[i] & full, full, `seed ${seed}: byte ${i} clears a bit new ${hex(next[i])} did not ask to clear`);
+        for (let bit = 0; bit < 8; bit++) if (((result[i] ^ full) >> bit) & 1) missing++;
+        if (result[i] !== full && firstIncomplete < 0) firstIncomplete = i;
+        if (result[i] === full && old[i] !== full) lastComplete = i;
+      }
+      if (firstIncomplete >= 0 && lastComplete > firstIncomplete) outOfOrder++;
+      if (missing >= 1 && missing <= 4) allButFew++;
+      if (Buffer.from(result).equals(Buffer.from(old))) nothing++;
+      if (missing === 0) everything++;
+      assert.deepEqual(flash.lastTornOperation(), { kind: 'write', operation: 1, byteOffset: offset, byteLength: length });
+    }
+    assert.ok(outOfOrder > 100, `a later byte landed while an earlier did not in only ${outOfOrder} tears`);
+    assert.ok(allButFew > 50, `all but a few bits landed in only ${allButFew} tears`);
+    assert.ok(nothing > 0, 'no tear left everything old');
+    assert.ok(everything > 0, 'no tear landed everything');
+  });
+
+  test("torn program (strict, 'bit-subset'): each unit lands whole, stays erased and writable, or is garbage; in any order", () => {
+    const units = 4;
+    const offset = 32;
+    const seen = { landedAfterMiss: 0, garbageUnits: 0, erasedUnits: 0, severalGarbage: 0, full: 0 };
+    for (let seed = 0; seed < 400; seed++) {
+      const flash = new SimFlash({ blocks: 1, blockLength: 256, mode: 'strict' });
+      const next = randomBytes(30_000 + seed, units * 16);
+      flash.armCut({ atOperation: 0, seed, tear: 'bit-subset' });
+      expectCut(() => flash.write(offset, next));
+      flash.powerOn();
+      let missed = false;
+      let garbage = 0;
+      let landed = 0;
+      for (let u = 0; u < units; u++) {
+        const bytes = read(flash, offset + u * 16, 16);
+        const programmed = flash.unitProgrammed[offset / 16 + u];
+        if (Buffer.from(bytes).equals(Buffer.from(next.subarray(u * 16, u * 16 + 16)))) {
+          assert.equal(programmed, 1, `seed ${seed}: landed unit ${u} is programmed`);
+          landed++;
+          if (missed) seen.landedAfterMiss++;
+        } else {
+          missed = true;
+          if (programmed) {
+            garbage++;
+            seen.garbageUnits++;
+            assert.throws(() => flash.write(offset + u * 16, filled(16, 0)), FlashMisuse);
+          } else {
+            assert.deepEqual(bytes, filled(16, 0xff), `seed ${seed}: an unprogrammed unit ${u} reads 0xFF`);
+            seen.erasedUnits++;
+            flash.write(offset + u * 16, filled(16, 0));
+          }
+        }
+      }
+      if (garbage > 1) seen.severalGarbage++;
+      if (landed === units) seen.full++;
+      for (let u = 0; u < 16; u++) {
+        if (u >= offset / 16 && u < offset / 16 + units) continue;
+        assert.equal(flash.unitProgrammed[u], 0, `seed ${seed}: unit ${u} outside the write`);
+      }
+    }
+    for (const [what, n] of Object.entries(seen)) assert.ok(n > 0, `never seen: ${what}`);
+  });
+
+  test('a torn erase ignores the tear mode', () => {
+    for (const mode of ['plain', 'strict'] as const) {
+      for (let seed = 0; seed < 50; seed++) {
+        const results = (['prefix', 'bit-subset'] as const).map((tear) => {
+          const flash = new SimFlash({ blocks: 2, blockLength: 256, mode });
+          flash.write(0, randomBytes(seed, 256));
+          flash.armCut({ atOperation: 0, seed, tear });
+          expectCut(() => flash.eraseBlock(0));
+          return flash.snapshot();
+        });
+        assert.ok(snapshotsEqual(results[0], results[1]), `${mode} seed ${seed}`);
+      }
+    }
+  });
+
   test('torn erase (plain): every bit is the old bit or 1; neighbours untouched; some bytes stay old, some erase, some mix', () => {
     let stayedOld = 0;
     let erased = 0;
