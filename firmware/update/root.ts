@@ -21,6 +21,7 @@
  */
 import type { Crypto } from '../hal/crypto.ts';
 import { constantTimeEqual } from '../security/_ct.ts';
+import { ed25519PublicKeyProblem } from '../security/ed25519-key.ts';
 import { keyIdOf, PUBLIC_KEY_LENGTH, SignatureTally, type KeyEntry } from '../security/verify.ts';
 import { reject, UpdateError, type Rejection } from './errors.ts';
 import { checkBodyKind, checkU32, decodeDocument, DOCUMENT_KIND, rejectSignatures, SIGNED_DOCUMENT_FORMAT_VERSION, type SignedDocument } from './signed-document.ts';
@@ -71,6 +72,8 @@ export function encodeRootBody(fields: RootFields): Uint8Array {
     if (!Number.isInteger(role.threshold) || role.threshold < 1 || role.threshold > n) throw new RangeError(`${names[i]} threshold must be 1..${n}, got ${role.threshold}`);
     role.publicKeys.forEach((key, k) => {
       if (!(key instanceof Uint8Array) || key.length !== PUBLIC_KEY_LENGTH) throw new RangeError(`${names[i]} key ${k} must be ${PUBLIC_KEY_LENGTH} bytes`);
+      const problem = ed25519PublicKeyProblem(key);
+      if (problem !== undefined) throw new RangeError(`${names[i]} key ${k} may not be listed in a root: ${problem}`);
       for (let j = 0; j < k; j++) if (constantTimeEqual(role.publicKeys[j], key)) throw new RangeError(`${names[i]} key ${k} repeats key ${j}`);
     });
   });
@@ -184,6 +187,9 @@ function readRole(crypto: Crypto, name: string, body: Uint8Array, start: number,
   const keys: KeyEntry[] = [];
   for (let k = 0; k < count; k++) {
     const publicKey = body.slice(start + k * PUBLIC_KEY_LENGTH, start + (k + 1) * PUBLIC_KEY_LENGTH);
+    // Refused here, not only at verification: other verifiers of this root may accept forgeries under such a key.
+    const problem = ed25519PublicKeyProblem(publicKey);
+    if (problem !== undefined) throw new UpdateError('malformed', `${name} key ${k}: ${problem}`);
     const keyId = keyIdOf(crypto, publicKey);
     for (const other of keys) {
       // Equal key ids from distinct keys (a 64-bit SHA-256 prefix collision) would make a signature ambiguous.

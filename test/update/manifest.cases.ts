@@ -16,7 +16,9 @@ import {
   type ManifestPolicy,
 } from '../../firmware/update/manifest.ts';
 import { decodeEnvelope, encodeEnvelope } from '../../firmware/update/signed-document.ts';
-import { applyRootChain, rotateRoot, trustProvisionedRoot, type TrustedRoot } from '../../firmware/update/root.ts';
+import { applyRootChain, decodeRootBody, encodeRootBody, rotateRoot, trustProvisionedRoot, type TrustedRoot } from '../../firmware/update/root.ts';
+import { ed25519PublicKeyProblem } from '../../firmware/security/ed25519-key.ts';
+import { UpdateError } from '../../firmware/update/errors.ts';
 import { bytesEqual, equal, ok } from '../support/check.ts';
 import type { CaseSuite, FirmwareCase } from '../support/cases.ts';
 import {
@@ -62,6 +64,64 @@ function rotatedWorld(crypto: Crypto) {
   const k14 = testKey(crypto, 14);
   const spec2 = { ...w.spec, version: 2, rootKeys: [k4, w.rootKeys[1], w.rootKeys[2]], targetsKeys: [k14, w.targetsKeys[1], w.targetsKeys[2]] };
   return { ...w, k4, k14, spec2 };
+}
+
+/** p = 2^255 - 19, little-endian; y + p for small y is a non-canonical encoding of y. */
+function plusPrime(y: number, sign: boolean): Uint8Array {
+  const out = new Uint8Array(32).fill(0xff);
+  out[0] = 0xed + y;
+  out[31] = sign ? 0xff : 0x7f;
+  return out;
+}
+
+/**
+ * Every encoding of a small-order point that a lenient (ZIP-215) decoder
+ * accepts: the eight canonical encodings (identity, order 2, two of order 4,
+ * four of order 8) and the non-canonical ones (x = 0 with the sign bit,
+ * y + p for y = 0 and 1). Each is checked to decode to a point P with [8]P = 0.
+ */
+function smallOrderEncodings(): Uint8Array[] {
+  const canonical = [
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0000000000000000000000000000000000000000000000000000000000000080',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+  ].map(hex);
+  const withSign = (bytes: Uint8Array) => {
+    const out = bytes.slice();
+    out[31] |= 0x80;
+    return out;
+  };
+  const all = [...canonical, withSign(canonical[0]), withSign(canonical[1]), plusPrime(0, false), plusPrime(0, true), plusPrime(1, false), plusPrime(1, true)];
+  const points = new Set<string>();
+  for (const bytes of all) {
+    const point = ed.Point.fromBytes(bytes, true);
+    ok(point.isSmallOrder(), `${bytesToHex(bytes)} is of small order`);
+    points.add(point.toHex());
+  }
+  equal(points.size, 8, 'the encodings name all eight small-order points');
+  equal(new Set(all.map(bytesToHex)).size, all.length, 'distinct encodings');
+  return all;
+}
+
+/** y + p (both signs) for the y in 2..18 that are ordinary curve points. */
+function nonCanonicalOrdinary(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let y = 2; y < 19; y++) {
+    for (const sign of [false, true]) {
+      const bytes = plusPrime(y, sign);
+      try {
+        if (!ed.Point.fromBytes(bytes, true).isSmallOrder()) out.push(bytes);
+      } catch {
+        // not a point
+      }
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- crypto HAL
@@ -387,6 +447,59 @@ const rootCases: FirmwareCase[] = [
     const r2 = expectOk(rotateRoot(crypto, w.root1, root2), 'root 2').root;
     expectReason(rotateRoot(crypto, r2, signedRoot(spec3, [w.rootKeys[0], w.rootKeys[2]])), 'too-few-signatures', 'revoked root key 1 signing root 3');
     return { rootKeyIds: r2.root.keys.map((k) => bytesToHex(k.keyId)).join(',') };
+  }),
+  rootCase('a root listing a small-order or non-canonical Ed25519 key is refused: every small-order encoding, in both roles (issue 15.5)', (crypto, w) => {
+    const weak = smallOrderEncodings();
+    equal(weak.length, 14, 'eight small-order points: 8 canonical and 6 non-canonical encodings');
+    const message = ascii('install image 666');
+    const identityR = new Uint8Array(64);
+    identityR[0] = 1; // R = identity, S = 0
+    for (const key of weak) {
+      // The threat: a lenient (ZIP-215, cofactored) verifier accepts this forgery under every one of them.
+      ok(ed.verify(identityR, message, key), `lenient verifier accepts a forgery under ${bytesToHex(key)}`);
+      ok(!crypto.ed25519Verify(identityR, message, key), `strict verifier refuses it under ${bytesToHex(key)}`);
+      ok(ed25519PublicKeyProblem(key) !== undefined, `${bytesToHex(key)} has a problem`);
+      for (const [role, at] of [['root', 10], ['targets', 10 + 3 * 32]] as const) {
+        const body = signedRoot(w.spec, []).subarray(8, 8 + 10 + 6 * 32).slice();
+        body.set(key, at);
+        let code = 'decoded';
+        try {
+          decodeRootBody(crypto, body);
+        } catch (error) {
+          ok(error instanceof UpdateError, `threw ${String(error)}`);
+          code = (error as UpdateError).code;
+        }
+        equal(code, 'malformed', `${role} key ${bytesToHex(key)} in a root body`);
+        const envelope = signBody(body, w.rootKeys.slice(0, 2));
+        expectReason(trustProvisionedRoot(crypto, envelope), 'malformed', `provisioned root with ${role} key ${bytesToHex(key)}`);
+        const rotation = body.slice();
+        rotation[2] = 2;
+        expectReason(rotateRoot(crypto, w.root1, signBody(rotation, w.rootKeys)), 'malformed', `rotation to a root with ${role} key ${bytesToHex(key)}`);
+      }
+      let threw = '';
+      try {
+        encodeRootBody({ version: 1, root: { threshold: 1, publicKeys: [key] }, targets: { threshold: 1, publicKeys: [w.targetsKeys[0].publicKey] } });
+      } catch (error) {
+        threw = error instanceof Error ? error.name : String(error);
+      }
+      equal(threw, 'RangeError', `encodeRootBody (holdfast keys init/rotate) refuses ${bytesToHex(key)}`);
+    }
+    // Non-canonical encodings of ordinary points (y + p) and bytes that are no point at all.
+    const odd = nonCanonicalOrdinary();
+    ok(odd.length > 0, 'some y + p encodes an ordinary point');
+    for (const key of odd) ok(ed25519PublicKeyProblem(key)?.includes('non-canonical') === true, `${bytesToHex(key)} is non-canonical`);
+    const notPoint = hex('0200000000000000000000000000000000000000000000000000000000000000');
+    let onCurve = true;
+    try {
+      ed.Point.fromBytes(notPoint, true);
+    } catch {
+      onCurve = false;
+    }
+    ok(!onCurve, 'y = 2 is not on the curve');
+    equal(ed25519PublicKeyProblem(notPoint), 'not a point of the curve', 'y = 2');
+    // Every key the fixtures (and RFC 8032 key generation) make is fine.
+    for (let n = 1; n <= 40; n++) equal(ed25519PublicKeyProblem(testKey(crypto, n).publicKey), undefined, `test key ${n}`);
+    return { smallOrderEncodings: weak.length, nonCanonicalOrdinary: odd.length };
   }),
   rootCase('decodeEnvelope reads back what encodeEnvelope wrote', (crypto, w) => {
     const doc = decodeEnvelope(w.root1Bytes);
