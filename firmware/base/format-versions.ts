@@ -5,7 +5,7 @@
  */
 export const FORMAT_VERSIONS = Object.freeze({
   frame: 1,
-  outbox: 1,
+  outbox: 2,
   stagingProgress: 1,
   floorStore: 1,
   replayStore: 1,

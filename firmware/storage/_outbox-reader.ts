@@ -106,7 +106,7 @@ export function readAt(ring: Ring, cursor: Cursor): OutboxRecord | undefined {
       if (!consistent) {
         // Not the entry the next sector continues: everything from here to where it starts is gone.
         const gap = seqDiff(successor!.firstRecordSeq, seq);
-        if (gap > 0 && !explainedGap(ring, seq, gap)) ring.lost += gap;
+        if (gap > 0 && !explainedGap(ring, seq, gap)) countLost(ring, seq, gap);
       }
       cursor.seq = consistent ? following : seqMax(successor!.firstRecordSeq, seq);
     } else {
@@ -119,7 +119,7 @@ export function readAt(ring: Ring, cursor: Cursor): OutboxRecord | undefined {
       return { seq, payload: ring.entryBuffer.slice(start, start + entry.length) };
     }
     // A torn tail (from the last power cut) is expected; anything else failing its check is damage.
-    if (consistent && seq !== ring.tornSeq) ring.corrupt++;
+    if (consistent && seq !== ring.tornSeq) countCorrupt(ring, seq);
   }
 }
 
@@ -179,6 +179,9 @@ function rebuildAtCleanEnd(ring: Ring, cursor: Cursor): LiveSector | undefined {
   if (cursor.sectorSeq >= ring.head!.sectorSeq || cursor.offset < ring.layout.closeStart) return undefined;
   const sectorSeq = cursor.sectorSeq + 1;
   const index = (sectorSeq - 1) % ring.blocks;
+  // A readable header is the truth: only a sector without one is rebuilt (issue 15, defect 11).
+  const stored = ring.readHeader(index);
+  if (stored !== undefined && stored.sectorSeq === sectorSeq) return undefined;
   if (!ring.firstEntryChecks(index * ring.layout.blockLength + ring.layout.dataStart, cursor.seq)) return undefined;
   return rebuilt(ring, index, sectorSeq, ring.layout.dataStart, cursor.seq);
 }
@@ -209,14 +212,33 @@ function moveToSuccessor(ring: Ring, cursor: Cursor): void {
     const header = ring.readHeader(index);
     if (header === undefined || header.sectorSeq !== sectorSeq) continue;
     const gap = seqDiff(header.firstRecordSeq, cursor.seq);
-    if (gap > 0 && !explainedGap(ring, cursor.seq, gap)) ring.lost += gap;
+    if (gap > 0 && !explainedGap(ring, cursor.seq, gap)) countLost(ring, cursor.seq, gap);
     Object.assign(cursor, { index, sectorSeq, offset: header.firstRecordOffset, seq: seqMax(header.firstRecordSeq, cursor.seq) });
     return;
   }
   // Nothing readable after it: everything up to the head's position is gone.
   const gap = seqDiff(ring.nextSeq, cursor.seq);
-  if (gap > 0 && !explainedGap(ring, cursor.seq, gap)) ring.lost += gap;
+  if (gap > 0 && !explainedGap(ring, cursor.seq, gap)) countLost(ring, cursor.seq, gap);
   cursor.seq = ring.nextSeq;
+}
+
+/**
+ * Each peek() pass reads the same records again: count a number as lost or
+ * corrupt only the first time a pass reaches it in this boot (issue 15,
+ * defect 13). Passes move forward in sequence order, so one mark suffices.
+ */
+function countLost(ring: Ring, from: number, gap: number): void {
+  const end = seqAdd(from, gap);
+  const start = ring.reportedUpTo === undefined ? from : seqMax(from, ring.reportedUpTo);
+  const fresh = seqDiff(end, start);
+  if (fresh > 0) ring.lost += fresh;
+  ring.reportedUpTo = ring.reportedUpTo === undefined ? end : seqMax(ring.reportedUpTo, end);
+}
+
+function countCorrupt(ring: Ring, seq: number): void {
+  if (ring.reportedUpTo !== undefined && seqDiff(seq, ring.reportedUpTo) < 0) return;
+  ring.corrupt++;
+  ring.reportedUpTo = seqAdd(seq, 1);
 }
 
 /**

@@ -52,6 +52,8 @@ export function recover(ring: Ring): void {
   if (missing > 0) {
     ring.dropped += missing;
     ring.ackSeq = ring.oldest.firstRecordSeq;
+    // Only RAM knows this drop: the next write opens a sector, whose header records it (issue 15, defect 10).
+    ring.droppedUnsaved = true;
   }
   ring.durableAckSeq = ring.ackSeq;
 }
@@ -147,6 +149,7 @@ function walkHead(ring: Ring, header: SectorHeader): WalkEnd {
   let last: EntryAt | undefined;
   let lastSeq = seq;
   const acks: EntryAt[] = [];
+  let ackEntries = 0;
   let sealed = false;
   /** The walk stopped at bytes that are not an entry (as opposed to an entry continuing into an unopened sector). */
   let unreadable = false;
@@ -171,7 +174,10 @@ function walkHead(ring: Ring, header: SectorHeader): WalkEnd {
       break;
     }
     const candidate = { offset, length: entry.length, hasAck: entry.hasAck, ack: entry.hasAck ? readU32(word, RECORD_HEADER_LENGTH) : 0, seq };
-    if (entry.hasAck) acks.push(candidate);
+    if (entry.hasAck) {
+      acks.push(candidate);
+      ackEntries++;
+    }
     if (acks.length > 2) acks.shift();
     if (entry.length > 0) {
       last = candidate;
@@ -196,13 +202,43 @@ function walkHead(ring: Ring, header: SectorHeader): WalkEnd {
   // No record starts in the head yet: the newest record is the one spilling into it, which a cut may have torn.
   if (last === undefined && header.firstRecordOffset > ring.layout.dataStart) ring.tornSeq = seqAdd(header.firstRecordSeq, -1);
   if (ring.tornSeq !== undefined) ring.torn++;
-  for (let i = acks.length - 1; i >= 0; i--) {
+  // The newest ack-bearing entry that checks holds the largest ack point (acks only grow). Cuts can leave
+  // any number of torn ack entries after it (each retry of a cut flush adds one): when both kept
+  // candidates fail, walk the head again and check every ack-bearing entry (issue 15, defect 9).
+  let checked = false;
+  for (let i = acks.length - 1; i >= 0 && !checked; i--) {
     if (ring.entryChecksAt(base + acks[i].offset, acks[i].length, true, acks[i].seq)) {
       ring.ackSeq = seqMax(ring.ackSeq, acks[i].ack);
-      break;
+      checked = true;
     }
   }
+  if (!checked && ackEntries > acks.length) ring.ackSeq = seqMax(ring.ackSeq, newestCheckingAck(ring, header, offset) ?? ring.ackSeq);
   return { full: !unreadable && (spill !== undefined || offset >= closeStart), spill };
+}
+
+/**
+ * The largest ack field among the entries of the head that check, walking
+ * from its first entry up to `end` (where the first walk stopped: every
+ * word before it is valid). Undefined when none checks.
+ */
+function newestCheckingAck(ring: Ring, header: SectorHeader, end: number): number | undefined {
+  const base = ring.head!.index * ring.layout.blockLength;
+  const word = ring.wordBuffer;
+  let offset = header.firstRecordOffset;
+  let seq = header.firstRecordSeq;
+  let best: number | undefined;
+  while (offset < end) {
+    ring.flash.read(base + offset, word.subarray(0, 2));
+    const entry = decodeWord(word[0] | (word[1] << 8));
+    if (entry.kind !== 'entry') break;
+    if (entry.hasAck && ring.entryChecksAt(base + offset, entry.length, true, seq)) {
+      const ack = readU32(ring.entryBuffer, RECORD_HEADER_LENGTH);
+      best = best === undefined ? ack : seqMax(best, ack);
+    }
+    offset += entryLength(entry.length, entry.hasAck, ring.layout.writeAlign);
+    if (entry.length > 0) seq = seqAdd(seq, 1);
+  }
+  return best;
 }
 
 /**

@@ -75,6 +75,14 @@ export class Ring {
   rebuilt: { index: number; header: SectorHeader } | undefined;
   /** A record torn by the last power cut: skipped at delivery without counting it as corrupt. */
   tornSeq: number | undefined;
+  /**
+   * Records found dropped at recovery are counted in RAM only: until a new
+   * sector's header records them, writes open a sector instead of adding to
+   * the head (an ack saved in the head would hide the gap at the next boot).
+   */
+  droppedUnsaved = false;
+  /** Delivery has counted `corrupt`/`lost` for every number before this one in this boot (undefined: none yet). */
+  reportedUpTo: number | undefined;
 
   constructor(readonly flash: FlashPartition, readonly policy: FullPolicy) {
     const status = flash.status();
@@ -90,8 +98,14 @@ export class Ring {
     return this.head && this.oldest ? this.head.sectorSeq - this.oldest.sectorSeq + 1 : 0;
   }
 
+  /** The sector's header: the rebuilt one kept in RAM for a damaged sector, else the one on flash. */
   readHeader(index: number): SectorHeader | undefined {
     if (this.rebuilt !== undefined && this.rebuilt.index === index) return this.rebuilt.header;
+    return this.readStoredHeader(index);
+  }
+
+  /** The header as flash holds it (never a rebuilt one): what wear accounting reads. */
+  readStoredHeader(index: number): SectorHeader | undefined {
     this.flash.read(index * this.layout.blockLength, this.headerBuffer);
     const header = decodeHeader(this.headerBuffer);
     if (header === undefined || header.version !== OUTBOX_FORMAT_VERSION || header.unitShift !== this.unitShift) return undefined;

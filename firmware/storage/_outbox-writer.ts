@@ -22,6 +22,7 @@ export const EMPTY = new Uint8Array(0);
 /** Write the encoded record at the head, continuing into a new sector if it does not fit. */
 export function writeRecord(ring: Ring, total: number): void {
   const { blockLength, closeStart, dataStart } = ring.layout;
+  if (ring.head !== undefined && ring.droppedUnsaved) ring.writeOffset = closeStart;
   if (ring.head !== undefined) sealIfDirty(ring, Math.min(total, closeStart - ring.writeOffset));
   if (ring.head !== undefined && total <= closeStart - ring.writeOffset) {
     ring.flash.write(ring.head!.index * blockLength + ring.writeOffset, ring.entryBuffer.subarray(0, total));
@@ -104,8 +105,7 @@ function headFirstRecordOffset(ring: Ring): number {
  */
 export function openSector(ring: Ring, plan: OpenPlan, firstRecordOffset: number, firstRecordSeq: number): void {
   const { blockLength, writeAlign } = ring.layout;
-  const previous = ring.readHeader(plan.index);
-  const eraseCount = (previous?.eraseCount ?? ring.head?.eraseCount ?? 0) + 1;
+  const eraseCount = nextEraseCount(ring, plan);
   ring.flash.eraseBlock(plan.index);
   if (ring.rebuilt?.index === plan.index) ring.rebuilt = undefined;
   if (plan.reclaimEnd !== undefined && plan.successor !== undefined) {
@@ -132,7 +132,25 @@ export function openSector(ring: Ring, plan: OpenPlan, firstRecordOffset: number
   ring.durableAckSeq = ring.ackSeq;
   ring.head = { index: plan.index, sectorSeq: plan.sectorSeq, eraseCount, firstRecordSeq };
   ring.closingSlotsUsed = 0;
+  ring.droppedUnsaved = false;
   if (ring.oldest === undefined) ring.oldest = { index: plan.index, sectorSeq: plan.sectorSeq, firstRecordOffset, firstRecordSeq };
+}
+
+/**
+ * The sector's erase count after the erase about to happen: the count its
+ * header on flash records, plus 1. Only when that header is unreadable (a
+ * blank sector, a cut opening, damage) is it estimated: the number of times
+ * the rotation has reached this index (sectorSeq arithmetic), or the head's
+ * count (+1 once the rotation wraps past index 0), whichever is larger
+ * (docs/spec/outbox.md, "Sector header", eraseCount).
+ */
+function nextEraseCount(ring: Ring, plan: OpenPlan): number {
+  const previous = ring.readStoredHeader(plan.index);
+  if (previous !== undefined) return previous.eraseCount + 1;
+  const laps = Math.floor((plan.sectorSeq - 1) / ring.blocks) + 1;
+  const head = ring.head;
+  const fromHead = head === undefined ? 1 : head.eraseCount + (plan.index <= head.index ? 1 : 0);
+  return Math.max(laps, fromHead);
 }
 
 /** True when the sector the plan reclaims holds acknowledged records whose acks are not yet on flash. */

@@ -1,5 +1,5 @@
 /**
- * The outbox's on-flash format, version 1 (docs/spec/outbox.md is normative).
+ * The outbox's on-flash format, version 2 (docs/spec/outbox.md is normative).
  * Pure encoding and decoding; no flash access here.
  *
  * Little-endian throughout. A sector (erase block) holds a header, then a
@@ -9,8 +9,7 @@
  *   | header (28) | records … (a record may continue into | 2 closing  |
  *   |  + pad      |  the next sector's stream area)       | ack slots  |
  */
-import { crc16Update, CRC16_INIT } from '../base/crc16.ts';
-import { crc32 } from '../base/crc32.ts';
+import { crc32, crc32Final, crc32Init, crc32Update } from '../base/crc32.ts';
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 
 export const OUTBOX_FORMAT_VERSION = FORMAT_VERSIONS.outbox;
@@ -25,7 +24,10 @@ export const CLOSING_SLOTS = 2;
 /** Header bytes read per sector by the boot scan: version, unitShift, firstRecordOffset, sectorSeq. */
 export const HEADER_SCAN_LENGTH = 8;
 export const HEADER_LENGTH = 28;
-export const RECORD_HEADER_LENGTH = 4;
+/** Entry header: the 16-bit word, then the entry's CRC-32 (format 2; format 1 had a CRC-16 here). */
+export const RECORD_HEADER_LENGTH = 6;
+/** Where an entry's CRC-32 sits: right after the word. */
+const ENTRY_CRC_OFFSET = 2;
 export const ACK_FIELD_LENGTH = 4;
 /** Largest payload the length field can carry; a geometry may allow less. */
 export const MAX_PAYLOAD_FIELD = 0x7ff;
@@ -161,20 +163,26 @@ export function encodeEntry(out: Uint8Array, payload: Uint8Array, ackSeq: number
   }
   out.set(payload, at);
   out.fill(0xff, at + payload.length, total);
-  view.setUint16(2, entryCrc(out, at + payload.length, seq), true);
+  view.setUint32(ENTRY_CRC_OFFSET, entryCrc(out, at + payload.length, seq), true);
   return total;
 }
 
 /** CRC check of an entry whose bytes (header, ack field, payload) are in `entry`, read at position `seq`. */
 export function entryChecks(entry: Uint8Array, length: number, hasAck: boolean, seq: number): boolean {
   const end = RECORD_HEADER_LENGTH + (hasAck ? ACK_FIELD_LENGTH : 0) + length;
-  return entryCrc(entry, end, seq) === (entry[2] | (entry[3] << 8));
+  const stored = (entry[ENTRY_CRC_OFFSET] | (entry[ENTRY_CRC_OFFSET + 1] << 8) | (entry[ENTRY_CRC_OFFSET + 2] << 16) | (entry[ENTRY_CRC_OFFSET + 3] << 24)) >>> 0;
+  return entryCrc(entry, end, seq) === stored;
 }
 
-/** CRC-16 over the position (u32 LE), the header word, the ack field and the payload. */
+/**
+ * CRC-32 (IEEE, firmware/base/crc32.ts) over the position (u32 LE), the
+ * header word, the ack field and the payload. 32 bits, not 16: a torn write
+ * (any prefix, or any subset of its bits) passes with probability about
+ * 2^-32 instead of 2^-16 (docs/spec/outbox.md, "Entries").
+ */
 function entryCrc(entry: Uint8Array, end: number, seq: number): number {
   const position = Uint8Array.of(seq & 0xff, (seq >>> 8) & 0xff, (seq >>> 16) & 0xff, (seq >>> 24) & 0xff);
-  let crc = crc16Update(CRC16_INIT, position);
-  crc = crc16Update(crc, entry, 0, 2);
-  return crc16Update(crc, entry, RECORD_HEADER_LENGTH, end);
+  let crc = crc32Update(crc32Init(), position);
+  crc = crc32Update(crc, entry, 0, ENTRY_CRC_OFFSET);
+  return crc32Final(crc32Update(crc, entry, RECORD_HEADER_LENGTH, end));
 }

@@ -147,13 +147,15 @@ export class Outbox {
     const head = ring.head;
     if (seqDiff(ring.ackSeq, ring.durableAckSeq) <= 0 || head === undefined) return;
     const { ackEntryLength, closeStart, blockLength, dataStart } = ring.layout;
+    // A drop found at recovery must reach a header first: an ack in the head would hide it (ring.droppedUnsaved).
+    if (ring.droppedUnsaved) ring.writeOffset = closeStart;
     sealIfDirty(ring, Math.min(ackEntryLength, closeStart - ring.writeOffset));
     if (ackEntryLength <= closeStart - ring.writeOffset) {
       writeAckEntry(ring, head.index * blockLength + ring.writeOffset, ring.nextSeq);
       ring.writeOffset += ackEntryLength;
       return;
     }
-    if (ring.closingSlotsUsed === 0) {
+    if (ring.closingSlotsUsed === 0 && !ring.droppedUnsaved) {
       writeClosingAck(ring);
       return;
     }
@@ -208,10 +210,13 @@ export class Outbox {
     };
   }
 
-  /** Erase count of every sector as its header records it (-1: no readable header). Reads every header. */
+  /**
+   * Erase count of every sector as its header on flash records it (-1: no
+   * readable header, for example a sector never opened). Reads every header.
+   */
   eraseCounts(): number[] {
     const counts: number[] = [];
-    for (let index = 0; index < this.ring.blocks; index++) counts.push(this.ring.readHeader(index)?.eraseCount ?? -1);
+    for (let index = 0; index < this.ring.blocks; index++) counts.push(this.ring.readStoredHeader(index)?.eraseCount ?? -1);
     return counts;
   }
 }

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Outbox, type OutboxOptions } from '../../firmware/storage/outbox.ts';
 import { StorageError, type StorageErrorCode } from '../../firmware/storage/errors.ts';
-import { alignUp, encodeHeader, HEADER_LENGTH, type SectorHeader } from '../../firmware/storage/outbox-format.ts';
+import { alignUp, encodeHeader, HEADER_LENGTH, OUTBOX_FORMAT_VERSION, type SectorHeader } from '../../firmware/storage/outbox-format.ts';
 import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { Rng } from '../../tools/sim/rng.ts';
@@ -374,8 +374,9 @@ describe('open and format: partitions the outbox cannot use', () => {
 // ─── Newer format ────────────────────────────────────────────────────────
 
 describe('open: a partition written by a newer format', () => {
+  // The next format after this firmware's (format 1 was the first; 2 is current: docs/spec/outbox.md).
   const v2: SectorHeader = {
-    version: 2,
+    version: OUTBOX_FORMAT_VERSION + 1,
     unitShift: 0,
     firstRecordOffset: 28,
     sectorSeq: 1,
@@ -385,7 +386,7 @@ describe('open: a partition written by a newer format', () => {
     eraseCount: 1,
   };
   for (const mode of MODES) {
-    test(`a valid version-2 header in a blank partition: StorageError 'format-too-new', nothing written (${mode})`, () => {
+    test(`a valid header of the next format version in a blank partition: StorageError 'format-too-new', nothing written (${mode})`, () => {
       const flash = new SimFlash({ blocks: 4, blockLength: 512, mode });
       writeHeader(flash, 0, { ...v2, unitShift: Math.log2(flash.writeAlign), firstRecordOffset: alignUp(HEADER_LENGTH, flash.writeAlign) });
       const before = flash.snapshot().data;
@@ -401,7 +402,7 @@ describe('open: a partition written by a newer format', () => {
       }
     });
 
-    test(`a version-2 sector among version-1 sectors: 'format-too-new', nothing written (${mode})`, () => {
+    test(`a sector of a later format among current ones: 'format-too-new', nothing written (${mode})`, () => {
       const { flash } = smallOutbox(mode, 10);
       // Sector 2 was never opened by this outbox (10 small records fit in sector 0).
       assert.ok(flash.data.subarray(2 * 512, 3 * 512).every((b) => b === 0xff), 'sector 2 is blank');
@@ -443,7 +444,8 @@ describe('open: foreign bytes where the sector headers should be', () => {
         assert.equal(outbox.stats().queued, 0);
         assert.equal(outbox.stats().dropped, 0);
         const records = new Map<number, Uint8Array>();
-        for (let i = 0; i < 40; i++) {
+        // 36 records fit the 4 strict sectors without a drop (format 2 entries: 6-byte header, 16-byte units).
+        for (let i = 0; i < 36; i++) {
           const payload = payloadFor(seed * 1000 + i, 20 + (i % 30));
           records.set(outbox.append(payload), payload);
         }

@@ -47,8 +47,8 @@ const CONFIGS: Config[] = [
   { name: 'plain 8×4096', mode: 'plain', blocks: 8, blockLength: 4096, appends: 300, size: (i) => 1 + ((i * 37) % 120), ackUpTo: 39 },
   // Small strict sectors: the ring wraps many times (drop-oldest), records span sector ends.
   { name: 'strict 6×512', mode: 'strict', blocks: 6, blockLength: 512, appends: 300, size: (i) => 1 + ((i * 13) % 40), ackUpTo: 59 },
-  // Small plain sectors with large records: most sector ends are crossed by a record.
-  { name: 'plain 8×1024 spanning', mode: 'plain', blocks: 8, blockLength: 1024, appends: 120, size: (i) => 60 + ((i * 53) % 200), ackUpTo: 9 },
+  // Small plain sectors with large records: most sector ends are crossed by a record (121 appends: the head then holds inner entries).
+  { name: 'plain 8×1024 spanning', mode: 'plain', blocks: 8, blockLength: 1024, appends: 121, size: (i) => 60 + ((i * 53) % 200), ackUpTo: 9 },
 ];
 
 // ─── The undamaged outbox every trial starts from ───────────────────────
