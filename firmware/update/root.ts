@@ -15,7 +15,9 @@
  * - a provisioned root (version 1 at the factory, or any root a tool is told
  *   to trust) must be signed by a threshold of its own root keys;
  * - a rotation N -> N+1 is accepted only with version exactly N+1, signed by
- *   a threshold of N's root keys AND a threshold of N+1's root keys;
+ *   a threshold of N's root keys AND a threshold of N+1's root keys AND, when
+ *   N+1 adds root keys, by min(N+1's threshold, number added) of the added
+ *   keys themselves (kept keys cannot vouch for keys nobody has shown to hold);
  * - an image manifest is accepted only with a threshold of the current
  *   root's targets keys (manifest.ts, `checkManifest`).
  */
@@ -146,12 +148,30 @@ export function rotateRoot(crypto: Crypto, current: TrustedRoot, bytes: Uint8Arr
   const signatures = new SignatureTally(crypto, document.body, document.signatures);
   const old = signatures.count(current.root.keys, current.root.threshold);
   const own = signatures.count(root.root.keys, root.root.threshold);
-  if (old.met && own.met) return { ok: true, root: trusted(root, bytes) };
   if (!old.met && !own.met) return rejectSignatures(old, document.signatures.length, `root keys of root ${n}`);
-  return reject(
-    'root-not-cross-signed',
-    `root ${root.version} has ${old.valid}/${old.threshold} signatures of root ${n}'s keys and ${own.valid}/${own.threshold} of its own: both thresholds are required`,
-  );
+  if (!old.met || !own.met) {
+    return reject(
+      'root-not-cross-signed',
+      `root ${root.version} has ${old.valid}/${old.threshold} signatures of root ${n}'s keys and ${own.valid}/${own.threshold} of its own: both thresholds are required`,
+    );
+  }
+  const added = addedKeys(current.root.keys, root.root.keys);
+  if (added.length > 0) {
+    const required = Math.min(root.root.threshold, added.length);
+    const fresh = signatures.count(added, required);
+    if (!fresh.met) {
+      return reject(
+        'root-not-cross-signed',
+        `root ${root.version} adds ${added.length} root key(s) and ${fresh.valid} of them signed it, ${required} required: kept keys cannot vouch for added ones`,
+      );
+    }
+  }
+  return { ok: true, root: trusted(root, bytes) };
+}
+
+/** Root keys of the new root that the old root does not list (compared by public key). */
+export function addedKeys(old: readonly KeyEntry[], next: readonly KeyEntry[]): KeyEntry[] {
+  return next.filter((k) => !old.some((o) => constantTimeEqual(o.publicKey, k.publicKey)));
 }
 
 /** Apply rotations in order; stops at the first refusal and says where. */

@@ -13,7 +13,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeImageBody, decodeImageManifest } from '../../firmware/update/manifest.ts';
 import { readSecretKey, REVOKED_DIR, type KeysJson } from '../../tools/keys/keystore.ts';
-import { signEnvelope } from '../../tools/keys/signer.ts';
+import { hostCrypto, signEnvelope } from '../../tools/keys/signer.ts';
+import { bytesToHex } from '../../firmware/security/verify.ts';
+import { rotateRoot, trustProvisionedRoot } from '../../firmware/update/root.ts';
+import { decodeEnvelope, encodeEnvelope } from '../../firmware/update/signed-document.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
 const MAIN = new URL('../../tools/cli/main.ts', import.meta.url).href;
@@ -280,6 +283,20 @@ describe('holdfast keys / sign / verify', () => {
     assert.deepEqual(after.revoked.map((r) => [r.role, r.keyId, r.revokedInRoot]), [['root', firstRoot, 2], ['targets', firstTargets, 3]]);
     assert.ok(!after.targets.keys.some((k) => k.keyId === firstTargets));
     for (const file of privateKeyFiles(keys)) assert.equal(statSync(file).mode & 0o777, 0o600, `${file} is 0600`);
+
+    // Root 2 adds one root key (threshold 2): the added key signed it, with the kept keys (docs/spec/root.md, "Rotation").
+    const addedRoot = after.root.keys.map((k) => k.keyId).filter((id) => !before.root.keys.some((k) => k.keyId === id));
+    assert.equal(addedRoot.length, 1, 'one root key added by root 2');
+    const root2 = decodeEnvelope(readFileSync(join(keys, 'root.2.bin')));
+    const signerIds = root2.signatures.map((e) => bytesToHex(e.keyId));
+    assert.ok(signerIds.includes(addedRoot[0]), `root.2.bin signed by the added key ${addedRoot[0]} (signers ${signerIds.join(', ')})`);
+    assert.ok(!signerIds.includes(firstRoot), 'the kept keys meet root 1\'s threshold: the replaced key did not need to sign');
+    // Without the added key's signature a device refuses it, though the kept keys meet both thresholds.
+    const root1 = trustProvisionedRoot(hostCrypto(), readFileSync(join(keys, 'root.1.bin')));
+    assert.ok(root1.ok);
+    const keptOnly = encodeEnvelope(root2.body, root2.signatures.filter((e) => bytesToHex(e.keyId) !== addedRoot[0]));
+    const refused = rotateRoot(hostCrypto(), root1.root, keptOnly);
+    assert.equal(refused.ok ? 'accepted' : refused.reason, 'root-not-cross-signed');
 
     // The manifest signed before the revocation, with the now revoked key.
     const old = join(work, 'old.manifest');

@@ -306,14 +306,15 @@ describe('mutations of signed roots', () => {
   const w = testWorld(crypto);
   const k4 = testKey(crypto, 4);
   const spec2 = { ...w.spec, version: 2, rootKeys: [k4, w.rootKeys[1], w.rootKeys[2]] };
-  const root2 = signedRoot(spec2, [w.rootKeys[1], w.rootKeys[2]]);
+  const root2 = signedRoot(spec2, [w.rootKeys[1], w.rootKeys[2], k4]);
 
   it('the rotation is accepted as built', () => {
     assert.equal(rotateRoot(crypto, w.root1, root2).ok, true);
   });
 
   it('every single-bit flip of a rotation is refused (exhaustive), never thrown', () => {
-    // Signed by keys 2 and 3 only: threshold 2 of both roots, so any damaged signature or key id loses a threshold.
+    // Signed by kept keys 2 and 3 and added key 4, each needed: a damaged signature or key id of 2 or 3 loses both
+    // thresholds of 2, one of key 4 loses the added key's signature.
     for (let bit = 0; bit < root2.length * 8; bit++) {
       const verdict = rotateRoot(crypto, w.root1, flipBit(root2, bit));
       assert.equal(verdict.ok, false, `bit ${bit} flipped was accepted`);

@@ -369,9 +369,9 @@ function rootCase(name: string, run: (crypto: Crypto, w: ReturnType<typeof rotat
 }
 
 const rootCases: FirmwareCase[] = [
-  rootCase('root rotation 1 -> 2 signed by a threshold of the old and of the new root keys is accepted', (crypto, w) => {
-    // Keys 2 and 3 are in both roots, so two signatures meet both thresholds of 2.
-    const bytes = signedRoot(w.spec2, [w.rootKeys[1], w.rootKeys[2]]);
+  rootCase('root rotation 1 -> 2 signed by a threshold of the old and of the new root keys, including the added key, is accepted', (crypto, w) => {
+    // Keys 2 and 3 are in both roots (both thresholds of 2); key 4 is added and signs for itself.
+    const bytes = signedRoot(w.spec2, [w.rootKeys[1], w.rootKeys[2], w.k4]);
     const verdict = expectOk(rotateRoot(crypto, w.root1, bytes), 'rotation');
     equal(verdict.root.version, 2, 'new version');
     bytesEqual(verdict.root.targets.keys[0].keyId, w.k14.keyId, 'new targets key');
@@ -390,13 +390,51 @@ const rootCases: FirmwareCase[] = [
     expectReason(rotateRoot(crypto, w.root1, signedRoot(spec, [w.rootKeys[0], w.rootKeys[1]])), 'root-not-cross-signed', 'only old keys');
     expectOk(rotateRoot(crypto, w.root1, signedRoot(spec, [w.rootKeys[0], w.rootKeys[1], w.k4, k6])), 'both thresholds: 2 old + 2 new');
   }),
+  rootCase('rotation signed by kept keys only is refused when it adds a key: old-only, new-only, kept-only, old+new (issue 15.6)', (crypto, w) => {
+    // Root 2 replaces root key 1 by key 4 (thresholds 2 of 3): kept keys 2 and 3, removed key 1, added key 4.
+    const [k1, k2, k3] = w.rootKeys;
+    const k4 = w.k4;
+    const rotate = (signers: typeof w.rootKeys) => rotateRoot(crypto, w.root1, signedRoot(w.spec2, signers));
+    // Kept keys meet both thresholds of 2, but no added key signed: nobody showed that key 4 is held.
+    expectReason(rotate([k2, k3]), 'root-not-cross-signed', 'kept-only (keys 2, 3)');
+    expectReason(rotate([k1, k2, k3]), 'root-not-cross-signed', 'old keys and kept keys, no added key');
+    // Old-only: the removed key and one kept key meet the old threshold, not the new one.
+    expectReason(rotate([k1, k2]), 'root-not-cross-signed', 'old-only (keys 1, 2)');
+    expectReason(rotate([k1]), 'too-few-signatures', 'old-only, one key: neither threshold');
+    // New-only: the added key alone, or with one kept key (new 2/2, old 1/2).
+    expectReason(rotate([k4]), 'wrong-key', 'new-only (key 4): no key of root 1 signed');
+    expectReason(rotate([k4, k3]), 'root-not-cross-signed', 'new-only plus one kept key: old threshold missed');
+    // Old + new: accepted with the old threshold, the new threshold and the added key.
+    expectOk(rotate([k2, k3, k4]), 'kept 2, 3 and added 4');
+    expectOk(rotate([k1, k2, k4]), 'removed 1, kept 2 and added 4');
+    expectOk(rotate([k4, k1, k3]), 'any order');
+    // Adding two keys at threshold 2: both must sign (min(threshold, keys added) = 2).
+    const k5 = testKey(crypto, 5);
+    const spec = { ...w.spec2, rootKeys: [k4, k5, k3] };
+    expectReason(rotateRoot(crypto, w.root1, signedRoot(spec, [k1, k3, k4])), 'root-not-cross-signed', 'two added, one signed');
+    expectOk(rotateRoot(crypto, w.root1, signedRoot(spec, [k1, k3, k4, k5])), 'two added, both signed');
+    // Replacing every key: a threshold of the added keys, i.e. the new threshold.
+    const k6 = testKey(crypto, 6);
+    const all = { ...w.spec2, rootKeys: [k4, k5, k6] };
+    expectReason(rotateRoot(crypto, w.root1, signedRoot(all, [k1, k2, k4])), 'root-not-cross-signed', 'all replaced, one new signature');
+    expectOk(rotateRoot(crypto, w.root1, signedRoot(all, [k1, k2, k4, k6])), 'all replaced, two new signatures');
+    // No root key added (only targets keys change, or a threshold): kept keys suffice.
+    const targetsOnly = { ...w.spec2, rootKeys: w.rootKeys };
+    expectOk(rotateRoot(crypto, w.root1, signedRoot(targetsOnly, [k2, k3])), 'no root key added: kept keys 2, 3');
+    const smaller = { ...w.spec2, rootThreshold: 1, rootKeys: [k2, k3] };
+    expectOk(rotateRoot(crypto, w.root1, signedRoot(smaller, [k2, k3])), 'key 1 removed, none added');
+    // A targets key of root 1 promoted to a root key counts as added: it has never signed a root.
+    const promoted = { ...w.spec2, rootKeys: [w.targetsKeys[0], k2, k3] };
+    expectReason(rotateRoot(crypto, w.root1, signedRoot(promoted, [k2, k3])), 'root-not-cross-signed', 'promoted targets key did not sign');
+    expectOk(rotateRoot(crypto, w.root1, signedRoot(promoted, [k2, k3, w.targetsKeys[0]])), 'promoted targets key signed');
+  }),
   rootCase('root rotation with one old key short of the threshold is refused', (crypto, w) => {
     const spec = { ...w.spec2, rootKeys: [w.k4, testKey(crypto, 5), w.rootKeys[2]] };
     // Key 3 counts for both, key 4 for the new root only: old 1/2, new 2/2.
     expectReason(rotateRoot(crypto, w.root1, signedRoot(spec, [w.rootKeys[2], w.k4])), 'root-not-cross-signed', 'old threshold missed');
   }),
   rootCase('root versions must go up by exactly one: skips, replays and repeats are refused', (crypto, w) => {
-    const signers = [w.rootKeys[1], w.rootKeys[2]];
+    const signers = [w.rootKeys[1], w.rootKeys[2], w.k4];
     expectReason(rotateRoot(crypto, w.root1, signedRoot({ ...w.spec2, version: 3 }, signers)), 'root-not-sequential', 'skip 1 -> 3');
     expectReason(rotateRoot(crypto, w.root1, w.root1Bytes), 'root-not-sequential', 'replay of root 1');
     const root2 = expectOk(rotateRoot(crypto, w.root1, signedRoot(w.spec2, signers)), 'root 2').root;
@@ -405,7 +443,7 @@ const rootCases: FirmwareCase[] = [
   }),
   rootCase('root rotation signed by strangers, or tampered, gives a signature reason', (crypto, w) => {
     expectReason(rotateRoot(crypto, w.root1, signedRoot(w.spec2, [testKey(crypto, 98), testKey(crypto, 99)])), 'wrong-key', 'strangers');
-    const bytes = signedRoot(w.spec2, [w.rootKeys[1], w.rootKeys[2]]);
+    const bytes = signedRoot(w.spec2, [w.rootKeys[1], w.rootKeys[2], w.k4]);
     bytes[8 + 10 + 5] ^= 0x20; // inside the first root key
     expectReason(rotateRoot(crypto, w.root1, bytes), 'bad-signature', 'a root key changed after signing');
     const manifest = signedManifest(manifestFields(crypto, testImage(10)), [w.targetsKeys[0]]);
@@ -423,7 +461,7 @@ const rootCases: FirmwareCase[] = [
     // Root 2 replaces root key 1 with key 4; root 3 replaces targets key 11 with key 14.
     const spec2 = { ...w.spec, version: 2, rootKeys: [w.k4, w.rootKeys[1], w.rootKeys[2]] };
     const spec3 = { ...spec2, version: 3, targetsKeys: [w.k14, w.targetsKeys[1], w.targetsKeys[2]] };
-    const root2 = signedRoot(spec2, [w.rootKeys[1], w.rootKeys[2]]);
+    const root2 = signedRoot(spec2, [w.rootKeys[1], w.rootKeys[2], w.k4]);
     const root3 = signedRoot(spec3, [w.k4, w.rootKeys[2]]);
     const chain = applyRootChain(crypto, w.root1, [root2, root3]);
     const root = expectOk(chain, 'chain').root;

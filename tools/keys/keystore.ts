@@ -191,25 +191,34 @@ export function rotateKeyDir(dir: string, options: RotateOptions): RotateResult 
 }
 
 /**
- * Signers for a rotation: keys kept from N count toward both thresholds, so
- * take them first, then replaced (old-only) keys for N's threshold, then new
- * keys for N+1's. An envelope holds at most 8 signatures.
+ * Signers for a rotation (docs/spec/root.md, "Rotation"): a threshold of N's
+ * root keys, a threshold of N+1's, and min(N+1's threshold, keys added) of
+ * the keys N+1 adds. Added keys sign first (as many as the rule asks), then
+ * kept keys (they count for both thresholds), then removed keys for what N's
+ * threshold still lacks. An envelope holds at most 8 signatures.
  */
 function chooseRotationSigners(dir: string, trusted: TrustedRoot, fields: RootFields, fresh: readonly SecretKey[]): SecretKey[] {
-  const newIds = new Set(fields.root.publicKeys.map((p) => bytesToHex(keyIdOf(hostCrypto(), p))));
+  const newIds = fields.root.publicKeys.map((p) => bytesToHex(keyIdOf(hostCrypto(), p)));
   const oldIds = trusted.root.keys.map((k) => bytesToHex(k.keyId));
   const load = (id: string): SecretKey | undefined => fresh.find((k) => keyIdHex(k) === id) ?? readSecretKey(dir, id);
-  const shared = oldIds.filter((id) => newIds.has(id)).map(load).filter((k): k is SecretKey => k !== undefined);
-  const oldOnly = oldIds.filter((id) => !newIds.has(id)).map(load).filter((k): k is SecretKey => k !== undefined);
-  const newOnly = [...newIds].filter((id) => !oldIds.includes(id)).map(load).filter((k): k is SecretKey => k !== undefined);
+  const available = (ids: readonly string[]) => ids.map(load).filter((k): k is SecretKey => k !== undefined);
+  const addedIds = newIds.filter((id) => !oldIds.includes(id));
+  const kept = available(oldIds.filter((id) => newIds.includes(id)));
+  const removed = available(oldIds.filter((id) => !newIds.includes(id)));
+  const added = available(addedIds);
   const oldThreshold = trusted.root.threshold;
   const newThreshold = fields.root.threshold;
-  const signers = shared.slice(0, Math.max(oldThreshold, newThreshold));
-  const needOld = Math.max(0, oldThreshold - signers.length);
-  const needNew = Math.max(0, newThreshold - signers.length);
-  if (oldOnly.length < needOld) throw new Error(`root ${trusted.version + 1} needs ${oldThreshold} signatures from root ${trusted.version}'s keys: private keys missing in ${join(dir, PRIVATE_DIR)}`);
-  if (newOnly.length < needNew) throw new Error(`root ${trusted.version + 1} needs ${newThreshold} signatures from its own root keys: private keys missing in ${join(dir, PRIVATE_DIR)}`);
-  signers.push(...oldOnly.slice(0, needOld), ...newOnly.slice(0, needNew));
+  const addedNeeded = Math.min(newThreshold, addedIds.length);
+  const next = trusted.version + 1;
+  if (added.length < addedNeeded) throw new Error(`root ${next} adds ${addedIds.length} root key(s), ${addedNeeded} of them must sign it: private keys missing in ${join(dir, PRIVATE_DIR)}`);
+  const keptSigners = kept.slice(0, Math.max(newThreshold - addedNeeded, oldThreshold));
+  // Added keys beyond the rule's minimum only when kept keys are missing for N+1's threshold.
+  const addedSigners = added.slice(0, Math.max(addedNeeded, newThreshold - keptSigners.length));
+  if (addedSigners.length + keptSigners.length < newThreshold) throw new Error(`root ${next} needs ${newThreshold} signatures from its own root keys: private keys missing in ${join(dir, PRIVATE_DIR)}`);
+  const signers = [...addedSigners, ...keptSigners];
+  const needOld = Math.max(0, oldThreshold - keptSigners.length);
+  if (removed.length < needOld) throw new Error(`root ${next} needs ${oldThreshold} signatures from root ${trusted.version}'s keys: private keys missing in ${join(dir, PRIVATE_DIR)}`);
+  signers.push(...removed.slice(0, needOld));
   if (signers.length > MAX_SIGNATURES) throw new Error(`this rotation needs ${signers.length} signatures, an envelope holds ${MAX_SIGNATURES}: replace fewer root keys at once`);
   return signers;
 }
