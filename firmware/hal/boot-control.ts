@@ -6,7 +6,12 @@
  */
 export type SlotIndex = 0 | 1;
 
-export type SlotState =
+/**
+ * A state an otadata copy can store (ESP-IDF `esp_ota_img_states_t`; values
+ * in `firmware/update/otadata.ts`, `OTA_STATE_CODES`). The one type for a
+ * slot's boot-control state, here and in the update area.
+ */
+export type OtaState =
   | 'new'
   | 'pending-verify'
   | 'valid'
@@ -18,7 +23,7 @@ export interface BootControl {
   /** Slot the running image was booted from. */
   runningSlot(): SlotIndex;
   /** State of the running slot's boot-control entry. */
-  runningState(): SlotState;
+  runningState(): OtaState;
   /** Select `slot` (already written and verified) for one trial boot. */
   requestTrial(slot: SlotIndex): void;
   /** Mark the running image valid: the trial becomes permanent. */

@@ -9,7 +9,7 @@ export { TICK_MODULUS } from './clock.ts';
 export type { Entropy } from './entropy.ts';
 export type { Watchdog } from './watchdog.ts';
 export type { System, ResetReason } from './system.ts';
-export type { BootControl, SlotIndex, SlotState } from './boot-control.ts';
+export type { BootControl, OtaState, SlotIndex } from './boot-control.ts';
 export type { ByteStream, ByteStreamCallbacks, StreamConnector } from './stream.ts';
 export type { Crypto, Sha256 } from './crypto.ts';
 export type { Log, LogLevel } from './log.ts';

@@ -16,10 +16,12 @@ import { elapsedMs } from '../base/ticks.ts';
 import { checkManifest, type ImageManifest } from './manifest.ts';
 import { applyRootChain, type TrustedRoot } from './root.ts';
 import type { TrustStore } from './trust-store.ts';
-import { StagingProgress } from './staging-progress.ts';
+import { StagingProgress, type StagingSession } from './staging-progress.ts';
 import { imageTag, stageImage, type ImageSource } from './staging.ts';
-import { activeCopy, markInvalid, markValid, readOtadata, setBootSlot, slotForSeq, stateOfSlot, withSeqAndState, writeOtadataCopy } from './otadata.ts';
-import { readAppImageHeader, verifyAppImage } from './app-image.ts';
+import { activeCopy, markInvalid, markValid, OtadataError, readOtadata, setBootSlot, slotForSeq, stateOfSlot, withSeqAndState, writeOtadataCopy } from './otadata.ts';
+import { readAppImageHeader, verifyAppImage, type AppImageHeader } from './app-image.ts';
+import type { UpdateReason } from './errors.ts';
+import { StorageError } from '../storage/errors.ts';
 import type { AuditSink } from './audit.ts';
 import type { HealthCheck } from './health.ts';
 
@@ -29,6 +31,36 @@ export interface SecurityFloor {
   raise(version: number): void;
 }
 
+/**
+ * Why there is no root of trust to check manifests against: the trust
+ * store's StorageError code ('format-too-new', 'not-formatted', …) or
+ * 'not-provisioned' (the store holds no root). Never read as "no root yet,
+ * accept anything" nor as "not provisioned" when the store said otherwise.
+ */
+export interface TrustUnavailable {
+  readonly unavailable: string;
+  readonly message: string;
+}
+
+/** The root of trust as loaded at boot, or why it could not be. */
+export type TrustReading = TrustedRoot | TrustUnavailable;
+
+/** Load the trusted root from `store`, turning its typed refusals into a TrustUnavailable. */
+export function loadTrust(store: Pick<TrustStore, 'load'>): TrustReading {
+  let root: TrustedRoot | undefined;
+  try {
+    root = store.load();
+  } catch (error) {
+    if (error instanceof StorageError) return { unavailable: error.code, message: error.message };
+    throw error;
+  }
+  return root ?? { unavailable: 'not-provisioned', message: 'the trust store holds no root' };
+}
+
+export function isTrustUnavailable(trust: TrustReading): trust is TrustUnavailable {
+  return typeof (trust as TrustUnavailable).unavailable === 'string';
+}
+
 export interface UpdateDeps {
   readonly otadata: FlashPartition;
   readonly slots: readonly [FlashPartition, FlashPartition];
@@ -36,7 +68,8 @@ export interface UpdateDeps {
   readonly runningSlot: SlotIndex;
   readonly progress: FlashPartition;
   readonly crypto: Crypto;
-  readonly trust: TrustedRoot;
+  /** The root of trust loaded at boot (`loadTrust`), or why there is none: then every offer is refused. */
+  readonly trust: TrustReading;
   readonly floor: SecurityFloor;
   readonly boardId: string;
   readonly watchdog: Watchdog;
@@ -54,22 +87,34 @@ export const MAX_TRIALS = 3;
 
 export type InstallOutcome = { ok: false; reason: string; message: string };
 
+/** Why the agent refuses every offer right now (the runtime reports it and goes to safe mode). */
+export interface Blocked {
+  readonly reason: Extract<UpdateReason, 'running-version-unknown' | 'trust-unavailable' | 'progress-unreadable'>;
+  readonly message: string;
+}
+
 export interface TrialOptions {
   /** Watchdog timeout during the trial; fed only while the checks are within their deadlines. */
   watchdogTimeoutMs: number;
 }
 
-export type TrialState = 'running' | 'committed' | 'rolled-back';
+/**
+ * 'rollback-impossible': a check failed but no other slot holds an image
+ * that verifies at or above the anti-rollback floor (ESP-IDF's
+ * `esp_ota_check_rollback_is_possible`): nothing was written, the device
+ * keeps running the image, and the runtime must report it (safe mode).
+ */
+export type TrialState = 'running' | 'committed' | 'rolled-back' | 'rollback-impossible';
 
 export class UpdateAgent {
-  private trusted: TrustedRoot;
+  private trusted: TrustReading;
 
   constructor(private readonly deps: UpdateDeps) {
     this.trusted = deps.trust;
   }
 
-  /** The root of trust manifests are checked against now. */
-  get trustedRoot(): TrustedRoot {
+  /** The root of trust manifests are checked against now, or why there is none. */
+  get trustedRoot(): TrustReading {
     return this.trusted;
   }
 
@@ -79,8 +124,13 @@ export class UpdateAgent {
    * it. A refused link stops the chain; the roots before it still count.
    */
   applyRoots(chain: readonly Uint8Array[], store: TrustStore): boolean {
-    const from = this.trusted.version;
-    const verdict = applyRootChain(this.deps.crypto, this.trusted, chain);
+    const trusted = this.trusted;
+    if (isTrustUnavailable(trusted)) {
+      this.deps.audit.emit({ kind: 'root-rejected', reason: 'trust-unavailable', message: `no trusted root to check a rotation against (${trusted.unavailable}): ${trusted.message}` });
+      return false;
+    }
+    const from = trusted.version;
+    const verdict = applyRootChain(this.deps.crypto, trusted, chain);
     if (verdict.root.version > from) {
       store.save(verdict.root);
       this.trusted = verdict.root;
@@ -90,10 +140,29 @@ export class UpdateAgent {
     return verdict.ok;
   }
 
-  /** Version of the image running now, from its slot header (0 if unreadable). */
-  runningVersion(): number {
+  /** Version of the image running now, from its slot header; undefined when the header does not read (never 0). */
+  runningVersion(): number | undefined {
     const reading = readAppImageHeader(this.deps.slots[this.deps.runningSlot]);
-    return reading.kind === 'header' ? reading.header.imageVersion : 0;
+    return reading.kind === 'header' ? reading.header.imageVersion : undefined;
+  }
+
+  /**
+   * Why every offer is refused now, or undefined: the running version is
+   * unknown (an unknown version must not pass the old-version check as 0),
+   * there is no trusted root (the trust store said format-too-new, …), or
+   * the staging progress log cannot be read (its trial count is unknown).
+   */
+  blockedBy(): Blocked | undefined {
+    const trusted = this.trusted;
+    if (isTrustUnavailable(trusted)) {
+      return { reason: 'trust-unavailable', message: `no trusted root (${trusted.unavailable}): ${trusted.message}` };
+    }
+    if (this.runningVersion() === undefined) {
+      return { reason: 'running-version-unknown', message: `the header of running slot ${this.deps.runningSlot} does not read: offers are refused until the running version is known` };
+    }
+    const progress = this.openProgress();
+    if (progress instanceof StorageError) return { reason: 'progress-unreadable', message: `staging progress log (${progress.code}): ${progress.message}` };
+    return undefined;
   }
 
   /**
@@ -104,11 +173,15 @@ export class UpdateAgent {
    */
   install(manifestBytes: Uint8Array, source: ImageSource): InstallOutcome {
     const { deps } = this;
+    const blocked = this.blockedBy();
+    if (blocked !== undefined) return this.refuse(blocked.reason, blocked.message);
+    const trusted = this.trusted as TrustedRoot;
+    const runningVersion = this.runningVersion() as number;
     const target = (1 - deps.runningSlot) as SlotIndex;
     const slot = deps.slots[target];
-    const verdict = checkManifest(deps.crypto, this.trusted, manifestBytes, {
+    const verdict = checkManifest(deps.crypto, trusted, manifestBytes, {
       boardId: deps.boardId,
-      runningVersion: this.runningVersion(),
+      runningVersion,
       securityFloor: deps.floor.secureVersion,
       slotSize: slot.status().size,
     });
@@ -135,21 +208,33 @@ export class UpdateAgent {
 
   /**
    * On boot: if the running image has not been confirmed, start its trial.
-   * Returns undefined when the running image is already VALID.
+   * "Confirmed" is the otadata state VALID *and*, for the image this agent
+   * staged last, its own CONFIRMED record: a torn otadata write can turn NEW
+   * into VALID under an intact CRC (the CRC covers only the seq), and then
+   * the bootloader boots the untried image as committed; the agent notices
+   * (`unconfirmed-valid`) and runs it as a trial. Returns undefined when the
+   * running image is confirmed.
    */
   beginTrial(checks: readonly HealthCheck[], options: TrialOptions): TrialBoot | undefined {
     const { deps } = this;
     const readings = readOtadata(deps.otadata);
     const state = stateOfSlot(readings, deps.runningSlot);
     if (state === 'valid' || state === undefined) {
-      this.reportAbortedTrial();
-      return undefined;
+      const unconfirmed = state === 'valid' ? this.unconfirmedStagedImage() : undefined;
+      if (unconfirmed === undefined) {
+        this.reportAbortedTrial();
+        return undefined;
+      }
+      deps.audit.emit({ kind: 'unconfirmed-valid', imageVersion: unconfirmed.imageVersion, slot: deps.runningSlot });
     }
     if (state !== 'pending-verify') this.markPendingVerify();
     return new TrialBoot(this, checks, options);
   }
 
-  /** @internal Called by TrialBoot when every check passed: VALID first, then the floor. */
+  /**
+   * @internal Called by TrialBoot when every check passed: VALID first, then
+   * the floor, then the agent's own CONFIRMED record.
+   */
   commit(): void {
     const { deps } = this;
     const readings = readOtadata(deps.otadata);
@@ -162,14 +247,96 @@ export class UpdateAgent {
       deps.floor.raise(header.header.secureVersion);
       deps.audit.emit({ kind: 'update-committed', imageVersion: header.header.imageVersion, securityVersion: header.header.secureVersion, slot: deps.runningSlot });
     }
+    this.recordConfirmation();
   }
 
-  /** @internal Called by TrialBoot when a check failed: INVALID, then back to the previous slot. */
-  rollBack(reason: string): never {
+  /**
+   * @internal Called by TrialBoot when a check failed: INVALID, then back to
+   * the previous slot. As ESP-IDF's `esp_ota_mark_app_invalid_rollback`, only
+   * when `esp_ota_check_rollback_is_possible` holds: the other copy is valid
+   * and its slot holds an image that verifies with a secure version at or
+   * above the anti-rollback floor. Otherwise nothing is written, the refusal
+   * is reported, and 'rollback-impossible' is returned (no restart).
+   */
+  rollBack(reason: string): 'rollback-impossible' {
     const { deps } = this;
-    markInvalid(deps.otadata, (slot) => verifyAppImage(deps.slots[slot], deps.crypto.createSha256).kind === 'ok');
-    deps.audit.emit({ kind: 'update-rolled-back', imageVersion: this.runningVersion(), reason });
+    try {
+      markInvalid(deps.otadata, (slot) => this.canRollBackTo(slot as SlotIndex));
+    } catch (error) {
+      if (!(error instanceof OtadataError) || (error.code !== 'rollback-impossible' && error.code !== 'no-active-entry')) throw error;
+      deps.audit.emit({ kind: 'rollback-impossible', imageVersion: this.runningVersion(), reason, message: error.message });
+      return 'rollback-impossible';
+    }
+    deps.audit.emit({ kind: 'update-rolled-back', imageVersion: this.runningVersion() ?? 0, reason });
     return deps.system.restart(`rollback: ${reason}`);
+  }
+
+  /** `esp_ota_check_rollback_is_possible` for one slot: its image verifies and (anti-rollback) its secure version is not below the floor. */
+  private canRollBackTo(slot: SlotIndex): boolean {
+    const header = readAppImageHeader(this.deps.slots[slot]);
+    if (header.kind !== 'header' || header.header.secureVersion < this.deps.floor.secureVersion) return false;
+    return verifyAppImage(this.deps.slots[slot], this.deps.crypto.createSha256).kind === 'ok';
+  }
+
+  /**
+   * The running image reads VALID: is it the image this agent staged last,
+   * selected for a trial and never confirmed? The staged image's version is
+   * above the one that was running when it was staged, so it is the newer
+   * of the two slots (cheap test); then the running slot must hash to the
+   * session's tag (exact, and only reached in this rare case). An unreadable
+   * progress log is reported and treated as "confirmed": a trial whose
+   * confirmation cannot be recorded would repeat on every boot.
+   */
+  private unconfirmedStagedImage(): AppImageHeader | undefined {
+    const { deps } = this;
+    const progress = this.openProgress();
+    if (progress instanceof StorageError) {
+      deps.audit.emit({ kind: 'store-unreadable', store: 'staging-progress', code: progress.code, message: progress.message });
+      return undefined;
+    }
+    const session = progress.session();
+    if (session === undefined || !session.complete || session.trials === 0 || session.confirmed) return undefined;
+    const running = readAppImageHeader(deps.slots[deps.runningSlot]);
+    if (running.kind !== 'header') return undefined;
+    const other = readAppImageHeader(deps.slots[1 - deps.runningSlot]);
+    if (other.kind === 'header' && other.header.imageVersion >= running.header.imageVersion) return undefined;
+    return this.slotHoldsSession(deps.runningSlot, session) ? running.header : undefined;
+  }
+
+  /** After a commit: record CONFIRMED for the session if the running slot holds its image. */
+  private recordConfirmation(): void {
+    const progress = this.openProgress();
+    if (progress instanceof StorageError) {
+      this.deps.audit.emit({ kind: 'store-unreadable', store: 'staging-progress', code: progress.code, message: progress.message });
+      return;
+    }
+    const session = progress.session();
+    if (session === undefined || !session.complete || session.confirmed) return;
+    if (this.slotHoldsSession(this.deps.runningSlot, session)) progress.recordConfirmed();
+  }
+
+  /** The first `imageLength` bytes of `slot` hash to the session's tag. */
+  private slotHoldsSession(slot: SlotIndex, session: StagingSession): boolean {
+    const flash = this.deps.slots[slot];
+    if (session.imageLength > flash.status().size) return false;
+    const hash = this.deps.crypto.createSha256();
+    const buffer = new Uint8Array(1024);
+    for (let offset = 0; offset < session.imageLength; offset += buffer.length) {
+      const part = buffer.subarray(0, Math.min(buffer.length, session.imageLength - offset));
+      flash.read(offset, part);
+      hash.update(part);
+    }
+    return imageTag(hash.digest()) === session.tag;
+  }
+
+  /** The progress log, or the StorageError that refuses it. */
+  private openProgress(): StagingProgress | StorageError {
+    try {
+      return StagingProgress.open(this.deps.progress);
+    } catch (error) {
+      if (error instanceof StorageError) return error;
+      throw error;
+    }
   }
 
   /**
@@ -181,7 +348,11 @@ export class UpdateAgent {
     const { deps } = this;
     const other = (1 - deps.runningSlot) as SlotIndex;
     if (stateOfSlot(readOtadata(deps.otadata), other) !== 'aborted') return;
-    const progress = StagingProgress.open(deps.progress);
+    const progress = this.openProgress();
+    if (progress instanceof StorageError) {
+      deps.audit.emit({ kind: 'store-unreadable', store: 'staging-progress', code: progress.code, message: progress.message });
+      return;
+    }
     const session = progress.session();
     if (session === undefined || !session.complete || session.reported >= session.trials) return;
     const header = readAppImageHeader(deps.slots[other]);
@@ -195,10 +366,11 @@ export class UpdateAgent {
   }
 
   /**
-   * A running entry whose state reads as neither VALID nor PENDING_VERIFY
-   * (a torn otadata erase can flip state bits under an intact CRC) would be
-   * booted again without the bootloader's abort: mark it PENDING_VERIFY so
-   * a hang during this trial still rolls back.
+   * A running entry whose state reads as neither PENDING_VERIFY nor a VALID
+   * this agent confirmed (a torn otadata erase or program can leave any
+   * state under an intact CRC) would be booted again without the
+   * bootloader's abort: mark it PENDING_VERIFY so a hang during this trial
+   * still rolls back.
    */
   private markPendingVerify(): void {
     const readings = readOtadata(this.deps.otadata);
@@ -258,9 +430,9 @@ export class TrialBoot {
     for (const check of this.checks) {
       if (this.passed.has(check.name)) continue;
       const status = check.poll();
-      if (status.state === 'failed') this.fail(`${check.name}: ${status.reason}`);
+      if (status.state === 'failed') return this.fail(`${check.name}: ${status.reason}`);
       if (status.state === 'passed') this.passed.add(check.name);
-      else if (elapsed > check.deadlineMs) this.fail(`${check.name}: not passed within ${check.deadlineMs} ms`);
+      else if (elapsed > check.deadlineMs) return this.fail(`${check.name}: not passed within ${check.deadlineMs} ms`);
     }
     if (this.passed.size === this.checks.length) {
       this.agent.commit();
@@ -272,9 +444,11 @@ export class TrialBoot {
     return this.state;
   }
 
-  private fail(reason: string): never {
+  /** Roll back (restarts), or, when ESP-IDF's rule forbids it, stop the trial in 'rollback-impossible'. */
+  private fail(reason: string): TrialState {
     this.state = 'rolled-back';
     this.agent.hal.watchdog.disarm();
-    return this.agent.rollBack(reason);
+    this.state = this.agent.rollBack(reason);
+    return this.state;
   }
 }

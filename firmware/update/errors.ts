@@ -41,7 +41,13 @@ export type UpdateReason =
   /** The image's SHA-256 differs from the manifest's, or it is longer than declared. */
   | 'tampered'
   /** The image is shorter than declared. */
-  | 'truncated';
+  | 'truncated'
+  /** The running image's version cannot be read (its slot header does not decode): no offer is checked against "unknown". */
+  | 'running-version-unknown'
+  /** The trusted root could not be loaded (the trust store's StorageError code is in the message: format-too-new, not-formatted, …, or never provisioned). */
+  | 'trust-unavailable'
+  /** The staging progress log cannot be read (format-too-new or not-formatted): its trial count is unknown. */
+  | 'progress-unreadable';
 
 /** Every reason code with its one-line meaning (for docs, CLI help and tests). */
 export const UPDATE_REASONS: Readonly<Record<UpdateReason, string>> = Object.freeze({
@@ -61,6 +67,9 @@ export const UPDATE_REASONS: Readonly<Record<UpdateReason, string>> = Object.fre
   'not-in-rollout': 'staged rollout does not include this device',
   tampered: 'image digest or length does not match the manifest',
   truncated: 'image shorter than the manifest declares',
+  'running-version-unknown': 'the running image version cannot be read',
+  'trust-unavailable': 'no trusted root could be loaded from the trust store',
+  'progress-unreadable': 'the staging progress log cannot be read (its trial count is unknown)',
 });
 
 export class UpdateError extends Error {

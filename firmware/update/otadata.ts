@@ -6,8 +6,9 @@
  * `esp_flash_partitions.h`, `bootloader_common_loader.c`,
  * `bootloader_utility.c`, `esp_ota_ops.c`; the spec cites each rule.
  *
- * Layout: an otadata partition of two sectors; copy `i` is one 32-byte entry
- * at the start of sector `i` (the rest of the sector stays erased).
+ * Layout: an otadata partition of two 4 KiB sectors; copy `i` is one 32-byte
+ * entry at offset `i * 0x1000` (the rest of the sector stays erased). Any
+ * other geometry is refused (`otadataSectorLength`).
  *
  *   0         4                      24          28          32
  *   +---------+----------------------+-----------+-----------+
@@ -20,7 +21,7 @@
  * zlib's crc32 of those bytes (that would be `esp_rom_crc32_le(0, ...)`).
  */
 import type { FlashPartition } from '../hal/flash.ts';
-import type { SlotIndex } from '../hal/boot-control.ts';
+import type { OtaState, SlotIndex } from '../hal/boot-control.ts';
 import { crc32Final, crc32Update } from '../base/crc32.ts';
 
 /** Bytes of one entry (`sizeof(esp_ota_select_entry_t)`). */
@@ -28,6 +29,12 @@ export const OTADATA_ENTRY_LENGTH = 32;
 export const OTADATA_SEQ_LABEL_LENGTH = 20;
 /** Sectors (copies) in the otadata partition. */
 export const OTADATA_COPIES = 2;
+/**
+ * Bytes between copy 0 and copy 1, and the erase unit of one copy: ESP-IDF's
+ * `SPI_FLASH_SEC_SIZE` (the bootloader's `read_otadata` reads copy 1 at
+ * partition offset + 0x1000 on every chip).
+ */
+export const OTADATA_SECTOR_LENGTH = 0x1000;
 /** `ota_seq` of an erased entry: never a sequence number (ESP-IDF `UINT32_MAX`). */
 export const OTA_SEQ_BLANK = 0xffffffff;
 /** OTA app slots holdfast uses (ota_0, ota_1; no factory, no test app). */
@@ -39,11 +46,11 @@ const STATE_OFFSET = 24;
 const CRC_OFFSET = 28;
 
 /**
- * A state that can be stored in an entry (`esp_ota_img_states_t`). Table
- * wildcards live in decide.ts and are a different type, so they can never
- * be encoded.
+ * A state that can be stored in an entry (`esp_ota_img_states_t`): the HAL's
+ * one type for it, re-exported. Table wildcards live in decide.ts and are a
+ * different type, so they can never be encoded.
  */
-export type OtaState = 'new' | 'pending-verify' | 'valid' | 'invalid' | 'aborted' | 'undefined';
+export type { OtaState };
 
 /** `esp_ota_img_states_t` values (esp_flash_partitions.h). */
 export const OTA_STATE_CODES: Readonly<Record<OtaState, number>> = Object.freeze({
@@ -80,7 +87,7 @@ export interface OtaEntryReading {
 }
 
 export type OtadataErrorCode =
-  /** The otadata partition cannot hold two 32-byte copies written in whole program units. */
+  /** The otadata partition is not two 4096-byte erase blocks with 32-byte entries in whole program units. */
   | 'bad-geometry'
   /** No valid copy: the running app is not an OTA app in ESP-IDF's terms ("Running firmware is factory"). */
   | 'no-active-entry'
@@ -274,19 +281,37 @@ export function stateOfSlot(readings: readonly [OtaEntryReading, OtaEntryReading
 
 // ------------------------------------------------------- flash access --
 
-/** Sector length and checks: two blocks, a 32-byte entry in whole program units. */
+/**
+ * The otadata partition's geometry as the real bootloader reads it: copy 0
+ * at offset 0 and copy 1 at offset 0x1000 (`SPI_FLASH_SEC_SIZE`), whatever
+ * the partition reports; each copy is replaced by erasing its own 4 KiB
+ * sector (`bootloader_flash_erase_sector`, `esp_partition_erase_range` over
+ * one sector). So the partition must be exactly two 4096-byte erase blocks
+ * (ESP-IDF's partition tool insists on an 0x2000-byte otadata partition): a
+ * smaller block would need several erases per copy where ESP-IDF does one,
+ * a larger one would erase both copies at once, and either would put copy 1
+ * where the bootloader does not look. 32-byte entries must be whole program
+ * units (16-byte units with flash encryption) and erased flash reads 0xFF.
+ * Returns the offset of copy 1 (0x1000); throws `bad-geometry` otherwise.
+ */
 export function otadataSectorLength(flash: FlashPartition): number {
   const status = flash.status();
-  if (status.blocks < OTADATA_COPIES || status.blockLength < OTADATA_ENTRY_LENGTH || OTADATA_ENTRY_LENGTH % status.writeAlign !== 0 || status.eraseValue !== 0xff) {
+  if (
+    status.blockLength !== OTADATA_SECTOR_LENGTH ||
+    status.blocks !== OTADATA_COPIES ||
+    status.size !== OTADATA_COPIES * OTADATA_SECTOR_LENGTH ||
+    OTADATA_ENTRY_LENGTH % status.writeAlign !== 0 ||
+    status.eraseValue !== 0xff
+  ) {
     throw new OtadataError(
       'bad-geometry',
-      `otadata needs 2 blocks of at least 32 bytes, writeAlign dividing 32 and eraseValue 0xFF (got ${status.blocks} x ${status.blockLength}, writeAlign ${status.writeAlign})`,
+      `otadata must be two 4096-byte erase blocks (copy 1 at +0x1000, where the bootloader reads it), writeAlign dividing 32 and eraseValue 0xFF (got ${status.blocks} x ${status.blockLength}, writeAlign ${status.writeAlign}, eraseValue 0x${status.eraseValue.toString(16)})`,
     );
   }
-  return status.blockLength;
+  return OTADATA_SECTOR_LENGTH;
 }
 
-/** Both copies (`read_otadata`): 32 bytes at the start of sector 0 and of sector 1. */
+/** Both copies (`read_otadata`): 32 bytes at offset 0 and at offset 0x1000. */
 export function readOtadata(flash: FlashPartition): [OtaEntryReading, OtaEntryReading] {
   const sector = otadataSectorLength(flash);
   const buffer = new Uint8Array(OTADATA_ENTRY_LENGTH);

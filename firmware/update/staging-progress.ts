@@ -9,14 +9,28 @@
  * session erases the partition first. Recovery reads the log once: the last
  * valid entries of the newest session say where to resume. An entry torn by
  * a cut fails its CRC and is skipped; the next entry goes in the next slot.
+ *
+ * Fail closed: an entry whose CRC holds but which this firmware does not
+ * understand (a newer format version, an unknown kind, nonzero reserved
+ * bytes) is refused with a StorageError, never skipped, since skipping it
+ * could lower the trial count; an unreadable entry after the download's
+ * last chunk counts as one more trial (it may have been one).
  */
 import type { FlashPartition } from '../hal/flash.ts';
 import { crc32 } from '../base/crc32.ts';
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
+import { StorageError } from '../storage/errors.ts';
 
 export const PROGRESS_ENTRY_LENGTH = 16;
 
-export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3, TRIAL: 4, REPORTED: 5 });
+/**
+ * Entry kinds (docs/spec/staging-progress.md). CONFIRMED was added to format
+ * 1 before any release; an entry kind this firmware does not know is refused.
+ */
+export const ProgressKind = Object.freeze({ BEGIN: 1, CHUNK: 2, COMPLETE: 3, TRIAL: 4, REPORTED: 5, CONFIRMED: 6 });
+
+/** A decoded entry, or 'torn' when its CRC fails (a cut, or damage). */
+export type ProgressEntry = { readonly kind: number; readonly tag: number; readonly value: number } | 'torn';
 
 export interface StagingSession {
   /** Identifies the download (derived from the manifest digest): progress of another image never counts. */
@@ -29,6 +43,8 @@ export interface StagingSession {
   trials: number;
   /** Trials whose end without a commit has been reported (audit). */
   reported: number;
+  /** The update agent confirmed this image after its health checks (CONFIRMED). */
+  confirmed: boolean;
 }
 
 export class StagingProgress {
@@ -44,7 +60,7 @@ export class StagingProgress {
     this.slots = status.size / PROGRESS_ENTRY_LENGTH;
   }
 
-  /** Read the log; never writes. */
+  /** Read the log; never writes. Throws StorageError ('format-too-new', 'not-formatted') for an entry it cannot understand. */
   static open(flash: FlashPartition): StagingProgress {
     const progress = new StagingProgress(flash);
     progress.recover();
@@ -68,7 +84,7 @@ export class StagingProgress {
     this.nextSlot = 0;
     this.current = undefined;
     this.append(ProgressKind.BEGIN, tag, imageLength);
-    this.current = { tag, imageLength, chunksDone: 0, complete: false, trials: 0, reported: 0 };
+    this.current = newSession(tag, imageLength);
   }
 
   /** Record that chunk `index` (the next one) is durable in the slot. */
@@ -101,6 +117,14 @@ export class StagingProgress {
     session.reported = Math.max(session.reported, trial);
   }
 
+  /** Record that the update agent confirmed this session's image (after VALID and the floor raise). */
+  recordConfirmed(): void {
+    const session = this.requireSession();
+    if (!session.complete) throw new Error('only a complete image can be confirmed');
+    this.append(ProgressKind.CONFIRMED, session.tag, session.trials);
+    session.confirmed = true;
+  }
+
   private requireSession(): StagingSession {
     if (!this.current) throw new Error('no staging session: call begin() first');
     return this.current;
@@ -115,25 +139,53 @@ export class StagingProgress {
   private recover(): void {
     const entry = new Uint8Array(PROGRESS_ENTRY_LENGTH);
     let session: StagingSession | undefined;
+    // Unreadable entries since the session's last CHUNK or TRIAL: any of them may have been a TRIAL.
+    let unreadable = 0;
+    let maxTrial = 0;
+    const close = (): void => {
+      if (session) session.trials = maxTrial + unreadable;
+    };
     for (let slot = 0; slot < this.slots; slot++) {
       this.flash.read(slot * PROGRESS_ENTRY_LENGTH, entry);
       if (entry.every((b) => b === 0xff)) {
         // Entries are appended in order: the first free slot ends the log.
         this.nextSlot = slot;
+        close();
         this.current = session;
         return;
       }
-      const decoded = decodeProgressEntry(entry);
-      if (decoded === undefined) continue; // torn by a cut: skipped, never rewritten
-      if (decoded.kind === ProgressKind.BEGIN) session = { tag: decoded.tag, imageLength: decoded.value, chunksDone: 0, complete: false, trials: 0, reported: 0 };
-      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.CHUNK && decoded.value === session.chunksDone) session.chunksDone++;
-      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.COMPLETE) session.complete = true;
-      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.TRIAL && session.complete) session.trials = Math.max(session.trials, decoded.value);
-      else if (session && decoded.tag === session.tag && decoded.kind === ProgressKind.REPORTED) session.reported = Math.max(session.reported, decoded.value);
+      const decoded = decodeProgressEntry(entry, slot);
+      if (decoded === 'torn') {
+        if (session) unreadable++; // torn by a cut, or damaged: skipped, never rewritten
+        continue;
+      }
+      if (decoded.kind === ProgressKind.BEGIN) {
+        session = newSession(decoded.tag, decoded.value);
+        unreadable = 0;
+        maxTrial = 0;
+        continue;
+      }
+      if (!session || decoded.tag !== session.tag) continue;
+      if (decoded.kind === ProgressKind.CHUNK) {
+        if (decoded.value === session.chunksDone) session.chunksDone++;
+        unreadable = 0;
+      } else if (decoded.kind === ProgressKind.COMPLETE) session.complete = true;
+      else if (decoded.kind === ProgressKind.TRIAL) {
+        // A TRIAL is written only for a complete image: it proves completeness even if COMPLETE was lost.
+        session.complete = true;
+        if (decoded.value >= maxTrial) unreadable = 0;
+        maxTrial = Math.max(maxTrial, decoded.value);
+      } else if (decoded.kind === ProgressKind.REPORTED) session.reported = Math.max(session.reported, decoded.value);
+      else if (decoded.kind === ProgressKind.CONFIRMED) session.confirmed = true;
     }
     this.nextSlot = this.slots;
+    close();
     this.current = session;
   }
+}
+
+function newSession(tag: number, imageLength: number): StagingSession {
+  return { tag, imageLength, chunksDone: 0, complete: false, trials: 0, reported: 0, confirmed: false };
 }
 
 export function encodeProgressEntry(kind: number, tag: number, value: number): Uint8Array {
@@ -147,9 +199,22 @@ export function encodeProgressEntry(kind: number, tag: number, value: number): U
   return out;
 }
 
-export function decodeProgressEntry(entry: Uint8Array): { kind: number; tag: number; value: number } | undefined {
+/**
+ * Decode one entry: 'torn' when the CRC fails (a cut or damage: the caller
+ * skips it). An entry whose CRC holds but which is not this format (a newer
+ * version, an unknown kind, nonzero reserved bytes) throws StorageError:
+ * skipping it could hide a trial. `slot` names the entry in the message.
+ */
+export function decodeProgressEntry(entry: Uint8Array, slot = 0): ProgressEntry {
   const view = new DataView(entry.buffer, entry.byteOffset, PROGRESS_ENTRY_LENGTH);
-  if (view.getUint32(12, true) !== crc32(entry, 0, 12)) return undefined;
-  if (entry[0] !== FORMAT_VERSIONS.stagingProgress || entry[2] !== 0 || entry[3] !== 0) return undefined;
-  return { kind: entry[1], tag: view.getUint32(4, true), value: view.getUint32(8, true) };
+  if (view.getUint32(12, true) !== crc32(entry, 0, 12)) return 'torn';
+  const version = entry[0];
+  if (version > FORMAT_VERSIONS.stagingProgress) {
+    throw new StorageError('format-too-new', `staging progress entry ${slot} has format ${version}; this firmware reads format ${FORMAT_VERSIONS.stagingProgress}: refusing rather than losing its trial count`);
+  }
+  const kind = entry[1];
+  if (version !== FORMAT_VERSIONS.stagingProgress || entry[2] !== 0 || entry[3] !== 0 || kind < ProgressKind.BEGIN || kind > ProgressKind.CONFIRMED) {
+    throw new StorageError('not-formatted', `staging progress entry ${slot} (format ${version}, kind ${kind}) is not a format-${FORMAT_VERSIONS.stagingProgress} entry although its CRC holds`);
+  }
+  return { kind, tag: view.getUint32(4, true), value: view.getUint32(8, true) };
 }

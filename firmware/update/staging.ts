@@ -7,7 +7,8 @@
  * slot erase never starves it), and its progress entry follows once the
  * bytes are durable. After a power cut the download resumes at the first
  * chunk without a progress entry: at most one chunk is transferred again.
- * The hash of the chunks already in the slot is recomputed from flash.
+ * The hash of the chunks already in the slot is recomputed from flash (of
+ * the whole image when the log says it is complete).
  */
 import type { FlashPartition } from '../hal/flash.ts';
 import type { Crypto } from '../hal/crypto.ts';
@@ -50,7 +51,8 @@ export function stageImage(target: StagingTarget, image: ExpectedImage, source: 
   if (chunks > progress.capacity) return { ok: false, reason: 'too-large', message: `image needs ${chunks} chunks; the progress log holds ${progress.capacity}` };
   const session = progress.session();
   const resumable = session !== undefined && session.tag === image.tag && session.imageLength === image.length;
-  const resumeAt = resumable ? session.chunksDone : 0;
+  // A complete session is re-hashed whole from the slot: its chunk entries are not needed (one may be damaged).
+  const resumeAt = resumable ? (session.complete ? chunks : Math.min(session.chunksDone, chunks)) : 0;
   if (!resumable) progress.begin(image.tag, image.length);
   const hash = target.crypto.createSha256();
   const buffer = new Uint8Array(blockLength);

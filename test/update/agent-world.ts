@@ -8,7 +8,7 @@ import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import type { Crypto } from '../../firmware/hal/crypto.ts';
 import type { ResetReason } from '../../firmware/hal/system.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
-import { UpdateAgent, type TrialState } from '../../firmware/update/agent.ts';
+import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialState, type TrustReading } from '../../firmware/update/agent.ts';
 import { TrustStore } from '../../firmware/update/trust-store.ts';
 import { combinedFloor, FloorStore } from '../../firmware/update/floor-store.ts';
 import type { UpdateAuditEvent } from '../../firmware/update/audit.ts';
@@ -20,11 +20,13 @@ import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/
 import { BOARD, manifestFields, signedManifest, testWorld } from './manifest-fixtures.ts';
 import { ok } from '../support/check.ts';
 
-export const BLOCK = 512;
-export const SLOT_BLOCKS = 8;
+/** ESP32 sectors: otadata must be two 4 KiB sectors (docs/spec/otadata.md), and one flash holds every partition. */
+export const BLOCK = 4096;
+export const SLOT_BLOCKS = 4;
 export const PROGRESS_BLOCKS = 2;
 
-export const BODY_LENGTH = 5 * BLOCK + 100;
+/** Two chunks (resume is exercised) while keeping SHA-256 in XS affordable: every boot hashes both slots. */
+export const BODY_LENGTH = BLOCK + 100;
 export const WATCHDOG_MS = 2_000;
 
 export type Behaviour = 'good' | 'hang' | 'fails-self-test';
@@ -91,7 +93,18 @@ export interface DeviceState {
 }
 
 export function newDeviceState(world: World, behaviours: Record<number, Behaviour>, offer: Release | undefined): DeviceState {
-  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), floorFlash: new SimFlash({ blocks: 2, blockLength: 256 }), roots: [], rootVersions: [] };
+  const floorFlash = new SimFlash({ blocks: 2, blockLength: 256 });
+  // A floor store is provisioned before first use: a blank floor partition is refused, never read as 0.
+  FloorStore.format(floorFlash);
+  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), floorFlash, roots: [], rootVersions: [] };
+}
+
+/** The trust store's reading at boot; a factory-fresh device is provisioned with root 1 first. */
+function provisionedTrust(store: TrustStore, world: World): TrustReading {
+  const reading = loadTrust(store);
+  if (!isTrustUnavailable(reading) || (reading.unavailable !== 'not-provisioned' && reading.unavailable !== 'blank')) return reading;
+  store.save(world.root.root1);
+  return loadTrust(store);
 }
 
 /**
@@ -100,7 +113,7 @@ export function newDeviceState(world: World, behaviours: Record<number, Behaviou
  * or PowerCut, which the caller turns into the next boot.
  */
 export function bootOnce(flash: FlashPartition, world: World, state: DeviceState): TrialState | 'idle' {
-  const { otadata, slots, progress } = partitionsOf(flash);
+  const { otadata, slots } = partitionsOf(flash);
   const bootloader = new SimBootloader({ otadata, slots, createSha256: () => world.crypto.createSha256(), efuse: state.efuse });
   const decision: BootDecision = bootloader.boot();
   const version = decision.header.imageVersion;
@@ -108,33 +121,7 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
   if (decision.state === 'valid') state.committedSecure = Math.max(state.committedSecure, decision.header.secureVersion);
   checkFloor(state);
   const clock = new VirtualClock();
-  const watchdog = new SimWatchdog(clock);
-  // The root of trust comes from flash on every boot; a factory-fresh device is provisioned with root 1.
-  const store = new TrustStore(state.trustFlash, world.crypto);
-  if (store.load() === undefined) store.save(world.root.root1);
-  const trusted = store.load()!;
-  state.rootVersions.push(trusted.version);
-  const agent = new UpdateAgent({
-    otadata,
-    slots,
-    runningSlot: decision.slot,
-    progress,
-    crypto: world.crypto,
-    trust: trusted,
-    floor: combinedFloor(new FloorStore(state.floorFlash), state.efuse),
-    boardId: BOARD,
-    watchdog,
-    clock,
-    system: { lastResetReason: () => state.resetReason, restart: (why: string) => { throw new DeviceReset('software', why); } },
-    audit: {
-      emit: (event) => {
-        state.events.push(event.kind);
-        // Staged or refused: the server has its answer and stops offering.
-        if (event.kind === 'update-staged' || event.kind === 'update-rejected') state.offer = undefined;
-        if (event.kind === 'update-committed') state.committedSecure = Math.max(state.committedSecure, event.securityVersion);
-      },
-    },
-  });
+  const { agent, store } = agentFor(flash, world, state, decision.slot, clock);
   if (state.roots.length > 0) {
     const chain = state.roots;
     state.roots = [];
@@ -164,6 +151,42 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
     });
   }
   return 'idle';
+}
+
+/**
+ * The update agent of one boot running from `runningSlot`, wired to the
+ * world's flash, stores and audit record, with a fresh watchdog on `clock`.
+ * `trust` replaces the trust store's reading (tests of an unreadable store).
+ */
+export function agentFor(flash: FlashPartition, world: World, state: DeviceState, runningSlot: 0 | 1, clock: VirtualClock, trust?: TrustReading): { agent: UpdateAgent; store: TrustStore; watchdog: SimWatchdog } {
+  const { otadata, slots, progress } = partitionsOf(flash);
+  const watchdog = new SimWatchdog(clock);
+  // The root of trust comes from flash on every boot; a factory-fresh device is provisioned with root 1.
+  const store = new TrustStore(state.trustFlash, world.crypto);
+  const trusted = trust ?? provisionedTrust(store, world);
+  state.rootVersions.push(isTrustUnavailable(trusted) ? -1 : trusted.version);
+  const agent = new UpdateAgent({
+    otadata,
+    slots,
+    runningSlot,
+    progress,
+    crypto: world.crypto,
+    trust: trusted,
+    floor: combinedFloor(new FloorStore(state.floorFlash), state.efuse),
+    boardId: BOARD,
+    watchdog,
+    clock,
+    system: { lastResetReason: () => state.resetReason, restart: (why: string) => { throw new DeviceReset('software', why); } },
+    audit: {
+      emit: (event) => {
+        state.events.push(event.kind);
+        // Staged or refused: the server has its answer and stops offering.
+        if (event.kind === 'update-staged' || event.kind === 'update-rejected') state.offer = undefined;
+        if (event.kind === 'update-committed') state.committedSecure = Math.max(state.committedSecure, event.securityVersion);
+      },
+    },
+  });
+  return { agent, store, watchdog };
 }
 
 function checkFloor(state: DeviceState): void {

@@ -13,7 +13,7 @@ import { MAX_TRIALS } from '../../firmware/update/agent.ts';
 import { bytesEqual, equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { manifestFields, signedManifest, signedRoot, testKey } from './manifest-fixtures.ts';
-import { bootOnce, flashOptions, makeWorld, newDeviceState, partitionsOf, running, runDevice, type Behaviour, type DeviceState, type World } from './agent-world.ts';
+import { BLOCK, bootOnce, flashOptions, makeWorld, newDeviceState, partitionsOf, running, runDevice, type Behaviour, type DeviceState, type World } from './agent-world.ts';
 
 function provisioned(env: CaseEnv, mode: FlashMode, world: World) {
   const flash = env.createFlash(flashOptions(mode));
@@ -55,8 +55,8 @@ export function updateScenario(mode: FlashMode, behaviour: Behaviour, world: Wor
   };
 }
 
-/** At most one chunk re-transferred per cut, and one extra full transfer if a cut lands after the image was checked but before it was selected. */
-const BLOCK_GUARD = 2048;
+/** At most one chunk (one erase block) re-transferred per cut, and one extra full transfer if a cut lands after the image was checked but before it was selected. */
+const BLOCK_GUARD = BLOCK;
 
 /** The factory image is flashed before the run: provisioning is not part of what is cut. */
 function provisionedFlash(env: CaseEnv, world: World): CaseEnv['createFlash'] {

@@ -5,7 +5,9 @@
  * ends with the slot holding exactly the signed bytes.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { StagingProgress } from '../../firmware/update/staging-progress.ts';
+import { encodeProgressEntry, PROGRESS_ENTRY_LENGTH, ProgressKind, StagingProgress } from '../../firmware/update/staging-progress.ts';
+import { StorageError } from '../../firmware/storage/errors.ts';
+import { crc32 } from '../../firmware/base/crc32.ts';
 import { imageTag, stageImage, type ImageSource } from '../../firmware/update/staging.ts';
 import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { runExhaustive, runRandom, type CutScenario } from '../../tools/sim/power-cut.ts';
@@ -72,9 +74,97 @@ export function stagingScenario(mode: FlashMode, length: number): CutScenario<St
   };
 }
 
+/** Write `entries` (kind, tag, value) from slot 0 of a fresh progress partition; a number entry is a raw 16-byte pattern. */
+function progressLog(env: CaseEnv, mode: FlashMode, entries: readonly (readonly [number, number, number] | Uint8Array)[]): FlashPartition {
+  const flash = env.createFlash({ blocks: PROGRESS_BLOCKS, blockLength: 4096, mode });
+  entries.forEach((entry, slot) => flash.write(slot * PROGRESS_ENTRY_LENGTH, entry instanceof Uint8Array ? entry : encodeProgressEntry(entry[0], entry[1], entry[2])));
+  return flash;
+}
+
+/** An entry whose CRC holds over edited bytes (what newer firmware, not a cut, writes). */
+function resealed(kind: number, tag: number, value: number, edit: (bytes: Uint8Array) => void): Uint8Array {
+  const bytes = encodeProgressEntry(kind, tag, value);
+  edit(bytes);
+  new DataView(bytes.buffer).setUint32(12, crc32(bytes, 0, 12), true);
+  return bytes;
+}
+
+function refusal(run: () => unknown): string {
+  try {
+    run();
+    return 'opened';
+  } catch (error) {
+    if (error instanceof StorageError) return error.code;
+    throw error;
+  }
+}
+
+const TAG = 0x5eed;
+const { BEGIN, CHUNK, COMPLETE, TRIAL, REPORTED } = ProgressKind;
+/** A torn entry: a cut left part of the 16 bytes programmed, the CRC fails. */
+const TORN = Uint8Array.of(1, 4, 0, 0, 0xed, 0x5e, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+
 export const suite: CaseSuite = {
   name: 'staging power cuts',
   cases: [
+    {
+      name: 'progress log: an entry in a newer format is refused (format-too-new), never skipped (it may be a TRIAL)',
+      run(env) {
+        for (const mode of ['plain', 'strict'] as const) {
+          const newerTrial = resealed(TRIAL, TAG, 2, (b) => (b[0] = 2));
+          const flash = progressLog(env, mode, [[BEGIN, TAG, 5000], [CHUNK, TAG, 0], [COMPLETE, TAG, 5000], [TRIAL, TAG, 1], newerTrial]);
+          equal(refusal(() => StagingProgress.open(flash)), 'format-too-new', `${mode}: a format-2 TRIAL after trial 1`);
+        }
+        return {};
+      },
+    },
+    {
+      name: 'progress log: a CRC-valid entry this format does not define (unknown kind, reserved bytes) is refused (not-formatted)',
+      run(env) {
+        const unknownKind = resealed(BEGIN, TAG, 1, (b) => (b[1] = 9));
+        const reserved = resealed(TRIAL, TAG, 1, (b) => (b[2] = 1));
+        equal(refusal(() => StagingProgress.open(progressLog(env, 'plain', [[BEGIN, TAG, 10], unknownKind]))), 'not-formatted', 'kind 9');
+        equal(refusal(() => StagingProgress.open(progressLog(env, 'plain', [[BEGIN, TAG, 10], reserved]))), 'not-formatted', 'reserved byte');
+        return {};
+      },
+    },
+    {
+      name: 'progress log: the trial count is never read lower than a TRIAL that may have been written (fail closed)',
+      run(env) {
+        const trials = (entries: Parameters<typeof progressLog>[2]) => StagingProgress.open(progressLog(env, 'plain', entries)).session()?.trials;
+        const base: Parameters<typeof progressLog>[2] = [[BEGIN, TAG, 5000], [CHUNK, TAG, 0], [COMPLETE, TAG, 5000]];
+        equal(trials([...base, [TRIAL, TAG, 1], [TRIAL, TAG, 2]]), 2, 'two trials');
+        equal(trials([...base, [TRIAL, TAG, 1], TORN]), 2, 'an unreadable entry after trial 1 may be trial 2');
+        equal(trials([...base, [TRIAL, TAG, 1], TORN, [REPORTED, TAG, 1], TORN]), 3, 'every unreadable entry after the last TRIAL counts');
+        equal(trials([...base, TORN, [TRIAL, TAG, 2]]), 2, 'an unreadable entry before a later TRIAL adds nothing');
+        equal(trials([[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [CHUNK, TAG, 1], [COMPLETE, TAG, 5000]]), 0, 'a torn CHUNK retried is not a trial');
+        const lostComplete = StagingProgress.open(progressLog(env, 'plain', [[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [TRIAL, TAG, 1]])).session();
+        equal(`${lostComplete?.complete}:${lostComplete?.trials}`, 'true:1', 'a TRIAL after an unreadable COMPLETE still counts (and proves completeness)');
+        return {};
+      },
+    },
+    {
+      name: 'a complete download whose CHUNK entry is unreadable is re-hashed whole from the slot: no re-download, trial count kept',
+      run(env) {
+        const length = 3 * BLOCK + 10;
+        const image = imageBytes(length);
+        const digest = sha256(image);
+        const flash = env.createFlash({ blocks: SLOT_BLOCKS + PROGRESS_BLOCKS, blockLength: BLOCK, mode: 'plain' });
+        const { slot, progress } = partitions(flash);
+        const expected = { tag: imageTag(digest), length, sha256: digest };
+        const source = { read: (o: number, l: number) => image.subarray(o, o + l) };
+        ok(stageImage({ slot, progress: StagingProgress.open(progress), crypto: NOBLE_CRYPTO }, expected, source).ok, 'first download');
+        StagingProgress.open(progress).recordTrial();
+        // Damage CHUNK 1 (slot 2 of the log): bits cleared, its CRC fails.
+        progress.write(2 * PROGRESS_ENTRY_LENGTH, new Uint8Array(PROGRESS_ENTRY_LENGTH));
+        let transferred = 0;
+        const again = stageImage({ slot, progress: StagingProgress.open(progress), crypto: NOBLE_CRYPTO }, expected, { read: (o, l) => ((transferred += l), source.read(o, l)) });
+        ok(again.ok, `still ok: ${again.ok ? '' : again.message}`);
+        equal(transferred, 0, 'nothing transferred again');
+        equal(StagingProgress.open(progress).session()?.trials, 1, 'the trial count survived');
+        return {};
+      },
+    },
     ...(['plain', 'strict'] as const).map((mode) => ({
       name: `exhaustive cuts: a ${5 * BLOCK + 37}-byte image, ${mode}`,
       run: (env: CaseEnv) => ({

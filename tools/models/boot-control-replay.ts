@@ -69,9 +69,12 @@ export class TraceDivergence extends Error {
   }
 }
 
-const BLOCK = 512;
+/** otadata is two 4 KiB sectors (docs/spec/otadata.md): the whole replay flash uses ESP32 sectors. */
+const BLOCK = 4096;
 const SLOT_BLOCKS = 4;
-const BODY_LENGTH = 2 * BLOCK + 100;
+/** A torn stage writes the first PARTIAL bytes; images stay small (each boot hashes both slots). */
+const PARTIAL = 512;
+const BODY_LENGTH = 2 * PARTIAL + 100;
 const STATE_NAMES: Readonly<Record<OtaStateReading, ModelState | undefined>> = {
   new: 'NEW',
   'pending-verify': 'PV',
@@ -135,8 +138,8 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
   const skip = new Set<number>();
 
   const agentFor = (onFlash: OtaLayout, floor: SimEfuse, slot: SlotIndex): UpdateAgent =>
-    // commit() uses only otadata, slots, runningSlot, floor and audit.
-    new UpdateAgent({ otadata: onFlash.otadata, slots: onFlash.slots, runningSlot: slot, floor, audit: { emit: () => undefined } } as unknown as UpdateDeps);
+    // commit() uses only otadata, slots, runningSlot, floor, audit and the (here blank) staging progress log.
+    new UpdateAgent({ otadata: onFlash.otadata, slots: onFlash.slots, runningSlot: slot, floor, progress: new SimFlash({ blocks: 2 }), audit: { emit: () => undefined } } as unknown as UpdateDeps);
 
   const reset = () => {
     running = undefined;
@@ -320,14 +323,14 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
             const done = event.part === 'done' ? event : (events.slice(i + 1).find((e) => e.kind === 'stage' && e.slot === slot) as BootEvent | undefined);
             const image = done?.kind === 'stage' && done.part === 'done' && done.image === 'FORGED' ? forgedImage(sv) : signedImage(sv);
             if (event.part === 'partial') {
-              target.write(0, image.subarray(0, BLOCK));
+              target.write(0, image.subarray(0, PARTIAL));
               images[slot] = 'TORN';
               const header = readAppImageHeader(target);
               if (header.kind !== 'header' || header.header.secureVersion !== sv || verifyAppImage(target, createSha256).kind === 'ok') fail('a partly written image must have its header and not verify');
             } else {
-              const rest = new Uint8Array(Math.ceil((image.length - BLOCK) / target.status().writeAlign) * target.status().writeAlign).fill(0xff);
-              rest.set(image.subarray(BLOCK));
-              target.write(BLOCK, rest);
+              const rest = new Uint8Array(Math.ceil((image.length - PARTIAL) / target.status().writeAlign) * target.status().writeAlign).fill(0xff);
+              rest.set(image.subarray(PARTIAL));
+              target.write(PARTIAL, rest);
               images[slot] = event.image as ModelImage;
               if (verifyAppImage(target, createSha256).kind !== 'ok') fail('a complete image does not verify');
             }
