@@ -9,7 +9,7 @@ export const FORMAT_VERSIONS = Object.freeze({
   stagingProgress: 1,
   floorStore: 1,
   replayStore: 1,
-  trustStore: 1,
+  trustStore: 2,
   signedDocument: 1,
   appImage: 1,
   counter: 1,
