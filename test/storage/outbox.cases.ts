@@ -1,10 +1,12 @@
 /**
  * The outbox under power cuts, in Node and in XS: exhaustive cuts (every
- * flash operation, three torn variants each) over small rings that wrap,
- * acknowledge across sector boundaries and fill up under both policies, in
- * plain and strict flash; plus seeded random multi-cut runs.
+ * flash operation, three torn variants each, prefix and bit-subset tears)
+ * over small rings that wrap, acknowledge across sector boundaries and fill
+ * up under both policies, in plain and strict flash; on the smallest rings a
+ * second cut at every operation of the recovery boot; plus seeded random
+ * multi-cut runs.
  */
-import { runExhaustive, runRandom, type RunnerOptions } from '../../tools/sim/power-cut.ts';
+import { exhaustiveTier, runExhaustive, runRandom, type RunnerOptions, type SecondCuts } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { outboxScenario, type OutboxWorkload } from './outbox-model.ts';
@@ -18,7 +20,8 @@ export function workloads(mode: FlashMode): OutboxWorkload[] {
       flash: { blocks: 3, blockLength: SMALL, mode },
       policy: 'drop-oldest',
       maxUnpersistedAcks: 8,
-      appends: 150,
+      // 110 appends (three wraps) in CI, pays for the double cuts below; 150 in the exhaustive tier.
+      appends: exhaustiveTier() ? 150 : 110,
       size: (i) => 12 + ((i * 37) % 90),
       ackEvery: 4,
       ackBatch: 4,
@@ -54,6 +57,17 @@ export function workloads(mode: FlashMode): OutboxWorkload[] {
       ackBatch: 5,
     },
     {
+      // Small enough for a second cut at every operation of each recovery boot: wraps twice, flushes every ack, drops.
+      name: 'double-cuts-small-ring',
+      flash: { blocks: 2, blockLength: 256, mode },
+      policy: 'drop-oldest',
+      maxUnpersistedAcks: 0,
+      appends: 8,
+      size: (i) => 30 + ((i * 29) % 60),
+      ackEvery: 3,
+      ackBatch: 2,
+    },
+    {
       name: 'first-boot-on-foreign-bytes',
       flash: { blocks: 2, blockLength: SMALL, mode },
       policy: 'drop-oldest',
@@ -71,13 +85,22 @@ function options(env: CaseEnv): RunnerOptions {
   return { createFlash: env.createFlash, saveFailureImage: env.saveFailureImage };
 }
 
+/**
+ * Small workloads get a second cut at every operation of each recovery boot
+ * (both tear modes); the larger ones run single cuts here (the runner's
+ * exhaustive tier, HOLDFAST_EXHAUSTIVE=1, adds sampled second cuts) and
+ * multi-cut random runs below.
+ */
+const EVERY_SECOND_CUT = new Set(['double-cuts-small-ring', 'first-boot-on-foreign-bytes']);
+
 function exhaustiveCase(w: OutboxWorkload): FirmwareCase {
+  const secondCuts: SecondCuts | undefined = EVERY_SECOND_CUT.has(w.name) ? 'every' : undefined;
   return {
-    name: `exhaustive cuts: ${w.name}, ${w.flash.mode}`,
+    name: `exhaustive cuts${secondCuts ? ' with a second cut in every recovery boot' : ''}: ${w.name}, ${w.flash.mode}`,
     run(env) {
       const scenario = outboxScenario(w);
       const createFlash = w.garbageAtStart ? withForeignBytes(env.createFlash) : env.createFlash;
-      return { ...runExhaustive(scenario, { ...options(env), createFlash }) };
+      return { ...runExhaustive(scenario, { ...options(env), createFlash, secondCuts }) };
     },
   };
 }
