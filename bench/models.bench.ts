@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { findSpin, verify, type Defines } from '../tools/models/spin.ts';
-import { REPO_ROOT as MODELS_ROOT } from '../tools/models/replay-window-models.ts';
+import { REPO_ROOT as MODELS_ROOT } from '../tools/models/model-check.ts';
 import type { BenchGroup, Figure } from './figures.ts';
 
 interface Bound {

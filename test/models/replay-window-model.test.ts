@@ -1,71 +1,10 @@
 /**
  * The replay-window models (docs/models/replay-window.md): spin checks the
- * correct model (no error) and every planted-bug variant (the expected
- * assertion fails); the stored traces are what spin makes today; and every
- * stored trace replays against the TypeScript window in both flash modes.
- *
- * spin is a Debian package that CI installs (.ci/run). Without it, the spin
- * tests skip with a message, except under CI (env CI set), where they fail.
- * The trace replays need no spin and always run.
+ * correct model and every planted-bug variant; the stored traces are what
+ * spin makes today; every stored trace replays against the TypeScript window
+ * in both flash modes. What each of these means: test/models/model-suite.ts.
  */
-import { describe, it } from 'node:test';
-import assert from 'node:assert/strict';
-import { findSpin } from '../../tools/models/spin.ts';
-import { CHECKS, judgeCheck, rerunSimulation, runCheck, SIMULATIONS, storedTraces } from '../../tools/models/replay-window-models.ts';
-import { replayWindowTrace } from '../../tools/models/replay-window-replay.ts';
+import { replayWindow } from '../../tools/models/replay-window-models.ts';
+import { describeModel } from './model-suite.ts';
 
-const spin = findSpin();
-/** CI is "set" when the variable exists, unless it says 0 or false. */
-const inCi = process.env.CI !== undefined && !/^(0|false)$/i.test(process.env.CI);
-const skip = spin.ok || inCi ? false : `${spin.reason}; CI installs it and fails without it`;
-const stored = storedTraces();
-
-function requireSpin(): void {
-  if (!spin.ok) assert.fail(`CI is set and spin is missing: ${spin.reason}`);
-}
-
-describe('replay-window model checks (spin)', () => {
-  for (const check of CHECKS) {
-    const expectation = check.violates ? `fails with assertion violated ${check.violates}` : 'passes';
-    it(`${check.name} ${expectation}`, { skip }, (t) => {
-      requireSpin();
-      const result = runCheck(check);
-      t.diagnostic(`states stored ${result.statesStored}, transitions ${result.transitions}, depth ${result.depthReached}, search ${result.searchSeconds} s, spin+gcc+pan ${result.totalSeconds.toFixed(2)} s`);
-      const problem = judgeCheck(check, result);
-      assert.equal(problem, undefined, `${check.model}: ${problem}\n${result.output.slice(0, 1500)}`);
-      if (check.violates) {
-        const trace = stored.find((s) => s.path.endsWith(`/${check.name}.trace`));
-        assert.ok(trace, `no stored trace ${check.name}.trace: run node --import tsx tools/models/replay-window-check.ts --write-traces`);
-        assert.deepEqual(result.trail, trace.trace.lines, `${trace.path} is not the counterexample spin finds today: regenerate the traces`);
-      }
-    });
-  }
-
-  it('stored simulation traces are what spin -n<seed> makes today', { skip }, () => {
-    requireSpin();
-    const sims = stored.filter((s) => s.trace.meta.kind === 'simulation');
-    for (const config of SIMULATIONS) assert.ok(sims.some((s) => s.path.includes(`/${config.name}-seed`)), `no stored trace of ${config.name}`);
-    for (const sim of sims) assert.deepEqual(rerunSimulation(sim), sim.trace.lines, `${sim.path} drifted from the model: regenerate the traces`);
-  });
-});
-
-describe('replay-window traces replayed against the TypeScript', () => {
-  it('the trace directory holds counterexamples and simulations', () => {
-    assert.ok(stored.filter((s) => s.trace.meta.kind === 'counterexample').length >= CHECKS.filter((c) => c.violates).length, 'a counterexample per planted bug');
-    assert.ok(stored.some((s) => s.trace.meta.kind === 'simulation'), 'simulations');
-  });
-  for (const trace of stored) {
-    for (const flashMode of ['plain', 'strict'] as const) {
-      const counterexample = trace.trace.meta.kind === 'counterexample';
-      const what = counterexample ? `the TypeScript refuses to follow the bug (${trace.trace.meta.violates})` : 'the TypeScript makes every decision the model makes';
-      it(`${trace.path} (${flashMode} flash): ${what}`, (t) => {
-        const report = replayWindowTrace(trace.trace, { mode: counterexample ? 'counterexample' : 'conformance', flashMode });
-        t.diagnostic(`deliveries ${report.deliveries}, accepts ${report.accepts}, restarts ${report.restarts}, cuts ${report.cuts}, flash writes ${report.flashWrites}, erases ${report.flashErases}`);
-        if (counterexample) {
-          assert.ok(report.final, 'the counterexample ends with a delivery');
-          t.diagnostic(`last delivery: counter ${report.final.c}, model ${report.final.model}, TypeScript ${report.final.typescript}`);
-        }
-      });
-    }
-  }
-});
+describeModel(replayWindow);

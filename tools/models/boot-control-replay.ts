@@ -45,8 +45,7 @@ import { buildAppImage, otaLayout, otaLayoutBlocks, provisionDevice, SimBootload
 import { isPowerCut } from '../sim/flash/errors.ts';
 import { SimFlash, type FlashMode } from '../sim/flash/sim-flash.ts';
 import type { BootEvent, BootTrace, ModelImage, ModelState } from './boot-control-trace.ts';
-
-export type ReplayMode = 'conformance' | 'counterexample';
+import { TraceDivergence, type ReplayMode } from './trace-file.ts';
 
 /** Where the correct TypeScript leaves a planted bug's path. */
 export type Divergence = 'floor-before-valid' | 'select-over-active' | 'select-unverified';
@@ -60,13 +59,6 @@ export interface ReplayReport {
   readonly realCalls: number;
   /** Counterexample mode: where and how the TypeScript refused the bug's step. */
   readonly divergence?: { readonly at: number; readonly kind: Divergence; readonly detail: string };
-}
-
-export class TraceDivergence extends Error {
-  constructor(readonly eventIndex: number, readonly line: string, message: string) {
-    super(`event ${eventIndex + 1} (${line}): ${message}`);
-    this.name = 'TraceDivergence';
-  }
 }
 
 /** otadata is two 4 KiB sectors (docs/spec/otadata.md): the whole replay flash uses ESP32 sectors. */

@@ -1,37 +1,22 @@
 /**
- * The replay-window model checks and stored traces (docs/models/replay-window.md):
- * which model runs with which bounds, what each must report, and how the
- * traces in docs/models/traces/replay-window/ are made.
- *
- * Used by test/models/replay-window-model.test.ts and by the command line
- * tools/models/replay-window-check.ts (which also rewrites the traces).
+ * The replay-window model (docs/models/replay-window.md) as the shared
+ * runner (model-check.ts) takes it: which model runs with which bounds and
+ * what each check must report, the simulations whose traces are stored in
+ * docs/models/traces/replay-window/, and how a trace is read, scored and
+ * replayed against the TypeScript window (replay-window-replay.ts).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { defineFlags, findSpin, simulate, verify, type Defines, type VerifyResult } from './spin.ts';
-import { formatTrace, parseTrace, type ModelEvent, type Trace } from './replay-window-trace.ts';
+import { parseTrace, type ModelEvent } from './replay-window-trace.ts';
+import { replayWindowTrace, type ReplayReport } from './replay-window-replay.ts';
+import type { ModelCheck, ModelDescription, SimulationConfig } from './model-check.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MODEL = 'docs/models/replay-window.pml';
 export const BUG_DIR = 'docs/models/replay-window-bugs';
-export const TRACE_DIR = 'docs/models/traces/replay-window';
-const REGENERATE = 'node --import tsx tools/models/replay-window-check.ts --write-traces';
 
-export interface ModelCheck {
-  /** Short name; for counterexamples also the trace file's stem. */
-  readonly name: string;
-  /** Model file, relative to the repository root. */
-  readonly model: string;
-  readonly defines?: Defines;
-  /** What the check shows (docs/models/replay-window.md). */
-  readonly shows: string;
-  /** undefined: spin must find no error; otherwise the assertion pan must report violated. */
-  readonly violates?: '!(accepted_twice)' | '!(fresh_rejected)';
-}
+/** A safety check whose expected violation is one of the model's assertions. */
+type WindowCheck = ModelCheck & { readonly kind?: 'safety'; readonly violates?: '!(accepted_twice)' | '!(fresh_rejected)' };
 
 /** Every check, in the order the docs list them. Each runs in about a second. */
-export const CHECKS: readonly ModelCheck[] = [
+export const CHECKS: readonly WindowCheck[] = [
   { name: 'correct', model: MODEL, shows: 'the ceiling rule: no counter accepted twice across restarts, every fresh genuine counter above the floor accepted' },
   { name: 'correct-in-order', model: MODEL, defines: { ADVERSARY: 0 }, shows: 'the same on a channel without drops or reorders (redelivery after a crash, replays)' },
   { name: 'lazy-persist', model: `${BUG_DIR}/lazy-persist.pml`, violates: '!(accepted_twice)', shows: 'a ceiling made durable after the accept: a crash between the two reopens the counter' },
@@ -60,17 +45,6 @@ export const CHECKS: readonly ModelCheck[] = [
   { name: 'window-edge', model: `${BUG_DIR}/window-edge.pml`, violates: '!(accepted_twice)', shows: 'an off-by-one at H - W: the counter without a bit is accepted again and again' },
 ];
 
-export interface SimulationConfig {
-  /** Trace file stem prefix. */
-  readonly name: string;
-  readonly defines: Defines;
-  /** spin -u: at most this many steps. */
-  readonly steps: number;
-  /** How many traces to keep: the best-covering seeds of 1..scan. */
-  readonly keep: number;
-  readonly scan: number;
-}
-
 /** Random simulations of the correct model, with bounds larger than a search could afford. */
 export const SIMULATIONS: readonly SimulationConfig[] = [
   { name: 'sim-n9-w4-r3', defines: { SIM: 6 }, steps: 5000, keep: 2, scan: 60 },
@@ -78,58 +52,6 @@ export const SIMULATIONS: readonly SimulationConfig[] = [
   { name: 'sim-n28-w8-r1', defines: { N: 28, W: 8, R: 1, MAXSKIP: 12, MAXRESTARTS: 6, SIM: 8 }, steps: 5000, keep: 2, scan: 60 },
   { name: 'sim-n20-w1-r2', defines: { N: 20, W: 1, R: 2, MAXRESTARTS: 8, SIM: 6 }, steps: 5000, keep: 2, scan: 60 },
 ];
-
-/** Run one check: spin -a, gcc, pan (shortest counterexample when a violation is expected). */
-export function runCheck(check: ModelCheck): VerifyResult {
-  return verify({ model: join(REPO_ROOT, check.model), defines: check.defines, shortest: check.violates !== undefined });
-}
-
-/** Does the result match the check's expectation? undefined when it does, else why not. */
-export function judgeCheck(check: ModelCheck, result: VerifyResult): string | undefined {
-  if (check.violates === undefined) {
-    if (result.errors !== 0) return `expected no error, pan reported ${result.errors} (${result.assertions.join(', ') || 'no assertion text'})`;
-    return undefined;
-  }
-  if (result.errors === 0) return `expected "assertion violated ${check.violates}", pan found no error`;
-  const other = result.assertions.filter((a) => a !== check.violates);
-  if (!result.assertions.includes(check.violates) || other.length > 0) {
-    return `expected "assertion violated ${check.violates}", pan reported ${result.assertions.map((a) => `"${a}"`).join(', ') || 'no assertion text'}`;
-  }
-  if (!result.trail || result.trail.length === 0) return 'pan reported the violation but spin -t printed no EVENT line';
-  return undefined;
-}
-
-/** The trace file of a counterexample check's trail. */
-export function counterexampleTrace(check: ModelCheck, result: VerifyResult): { file: string; text: string } {
-  if (!check.violates || !result.trail) throw new Error(`${check.name} has no counterexample`);
-  const meta = {
-    trace: `counterexample of ${check.name}: ${check.shows}`,
-    kind: 'counterexample',
-    model: check.model,
-    defines: defineFlags(check.defines ?? {}).join(' ') || '(none)',
-    violates: check.violates,
-    made: `spin -a; gcc -DSAFETY -DREACH; ./pan -m100000 -i (shortest); spin -t -k <trail> (spin ${spinVersionTag()})`,
-    regenerate: REGENERATE,
-  };
-  return { file: `${check.name}.trace`, text: formatTrace(meta, result.trail) };
-}
-
-/** A simulation trace's text for one seed. */
-export function simulationTrace(config: SimulationConfig, seed: number): { file: string; text: string; trace: Trace } {
-  const { events, command } = simulate({ model: join(REPO_ROOT, MODEL), defines: config.defines, seed, steps: config.steps });
-  const meta = {
-    trace: `random simulation of the correct model, ${config.name}, seed ${seed}`,
-    kind: 'simulation',
-    model: MODEL,
-    defines: defineFlags(config.defines).join(' '),
-    seed: String(seed),
-    steps: String(config.steps),
-    made: `${command.replace(REPO_ROOT, '')} (spin ${spinVersionTag()})`,
-    regenerate: REGENERATE,
-  };
-  const text = formatTrace(meta, events);
-  return { file: `${config.name}-seed${seed}.trace`, text, trace: parseTrace(text) };
-}
 
 /**
  * How much of the window's behaviour a trace exercises: crashes before and
@@ -159,48 +81,16 @@ export function coverageScore(events: readonly ModelEvent[]): number {
   return 3 * cap(persisting, 2) + 3 * cap(accepting, 2) + 2 * cap(outOfOrder, 3) + cap(duplicate, 3) + cap(stale, 3) + cap(forged, 2) + cap(persists, 8) + cap(raisedFloors, 3);
 }
 
-/** Run a stored simulation trace's spin command again (from its header); returns its event lines. */
-export function rerunSimulation(stored: StoredTrace): string[] {
-  const meta = stored.trace.meta;
-  if (meta.kind !== 'simulation') throw new Error(`${stored.path} is not a simulation trace`);
-  const defines: Record<string, number> = {};
-  for (const flag of (meta.defines ?? '').split(/\s+/).filter(Boolean)) {
-    const match = /^-D(\w+)=(\d+)$/.exec(flag);
-    if (!match) throw new Error(`${stored.path}: bad define ${flag}`);
-    defines[match[1]] = Number(match[2]);
-  }
-  return simulate({ model: join(REPO_ROOT, meta.model), defines, seed: Number(meta.seed), steps: Number(meta.steps) }).events;
-}
-
-/** The best-covering seeds of a simulation config (ties: the smaller seed). */
-export function pickSeeds(config: SimulationConfig): number[] {
-  const scored: { seed: number; score: number }[] = [];
-  for (let seed = 1; seed <= config.scan; seed++) scored.push({ seed, score: coverageScore(simulationTrace(config, seed).trace.events) });
-  scored.sort((a, b) => b.score - a.score || a.seed - b.seed);
-  return scored.slice(0, config.keep).map((s) => s.seed);
-}
-
-export interface StoredTrace {
-  /** Path relative to the repository root. */
-  readonly path: string;
-  readonly text: string;
-  readonly trace: Trace;
-}
-
-/** Every trace file in docs/models/traces/replay-window/, sorted by name. */
-export function storedTraces(): StoredTrace[] {
-  const dir = join(REPO_ROOT, TRACE_DIR);
-  return readdirSync(dir)
-    .filter((name) => name.endsWith('.trace'))
-    .sort()
-    .map((name) => {
-      const text = readFileSync(join(dir, name), 'utf8');
-      return { path: relative(REPO_ROOT, join(dir, name)), text, trace: parseTrace(text) };
-    });
-}
-
-/** "6.5.2": the version of the spin making the traces, for their header. */
-function spinVersionTag(): string {
-  const found = findSpin();
-  return found.ok ? (/\d+\.\d+\.\d+/.exec(found.install.version)?.[0] ?? found.install.version) : 'unknown';
-}
+export const replayWindow: ModelDescription<ModelEvent, ReplayReport> = {
+  name: 'replay-window',
+  model: MODEL,
+  traceDir: 'docs/models/traces/replay-window',
+  checks: CHECKS,
+  simulations: SIMULATIONS,
+  parseTrace,
+  coverageScore,
+  replay: replayWindowTrace,
+  summarize: (r) => `events ${r.events} deliveries ${r.deliveries} accepts ${r.accepts} restarts ${r.restarts} cuts ${r.cuts} writes ${r.flashWrites} erases ${r.flashErases}`,
+  refusal: (r) => (r.final ? `final ${JSON.stringify(r.final)}` : undefined),
+  conformance: 'makes every decision the model makes',
+};

@@ -20,8 +20,7 @@ import type { ReplayVerdict } from '../../firmware/security/replay-window.ts';
 import { isPowerCut } from '../sim/flash/errors.ts';
 import { SimFlash, type FlashMode } from '../sim/flash/sim-flash.ts';
 import type { ModelEvent, Trace } from './replay-window-trace.ts';
-
-export type ReplayMode = 'conformance' | 'counterexample';
+import { TraceDivergence, type ReplayMode } from './trace-file.ts';
 
 export interface ReplayOptions {
   mode: ReplayMode;
@@ -40,17 +39,6 @@ export interface ReplayReport {
   readonly flashErases: number;
   /** Counterexample mode: the last delivery's verdicts, model and TypeScript. */
   readonly final?: { readonly c: number; readonly model: string; readonly typescript: ReplayVerdict };
-}
-
-export class TraceDivergence extends Error {
-  constructor(
-    readonly eventIndex: number,
-    readonly line: string,
-    message: string,
-  ) {
-    super(`event ${eventIndex + 1} (${line}): ${message}`);
-    this.name = 'TraceDivergence';
-  }
 }
 
 /** Replay `trace`; throws TraceDivergence where the TypeScript decides differently. */

@@ -1,8 +1,28 @@
 /**
  * Trace files shared by every model: `# key: value` header lines, other `#`
  * lines are comments, then one `EVENT …` line per model event. Each model
- * brings its own event parser.
+ * brings its own event parser and its own replayer; the replay modes and the
+ * divergence error are shared here.
  */
+
+/**
+ * conformance: a trace of the correct model, which the TypeScript must
+ * follow step by step; counterexample: a planted bug's trail, which the
+ * correct TypeScript must refuse at the bug's step.
+ */
+export type ReplayMode = 'conformance' | 'counterexample';
+
+/** A replay found the TypeScript deciding otherwise than the trace says. */
+export class TraceDivergence extends Error {
+  constructor(
+    readonly eventIndex: number,
+    readonly line: string,
+    message: string,
+  ) {
+    super(`event ${eventIndex + 1} (${line}): ${message}`);
+    this.name = 'TraceDivergence';
+  }
+}
 export interface TraceFile<E> {
   readonly meta: Readonly<Record<string, string>>;
   readonly events: readonly E[];
