@@ -60,7 +60,7 @@ export function registerKeys(program: Command): void {
 
   keys
     .command('rotate')
-    .description('write root.<N+1>.bin: replace keys (the old ones are revoked), signed by a threshold of the old and of the new root keys')
+    .description('write root.<N+1>.bin: replace keys (the old ones are revoked), signed by a threshold of the old and of the new root keys, and by the added root keys (docs/spec/root.md)')
     .requiredOption('--dir <dir>', 'key directory made by keys init')
     .addOption(new Option('--replace-root-key <keyid>', 'root key to replace with a new one (repeatable; a unique prefix will do)').argParser(collectKeyId).default([]))
     .addOption(new Option('--replace-targets-key <keyid>', 'targets key to replace with a new one (repeatable)').argParser(collectKeyId).default([]))
