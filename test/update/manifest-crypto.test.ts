@@ -9,6 +9,7 @@ import * as nodeCrypto from 'node:crypto';
 import fc from 'fast-check';
 import * as ed from '@noble/ed25519';
 import { configureEd25519, createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { ed25519PublicKeyProblem } from '../../firmware/security/ed25519-key.ts';
 
 const crypto = createNobleCrypto();
 
@@ -85,5 +86,60 @@ describe('noble Crypto HAL against node:crypto', () => {
     configureEd25519();
     configureEd25519();
     assert.equal(ed.hashes.sha512, before);
+  });
+});
+
+describe('root key checks (firmware/security/ed25519-key.ts, docs/spec/root.md "Key checks")', () => {
+  const P = 2n ** 255n - 19n;
+  const yOf = (bytes: Uint8Array) => {
+    let y = 0n;
+    for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? bytes[i] & 0x7f : bytes[i]);
+    return y;
+  };
+
+  it('every key OpenSSL generates is accepted', () => {
+    for (let i = 0; i < 200; i++) {
+      const pub = rawPublicKey(nodeCrypto.generateKeyPairSync('ed25519').publicKey);
+      assert.equal(ed25519PublicKeyProblem(pub), undefined);
+    }
+  });
+
+  it('random 32 bytes: refused exactly when non-canonical, off the curve, or of small order', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.boolean(), (bytes, nearPrime) => {
+        if (nearPrime) {
+          // Put y within 32 of p so the y >= p boundary is exercised.
+          bytes.fill(0xff, 1, 31);
+          bytes[31] |= 0x7f;
+          bytes[0] = 0xd0 + (bytes[0] & 0x3f);
+        }
+        const y = yOf(bytes);
+        const sign = (bytes[31] & 0x80) !== 0;
+        let expected: boolean;
+        if (y >= P) expected = false;
+        else {
+          let point: ed.Point | undefined;
+          try {
+            point = ed.Point.fromBytes(bytes, true); // lenient decoding, then our own canonical and order rules
+          } catch {
+            point = undefined;
+          }
+          if (point === undefined) expected = false;
+          else if (point.x === 0n && sign) expected = false;
+          else expected = !point.isSmallOrder();
+        }
+        assert.equal(ed25519PublicKeyProblem(bytes) === undefined, expected, Buffer.from(bytes).toString('hex'));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('a mixed-order key (a valid key plus a torsion point) is not refused: the documented limit', () => {
+    configureEd25519();
+    const pub = ed.Point.fromBytes(ed.getPublicKey(new Uint8Array(32).fill(9)));
+    const torsion = ed.Point.fromBytes(Buffer.from('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', 'hex'));
+    const mixed = pub.add(torsion).toBytes();
+    assert.equal(ed25519PublicKeyProblem(mixed), undefined);
+    assert.equal(ed.Point.fromBytes(mixed).isTorsionFree(), false);
   });
 });
