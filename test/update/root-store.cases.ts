@@ -84,6 +84,13 @@ export const suite: CaseSuite = {
       },
     },
     {
+      name: 'double cuts: a second cut at every operation of the recovery boot, both tear modes (plain, 3 roots)',
+      run: (env) => {
+        const crypto = createNobleCrypto();
+        return { ...runExhaustive(storeScenario('plain', rootChain(crypto, 3), crypto), { ...runnerOptions(env), variants: 2, secondCuts: 'every' }) };
+      },
+    },
+    {
       name: 'exhaustive cuts, strict (16-byte write-once units)',
       run: (env) => {
         const crypto = createNobleCrypto();
