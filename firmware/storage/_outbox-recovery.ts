@@ -188,15 +188,16 @@ function walkHead(ring: Ring, header: SectorHeader): WalkEnd {
   }
   ring.nextSeq = seq;
   ring.writeOffset = sealed ? closeStart : offset;
-  if (unreadable && breakIsDamage(ring, base, offset)) {
-    // Entries follow the break: damage, not a cut. Their number is unknown; never reuse theirs.
-    ring.damagedSectors++;
-    ring.nextSeq = seqAdd(seq, Math.floor((closeStart - offset) / entryLength(1, false, writeAlign)));
-  } else if (unreadable) {
-    // The bytes at the break are what a cut append leaves, or the newest record damaged: either way
-    // report it as torn and give its number away, so a record that was handed out keeps its own.
-    ring.tornSeq = seq;
-    ring.nextSeq = seqAdd(seq, 1);
+  if (unreadable) {
+    // Bytes that are not an entry: a torn append (any bit subset of at most one entry) or damage. The
+    // numbers of whatever records the bytes up to the last programmed one may hold are skipped, never
+    // handed out again (the skipped numbers show as `lost` at later boots: an upper bound). Programmed
+    // bytes beyond one entry's reach are damage, not a cut (issue 15, damage suite).
+    const last = ring.lastProgrammedByte(base + offset, closeStart - offset);
+    const span = last < 0 ? 0 : last - (base + offset) + 1;
+    if (span > ring.entryBuffer.length) ring.damagedSectors++;
+    else ring.tornSeq = seq;
+    ring.nextSeq = seqAdd(seq, Math.max(1, Math.ceil(span / entryLength(1, false, writeAlign))));
   }
   if (last !== undefined && !ring.entryChecksAt(base + last.offset, last.length, last.hasAck, lastSeq)) ring.tornSeq = lastSeq;
   // No record starts in the head yet: the newest record is the one spilling into it, which a cut may have torn.
@@ -206,11 +207,12 @@ function walkHead(ring: Ring, header: SectorHeader): WalkEnd {
   // any number of torn ack entries after it (each retry of a cut flush adds one): when both kept
   // candidates fail, walk the head again and check every ack-bearing entry (issue 15, defect 9).
   let checked = false;
+  // A newer ack-bearing entry that fails its check is what a cut flush leaves, or damage: reported as torn.
   for (let i = acks.length - 1; i >= 0 && !checked; i--) {
     if (ring.entryChecksAt(base + acks[i].offset, acks[i].length, true, acks[i].seq)) {
       ring.ackSeq = seqMax(ring.ackSeq, acks[i].ack);
       checked = true;
-    }
+    } else if (acks[i].length === 0 || acks[i].seq !== ring.tornSeq) ring.torn++;
   }
   if (!checked && ackEntries > acks.length) ring.ackSeq = seqMax(ring.ackSeq, newestCheckingAck(ring, header, offset) ?? ring.ackSeq);
   return { full: !unreadable && (spill !== undefined || offset >= closeStart), spill };
@@ -253,7 +255,9 @@ function rebuildDamagedSuccessor(ring: Ring, end: WalkEnd): void {
   const previous = ring.head!;
   const { blockLength, dataStart, closeStart, writeAlign } = ring.layout;
   const index = (previous.index + 1) % ring.blocks;
-  if (ring.readHeader(index) !== undefined || ring.rangeIsErased(index * blockLength, HEADER_LENGTH)) return;
+  // An erased header area does not settle it: damage can erase a header too. A cut opening leaves no entry
+  // that checks at the implied position (a torn erase leaves only stale entries, bound to other numbers).
+  if (ring.readHeader(index) !== undefined) return;
   const spill = end.spill;
   const spilled = spill ? entryLength(spill.length, spill.hasAck, writeAlign) - (closeStart - spill.offset) : 0;
   const firstRecordOffset = dataStart + spilled;
@@ -277,16 +281,6 @@ function rebuildDamagedSuccessor(ring: Ring, end: WalkEnd): void {
   ring.tornSeq = undefined;
   walkHead(ring, header);
   readClosingSlots(ring);
-}
-
-/**
- * A cut tears only the entry being written, and a torn entry with an
- * unreadable header word landed at most its first byte (plain) or its first
- * program unit (strict): anything programmed past that is damage.
- */
-function breakIsDamage(ring: Ring, base: number, breakOffset: number): boolean {
-  const reach = breakOffset + Math.max(2, ring.layout.writeAlign);
-  return reach < ring.layout.closeStart && !ring.rangeIsErased(base + reach, ring.layout.closeStart - reach);
 }
 
 /** The head's closing slots: how many are used, and the newest ack they hold. */

@@ -81,6 +81,8 @@ export class Ring {
    * the head (an ack saved in the head would hide the gap at the next boot).
    */
   droppedUnsaved = false;
+  /** The head's free space was checked this boot (docs/spec/outbox.md, "Writing"); a sector opened this boot needs no check. */
+  headVerified = false;
   /** Delivery has counted `corrupt`/`lost` for every number before this one in this boot (undefined: none yet). */
   reportedUpTo: number | undefined;
 
@@ -163,6 +165,18 @@ export class Ring {
       if (!isErased(part)) return false;
     }
     return true;
+  }
+
+  /** Offset (in the partition) of the last byte of [byteOffset, byteOffset + length) that is not erased, or -1. */
+  lastProgrammedByte(byteOffset: number, length: number): number {
+    const chunk = this.scanBuffer;
+    for (let end = length; end > 0; end -= chunk.length) {
+      const size = Math.min(chunk.length, end);
+      const part = chunk.subarray(0, size);
+      this.flash.read(byteOffset + end - size, part);
+      for (let i = size - 1; i >= 0; i--) if (part[i] !== 0xff) return byteOffset + end - size + i;
+    }
+    return -1;
   }
 
   entryChecksAt(byteOffset: number, length: number, hasAck: boolean, seq: number): boolean {

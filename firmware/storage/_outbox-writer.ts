@@ -5,7 +5,7 @@
  */
 import { seqAdd, seqDiff } from '../base/seq.ts';
 import { StorageError } from './errors.ts';
-import { alignUp, CLOSING_SLOTS, encodeEntry, encodeHeader, HEADER_LENGTH, OUTBOX_FORMAT_VERSION, type SectorHeader } from './outbox-format.ts';
+import { alignUp, CLOSING_SLOTS, encodeEntry, encodeHeader, entryLength, HEADER_LENGTH, OUTBOX_FORMAT_VERSION, type SectorHeader } from './outbox-format.ts';
 import type { LiveSector, Ring } from './_outbox-ring.ts';
 
 /** The sector to open next and, in a full ring, what reclaiming the oldest releases. */
@@ -51,6 +51,34 @@ export function sealIfDirty(ring: Ring, length: number): void {
   if (length <= 0 || ring.rangeIsErased(ring.head!.index * ring.layout.blockLength + ring.writeOffset, length)) return;
   ring.damagedSectors++;
   ring.writeOffset = ring.layout.closeStart;
+}
+
+/**
+ * Once per boot, before the first write after recovery: the head's stream
+ * past the write offset must read erased. Recovery stops at the first
+ * erased entry position and reads no further (bounded boot); bytes beyond
+ * it are the leftovers of a torn write (any bit subset of an entry of at
+ * most the largest entry's length) or damage such as an erased hole in the
+ * middle of the head's records. Either way the head is sealed and the
+ * numbers the bytes could hold are skipped, so no number is handed out
+ * twice. Bytes within one entry's length are reported as torn, bytes
+ * reaching further as damage.
+ */
+export function verifyHeadFreeSpace(ring: Ring): void {
+  const head = ring.head;
+  if (ring.headVerified || head === undefined) return;
+  ring.headVerified = true;
+  const { blockLength, closeStart, writeAlign } = ring.layout;
+  const from = head.index * blockLength + ring.writeOffset;
+  if (ring.writeOffset >= closeStart) return;
+  const last = ring.lastProgrammedByte(from, closeStart - ring.writeOffset);
+  if (last < 0) return;
+  const span = last - from + 1;
+  // Within one entry's reach: what a torn append leaves (damage looks the same), reported as torn.
+  if (span > ring.entryBuffer.length) ring.damagedSectors++;
+  else ring.torn++;
+  ring.nextSeq = seqAdd(ring.nextSeq, Math.ceil(span / entryLength(1, false, writeAlign)));
+  ring.writeOffset = closeStart;
 }
 
 /** Decide which sector opens next; refuses (policy reject) before anything is written. */
@@ -133,6 +161,7 @@ export function openSector(ring: Ring, plan: OpenPlan, firstRecordOffset: number
   ring.head = { index: plan.index, sectorSeq: plan.sectorSeq, eraseCount, firstRecordSeq };
   ring.closingSlotsUsed = 0;
   ring.droppedUnsaved = false;
+  ring.headVerified = true;
   if (ring.oldest === undefined) ring.oldest = { index: plan.index, sectorSeq: plan.sectorSeq, firstRecordOffset, firstRecordSeq };
 }
 

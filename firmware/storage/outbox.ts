@@ -19,7 +19,7 @@ import { encodeEntry } from './outbox-format.ts';
 import { Ring, type Cursor, type FullPolicy } from './_outbox-ring.ts';
 import { recover } from './_outbox-recovery.ts';
 import { readAt, seek, type OutboxRecord } from './_outbox-reader.ts';
-import { openSector, openWouldDrop, planOpen, reclaimNeedsAcks, sealIfDirty, writeAckEntry, writeClosingAck, writeRecord } from './_outbox-writer.ts';
+import { openSector, openWouldDrop, planOpen, reclaimNeedsAcks, sealIfDirty, verifyHeadFreeSpace, writeAckEntry, writeClosingAck, writeRecord } from './_outbox-writer.ts';
 
 export type { FullPolicy } from './_outbox-ring.ts';
 export type { OutboxRecord } from './_outbox-reader.ts';
@@ -113,6 +113,7 @@ export class Outbox {
     if (payload.length < 1 || payload.length > ring.layout.maxPayload) {
       throw new RangeError(`record of ${payload.length} bytes: the outbox takes 1 to ${ring.layout.maxPayload} bytes`);
     }
+    verifyHeadFreeSpace(ring);
     const ack = seqDiff(ring.ackSeq, ring.durableAckSeq) > 0 ? ring.ackSeq : undefined;
     const total = encodeEntry(ring.entryBuffer, payload, ack, ring.layout.writeAlign, ring.nextSeq);
     writeRecord(ring, total);
@@ -146,6 +147,7 @@ export class Outbox {
     const ring = this.ring;
     const head = ring.head;
     if (seqDiff(ring.ackSeq, ring.durableAckSeq) <= 0 || head === undefined) return;
+    verifyHeadFreeSpace(ring);
     const { ackEntryLength, closeStart, blockLength, dataStart } = ring.layout;
     // A drop found at recovery must reach a header first: an ack in the head would hide it (ring.droppedUnsaved).
     if (ring.droppedUnsaved) ring.writeOffset = closeStart;
