@@ -1,11 +1,14 @@
 /**
  * The frame log under power cuts: the runner's demonstration on a small
- * flash-writing module, in Node and in XS, plus a broken codec it must catch.
+ * flash-writing module, in Node and in XS, plus a broken codec it must catch,
+ * double cuts (a second cut in the recovery boot), and foreign bytes in free
+ * space (issue 15, point 7: reported as damage, never programmed over).
  */
 import { FrameLog, FRAME_CODEC, type FrameCodec } from '../../firmware/storage/frame-log.ts';
 import { runExhaustive, runRandom, PowerCutFailure, type CutScenario } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { bytesEqual, CheckFailure, equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 import { UNCHECKED_FRAME_CODEC } from './fixtures/unchecked-frame-codec.ts';
@@ -25,10 +28,15 @@ function payload(index: number): Uint8Array {
   return bytes;
 }
 
-export function frameLogScenario(mode: FlashMode, total: number, codec: FrameCodec = FRAME_CODEC): CutScenario<LogState> {
+export function frameLogScenario(
+  mode: FlashMode,
+  total: number,
+  codec: FrameCodec = FRAME_CODEC,
+  geometry: { blocks: number; blockLength?: number } = { blocks: 6 },
+): CutScenario<LogState> {
   return {
-    name: `frame-log/${mode}/${total}${codec === FRAME_CODEC ? '' : '/unchecked'}`,
-    flash: { blocks: 6, mode },
+    name: `frame-log/${mode}/${total}${codec === FRAME_CODEC ? '' : '/unchecked'}${geometry.blockLength ? `/${geometry.blocks}x${geometry.blockLength}` : ''}`,
+    flash: { ...geometry, mode },
     createState: () => ({ formatted: false, durable: [], inFlight: undefined }),
     boot(flash, state) {
       const log = new FrameLog(flash, codec);
@@ -62,6 +70,8 @@ function checkRecovered(seen: Uint8Array[], state: LogState): void {
   state.inFlight = undefined;
 }
 
+const SMALL_BLOCKS = { blocks: 6, blockLength: 512 };
+
 function runnerOptions(env: CaseEnv) {
   return { createFlash: env.createFlash, saveFailureImage: env.saveFailureImage };
 }
@@ -82,6 +92,24 @@ export const suite: CaseSuite = {
       run: (env) => ({ ...runRandom(frameLogScenario('plain', 60), { ...runnerOptions(env), runs: 60, maxCuts: 3, seed: 7 }) }),
     },
     {
+      name: 'double cuts: a second cut at every operation of the recovery boot, plain and strict',
+      run(env) {
+        const report: Record<string, number> = {};
+        for (const mode of ['plain', 'strict'] as const) {
+          // Small blocks: every boot reads the whole log, and in XS each read crosses to the host.
+          const r = runExhaustive(frameLogScenario(mode, 6, FRAME_CODEC, SMALL_BLOCKS), { ...runnerOptions(env), secondCuts: 'every' });
+          ok(r.doubleCutRuns > 0, `${mode}: no double-cut run`);
+          Object.assign(report, { [`${mode}Runs`]: r.runs, [`${mode}DoubleCutRuns`]: r.doubleCutRuns, [`${mode}BitSubsetRuns`]: r.bitSubsetRuns });
+        }
+        return report;
+      },
+    },
+    {
+      name: 'double cuts, sampled, on a 16-frame log',
+      run: (env) => ({ ...runExhaustive(frameLogScenario('strict', 16, FRAME_CODEC, { blocks: 12, blockLength: 512 }), { ...runnerOptions(env), secondCuts: { sample: 2 } }) }),
+    },
+    ...foreignByteCases(),
+    {
       name: 'the runner catches a codec that skips the CRC',
       run(env) {
         let caught: PowerCutFailure | undefined;
@@ -100,3 +128,62 @@ export const suite: CaseSuite = {
     },
   ],
 };
+
+/**
+ * Foreign bytes in free space (issue 15, point 7): a blank flash, or one
+ * holding a few frames, with a few bytes that are not 0xFF where the next
+ * frames go. They are written through the flash (so they also count as
+ * programmed units in strict mode, as on an encrypted partition), which
+ * keeps the case engine-neutral. Before the fix mount reported no damage;
+ * in strict mode the second append threw FlashMisuse, in plain mode a frame
+ * written over them was unreadable at the next mount.
+ */
+function foreignByteCases() {
+  const placements: { name: string; framesBefore: number; foreignAt: (log: { end: number }) => number }[] = [
+    { name: 'on a blank flash, inside the second frame', framesBefore: 0, foreignAt: () => 48 },
+    { name: 'behind two frames, in the next frame', framesBefore: 2, foreignAt: ({ end }) => end + 32 },
+    { name: 'at the very end of the block', framesBefore: 1, foreignAt: () => 4096 - 16 },
+  ];
+  return (['plain', 'strict'] as const).flatMap((mode) =>
+    placements.map((place) => ({
+      name: `foreign bytes in free space ${place.name}, ${mode}: reported as damage, never programmed over`,
+      run(env: CaseEnv) {
+        const flash = env.createFlash({ blocks: 3, mode });
+        const log = new FrameLog(flash);
+        const written: Uint8Array[] = [];
+        for (let i = 0; i < place.framesBefore; i++) {
+          written.push(payload(i));
+          log.append(payload(i));
+        }
+        const end = place.framesBefore === 0 ? 0 : endOfFrames(flash, written);
+        const at = place.foreignAt({ end });
+        const foreign = new Uint8Array(16).fill(0xff);
+        foreign.set([0x12, 0x00, 0x7e], 5);
+        flash.write(at - (at % 16), foreign);
+
+        const mounted = new FrameLog(flash);
+        const first = mounted.mount();
+        equal(first.frames, written.length, 'frames before the foreign bytes');
+        equal(first.damagedBlocks.join(','), '0', 'the block holding foreign bytes is reported as damaged');
+        const from = written.length;
+        for (let i = from; i < from + 4; i++) {
+          mounted.append(payload(i));
+          written.push(payload(i));
+        }
+
+        const seen: Uint8Array[] = [];
+        const again = new FrameLog(flash).mount((p) => seen.push(p));
+        equal(seen.length, written.length, 'every appended frame reads back');
+        written.forEach((p, i) => bytesEqual(seen[i], p, `frame ${i}`));
+        equal(again.damagedBlocks.join(','), '0', 'the damage is still reported');
+        return { frames: seen.length };
+      },
+    })),
+  );
+}
+
+/** Offset just past the frames written from offset 0 of block 0. */
+function endOfFrames(flash: FlashPartition, written: Uint8Array[]): number {
+  const align = flash.status().writeAlign;
+  return written.reduce((at, p) => at + Math.ceil((8 + p.length) / align) * align, 0);
+}
