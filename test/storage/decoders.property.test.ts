@@ -176,6 +176,50 @@ describe('outbox entries (encodeEntry / entryChecks)', () => {
     );
   });
 
+  test('a torn write never checks: any prefix or any bit subset of the entry over erased flash (format 2, issue 15 defect 12)', () => {
+    fc.assert(
+      fc.property(entryArb, fc.nat(), fc.integer({ min: 1, max: 1000 }), fc.boolean(), (e, pick, landingPermille, prefix) => {
+        const { out, total } = encodeAt(e);
+        const hasAck = e.ack !== undefined;
+        const intended = out.slice(0, total);
+        const torn = new Uint8Array(total).fill(0xff);
+        if (prefix) {
+          torn.set(intended.subarray(0, pick % total));
+        } else {
+          // Each bit the program was to clear lands with probability landing (a NOR program cut short).
+          let x = (pick * 2_654_435_761) >>> 0;
+          for (let i = 0; i < total; i++) {
+            for (let bit = 0; bit < 8; bit++) {
+              x = (Math.imul(x, 1_103_515_245) + 12_345) >>> 0;
+              if ((intended[i] & (1 << bit)) === 0 && x % 1000 < landingPermille) torn[i] &= ~(1 << bit);
+            }
+          }
+        }
+        const covered = RECORD_HEADER_LENGTH + (hasAck ? ACK_FIELD_LENGTH : 0) + e.payload.length;
+        let same = true;
+        for (let i = 0; i < covered; i++) if (torn[i] !== intended[i]) same = false;
+        if (!same) assert.equal(entryChecks(torn, e.payload.length, hasAck, e.seq), false, prefix ? `prefix of ${pick % total} bytes` : `bit subset, landing ${landingPermille}‰`);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('format 1 collision: the prefix tear that passed the 16-bit check fails the 32-bit one', () => {
+    // Record 1 of test/storage/outbox-defects.cases.ts: a 150-byte payload torn after 80 of its bytes.
+    const payload = new Uint8Array(150);
+    let x = (530 * 2_654_435_761 + 12_345) >>> 0;
+    for (let i = 0; i < payload.length; i++) {
+      x = (Math.imul(x, 1_103_515_245) + 12_345) >>> 0;
+      payload[i] = x >>> 24;
+    }
+    const { out, total } = encodeAt({ payload, ack: undefined, writeAlign: 1, at: 0, seq: 1 });
+    for (let keep = 0; keep < total; keep++) {
+      const torn = new Uint8Array(total).fill(0xff);
+      torn.set(out.subarray(0, keep));
+      assert.equal(entryChecks(torn, 150, false, 1), false, `prefix of ${keep} bytes`);
+    }
+  });
+
   test('every single-bit error of small entries is caught (exhaustive)', () => {
     for (const writeAlign of WRITE_ALIGNS) {
       for (const [length, ack] of [
