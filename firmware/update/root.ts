@@ -170,7 +170,7 @@ export function rotateRoot(crypto: Crypto, current: TrustedRoot, bytes: Uint8Arr
 }
 
 /** Root keys of the new root that the old root does not list (compared by public key). */
-export function addedKeys(old: readonly KeyEntry[], next: readonly KeyEntry[]): KeyEntry[] {
+function addedKeys(old: readonly KeyEntry[], next: readonly KeyEntry[]): KeyEntry[] {
   return next.filter((k) => !old.some((o) => constantTimeEqual(o.publicKey, k.publicKey)));
 }
 
