@@ -188,6 +188,11 @@ export class UpdateAgent {
     if (!verdict.ok) return this.refuse(verdict.reason, verdict.message);
     const manifest = verdict.manifest;
     const progress = StagingProgress.open(deps.progress);
+    if (progress.session() === undefined && progress.unreadable > 0) {
+      // No session reads, yet entries were written: a cut during a new session's start, or damage that destroyed
+      // a session whose trial count is now lost. Either way it is said, not silently read as "never staged".
+      deps.audit.emit({ kind: 'store-unreadable', store: 'staging-progress', code: 'damaged', message: `${progress.unreadable} unreadable progress entries and no readable session: a trial count may have been lost` });
+    }
     const trials = progress.session()?.tag === imageTag(manifest.imageDigest) ? progress.session()!.trials : 0;
     if (trials >= MAX_TRIALS && this.failedBefore(target, manifest.imageVersion)) {
       return this.refuse('rolled-back-before', `version ${manifest.imageVersion} failed ${trials} trial boots on this device: a newer version is needed`);

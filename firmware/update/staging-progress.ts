@@ -22,6 +22,8 @@ import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import { StorageError } from '../storage/errors.ts';
 
 export const PROGRESS_ENTRY_LENGTH = 16;
+/** Entries read per flash read at recovery (256 bytes). */
+const RECOVERY_READ_ENTRIES = 16;
 
 /**
  * Entry kinds (docs/spec/staging-progress.md). CONFIRMED was added to format
@@ -50,6 +52,7 @@ export interface StagingSession {
 export class StagingProgress {
   private nextSlot = 0;
   private current: StagingSession | undefined;
+  private unreadableEntries = 0;
   private readonly slots: number;
 
   private constructor(private readonly flash: FlashPartition) {
@@ -70,6 +73,15 @@ export class StagingProgress {
   /** Most chunks a session can record in this partition. */
   get capacity(): number {
     return this.slots - 2;
+  }
+
+  /**
+   * Non-blank entries that failed their CRC (torn by cuts, or damaged).
+   * With no readable session this is the only trace of a destroyed one: the
+   * agent reports it before starting over.
+   */
+  get unreadable(): number {
+    return this.unreadableEntries;
   }
 
   /** The newest session on flash, if any. */
@@ -136,50 +148,73 @@ export class StagingProgress {
     this.nextSlot++;
   }
 
+  /**
+   * Read every entry once, in order. Blank slots between written ones are a
+   * hole (damage: appends are sequential and a cut that landed nothing
+   * leaves the slot to be written again) and read as unreadable entries;
+   * the next append goes after the last written slot.
+   */
   private recover(): void {
-    const entry = new Uint8Array(PROGRESS_ENTRY_LENGTH);
+    const chunk = new Uint8Array(PROGRESS_ENTRY_LENGTH * RECOVERY_READ_ENTRIES);
     let session: StagingSession | undefined;
     // Unreadable entries since the session's last CHUNK or TRIAL: any of them may have been a TRIAL.
     let unreadable = 0;
     let maxTrial = 0;
-    const close = (): void => {
-      if (session) session.trials = maxTrial + unreadable;
-    };
-    for (let slot = 0; slot < this.slots; slot++) {
-      this.flash.read(slot * PROGRESS_ENTRY_LENGTH, entry);
-      if (entry.every((b) => b === 0xff)) {
-        // Entries are appended in order: the first free slot ends the log.
-        this.nextSlot = slot;
-        close();
-        this.current = session;
-        return;
+    let blanks = 0;
+    let lastWritten = -1;
+    for (let first = 0; first < this.slots; first += RECOVERY_READ_ENTRIES) {
+      const count = Math.min(RECOVERY_READ_ENTRIES, this.slots - first);
+      this.flash.read(first * PROGRESS_ENTRY_LENGTH, chunk.subarray(0, count * PROGRESS_ENTRY_LENGTH));
+      for (let i = 0; i < count; i++) {
+        const slot = first + i;
+        const entry = chunk.subarray(i * PROGRESS_ENTRY_LENGTH, (i + 1) * PROGRESS_ENTRY_LENGTH);
+        if (entry.every((b) => b === 0xff)) {
+          blanks++;
+          continue;
+        }
+        // A hole before this entry: blank slots that were written once.
+        this.unreadableEntries += blanks;
+        if (session) unreadable += blanks;
+        blanks = 0;
+        lastWritten = slot;
+        const decoded = decodeProgressEntry(entry, slot);
+        if (decoded === 'torn') {
+          this.unreadableEntries++;
+          if (session) unreadable++; // torn by a cut, or damaged: skipped, never rewritten
+          continue;
+        }
+        if (decoded.kind === ProgressKind.BEGIN) {
+          session = newSession(decoded.tag, decoded.value);
+          unreadable = 0;
+          maxTrial = 0;
+          continue;
+        }
+        if (!session && decoded.kind !== ProgressKind.CHUNK) {
+          // A COMPLETE, TRIAL, REPORTED or CONFIRMED with no readable BEGIN before it: the BEGIN was
+          // damaged. Keep the session (its trials count); the length is COMPLETE's, or unknown (0).
+          session = newSession(decoded.tag, decoded.kind === ProgressKind.COMPLETE ? decoded.value : 0);
+          session.complete = true;
+          unreadable = 0;
+          maxTrial = 0;
+        }
+        if (!session || decoded.tag !== session.tag) continue;
+        if (decoded.kind === ProgressKind.CHUNK) {
+          if (decoded.value === session.chunksDone) session.chunksDone++;
+          unreadable = 0;
+        } else if (decoded.kind === ProgressKind.COMPLETE) {
+          session.complete = true;
+          if (session.imageLength === 0) session.imageLength = decoded.value;
+        } else if (decoded.kind === ProgressKind.TRIAL) {
+          // A TRIAL is written only for a complete image: it proves completeness even if COMPLETE was lost.
+          session.complete = true;
+          if (decoded.value >= maxTrial) unreadable = 0;
+          maxTrial = Math.max(maxTrial, decoded.value);
+        } else if (decoded.kind === ProgressKind.REPORTED) session.reported = Math.max(session.reported, decoded.value);
+        else if (decoded.kind === ProgressKind.CONFIRMED) session.confirmed = true;
       }
-      const decoded = decodeProgressEntry(entry, slot);
-      if (decoded === 'torn') {
-        if (session) unreadable++; // torn by a cut, or damaged: skipped, never rewritten
-        continue;
-      }
-      if (decoded.kind === ProgressKind.BEGIN) {
-        session = newSession(decoded.tag, decoded.value);
-        unreadable = 0;
-        maxTrial = 0;
-        continue;
-      }
-      if (!session || decoded.tag !== session.tag) continue;
-      if (decoded.kind === ProgressKind.CHUNK) {
-        if (decoded.value === session.chunksDone) session.chunksDone++;
-        unreadable = 0;
-      } else if (decoded.kind === ProgressKind.COMPLETE) session.complete = true;
-      else if (decoded.kind === ProgressKind.TRIAL) {
-        // A TRIAL is written only for a complete image: it proves completeness even if COMPLETE was lost.
-        session.complete = true;
-        if (decoded.value >= maxTrial) unreadable = 0;
-        maxTrial = Math.max(maxTrial, decoded.value);
-      } else if (decoded.kind === ProgressKind.REPORTED) session.reported = Math.max(session.reported, decoded.value);
-      else if (decoded.kind === ProgressKind.CONFIRMED) session.confirmed = true;
     }
-    this.nextSlot = this.slots;
-    close();
+    this.nextSlot = lastWritten + 1;
+    if (session) session.trials = maxTrial + unreadable;
     this.current = session;
   }
 }

@@ -50,7 +50,8 @@ export function stageImage(target: StagingTarget, image: ExpectedImage, source: 
   const chunks = Math.ceil(image.length / blockLength);
   if (chunks > progress.capacity) return { ok: false, reason: 'too-large', message: `image needs ${chunks} chunks; the progress log holds ${progress.capacity}` };
   const session = progress.session();
-  const resumable = session !== undefined && session.tag === image.tag && session.imageLength === image.length;
+  // A complete session whose BEGIN and COMPLETE were both damaged has an unknown length (0): its tag decides.
+  const resumable = session !== undefined && session.tag === image.tag && (session.imageLength === image.length || (session.complete && session.imageLength === 0));
   // A complete session is re-hashed whole from the slot: its chunk entries are not needed (one may be damaged).
   const resumeAt = resumable ? (session.complete ? chunks : Math.min(session.chunksDone, chunks)) : 0;
   if (!resumable) progress.begin(image.tag, image.length);

@@ -138,6 +138,10 @@ export const suite: CaseSuite = {
         equal(trials([...base, [TRIAL, TAG, 1], TORN, [REPORTED, TAG, 1], TORN]), 3, 'every unreadable entry after the last TRIAL counts');
         equal(trials([...base, TORN, [TRIAL, TAG, 2]]), 2, 'an unreadable entry before a later TRIAL adds nothing');
         equal(trials([[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [CHUNK, TAG, 1], [COMPLETE, TAG, 5000]]), 0, 'a torn CHUNK retried is not a trial');
+        const lostBegin = StagingProgress.open(progressLog(env, 'plain', [TORN, [CHUNK, TAG, 0], [COMPLETE, TAG, 5000], [TRIAL, TAG, 1], [TRIAL, TAG, 2]])).session();
+        equal(`${lostBegin?.tag}:${lostBegin?.imageLength}:${lostBegin?.trials}`, `${TAG}:5000:2`, 'a damaged BEGIN: the session is rebuilt from its later entries, trials kept');
+        const hole = new Uint8Array(PROGRESS_ENTRY_LENGTH).fill(0xff);
+        equal(trials([...base, [TRIAL, TAG, 1], hole, [REPORTED, TAG, 1]]), 2, 'a blank hole between entries is damage: it counts as a possible trial');
         const lostComplete = StagingProgress.open(progressLog(env, 'plain', [[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [TRIAL, TAG, 1]])).session();
         equal(`${lostComplete?.complete}:${lostComplete?.trials}`, 'true:1', 'a TRIAL after an unreadable COMPLETE still counts (and proves completeness)');
         return {};
