@@ -7,7 +7,6 @@ import { seqAdd, seqDiff, seqMax } from '../base/seq.ts';
 import { StorageError } from './errors.ts';
 import {
   CLOSING_SLOTS,
-  HEADER_LENGTH,
   decodeHeader,
   decodeWord,
   entryChecks,
