@@ -334,6 +334,31 @@ describe('holdfast keys / sign / verify', () => {
     expectExit(runs[7], 0, 'root 3 alone');
   });
 
+  it('rotations that add several root keys are signed by min(threshold, keys added) of them, and a device accepts the chain', async () => {
+    const dir = join(work, 'multi');
+    const [init] = await batch([['keys', 'init', '--dir', dir, '--root-keys', '3', '--root-threshold', '2', '--json']]);
+    expectExit(init, 0, 'init 3 of threshold 2');
+    const ids1 = keysJson(dir).root.keys.map((k) => k.keyId);
+    const [two] = await batch([['keys', 'rotate', '--dir', dir, '--replace-root-key', ids1[0], '--replace-root-key', ids1[1], '--json']]);
+    const r2 = JSON.parse(expectExit(two, 0, 'replace two root keys').stdout);
+    const ids2 = keysJson(dir).root.keys.map((k) => k.keyId);
+    const added2 = ids2.filter((id) => !ids1.includes(id));
+    assert.equal(added2.length, 2);
+    for (const id of added2) assert.ok(r2.signers.includes(id), `added key ${id} signed root 2 (${r2.signers})`);
+    const [three] = await batch([['keys', 'rotate', '--dir', dir, ...ids2.flatMap((id) => ['--replace-root-key', id]), '--json']]);
+    const r3 = JSON.parse(expectExit(three, 0, 'replace all three root keys').stdout);
+    const ids3 = keysJson(dir).root.keys.map((k) => k.keyId);
+    assert.equal(r3.signers.filter((id: string) => ids3.includes(id)).length, 2, 'two of the three added keys (the threshold) signed root 3');
+    assert.equal(r3.signers.filter((id: string) => ids2.includes(id)).length, 2, 'and two of root 2\'s keys');
+    // The chain as a device checks it.
+    let trusted = trustProvisionedRoot(hostCrypto(), readFileSync(join(dir, 'root.1.bin')));
+    for (const v of [2, 3]) {
+      assert.ok(trusted.ok);
+      trusted = rotateRoot(hostCrypto(), trusted.root, readFileSync(join(dir, `root.${v}.bin`)));
+      assert.ok(trusted.ok, `root ${v}: ${trusted.ok ? '' : trusted.reason}`);
+    }
+  });
+
   it('rotation refuses when root private keys are missing (exit 1)', async () => {
     const ids = keysJson(keys).root.keys.map((k) => k.keyId);
     const moved = ids.slice(0, 2).map((id) => {
