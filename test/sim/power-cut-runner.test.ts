@@ -776,22 +776,27 @@ describe('power-cut runner: double cuts', () => {
     assert.throws(() => runExhaustive(scenario, { ...options, secondCuts: { sample: -1 }, exhaustive: false }), RangeError);
   });
 
-  test('the exhaustive tier widens second cuts: none → a sample of 4, a sample → every', () => {
+  test('the exhaustive tier widens a sample of second cuts to every operation, and adds none where none were asked', () => {
     assert.equal(effectiveSecondCuts({ exhaustive: false }), 'none');
     assert.deepEqual(effectiveSecondCuts({ exhaustive: false, secondCuts: { sample: 2 } }), { sample: 2 });
-    assert.deepEqual(effectiveSecondCuts({ exhaustive: true }), { sample: 4 });
+    assert.equal(effectiveSecondCuts({ exhaustive: true }), 'none');
+    assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: 'none' }), 'none');
     assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: { sample: 2 } }), 'every');
     assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: 'every' }), 'every');
+    const tiered = runExhaustive(slotScenario('plain', 4), { ...options, variants: 2, secondCuts: { sample: 1 }, exhaustive: true });
+    const every = runExhaustive(slotScenario('plain', 4), { ...options, variants: 2, secondCuts: 'every', exhaustive: false });
+    assert.deepEqual(tiered, every);
     const saved = process.env.HOLDFAST_EXHAUSTIVE;
     try {
       process.env.HOLDFAST_EXHAUSTIVE = '1';
       assert.equal(exhaustiveTier(), true);
-      assert.deepEqual(effectiveSecondCuts({}), { sample: 4 });
+      assert.equal(effectiveSecondCuts({ secondCuts: { sample: 3 } }), 'every');
+      assert.equal(effectiveSecondCuts({}), 'none');
       process.env.HOLDFAST_EXHAUSTIVE = '0';
       assert.equal(exhaustiveTier(), false);
+      assert.deepEqual(effectiveSecondCuts({ secondCuts: { sample: 3 } }), { sample: 3 });
       delete process.env.HOLDFAST_EXHAUSTIVE;
       assert.equal(exhaustiveTier(), false);
-      assert.equal(effectiveSecondCuts({}), 'none');
     } finally {
       if (saved === undefined) delete process.env.HOLDFAST_EXHAUSTIVE;
       else process.env.HOLDFAST_EXHAUSTIVE = saved;

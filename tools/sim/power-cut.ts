@@ -79,14 +79,13 @@ export interface RunnerOptions {
    */
   tears?: readonly TearMode[];
   /**
-   * Double faults in `runExhaustive` (see SecondCuts). Default 'none', or
-   * { sample: 4 } in the exhaustive tier; in that tier a sample widens to
-   * 'every'.
+   * Double faults in `runExhaustive` (see SecondCuts). Default 'none'. In
+   * the exhaustive tier a sample widens to 'every'.
    */
   secondCuts?: SecondCuts;
   /**
-   * The exhaustive tier (slow, for nightly runs): widens second cuts as
-   * described above. Default: the HOLDFAST_EXHAUSTIVE flag (see
+   * The exhaustive tier (slow, for nightly runs): a `secondCuts` sample
+   * becomes 'every'. Default: the HOLDFAST_EXHAUSTIVE flag (see
    * `exhaustiveTier`).
    */
   exhaustive?: boolean;
@@ -132,8 +131,6 @@ export class PowerCutFailure extends Error {
 const DEFAULT_VARIANTS = 3;
 const DEFAULT_SEED = 0x401df457;
 const DEFAULT_MAX_BOOTS = 64;
-/** Second cuts per first cut when the exhaustive tier is on and the suite asked for none. */
-const EXHAUSTIVE_TIER_SAMPLE = 4;
 /** Sampled second cuts favour the start of the recovery boot, where recovery itself writes. */
 const RECOVERY_HEAD_OPERATIONS = 8;
 
@@ -149,13 +146,16 @@ export function exhaustiveTier(): boolean {
   return flag !== undefined && flag !== '' && flag !== '0' && flag !== false;
 }
 
-/** What `runExhaustive` does for second cuts under these options and tier. */
+/**
+ * What `runExhaustive` does for second cuts under these options and tier.
+ * The tier widens only a suite that asked for a sample: a suite that asked
+ * for none (or said nothing) may assert single-cut properties (one cut per
+ * run, the cut that catches a planted bug), which second cuts would change.
+ */
 export function effectiveSecondCuts(options: Pick<RunnerOptions, 'secondCuts' | 'exhaustive'>): SecondCuts {
-  const tier = options.exhaustive ?? exhaustiveTier();
-  const asked = options.secondCuts;
-  if (!tier) return asked ?? 'none';
-  if (asked === undefined || asked === 'none') return { sample: EXHAUSTIVE_TIER_SAMPLE };
-  return 'every';
+  const asked = options.secondCuts ?? 'none';
+  if (asked === 'none' || asked === 'every') return asked;
+  return (options.exhaustive ?? exhaustiveTier()) ? 'every' : asked;
 }
 
 /** Run once without cuts; returns the flash operation count. */
