@@ -776,10 +776,10 @@ describe('power-cut runner: double cuts', () => {
     assert.throws(() => runExhaustive(scenario, { ...options, secondCuts: { sample: -1 }, exhaustive: false }), RangeError);
   });
 
-  test('the exhaustive tier widens a sample of second cuts to every operation, and adds none where none were asked', () => {
+  test("the exhaustive tier: unset → a sample of 4, a sample → every operation, an explicit 'none' stays", () => {
     assert.equal(effectiveSecondCuts({ exhaustive: false }), 'none');
     assert.deepEqual(effectiveSecondCuts({ exhaustive: false, secondCuts: { sample: 2 } }), { sample: 2 });
-    assert.equal(effectiveSecondCuts({ exhaustive: true }), 'none');
+    assert.deepEqual(effectiveSecondCuts({ exhaustive: true }), { sample: 4 });
     assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: 'none' }), 'none');
     assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: { sample: 2 } }), 'every');
     assert.equal(effectiveSecondCuts({ exhaustive: true, secondCuts: 'every' }), 'every');
@@ -791,7 +791,8 @@ describe('power-cut runner: double cuts', () => {
       process.env.HOLDFAST_EXHAUSTIVE = '1';
       assert.equal(exhaustiveTier(), true);
       assert.equal(effectiveSecondCuts({ secondCuts: { sample: 3 } }), 'every');
-      assert.equal(effectiveSecondCuts({}), 'none');
+      assert.deepEqual(effectiveSecondCuts({}), { sample: 4 });
+      assert.equal(effectiveSecondCuts({ secondCuts: 'none' }), 'none');
       process.env.HOLDFAST_EXHAUSTIVE = '0';
       assert.equal(exhaustiveTier(), false);
       assert.deepEqual(effectiveSecondCuts({ secondCuts: { sample: 3 } }), { sample: 3 });

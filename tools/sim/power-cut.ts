@@ -80,12 +80,13 @@ export interface RunnerOptions {
   tears?: readonly TearMode[];
   /**
    * Double faults in `runExhaustive` (see SecondCuts). Default 'none'. In
-   * the exhaustive tier a sample widens to 'every'.
+   * the exhaustive tier (see `effectiveSecondCuts`) an unset value becomes
+   * { sample: 4 } and a sample becomes 'every'; an explicit 'none' stays.
    */
   secondCuts?: SecondCuts;
   /**
-   * The exhaustive tier (slow, for nightly runs): a `secondCuts` sample
-   * becomes 'every'. Default: the HOLDFAST_EXHAUSTIVE flag (see
+   * The exhaustive tier (slow, for nightly runs): widens second cuts as
+   * `effectiveSecondCuts` says. Default: the HOLDFAST_EXHAUSTIVE flag (see
    * `exhaustiveTier`).
    */
   exhaustive?: boolean;
@@ -131,6 +132,8 @@ export class PowerCutFailure extends Error {
 const DEFAULT_VARIANTS = 3;
 const DEFAULT_SEED = 0x401df457;
 const DEFAULT_MAX_BOOTS = 64;
+/** Second cuts per first cut in the exhaustive tier for a suite that did not set `secondCuts`. */
+const EXHAUSTIVE_TIER_SAMPLE = 4;
 /** Sampled second cuts favour the start of the recovery boot, where recovery itself writes. */
 const RECOVERY_HEAD_OPERATIONS = 8;
 
@@ -148,14 +151,17 @@ export function exhaustiveTier(): boolean {
 
 /**
  * What `runExhaustive` does for second cuts under these options and tier.
- * The tier widens only a suite that asked for a sample: a suite that asked
- * for none (or said nothing) may assert single-cut properties (one cut per
- * run, the cut that catches a planted bug), which second cuts would change.
+ * In the exhaustive tier a suite that said nothing gets a sample, and a
+ * sample widens to every operation; an explicit 'none' stays 'none' (for a
+ * suite that asserts single-cut properties: one cut per run, the exact cut
+ * that catches a planted bug).
  */
 export function effectiveSecondCuts(options: Pick<RunnerOptions, 'secondCuts' | 'exhaustive'>): SecondCuts {
-  const asked = options.secondCuts ?? 'none';
-  if (asked === 'none' || asked === 'every') return asked;
-  return (options.exhaustive ?? exhaustiveTier()) ? 'every' : asked;
+  const asked = options.secondCuts;
+  if (!(options.exhaustive ?? exhaustiveTier())) return asked ?? 'none';
+  if (asked === undefined) return { sample: EXHAUSTIVE_TIER_SAMPLE };
+  if (asked === 'none') return 'none';
+  return 'every';
 }
 
 /** Run once without cuts; returns the flash operation count. */
