@@ -5,7 +5,7 @@
  * and double-cut runs count the recovery boot's operations the same way
  * through either flash.
  */
-import { runExhaustive, TEAR_MODES, type CutScenario } from '../../tools/sim/power-cut.ts';
+import { effectiveSecondCuts, exhaustiveTier, runExhaustive, TEAR_MODES, type CutScenario } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { isPowerCut } from '../../tools/sim/flash/errors.ts';
 import { Rng } from '../../tools/sim/rng.ts';
@@ -51,6 +51,11 @@ function slotLog(mode: FlashMode): CutScenario<{ formatted: boolean; durable: nu
 export const suite: CaseSuite = {
   name: 'power-cut runner across engines',
   cases: [
+    {
+      // Read by test/sim/power-cut-runner-engines.test.ts, which sets the host's flag both ways.
+      name: 'the exhaustive tier as this engine sees it',
+      run: () => ({ tier: exhaustiveTier(), secondCuts: JSON.stringify(effectiveSecondCuts({ secondCuts: { sample: 2 } })) }),
+    },
     {
       name: 'a cut plan tears the same bytes through this engine as through a local SimFlash, in both tear modes',
       run(env) {
