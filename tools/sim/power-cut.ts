@@ -98,7 +98,7 @@ export interface CutReport {
   operations: number;
   /** Distinct operation indexes cut. */
   cutPoints: number;
-  /** Runs executed (cut points × variants, or random runs). */
+  /** Runs executed: cut points × max(variants, tear modes) plus the double-cut runs, or the random runs. */
   runs: number;
   /** Cuts that actually struck. */
   cuts: number;
