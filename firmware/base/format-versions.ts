@@ -7,10 +7,10 @@ export const FORMAT_VERSIONS = Object.freeze({
   frame: 1,
   outbox: 2,
   stagingProgress: 1,
-  floorStore: 1,
-  replayStore: 1,
+  floorStore: 2,
+  replayStore: 2,
   trustStore: 2,
   signedDocument: 1,
   appImage: 1,
-  counter: 1,
+  counter: 2,
 });

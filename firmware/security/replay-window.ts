@@ -36,6 +36,10 @@ export type ReplayErrorCode =
   | 'format-too-new'
   /** The partition holds something that is not a replay store (and is not blank); nothing was changed. */
   | 'not-formatted'
+  /** The partition is blank (never provisioned, or wiped): refused, never opened with every floor at 0. */
+  | 'blank'
+  /** Damage destroyed evidence a ceiling may depend on (docs/spec/two-block-log.md); nothing was changed. */
+  | 'damaged'
   /** The partition holds ceilings for more senders than configured; nothing was changed. */
   | 'too-many-senders'
   /** The partition geometry cannot hold the format. */

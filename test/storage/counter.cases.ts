@@ -5,21 +5,15 @@
  * repeats and none goes backwards), within a boot and across boots.
  */
 import { WriteBackFlash } from '../support/write-back-flash.ts';
-import {
-  Counter,
-  COUNTER_ENTRY_LENGTH,
-  COUNTER_MAX_VALUE,
-  decodeCounterSlot,
-  DEFAULT_COUNTER_RESERVE,
-  encodeCounterEntry,
-  MAX_COUNTER_RESERVE,
-} from '../../firmware/storage/counter.ts';
+import { Counter, COUNTER_LOG, COUNTER_MAX_VALUE, DEFAULT_COUNTER_RESERVE, MAX_COUNTER_RESERVE } from '../../firmware/storage/counter.ts';
 import { StorageError, type StorageErrorCode } from '../../firmware/storage/errors.ts';
-import { crc32 } from '../../firmware/base/crc32.ts';
+import { TwoBlockLog } from '../../firmware/base/two-block-log.ts';
+import { encodeEntry16 } from '../../firmware/base/entry16.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import { runDamageSuite, type DamageSubject } from '../support/damage.ts';
 import { runExhaustive, runRandom, PowerCutFailure, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
-import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
+import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
 import { bytesEqual, CheckFailure, equal, ok, throws } from '../support/check.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 
@@ -48,8 +42,8 @@ export interface CounterScenarioOptions {
   total: number;
   /** Values per open: a clean reboot (fresh instance) after each session. */
   perSession: number;
-  /** 'blank': the partition starts blank and is opened without format; 'format': garbage, then Counter.format. */
-  firstBoot?: 'blank' | 'format';
+  /** 'format': garbage, then Counter.format, under cuts (otherwise the partition starts formatted). */
+  firstBoot?: 'format';
   /** Check the recovered bound against what was returned (off: only the values returned are checked). */
   checkBound?: boolean;
   /** Stand a different flash between the counter and the simulator (the broken-flash demonstration). */
@@ -67,7 +61,7 @@ export function counterScenario(o: CounterScenarioOptions): CutScenario<CounterS
   return {
     name,
     flash: flashOptions(o.mode, o.blockLength),
-    createState: () => ({ maxReturned: 0, returned: 0, maxRecovered: 0, opens: 0, prepared: o.firstBoot !== 'format', formatted: o.firstBoot !== 'format' }),
+    createState: () => ({ maxReturned: 0, returned: 0, maxRecovered: 0, opens: 0, prepared: o.firstBoot !== 'format', formatted: false }),
     boot(flash, state) {
       if (!state.prepared) {
         // A partition holding something else; a cut here just leaves less of it.
@@ -126,53 +120,75 @@ function runnerOptions(env: CaseEnv): RunnerOptions {
 function throwsStorage(run: () => unknown, code: StorageErrorCode, message: string): void {
   const error = throws(run, 'StorageError', message);
   ok(error instanceof StorageError, `${message}: not a StorageError`);
-  equal(error.code, code, `${message}: code`);
+  equal(error.code, code, `${message}: code (${error.message})`);
 }
 
-/** A fresh simulated flash (blank) for the input cases. */
-function blankFlash(env: CaseEnv, blockLength = 64, blocks = 2, mode: FlashMode = 'plain'): CuttableFlash {
-  return env.createFlash(flashOptions(mode, blockLength, blocks));
-}
-
-function writeEntry(flash: FlashPartition, block: number, slot: number, bytes: Uint8Array): void {
-  flash.write(block * flash.status().blockLength + slot * COUNTER_ENTRY_LENGTH, bytes);
-}
-
-/** An entry of a hypothetical format 2 (same first unit: version byte, CRC over 0..11 at 12). */
-function entryOfVersion(version: number, reservedUpTo: number): Uint8Array {
-  const entry = encodeCounterEntry(reservedUpTo);
-  entry[0] = version;
-  const crc = crc32(entry, 0, 12);
-  entry[12] = crc & 0xff;
-  entry[13] = (crc >>> 8) & 0xff;
-  entry[14] = (crc >>> 16) & 0xff;
-  entry[15] = (crc >>> 24) & 0xff;
-  return entry;
+/** A fresh simulated flash for the input cases, formatted unless asked not to. */
+function counterFlash(env: CaseEnv, o: { blockLength?: number; blocks?: number; mode?: FlashMode; blank?: boolean } = {}): CuttableFlash {
+  const flash = env.createFlash(flashOptions(o.mode ?? 'plain', o.blockLength ?? 128, o.blocks ?? 2));
+  if (!o.blank) Counter.format(flash);
+  return flash;
 }
 
 function sameContents(flash: CuttableFlash, before: Uint8Array, message: string): void {
   bytesEqual(flash.snapshot().data, before, message);
 }
 
-/** 120 values, K=3, 4 slots per block: 48 bounds and 11 rotations in the clean run. */
-const SMALL = { blockLength: 64, reserve: 3, total: 120, perSession: 10 } as const;
-const FIRST_BOOT = { blockLength: 64, reserve: 3, total: 24, perSession: 4 } as const;
+/** Damage subject (issue 15, defect 1): values issued, then any single fault: next() never repeats one. */
+function counterDamageSubject(mode: FlashMode, reserve: number, issued: number): DamageSubject<number> {
+  return {
+    name: `counter/${mode}/K${reserve}/issued${issued}`,
+    flash: { blocks: 2, blockLength: 128, mode },
+    populate(flash) {
+      Counter.format(flash);
+      let counter = Counter.open(flash, { reserve });
+      for (let i = 0; i < issued; i++) {
+        if (i % 5 === 4) counter = Counter.open(flash, { reserve });
+        counter.next();
+      }
+      return counter.current() as number;
+    },
+    verify(flash, maxReturned) {
+      let counter: Counter;
+      try {
+        counter = Counter.open(flash, { reserve });
+      } catch (error) {
+        if (error instanceof StorageError) return 'refused';
+        throw error;
+      }
+      const value = counter.next();
+      ok(value > maxReturned, `next() returned ${value}, not above ${maxReturned} issued before the damage`);
+      return 'recovered';
+    },
+  };
+}
 
-function exhaustiveCase(name: string, options: CounterScenarioOptions): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(counterScenario(options), runnerOptions(env)) }) };
+/** 60 values, K=3, two records per block: 20 bounds and about 10 rotations in the clean run. */
+const SMALL = { blockLength: 128, reserve: 3, total: 60, perSession: 10 } as const;
+const FIRST_BOOT = { blockLength: 128, reserve: 3, total: 12, perSession: 4 } as const;
+
+function exhaustiveCase(name: string, options: CounterScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
+  return { name, run: (env) => ({ ...runExhaustive(counterScenario(options), { ...runnerOptions(env), ...extra }) }) };
 }
 
 export const suite: CaseSuite = {
   name: 'counter',
   cases: [
     ...(['plain', 'strict'] as const).flatMap((mode) => [
-      exhaustiveCase(`exhaustive cuts, ${mode}, K=3, 64-byte blocks, 10 values per boot (48 bounds, 11 rotations)`, { mode, ...SMALL }),
-      exhaustiveCase(`exhaustive cuts, ${mode}, K=5, 128-byte blocks, 1 value per boot (40 bounds, 4 rotations)`, { mode, blockLength: 128, reserve: 5, total: 40, perSession: 1 }),
-      exhaustiveCase(`first boot, blank partition opened without format, ${mode}, cut at every operation`, { mode, ...FIRST_BOOT, firstBoot: 'blank' }),
+      exhaustiveCase(`exhaustive cuts, ${mode}, K=3, two records per block, 10 values per boot (20 bounds, 10 rotations)`, { mode, ...SMALL }),
+      exhaustiveCase(`exhaustive cuts with second cuts in the recovery boot, ${mode}, K=5, 1 value per boot`, { mode, blockLength: 160, reserve: 5, total: 12, perSession: 1 }, { secondCuts: { sample: 4 } }),
       exhaustiveCase(`first boot, garbage then format then count, ${mode}, cut at every operation`, { mode, ...FIRST_BOOT, firstBoot: 'format' }),
       {
         name: `random multi-cut runs (up to 4 cuts each), ${mode}`,
         run: (env: CaseEnv) => ({ ...runRandom(counterScenario({ mode, ...SMALL }), { ...runnerOptions(env), runs: 70, maxCuts: 4, seed: mode === 'plain' ? 11 : 12 }) }),
+      },
+      {
+        name: `issue 15.1: after 1..3 were issued, any single damaged bit, unit or entry never makes next() repeat a value, ${mode}`,
+        run: () => ({ ...runDamageSuite(counterDamageSubject(mode, 4096, 3), { kinds: ['bit', 'unit', 'entry'], allBits: true }) }),
+      },
+      {
+        name: `damage after rotations: every bit, unit and block, ${mode}, K=2`,
+        run: () => ({ ...runDamageSuite(counterDamageSubject(mode, 2, 21)) }),
       },
     ]),
     {
@@ -196,7 +212,8 @@ export const suite: CaseSuite = {
     {
       name: 'options: reserve must be an integer in 1..2^32',
       run(env) {
-        const flash = blankFlash(env);
+        const flash = counterFlash(env);
+        const ops = flash.counters.operations;
         for (const reserve of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, MAX_COUNTER_RESERVE + 1]) {
           throws(() => Counter.open(flash, { reserve }), 'RangeError', `reserve ${reserve}`);
         }
@@ -206,161 +223,99 @@ export const suite: CaseSuite = {
         equal(Counter.open(flash).stats().reserve, DEFAULT_COUNTER_RESERVE, 'default K');
         equal(Counter.open(flash, {}).stats().reserve, DEFAULT_COUNTER_RESERVE, 'default K with {}');
         equal(Counter.open(flash, { reserve: MAX_COUNTER_RESERVE }).stats().reserve, MAX_COUNTER_RESERVE, 'largest K');
-        equal(flash.counters.operations, 0, 'open writes nothing');
+        equal(flash.counters.operations, ops, 'open writes nothing');
       },
     },
     {
-      name: 'geometry: fewer than 2 blocks, writeAlign not dividing 16, odd block length -> bad-geometry',
+      name: 'geometry: fewer than 2 blocks, writeAlign not dividing 16, blocks too small for a rotation -> bad-geometry',
       run(env) {
-        throwsStorage(() => Counter.open(blankFlash(env, 64, 1)), 'bad-geometry', 'one block');
-        throwsStorage(() => Counter.format(blankFlash(env, 64, 1)), 'bad-geometry', 'format, one block');
-        throwsStorage(() => Counter.open(env.createFlash({ blocks: 2, blockLength: 64, writeAlign: 32 })), 'bad-geometry', 'writeAlign 32');
-        throwsStorage(() => Counter.open(env.createFlash({ blocks: 2, blockLength: 40 })), 'bad-geometry', 'block length 40');
-        // writeAlign 8 divides 16; a 16-byte block holds one entry: every entry rotates.
-        const tiny = env.createFlash({ blocks: 2, blockLength: 16, writeAlign: 8 });
+        throwsStorage(() => Counter.open(counterFlash(env, { blocks: 1, blank: true })), 'bad-geometry', 'one block');
+        throwsStorage(() => Counter.format(counterFlash(env, { blocks: 1, blank: true })), 'bad-geometry', 'format, one block');
+        throwsStorage(() => Counter.open(env.createFlash({ blocks: 2, blockLength: 128, writeAlign: 32 })), 'bad-geometry', 'writeAlign 32');
+        throwsStorage(() => Counter.format(env.createFlash({ blocks: 2, blockLength: 96 })), 'bad-geometry', 'three records per block');
+        // writeAlign 8 divides 16; two records per block: every other bound rotates.
+        const tiny = env.createFlash({ blocks: 2, blockLength: 128, writeAlign: 8 });
+        Counter.format(tiny);
         const counter = Counter.open(tiny, { reserve: 1 });
-        for (let v = 1; v <= 5; v++) equal(counter.next(), v, 'value on one-slot blocks');
+        for (let v = 1; v <= 5; v++) equal(counter.next(), v, 'value on two-record blocks');
         equal(Counter.open(tiny, { reserve: 1 }).next(), 6, 'after reopen');
       },
     },
     {
-      name: 'entry bytes match the spec example; first entry lands in block 0 slot 0',
+      name: 'a bound costs two 16-byte copies and is written once per K values',
       run(env) {
-        const expected = Uint8Array.of(0x01, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0e, 0xc9, 0x20, 0x46);
-        bytesEqual(encodeCounterEntry(4096), expected, 'entry for 4096');
-        bytesEqual(
-          encodeCounterEntry(COUNTER_MAX_VALUE),
-          Uint8Array.of(0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x00, 0xd4, 0x49, 0xe4, 0x16),
-          'entry for 2^53-1',
-        );
-        for (const v of [0, 1, 4096, 0xffffffff, 0x100000000, 2 ** 40 + 3, COUNTER_MAX_VALUE]) {
-          const slot = decodeCounterSlot(encodeCounterEntry(v));
-          ok(slot.kind === 'bound' && slot.reservedUpTo === v, `round trip of ${v}`);
-        }
-        throws(() => encodeCounterEntry(COUNTER_MAX_VALUE + 1), 'RangeError', 'bound above 2^53-1');
-        const flash = blankFlash(env, 4096);
+        const flash = counterFlash(env, { blockLength: 4096 });
+        const before = flash.counters.bytesProgrammed;
+        const writes = flash.counters.writes;
         const counter = Counter.open(flash);
         equal(counter.current(), undefined, 'current() before next()');
         equal(counter.next(), 1, 'first value');
-        const data = flash.snapshot().data;
-        bytesEqual(data.subarray(0, 16), expected, 'first entry on flash');
-        equal(flash.counters.bytesProgrammed, 16, 'one entry programmed');
+        equal(flash.counters.bytesProgrammed - before, 32, 'one record: two copies');
+        equal(flash.counters.writes - writes, 2, 'copy 1, then copy 2');
         for (let v = 2; v <= 4096; v++) counter.next();
-        equal(flash.counters.writes, 1, 'K values per entry');
+        equal(flash.counters.writes - writes, 2, 'K values per record');
         equal(counter.next(), 4097, 'value 4097');
-        equal(flash.counters.writes, 2, 'the 4097th value writes the next bound');
+        equal(flash.counters.writes - writes, 4, 'the 4097th value writes the next bound');
         equal(counter.stats().reservedUpTo, 8192, 'bound after 4097');
       },
     },
     {
       name: 'recovery reads both blocks in chunks of at most 256 bytes, and nothing else',
       run(env) {
-        const flash = blankFlash(env, 4096, 4);
+        const flash = counterFlash(env, { blockLength: 4096, blocks: 4 });
         // Blocks 2 and 3 are not the counter's: fill them with garbage, which it must neither read nor change.
         flash.write(2 * 4096, garbage(2 * 4096, 9));
         const before = flash.snapshot().data.slice(2 * 4096);
         let counter = Counter.open(flash, { reserve: 1 });
-        for (let i = 0; i < 600; i++) counter.next(); // 600 entries: two rotations
+        for (let i = 0; i < 300; i++) counter.next(); // 300 records: two rotations
         const readsBefore = flash.counters.reads;
         const bytesBefore = flash.counters.bytesRead;
         counter = Counter.open(flash, { reserve: 1 });
         equal(flash.counters.bytesRead - bytesBefore, 8192, 'bytes read by open');
         equal(flash.counters.reads - readsBefore, 32, 'reads of 256 bytes');
         equal(counter.stats().recoveryBytesRead, 8192, 'stats().recoveryBytesRead');
-        equal(counter.next(), 601, 'value after reopen with K=1');
+        equal(counter.next(), 301, 'value after reopen with K=1');
         bytesEqual(flash.snapshot().data.slice(2 * 4096), before, 'blocks 2 and 3');
         return { erases: flash.counters.erases };
       },
     },
     {
-      name: 'a newer format version -> format-too-new, flash unchanged',
+      name: 'a newer format -> format-too-new, a format-1 entry -> not-formatted; flash unchanged',
       run(env) {
-        const flash = blankFlash(env);
-        writeEntry(flash, 0, 0, encodeCounterEntry(10));
-        writeEntry(flash, 0, 1, entryOfVersion(2, 20));
+        const flash = counterFlash(env);
+        const record = encodeEntry16(new Uint8Array(16), COUNTER_LOG.version + 1, COUNTER_LOG.kind, 0, 20);
+        flash.write(32, record);
         const before = flash.snapshot().data;
         const ops = flash.counters.operations;
-        throwsStorage(() => Counter.open(flash), 'format-too-new', 'version 2 entry');
+        throwsStorage(() => Counter.open(flash), 'format-too-new', 'a record of the next format');
         sameContents(flash, before, 'after format-too-new');
         equal(flash.counters.operations, ops, 'no write or erase');
-        // In the other block too, behind valid entries of format 1.
-        const other = blankFlash(env);
-        writeEntry(other, 0, 0, encodeCounterEntry(10));
-        writeEntry(other, 1, 3, entryOfVersion(7, 5));
-        throwsStorage(() => Counter.open(other), 'format-too-new', 'version 7 entry in block 1');
+        // What holdfast's first counter format wrote (version 1, kind 1, bound 4096): a clean break, refused.
+        const old = counterFlash(env, { blank: true });
+        old.write(0, encodeEntry16(new Uint8Array(16), 1, 0x01, 0, 4096));
+        throwsStorage(() => Counter.open(old), 'not-formatted', 'a format-1 counter');
       },
     },
     {
-      name: 'garbage in both blocks -> not-formatted, flash unchanged; format provisions it',
+      name: 'blank -> blank (never a fresh counter); garbage -> not-formatted; flash unchanged; format provisions it',
       run(env) {
-        const flash = blankFlash(env);
-        flash.write(0, garbage(128, 3));
+        const blank = counterFlash(env, { blank: true });
+        throwsStorage(() => Counter.open(blank), 'blank', 'blank partition');
+        equal(blank.counters.operations, 0, 'open writes nothing');
+        const flash = counterFlash(env, { blank: true });
+        flash.write(0, garbage(256, 3));
         const before = flash.snapshot().data;
         throwsStorage(() => Counter.open(flash), 'not-formatted', 'garbage partition');
         sameContents(flash, before, 'after not-formatted');
-        equal(flash.counters.operations, 1, 'only the test wrote');
-        // Block 1 blank, block 0 torn slots with a gap: not the shape of first writes.
-        const gap = blankFlash(env);
-        writeEntry(gap, 0, 2, garbage(16, 4));
-        throwsStorage(() => Counter.open(gap), 'not-formatted', 'a torn slot after a free one');
-        // Block 0 blank, block 1 garbage.
-        const second = blankFlash(env);
-        writeEntry(second, 1, 0, garbage(16, 5));
-        throwsStorage(() => Counter.open(second), 'not-formatted', 'garbage in block 1 only');
         Counter.format(flash);
-        const counter = Counter.open(flash, { reserve: 3 });
-        equal(counter.next(), 1, 'first value after format');
-        equal(flash.counters.erases, 2, 'format erases the two blocks');
-      },
-    },
-    {
-      name: 'blank opens fresh; torn first writes in block 0 still open fresh',
-      run(env) {
-        const blank = blankFlash(env);
-        equal(Counter.open(blank).stats().reservedUpTo, 0, 'blank partition: bound 0');
-        equal(blank.counters.operations, 0, 'open writes nothing');
-        const torn = blankFlash(env);
-        const partial = encodeCounterEntry(3);
-        partial.fill(0xff, 9); // a write cut after 9 bytes
-        writeEntry(torn, 0, 0, partial);
-        writeEntry(torn, 0, 1, garbage(16, 6));
-        const counter = Counter.open(torn, { reserve: 3 });
-        equal(counter.stats().skippedSlots, 2, 'torn slots skipped');
-        equal(counter.next(), 1, 'first value');
-        equal(counter.stats().nextSlot, 3, 'the entry went after the torn slots');
-        equal(Counter.open(torn, { reserve: 3 }).next(), 4, 'after reopen');
-      },
-    },
-    {
-      name: 'garbage in one block with valid entries in the other opens (torn erase during rotation)',
-      run(env) {
-        // Block 0 full of bounds, block 1 torn by an interrupted erase.
-        const flash = blankFlash(env);
-        for (let slot = 0; slot < 4; slot++) writeEntry(flash, 0, slot, encodeCounterEntry(100 + slot * 10));
-        flash.write(64, garbage(64, 7));
-        let counter = Counter.open(flash, { reserve: 10 });
-        equal(counter.stats().reservedUpTo, 130, 'bound from block 0');
-        equal(counter.next(), 131, 'resumes above the bound');
-        equal(flash.counters.erases, 1, 'rotation erased the garbage block');
-        equal(counter.stats().activeBlock, 1, 'block 1 active');
-        counter = Counter.open(flash, { reserve: 10 });
-        equal(counter.next(), 141, 'after reopen');
-        // Block 1 holds the bounds, block 0 garbage.
-        const other = blankFlash(env);
-        other.write(0, garbage(64, 8));
-        writeEntry(other, 1, 0, encodeCounterEntry(50));
-        counter = Counter.open(other, { reserve: 10 });
-        equal(counter.stats().activeBlock, 1, 'block 1 active');
-        equal(counter.next(), 51, 'resumes above block 1 bound');
-        equal(counter.stats().nextSlot, 2, 'appended in block 1');
-        equal(other.counters.erases, 0, 'no erase');
+        equal(Counter.open(flash, { reserve: 3 }).next(), 1, 'first value after format');
       },
     },
     {
       name: 'values at the 53-bit bound -> exhausted, in this boot and the next',
       run(env) {
-        const flash = blankFlash(env);
-        writeEntry(flash, 0, 0, encodeCounterEntry(COUNTER_MAX_VALUE - 2));
+        const flash = counterFlash(env);
+        TwoBlockLog.open(flash, COUNTER_LOG).write(0, COUNTER_MAX_VALUE - 2);
         let counter = Counter.open(flash, { reserve: 4096 });
         equal(counter.next(), COUNTER_MAX_VALUE - 1, 'value 2^53-2');
         equal(counter.stats().reservedUpTo, COUNTER_MAX_VALUE, 'the bound is capped at 2^53-1');

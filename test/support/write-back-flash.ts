@@ -1,14 +1,16 @@
 /**
  * A deliberately broken flash adapter for planted-bug tests: `write` returns
  * before the bytes are durable (a write-back cache without a flush); they
- * land on the flash beneath at the next call. Code that must make a bound
+ * land on the flash beneath at the next read or erase. (Every write is held,
+ * not only the last: a store that writes each record twice would otherwise
+ * get its first copy flushed by the second.) Code that must make a bound
  * durable before using it fails its invariants over this. Engine-neutral
  * (runs in XS too). Test-only.
  */
 import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
 
 export class WriteBackFlash implements FlashPartition {
-  private pending: { byteOffset: number; data: Uint8Array } | undefined;
+  private readonly pending: { byteOffset: number; data: Uint8Array }[] = [];
 
   constructor(private readonly inner: FlashPartition) {}
 
@@ -22,8 +24,7 @@ export class WriteBackFlash implements FlashPartition {
   }
 
   write(byteOffset: number, data: Uint8Array): void {
-    this.flush();
-    this.pending = { byteOffset, data: data.slice() };
+    this.pending.push({ byteOffset, data: data.slice() });
   }
 
   eraseBlock(block: number): void {
@@ -32,9 +33,9 @@ export class WriteBackFlash implements FlashPartition {
   }
 
   private flush(): void {
-    const pending = this.pending;
-    if (!pending) return;
-    this.pending = undefined;
-    this.inner.write(pending.byteOffset, pending.data);
+    while (this.pending.length > 0) {
+      const next = this.pending.shift() as { byteOffset: number; data: Uint8Array };
+      this.inner.write(next.byteOffset, next.data);
+    }
   }
 }

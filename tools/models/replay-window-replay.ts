@@ -51,11 +51,12 @@ export function replayWindowTrace(trace: Trace, options: ReplayOptions): ReplayR
   const lastDelivery = lastIndexOf(events, (e) => e.kind === 'deliver');
   if (!conformance && lastDelivery < 0) throw new Error('a counterexample without a delivery');
 
-  let flash = new SimFlash({ blocks: 2, blockLength: options.blockLength ?? 64, mode: options.flashMode ?? 'plain', onBitSet: 'throw' });
+  let flash = new SimFlash({ blocks: 2, blockLength: options.blockLength ?? 128, mode: options.flashMode ?? 'plain', onBitSet: 'throw' });
   /** Writes and erases of flashes replaced by a cut (see `cutBeforeDurable`). */
   let earlierWrites = 0;
   let earlierErases = 0;
   const storeOptions = { senders: 1, reserve: config.R, windowBits: config.W };
+  ReplayStore.format(flash, storeOptions);
   let store = ReplayStore.open(flash, storeOptions);
   /** The delivery in hand: the TypeScript said fresh and the tag is genuine. */
   let pending: { c: number; accepted: boolean } | undefined;
