@@ -157,6 +157,18 @@ export const suite: CaseSuite = {
         ok(state.events.includes('root-rejected'), 'and reported');
         const blank = loadTrust({ load: () => undefined });
         ok('unavailable' in blank && blank.unavailable === 'not-provisioned', 'an empty store reads as not provisioned, and only that');
+        // End to end with the real trust store: a record a later firmware wrote (same magic, format 3).
+        const fresh = settledFactory(env, 'plain', world);
+        const record = new Uint8Array(16).fill(0xff);
+        record.set([0x48, 0x46, 0x54, 0x52, 3, 0xfc, 0x10, 0x00, 9, 0, 0, 0, 1, 2, 3, 4]);
+        for (const block of [0, 1]) fresh.state.trustFlash.eraseBlock(block);
+        fresh.state.trustFlash.write(0, record);
+        const real = install(fresh.flash, world, fresh.state, world.release(2, 2));
+        equal(real.outcome.reason, 'trust-unavailable', 'a newer trust store refuses the offer');
+        ok(/format-too-new/.test(real.outcome.message), `and says format-too-new, not "not provisioned" (${real.outcome.message})`);
+        const still = new Uint8Array(16);
+        fresh.state.trustFlash.read(0, still);
+        bytesEqual(still, record, 'the newer record was neither overwritten nor re-provisioned');
         return {};
       },
     },

@@ -5,7 +5,7 @@
  * modes; the failures real systems hit; and attacks, each refused with a
  * reason and nothing written to the running slot.
  */
-import { runExhaustive, runRandom, type CutScenario } from '../../tools/sim/power-cut.ts';
+import { countOperations, exhaustiveTier, runExhaustive, runRandom, type CutScenario } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { provisionDevice } from '../../tools/sim/bootloader.ts';
 import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
@@ -93,6 +93,36 @@ function exhaustiveCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
     run(env) {
       const world = makeWorld();
       return { ...runExhaustive(updateScenario(mode, behaviour, world), { createFlash: provisionedFlash(env, world), saveFailureImage: env.saveFailureImage }) };
+    },
+  };
+}
+
+/**
+ * Double faults over the whole update: every first cut, then two sampled
+ * second cuts during the recovery boot; in XS one, and only for first cuts
+ * in the boot-control tail of the update (the last 8 operations: TRIAL,
+ * otadata selection, the trial's writes), since every XS run costs ~10x.
+ * HOLDFAST_EXHAUSTIVE widens both to every cut point and every operation of
+ * the recovery boot.
+ */
+const XS_DOUBLE_CUT_TAIL = 8;
+
+function doubleCutCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
+  return {
+    name: `double cuts over the whole update (${behaviour}): a second cut during the recovery boot, ${mode}`,
+    run(env) {
+      const world = makeWorld();
+      const scenario = updateScenario(mode, behaviour, world);
+      const options = { createFlash: provisionedFlash(env, world), saveFailureImage: env.saveFailureImage };
+      const xsSlice = env.engine === 'xs' && !exhaustiveTier();
+      const operations = xsSlice ? countOperations(scenario, options) : 0;
+      const report = runExhaustive(scenario, {
+        ...options,
+        secondCuts: { sample: xsSlice ? 1 : 2 },
+        cutRange: xsSlice ? { from: Math.max(0, operations - XS_DOUBLE_CUT_TAIL), to: operations } : undefined,
+      });
+      ok(report.doubleCutRuns > 0, 'second cuts ran');
+      return { ...report };
     },
   };
 }
@@ -208,6 +238,7 @@ export const suite: CaseSuite = {
       },
     },
     ...(['plain', 'strict'] as const).flatMap((mode) => [exhaustiveCase(mode, 'good'), exhaustiveCase(mode, 'hang'), exhaustiveCase(mode, 'fails-self-test')]),
+    doubleCutCase('plain', 'fails-self-test'),
     {
       name: 'random multi-cut runs over an update that fails its self-test (strict)',
       run(env) {
