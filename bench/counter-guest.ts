@@ -20,14 +20,16 @@ export function serveCounterBench(): void {
     const message = JSON.parse(fromUtf8(new Uint8Array(request))) as CounterBenchRequest;
     let reply: Record<string, unknown>;
     if (message.step === 'open') {
-      session.counter = Counter.open(RemoteFlash.create({ blocks: message.blocks ?? 2 }), message.reserve === undefined ? undefined : { reserve: message.reserve });
+      const flash = RemoteFlash.create({ blocks: message.blocks ?? 2 });
+      Counter.format(flash);
+      session.counter = Counter.open(flash, message.reserve === undefined ? undefined : { reserve: message.reserve });
       reply = { reservedUpTo: session.counter.stats().reservedUpTo };
     } else {
       const counter = session.counter;
       if (!counter) throw new Error('open first');
       let last = 0;
       for (let i = 0; i < (message.count ?? 0); i++) last = counter.next();
-      reply = { last, entriesWritten: counter.stats().entriesWritten };
+      reply = { last, recordsWritten: counter.stats().recordsWritten };
     }
     return utf8(JSON.stringify(reply)).buffer as ArrayBuffer;
   };
