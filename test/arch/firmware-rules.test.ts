@@ -61,7 +61,7 @@ describe('tables', () => {
   test('every rule has a description', () => {
     const ids: RuleId[] = [
       'import-outside', 'layer', 'unknown-area', 'forbidden-global',
-      'forbidden-member', 'module-state', 'top-level-effect',
+      'forbidden-member', 'module-state', 'top-level-effect', 'cycle',
     ];
     assert.deepEqual(Object.keys(RULES).sort(), [...ids].sort());
     for (const id of ids) assert.ok(RULES[id].length > 0);
@@ -249,6 +249,38 @@ const nearMisses: { name: string; files: Record<string, string> }[] = [
   { name: 'ambient declarations in a .d.ts', files: { 'targets/moddable/embedded.d.ts': "declare module 'embedded:storage/flash' {\n  export default class Flash {\n    constructor(options: { path: string });\n  }\n}\ndeclare let trace: (s: string) => void;\n" } },
   { name: 'labels and names in comments and strings', files: { 'runtime/a.ts': "// Date.now() and console.log are forbidden\nexport function f() {\n  outer: for (;;) {\n    break outer;\n  }\n  return 'Buffer process Math.random()';\n}\n" } },
 ];
+
+describe('import cycles (issue 15: manifest.ts and root.ts imported each other)', () => {
+  test('two files that import each other are one violation naming the cycle', () => {
+    const violations = check({
+      'update/manifest.ts': "import { decodeRoot } from './root.ts';\nexport const m = () => decodeRoot;\n",
+      'update/root.ts': "import type { Manifest } from './manifest.ts';\nexport function decodeRoot(m?: Manifest) { return m; }\n",
+    });
+    assert.deepEqual(brief(violations), ['update/manifest.ts:1 cycle']);
+    assert.match(violations[0].message, /import cycle: update\/manifest\.ts -> update\/root\.ts -> update\/manifest\.ts/);
+  });
+
+  test('a longer cycle across areas, a self-import, and a tree without cycles', () => {
+    const three = check({
+      'base/a.ts': "export * from './b.ts';\n",
+      'base/b.ts': "export { c } from './c.ts';\n",
+      'base/c.ts': "import './a.ts';\nexport const c = 1;\n",
+      'storage/d.ts': "import { c } from '../base/c.ts';\nexport const d = c;\n",
+    });
+    assert.deepEqual(brief(three), ['base/a.ts:1 cycle']);
+    assert.match(three[0].message, /base\/a\.ts -> base\/b\.ts -> base\/c\.ts -> base\/a\.ts/);
+    assert.deepEqual(brief(check({ 'base/self.ts': "import './self.ts';\n" })), ['base/self.ts:1 cycle']);
+    assert.deepEqual(check({ 'base/x.ts': 'export const x = 1;\n', 'storage/y.ts': "import { x } from '../base/x.ts';\nexport const y = x;\n" }), []);
+  });
+
+  test('a chain of 5,000 imports is checked without overflowing the stack', () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 5000; i++) files[`base/m${i}.ts`] = i + 1 < 5000 ? `import './m${i + 1}.ts';\n` : "import './m0.ts';\n";
+    const violations = check(files);
+    assert.equal(violations.length, 1);
+    assert.equal(violations[0].rule, 'cycle');
+  });
+});
 
 describe('near misses are not reported', () => {
   for (const c of nearMisses) {

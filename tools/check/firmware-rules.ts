@@ -22,7 +22,8 @@ export type RuleId =
   | 'forbidden-global'
   | 'forbidden-member'
   | 'module-state'
-  | 'top-level-effect';
+  | 'top-level-effect'
+  | 'cycle';
 
 export interface Violation {
   /** Path relative to the firmware directory, with `/` separators. */
@@ -47,6 +48,7 @@ export const RULES: Readonly<Record<RuleId, string>> = Object.freeze({
     'no Math.random, and no built-in methods missing from XS 13.3 (Uint8Array hex/base64, change-array-by-copy, Promise.withResolvers)',
   'module-state': 'no top-level let/var: a reboot must be a fresh instance, and Moddable preload puts module state in flash',
   'top-level-effect': 'no statements that run at module load other than declarations: loading a module must do nothing',
+  cycle: 'no import cycles between firmware modules (type-only imports included): a module and what it imports form a tree',
 });
 
 /** Areas of firmware/: the first folder under it. */
@@ -155,11 +157,109 @@ const SOURCE_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs'];
 /** Check every source file under `firmwareDir`; violations sorted by file, line, column. */
 export function checkFirmware(firmwareDir: string): Violation[] {
   const violations: Violation[] = [];
+  const imports = new Map<string, string[]>();
   for (const file of listSources(firmwareDir)) {
     const text = readFileSync(path.join(firmwareDir, ...file.split('/')), 'utf8');
     violations.push(...checkSource(file, text));
+    imports.set(file, relativeImports(file, text));
+  }
+  violations.push(...findCycles(imports));
+  return violations.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
+}
+
+/** The firmware files `file` imports by relative specifier (static, re-export, type-only or dynamic). */
+function relativeImports(file: string, text: string): string[] {
+  const targets: string[] = [];
+  for (const ref of ts.preProcessFile(text, true, true).importedFiles) {
+    if (!ref.fileName.startsWith('./') && !ref.fileName.startsWith('../')) continue;
+    targets.push(path.posix.normalize(path.posix.join(path.posix.dirname(file), ref.fileName)));
+  }
+  return targets;
+}
+
+/**
+ * Rule cycle: every strongly connected group of two or more files (or a
+ * file importing itself) is reported once, at its first file, naming a
+ * cycle through it. Tarjan's algorithm, iterative so deep trees cannot
+ * overflow the stack.
+ */
+function findCycles(imports: ReadonlyMap<string, readonly string[]>): Violation[] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const violations: Violation[] = [];
+  let next = 0;
+  const edges = (file: string) => (imports.get(file) ?? []).filter((target) => imports.has(target));
+  for (const root of imports.keys()) {
+    if (index.has(root)) continue;
+    const work: { file: string; edge: number }[] = [{ file: root, edge: 0 }];
+    index.set(root, next);
+    low.set(root, next++);
+    stack.push(root);
+    onStack.add(root);
+    while (work.length > 0) {
+      const frame = work[work.length - 1];
+      const targets = edges(frame.file);
+      if (frame.edge < targets.length) {
+        const target = targets[frame.edge++];
+        if (!index.has(target)) {
+          index.set(target, next);
+          low.set(target, next++);
+          stack.push(target);
+          onStack.add(target);
+          work.push({ file: target, edge: 0 });
+        } else if (onStack.has(target)) {
+          low.set(frame.file, Math.min(low.get(frame.file) as number, index.get(target) as number));
+        }
+        continue;
+      }
+      work.pop();
+      if (work.length > 0) {
+        const parent = work[work.length - 1].file;
+        low.set(parent, Math.min(low.get(parent) as number, low.get(frame.file) as number));
+      }
+      if (low.get(frame.file) !== index.get(frame.file)) continue;
+      const group: string[] = [];
+      let member: string;
+      do {
+        member = stack.pop() as string;
+        onStack.delete(member);
+        group.push(member);
+      } while (member !== frame.file);
+      const selfImport = group.length === 1 && edges(group[0]).includes(group[0]);
+      if (group.length > 1 || selfImport) violations.push(cycleViolation(group.sort(), edges));
+    }
   }
   return violations;
+}
+
+/** One violation for a group of files that import each other: a path from its first file back to it. */
+function cycleViolation(group: readonly string[], edges: (file: string) => string[]): Violation {
+  const members = new Set(group);
+  const first = group[0];
+  // Breadth-first from the first file, inside the group, back to it.
+  const cameFrom = new Map<string, string>();
+  const queue = [first];
+  let last = first;
+  search: while (queue.length > 0) {
+    const file = queue.shift() as string;
+    for (const target of edges(file)) {
+      if (!members.has(target)) continue;
+      if (target === first) {
+        last = file;
+        break search;
+      }
+      if (!cameFrom.has(target)) {
+        cameFrom.set(target, file);
+        queue.push(target);
+      }
+    }
+  }
+  const chain = [first];
+  for (let at = last; at !== first; at = cameFrom.get(at) as string) chain.splice(1, 0, at);
+  chain.push(first);
+  return { file: first, line: 1, column: 1, rule: 'cycle', message: `import cycle: ${chain.join(' -> ')}: move what they share into a module both import` };
 }
 
 /** Source files under `dir`, relative with `/` separators, sorted. */
