@@ -16,7 +16,7 @@ import { figureProblems, mergeFigures, misses, parseResultsJson, renderDocument,
  * not depend on all of it loading.
  */
 export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
-  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge] = await Promise.all([
+  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage] = await Promise.all([
     import('./outbox.bench.ts'),
     import('./outbox-powercut.bench.ts'),
     import('./counter.bench.ts'),
@@ -24,8 +24,9 @@ export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
     import('./models.bench.ts'),
     import('./frame-log.bench.ts'),
     import('./xs-bridge.bench.ts'),
+    import('./coverage.bench.ts'),
   ]);
-  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench];
+  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench];
 }
 
 export const BENCH_COMMAND = 'npm run bench';
