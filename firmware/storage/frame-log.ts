@@ -63,6 +63,8 @@ export class FrameLog {
     const { blockLength, blocks } = this.geometry;
     // Appends go to the first clean free space after the last block that holds anything.
     let free: number | undefined;
+    // Blocks fill in order and are never erased one by one: a blank block before a used one lost its frames.
+    const blank: number[] = [];
     for (let block = 0; block < blocks; block++) {
       this.flash.read(block * blockLength, this.blockBuffer);
       let at = 0;
@@ -79,12 +81,15 @@ export class FrameLog {
         at += frame.byteLength;
       }
       if (clean && !isErased(this.blockBuffer, at)) clean = false;
-      if (!clean) result.damagedBlocks.push(block);
       const used = at > 0 || !clean;
+      if (used) result.damagedBlocks.push(...blank.splice(0));
+      else blank.push(block);
+      if (!clean) result.damagedBlocks.push(block);
       if (used) free = undefined;
       if (clean && at < blockLength && free === undefined) free = block * blockLength + at;
     }
     this.writeOffset = free ?? blocks * blockLength;
+    result.damagedBlocks.sort((a, b) => a - b);
     this.damaged.length = 0;
     this.damaged.push(...result.damagedBlocks);
     return result;
