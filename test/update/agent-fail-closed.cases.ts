@@ -226,17 +226,26 @@ export const suite: CaseSuite = {
       },
     })),
     {
-      name: 'what stays exposed: a torn NEW read as VALID with a higher secure version; the bootloader burns the floor first, so a failing v2 cannot roll back (reported)',
+      name: 'what stays exposed: a torn NEW read as VALID with a higher secure version; the bootloader burns the floor first, so a failing or hanging v2 cannot roll back (reported)',
       run(env) {
         const world = makeWorld();
-        const flash = env.createFlash(flashOptions('plain'));
-        provisionDevice(partitionsOf(flash), world.factory.image);
-        const state = newDeviceState(world, { 2: 'fails-self-test' }, world.release(2, 2));
-        stageThenTearNewIntoValid(flash, world, state);
-        const outcome = bootOnce(flash, world, state);
-        equal(state.efuse.secureVersion, 2, 'the bootloader raised the eFuse floor on the VALID boot, before any health check');
-        ok(state.events.includes('unconfirmed-valid'), 'the agent ran v2 as a trial');
-        equal(outcome, 'rollback-impossible', 'v1 (secure version 1) is below the floor: no rollback, reported');
+        for (const behaviour of ['fails-self-test', 'hang'] as const) {
+          const flash = env.createFlash(flashOptions('plain'));
+          provisionDevice(partitionsOf(flash), world.factory.image);
+          const state = newDeviceState(world, { 2: behaviour }, world.release(2, 2));
+          stageThenTearNewIntoValid(flash, world, state);
+          if (behaviour === 'fails-self-test') {
+            const outcome = bootOnce(flash, world, state);
+            equal(outcome, 'rollback-impossible', 'v1 (secure version 1) is below the floor: no rollback, reported');
+          }
+          runDevice(flash, world, state);
+          equal(state.efuse.secureVersion, 2, `${behaviour}: the bootloader raised the eFuse floor on the VALID boot, before any health check`);
+          ok(state.events.includes('unconfirmed-valid'), `${behaviour}: the agent ran v2 as a trial`);
+          ok(state.events.includes('rollback-impossible') || behaviour === 'hang', `${behaviour}: the refused rollback is reported (${state.events.join(', ')})`);
+          equal(running(state).version, 2, `${behaviour}: v2 stays`);
+          ok(state.exposed > 0, `${behaviour}: the test world recognises the documented exposure, and only it`);
+          ok(!state.events.includes('update-committed'), `${behaviour}: never confirmed`);
+        }
         return {};
       },
     },

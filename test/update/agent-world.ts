@@ -90,13 +90,19 @@ export interface DeviceState {
   roots: Uint8Array[];
   /** Root version the device trusted at each boot. */
   rootVersions: number[];
+  /**
+   * Runs that ended in the documented exposure (docs/spec/update-states.md):
+   * a torn NEW read as VALID, the bootloader burnt the new secure version,
+   * the trial failed and no rollback target remains.
+   */
+  exposed: number;
 }
 
 export function newDeviceState(world: World, behaviours: Record<number, Behaviour>, offer: Release | undefined): DeviceState {
   const floorFlash = new SimFlash({ blocks: 2, blockLength: 256 });
   // A floor store is provisioned before first use: a blank floor partition is refused, never read as 0.
   FloorStore.format(floorFlash);
-  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), floorFlash, roots: [], rootVersions: [] };
+  return { efuse: new SimEfuse(world.factory.securityVersion), resetReason: 'power-on', behaviours, offer, events: [], boots: [], committedSecure: world.factory.securityVersion, transferred: 0, trustFlash: new SimFlash({ blocks: 2 }), floorFlash, roots: [], rootVersions: [], exposed: 0 };
 }
 
 /** The trust store's reading at boot; a factory-fresh device is provisioned with root 1 first. */
@@ -205,6 +211,7 @@ export function runDevice(flash: FlashPartition, world: World, state: DeviceStat
       const outcome = bootOnce(flash, world, state);
       idle = outcome === 'idle' || outcome === 'committed' ? idle + 1 : 0;
       state.resetReason = 'power-on';
+      if (outcome === 'rollback-impossible' && exposure(world, state)) return;
       if (idle >= 2) return;
     } catch (error) {
       if (!(error instanceof DeviceReset)) throw error;
@@ -212,7 +219,20 @@ export function runDevice(flash: FlashPartition, world: World, state: DeviceStat
       idle = 0;
     }
   }
+  // A hanging image in the same exposure loops through watchdog resets: that is the documented outcome too.
+  if (exposure(world, state)) return;
   throw new Error(`device did not settle within ${maxBoots} boots: ${JSON.stringify(state.boots.slice(-4))}`);
+}
+
+/**
+ * The documented exposure, and only it: the agent found a VALID it never
+ * confirmed (a torn NEW) and the eFuse floor is above the factory image's
+ * secure version, burnt by the bootloader before any health check.
+ */
+function exposure(world: World, state: DeviceState): boolean {
+  if (!state.events.includes('unconfirmed-valid') || state.efuse.secureVersion <= world.factory.securityVersion) return false;
+  state.exposed++;
+  return true;
 }
 
 export function running(state: DeviceState): { slot: number; version: number; state: string | undefined } {

@@ -24,6 +24,12 @@ function provisioned(env: CaseEnv, mode: FlashMode, world: World) {
 /** Outcome expected when the device settles after being offered release 2 with this behaviour. */
 function expectSettled(state: DeviceState, behaviour: Behaviour): void {
   const now = running(state);
+  if (state.exposed > 0 && behaviour !== 'good') {
+    // The documented exposure (update-states.md): the new image stays, reported, never confirmed by the agent.
+    equal(now.version, 2, `a ${behaviour} update the bootloader committed through a torn NEW stays (no rollback target above the floor)`);
+    ok(!state.events.includes('update-committed'), 'and the agent never confirmed it');
+    return;
+  }
   if (behaviour === 'good') {
     equal(now.version, 2, 'the good update is running');
     equal(now.state, 'valid', 'and confirmed');
@@ -51,9 +57,13 @@ export function updateScenario(mode: FlashMode, behaviour: Behaviour, world: Wor
       }
       expectSettled(state, behaviour);
       ok(state.transferred <= offer.image.length * 2 + BLOCK_GUARD, `transferred ${state.transferred} bytes for a ${offer.image.length}-byte image`);
+      exposedRuns.count += state.exposed > 0 ? 1 : 0;
     },
   };
 }
+
+/** Runs that ended in the documented torn-VALID exposure (reported by the cases). */
+const exposedRuns = { count: 0 };
 
 /** At most one chunk (one erase block) re-transferred per cut, and one extra full transfer if a cut lands after the image was checked but before it was selected. */
 const BLOCK_GUARD = BLOCK;
@@ -92,7 +102,8 @@ function exhaustiveCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
     name: `exhaustive cuts over the whole update (${behaviour}), ${mode}`,
     run(env) {
       const world = makeWorld();
-      return { ...runExhaustive(updateScenario(mode, behaviour, world), { createFlash: provisionedFlash(env, world), saveFailureImage: env.saveFailureImage }) };
+      exposedRuns.count = 0;
+      return { ...runExhaustive(updateScenario(mode, behaviour, world), { createFlash: provisionedFlash(env, world), saveFailureImage: env.saveFailureImage }), exposedRuns: exposedRuns.count };
     },
   };
 }
@@ -112,6 +123,7 @@ function doubleCutCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
     name: `double cuts over the whole update (${behaviour}): a second cut during the recovery boot, ${mode}`,
     run(env) {
       const world = makeWorld();
+      exposedRuns.count = 0;
       const scenario = updateScenario(mode, behaviour, world);
       const options = { createFlash: provisionedFlash(env, world), saveFailureImage: env.saveFailureImage };
       const xsSlice = env.engine === 'xs' && !exhaustiveTier();
@@ -122,7 +134,7 @@ function doubleCutCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
         cutRange: xsSlice ? { from: Math.max(0, operations - XS_DOUBLE_CUT_TAIL), to: operations } : undefined,
       });
       ok(report.doubleCutRuns > 0, 'second cuts ran');
-      return { ...report };
+      return { ...report, exposedRuns: exposedRuns.count };
     },
   };
 }
