@@ -81,6 +81,14 @@ export class Ring {
    * the head (an ack saved in the head would hide the gap at the next boot).
    */
   droppedUnsaved = false;
+  /**
+   * Policy reject: the oldest sector's end when the numbers from the ack
+   * point up to it hold no record that can still be delivered (torn,
+   * skipped or corrupt ones only); reclaiming it then loses nothing, and
+   * refusing would block appends for good. Set by the append that needs a
+   * sector, cleared when one opens.
+   */
+  undeliverableUpTo: number | undefined;
   /** The head's free space was checked this boot (docs/spec/outbox.md, "Writing"); a sector opened this boot needs no check. */
   headVerified = false;
   /** Delivery has counted `corrupt`/`lost` for every number before this one in this boot (undefined: none yet). */

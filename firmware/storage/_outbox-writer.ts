@@ -92,11 +92,19 @@ export function planOpen(ring: Ring): OpenPlan {
   }
   const successor = successorOf(ring, oldest);
   const reclaimEnd = successor.firstRecordSeq;
-  if (seqDiff(reclaimEnd, ring.ackSeq) > 0 && ring.policy === 'reject') {
+  if (seqDiff(reclaimEnd, ring.ackSeq) > 0 && ring.policy === 'reject' && ring.undeliverableUpTo !== reclaimEnd) {
     ring.rejected++;
     throw new StorageError('full', `outbox full: ${seqDiff(ring.nextSeq, ring.ackSeq)} records await acknowledgement (policy reject)`);
   }
   return { index, sectorSeq, reclaimEnd, successor };
+}
+
+/** In a full ring, where the oldest sector's records end (its successor's firstRecordSeq); undefined when not full. */
+export function fullRingReclaimEnd(ring: Ring): number | undefined {
+  const head = ring.head;
+  const oldest = ring.oldest;
+  if (head === undefined || oldest === undefined || head.sectorSeq - oldest.sectorSeq + 1 < ring.blocks) return undefined;
+  return successorOf(ring, oldest).firstRecordSeq;
 }
 
 /** True when opening a sector now would drop unacknowledged records or be refused. */
@@ -162,6 +170,7 @@ export function openSector(ring: Ring, plan: OpenPlan, firstRecordOffset: number
   ring.closingSlotsUsed = 0;
   ring.droppedUnsaved = false;
   ring.headVerified = true;
+  ring.undeliverableUpTo = undefined;
   if (ring.oldest === undefined) ring.oldest = { index: plan.index, sectorSeq: plan.sectorSeq, firstRecordOffset, firstRecordSeq };
 }
 

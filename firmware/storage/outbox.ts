@@ -15,11 +15,11 @@
 import type { FlashPartition } from '../hal/flash.ts';
 import { seqAdd, seqDiff } from '../base/seq.ts';
 import { StorageError } from './errors.ts';
-import { encodeEntry } from './outbox-format.ts';
+import { CLOSING_SLOTS, encodeEntry, entryLength } from './outbox-format.ts';
 import { Ring, type Cursor, type FullPolicy } from './_outbox-ring.ts';
 import { recover } from './_outbox-recovery.ts';
 import { readAt, seek, type OutboxRecord } from './_outbox-reader.ts';
-import { openSector, openWouldDrop, planOpen, reclaimNeedsAcks, sealIfDirty, verifyHeadFreeSpace, writeAckEntry, writeClosingAck, writeRecord } from './_outbox-writer.ts';
+import { openSector, openWouldDrop, planOpen, reclaimNeedsAcks, sealIfDirty, verifyHeadFreeSpace, writeAckEntry, writeClosingAck, writeRecord, fullRingReclaimEnd } from './_outbox-writer.ts';
 
 export type { FullPolicy } from './_outbox-ring.ts';
 export type { OutboxRecord } from './_outbox-reader.ts';
@@ -115,6 +115,9 @@ export class Outbox {
     }
     verifyHeadFreeSpace(ring);
     const ack = seqDiff(ring.ackSeq, ring.durableAckSeq) > 0 ? ring.ackSeq : undefined;
+    if (ring.policy === 'reject' && entryLength(payload.length, ack !== undefined, ring.layout.writeAlign) > ring.layout.closeStart - ring.writeOffset) {
+      noteUndeliverableReclaim(ring);
+    }
     const total = encodeEntry(ring.entryBuffer, payload, ack, ring.layout.writeAlign, ring.nextSeq);
     writeRecord(ring, total);
     if (ack !== undefined) ring.durableAckSeq = ack;
@@ -163,6 +166,8 @@ export class Outbox {
     }
     if (openWouldDrop(ring)) return;
     const plan = planOpen(ring);
+    // The reclaim's erase would come before any record of these acks (both closing slots spent by cuts): wait.
+    if (reclaimNeedsAcks(ring, plan) && ring.closingSlotsUsed >= CLOSING_SLOTS) return;
     if (reclaimNeedsAcks(ring, plan)) writeClosingAck(ring);
     openSector(ring, plan, dataStart, ring.nextSeq);
     ring.writeOffset = dataStart;
@@ -221,6 +226,24 @@ export class Outbox {
     for (let index = 0; index < this.ring.blocks; index++) counts.push(this.ring.readStoredHeader(index)?.eraseCount ?? -1);
     return counts;
   }
+}
+
+/**
+ * Policy reject, before an append that needs a new sector (and before its
+ * entry is encoded: delivery reads through the same buffer): when the ring
+ * is full and the numbers the reclaim would release hold no record that can
+ * still be delivered (a torn append's number, numbers skipped after a torn
+ * word, corrupt records), the reclaim may proceed; otherwise the append is
+ * refused. Without this, a torn number between the ack point and the
+ * oldest sector's end blocks every append for good, since no delivered
+ * record can acknowledge it (docs/spec/outbox.md, "Full policy").
+ */
+function noteUndeliverableReclaim(ring: Ring): void {
+  ring.undeliverableUpTo = undefined;
+  const end = fullRingReclaimEnd(ring);
+  if (end === undefined || seqDiff(end, ring.ackSeq) <= 0) return;
+  const first = readAt(ring, seek(ring, ring.ackSeq));
+  if (first === undefined || seqDiff(first.seq, end) >= 0) ring.undeliverableUpTo = end;
 }
 
 /**

@@ -9,6 +9,10 @@ import { entryLength, makeLayout } from '../../firmware/storage/outbox-format.ts
 import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
 import type { CaseSuite, CaseEnv } from '../support/cases.ts';
 import { equal, ok } from '../support/check.ts';
+import { replayCuts } from '../../tools/sim/power-cut.ts';
+import type { CutPlan, FlashMode } from '../../tools/sim/flash/sim-flash.ts';
+import { workloads } from './outbox.cases.ts';
+import { outboxScenario } from './outbox-model.ts';
 
 /** Thrown by TearingFlash where the power goes. */
 class SimulatedCut extends Error {
@@ -106,6 +110,23 @@ function twoPasses(outbox: Outbox): [OutboxStats, OutboxStats] {
 export const suite: CaseSuite = {
   name: 'outbox defects (issue 15)',
   cases: [
+    {
+      // Found by the runner's second cuts (exhaustive tier): a torn number between the ack point and the
+      // oldest sector's end, with nothing deliverable after it, made policy reject refuse every append for good.
+      name: 'policy reject never blocks for good on numbers that hold no deliverable record (double cuts)',
+      run(env) {
+        const report: Record<string, number> = {};
+        const replays: [FlashMode, CutPlan[]][] = [
+          ['plain', [{ atOperation: 20, seed: 3542859091, tear: 'bit-subset' }, { atOperation: 2, seed: 624858844, tear: 'bit-subset' }]],
+          ['strict', [{ atOperation: 26, seed: 1769619628, tear: 'prefix' }, { atOperation: 2, seed: 1182445665, tear: 'bit-subset' }]],
+        ];
+        for (const [mode, plans] of replays) {
+          const workload = workloads(mode).find((w) => w.name === 'full-reject')!;
+          report[mode] = replayCuts(outboxScenario(workload), plans, { createFlash: env.createFlash }).boots;
+        }
+        return report;
+      },
+    },
     {
       // Issue 15, defect 9.
       name: 'acks reported as saved survive two torn flushes of a later ack',

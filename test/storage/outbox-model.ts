@@ -114,11 +114,20 @@ function syncDrops(outbox: Outbox, ghost: OutboxGhost, w: OutboxWorkload): void 
   const stats = outbox.stats();
   const released = seqDiff(stats.ackSeq, ghost.knownAck);
   if (released > 0) {
-    ok(w.policy === 'drop-oldest', `policy ${w.policy} released ${released} unacked records`);
+    // Policy reject may release only numbers that hold no appended record (a torn append's, skipped ones).
+    if (w.policy !== 'drop-oldest') checkNoAppendedRecord(ghost, ghost.knownAck, released, `policy ${w.policy} released`);
     ghost.expectedDropped += released;
     ghost.knownAck = stats.ackSeq;
   }
   equal(stats.dropped, ghost.expectedDropped, 'dropped count after append');
+}
+
+/** None of the `count` numbers from `from` holds a record whose append returned. */
+function checkNoAppendedRecord(ghost: OutboxGhost, from: number, count: number, what: string): void {
+  for (let i = 0; i < count; i++) {
+    const seq = (from + i) >>> 0;
+    ok(!ghost.records.has(seq), `${what} record ${seq}, whose append returned (unacked)`);
+  }
 }
 
 /** Read up to ackBatch records from the oldest unacked one, check them, ack the last. Returns how many were read. */
@@ -172,13 +181,21 @@ function verifyRecovery(outbox: Outbox, ghost: OutboxGhost, w: OutboxWorkload): 
   const behind = seqDiff(ghost.knownAck, stats.ackSeq);
   const bound = Math.max(w.maxUnpersistedAcks, ghost.reportedUnpersisted);
   ok(behind <= bound, `recovered ack point ${stats.ackSeq} is ${behind} behind the acked ${ghost.knownAck} (bound ${bound})`);
-  const ahead = seqDiff(stats.ackSeq, ghost.knownAck);
+  // What the app acknowledged, counting an ack() under way when the power went.
+  const inFlight = ghost.ackInFlight !== undefined && seqDiff(ghost.ackInFlight, ghost.knownAck) > 0 ? seqDiff(ghost.ackInFlight, ghost.knownAck) : 0;
+  const appAck = (ghost.knownAck + inFlight) >>> 0;
+  const ahead = seqDiff(stats.ackSeq, appAck);
   if (ahead > 0) {
-    const byAck = ghost.ackInFlight !== undefined && seqDiff(stats.ackSeq, ghost.ackInFlight) <= 0;
-    if (!byAck) {
-      ok(w.policy === 'drop-oldest', `policy reject lost ${ahead} unacked records`);
-      ghost.expectedDropped += ahead;
-    }
+    if (w.policy !== 'drop-oldest') checkNoAppendedRecord(ghost, appAck, ahead, 'policy reject lost');
+    ghost.expectedDropped += ahead;
+  }
+  // docs/spec/outbox.md, "Known limits" 1: when cuts have used both closing slots, a reclaim cannot record
+  // the acks held in RAM first; a cut between its erase and the new header then counts those acknowledged
+  // records as dropped. Only acknowledged numbers whose acks may not have reached flash qualify.
+  const extra = stats.dropped - ghost.expectedDropped;
+  if (extra > 0) {
+    ok(extra <= bound + inFlight, `dropped ${stats.dropped}, ${extra} more than the records that left unacknowledged (${ghost.expectedDropped})`);
+    ghost.expectedDropped += extra;
   }
   equal(stats.dropped, ghost.expectedDropped, 'dropped count after recovery');
   ghost.ackInFlight = undefined;
