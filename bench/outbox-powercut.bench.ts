@@ -29,7 +29,7 @@ export const outboxPowerCutBench: BenchGroup = {
   prefix: 'outbox.powercut.',
   workload:
     `Seeded runs of 1,500 appends (8–307 bytes) over a 16-sector (64 KiB) partition, delivering and acking as they go, ` +
-    `each run cut up to 8 times at random flash operations with torn results, until at least ${TARGET_CUTS.toLocaleString('en-US')} cuts per flash mode; ` +
+    `each run cut up to 8 times at random flash operations with torn results (prefix and bit-subset tears alternating), until at least ${TARGET_CUTS.toLocaleString('en-US')} cuts per flash mode; ` +
     'after every reboot the model checks that every append that returned is delivered once, in order, intact, unless counted as dropped.',
   async run(progress) {
     const figures: Figure[] = [];
