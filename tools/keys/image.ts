@@ -20,6 +20,7 @@ import type { TrustedRoot } from '../../firmware/update/root.ts';
 import { REPO_ROOT } from '../cli/package-info.ts';
 import { loadRootChain, loadTargetsSigners } from './keystore.ts';
 import { hostCrypto, keyIdHex, signEnvelope } from './signer.ts';
+import { hashInput, statInput } from '../cli/files.ts';
 
 /** Reasons checkManifest gives only after the signatures passed. */
 const AFTER_SIGNATURES: ReadonlySet<UpdateReason> = new Set<UpdateReason>(['wrong-board', 'old-version', 'below-security-floor', 'too-large', 'not-in-rollout']);
@@ -37,27 +38,36 @@ export interface SignedImage {
   signers: string[];
 }
 
-/** A manifest for `image`, signed by the current targets keys of the chain in `dir`. */
-export function signImage(dir: string, image: Uint8Array, options: SignImageOptions): SignedImage {
-  if (image.length === 0) throw new Error('the image is empty');
-  if (image.length > MAX_U32) throw new Error(`the image is ${image.length} bytes, a manifest describes at most ${MAX_U32}`);
+/** An image as the checks see it: its length, and its SHA-256 computed only when needed (streamed from a file). */
+export interface ImageSource {
+  length: number;
+  digest(): Promise<Uint8Array>;
+}
+
+/**
+ * A manifest for `image`, signed by the current targets keys of the chain in
+ * `dir`; with `partial`, by whichever of them the directory holds (even none),
+ * for other key holders to `holdfast cosign` and `holdfast combine`.
+ */
+export async function signImage(dir: string, image: ImageSource, options: SignImageOptions, partial = false): Promise<SignedImage & { complete: boolean }> {
+  if (image.length === 0) throw new Error('the image is empty: expected the app binary to install');
+  if (image.length > MAX_U32) throw new Error(`the image is ${image.length} bytes: a manifest describes at most ${MAX_U32}`);
   const { trusted } = loadRootChain(dir);
-  const hash = hostCrypto().createSha256();
-  hash.update(image);
+  const signers = loadTargetsSigners(dir, trusted, partial);
   const manifest: ImageManifest = {
     rootVersion: trusted.version,
     imageVersion: options.imageVersion,
     securityVersion: options.securityVersion,
     imageLength: image.length,
-    imageDigest: hash.digest(),
+    imageDigest: await image.digest(),
     boardId: options.boardId,
     ...(options.rollout ? { rollout: options.rollout } : {}),
   };
-  const signers = loadTargetsSigners(dir, trusted);
   const bytes = signEnvelope(encodeImageBody(manifest), signers);
-  const check = verifyImage(image, bytes, { trusted, runningVersion: 0, securityFloor: 0, boardId: options.boardId, slotSize: MAX_U32 });
-  if (!check.ok && check.reason !== 'old-version') throw new Error(`internal: the new manifest does not verify: ${check.reason}: ${check.message}`);
-  return { manifest, bytes, signers: signers.map(keyIdHex) };
+  const check = await verifyImage({ length: image.length, digest: async () => manifest.imageDigest }, bytes, { trusted, runningVersion: 0, securityFloor: 0, boardId: options.boardId, slotSize: MAX_U32 });
+  const complete = check.ok || check.reason === 'old-version';
+  if (!complete && !partial) throw new Error(`internal: the new manifest does not verify: ${check.reason}: ${check.message}`);
+  return { manifest, bytes, signers: signers.map(keyIdHex), complete };
 }
 
 export interface VerifyImageOptions {
@@ -82,7 +92,8 @@ export type VerifyImageResult =
       authenticated: boolean;
     };
 
-export function verifyImage(image: Uint8Array, manifestBytes: Uint8Array, options: VerifyImageOptions): VerifyImageResult {
+/** The device's checks: the manifest first; the image is hashed only if the manifest passes and the length matches. */
+export async function verifyImage(image: ImageSource, manifestBytes: Uint8Array, options: VerifyImageOptions): Promise<VerifyImageResult> {
   const unauthenticated = tryDecode(manifestBytes);
   const boardId = options.boardId ?? unauthenticated?.boardId ?? '';
   const slotSize = options.slotSize ?? boardSlotSize(boardId) ?? MAX_U32;
@@ -93,9 +104,9 @@ export function verifyImage(image: Uint8Array, manifestBytes: Uint8Array, option
     slotSize,
   });
   if (!verdict.ok) return { ok: false, reason: verdict.reason, message: verdict.message, manifest: unauthenticated, authenticated: AFTER_SIGNATURES.has(verdict.reason) };
-  const hash = hostCrypto().createSha256();
-  hash.update(image);
-  const image_ = checkImageDigest(verdict.manifest, hash.digest(), image.length);
+  // A length that differs is refused without reading the image (checkImageDigest checks the length first).
+  const digest = image.length === verdict.manifest.imageLength ? await image.digest() : new Uint8Array(32);
+  const image_ = checkImageDigest(verdict.manifest, digest, image.length);
   if (!image_.ok) return { ok: false, reason: image_.reason, message: image_.message, manifest: verdict.manifest, authenticated: true };
   return { ok: true, manifest: verdict.manifest, signers: verdict.signers, slotSize };
 }
@@ -134,4 +145,10 @@ function tryDecode(bytes: Uint8Array): ImageManifest | undefined {
     if (error instanceof UpdateError) return undefined;
     throw error;
   }
+}
+
+/** An image file as an ImageSource: its size now, its SHA-256 streamed on demand. */
+export function imageFile(path: string): ImageSource {
+  const stats = statInput(path, 'an image file (the app binary)');
+  return { length: stats.size, digest: async () => (await hashInput(path, 'an image file (the app binary)', Number.MAX_SAFE_INTEGER)).digest };
 }

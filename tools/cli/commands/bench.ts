@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../package-info.ts';
+import { checkOutputDir } from '../files.ts';
 import { ExitCode } from '../exit-codes.ts';
 
 export function registerBench(program: Command): void {
@@ -8,9 +8,10 @@ export function registerBench(program: Command): void {
     .command('bench')
     .description('run the benchmarks under bench/ and write BENCHMARKS.md and bench/results.json; exit 1 when a figure misses its target')
     .option('--only <prefix>', 'run only figures whose name starts with this prefix (the other figures are kept as they were)')
-    .option('--out <dir>', 'directory for BENCHMARKS.md (results.json goes to <dir>/bench/)', REPO_ROOT)
+    .option('--out <dir>', 'directory for BENCHMARKS.md (results.json goes to <dir>/bench/), relative to the current directory', '.')
     .option('--json', 'print the results as JSON')
     .action(async (options: { only?: string; out: string; json?: boolean }) => {
+      checkOutputDir(options.out, 'the benchmark output folder');
       // Loaded on use: the benchmarks pull in much of the project; --help should not wait for them.
       const { runBenchmarks, UnknownFigureError } = await import('../../../bench/run.ts');
       const { describeMiss } = await import('../../../bench/figures.ts');

@@ -5,11 +5,13 @@
  * the host XS engine. Both use target es2021 and strict mode (docs/design/xs-harness.md).
  */
 import type { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from '../package-info.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { printViolations } from './check.ts';
+import { checkOutputDir, writeFilesAtomically } from '../files.ts';
+import { fromNodeError } from '../errors.ts';
 
 export const FIRMWARE_ENTRY = join(REPO_ROOT, 'firmware/runtime/main.ts');
 
@@ -22,9 +24,10 @@ export function registerBuild(program: Command): void {
   program
     .command('build')
     .description('type-check firmware/, check the firmware rules, and bundle it for Moddable (ESM) and for host XS (IIFE)')
-    .option('--out <dir>', 'output directory', join(REPO_ROOT, 'dist'))
+    .option('--out <dir>', 'output directory (relative to the current directory)', 'dist')
     .option('--json', 'machine-readable summary')
     .action(async (options: BuildOptions) => {
+      checkOutputDir(options.out, 'the build output folder');
       const { checkFirmware } = await import('../../check/firmware-rules.ts');
       const diagnostics = await typeCheckFirmware();
       const violations = checkFirmware(join(REPO_ROOT, 'firmware'));
@@ -57,8 +60,13 @@ export async function typeCheckFirmware(): Promise<string[]> {
 export async function bundleFirmware(outDir: string): Promise<{ kind: string; path: string; bytes: number }[]> {
   const esbuild = await import('esbuild');
   const { bundleForXs } = await import('../../xs/bundle.ts');
-  mkdirSync(join(outDir, 'moddable'), { recursive: true });
-  mkdirSync(join(outDir, 'xs'), { recursive: true });
+  for (const sub of ['moddable', 'xs']) {
+    try {
+      mkdirSync(join(outDir, sub), { recursive: true });
+    } catch (error) {
+      throw fromNodeError(error, join(outDir, sub), 'a folder for the bundles');
+    }
+  }
   const esm = await esbuild.build({
     entryPoints: [FIRMWARE_ENTRY],
     bundle: true,
@@ -71,10 +79,12 @@ export async function bundleFirmware(outDir: string): Promise<{ kind: string; pa
     logLevel: 'silent',
   });
   const esmPath = join(outDir, 'moddable/holdfast.js');
-  writeFileSync(esmPath, esm.outputFiles[0].text);
   const iife = await bundleForXs(FIRMWARE_ENTRY, { globalName: 'holdfast' });
   const iifePath = join(outDir, 'xs/holdfast.js');
-  writeFileSync(iifePath, iife);
+  writeFilesAtomically([
+    { path: esmPath, data: esm.outputFiles[0].text, what: 'the Moddable bundle' },
+    { path: iifePath, data: iife, what: 'the host XS bundle' },
+  ]);
   return [
     { kind: 'moddable esm module', path: esmPath, bytes: esm.outputFiles[0].contents.length },
     { kind: 'host XS script', path: iifePath, bytes: Buffer.byteLength(iife) },

@@ -5,41 +5,62 @@
  * with nothing but the flash, recovers, and carries on.
  */
 import type { Command } from 'commander';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mkdtempSync } from 'node:fs';
 import type { XsWorker } from '../../xs/xsnap-worker.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { REPO_ROOT } from '../package-info.ts';
+import { parseInteger } from '../../keys/cli-options.ts';
+import { EnvironmentError, fromNodeError } from '../errors.ts';
+import { checkOutputDir, writeFilesAtomically } from '../files.ts';
+import { forgetOnExit, removeOnExit } from '../cleanup.ts';
 
 interface DemoOptions {
   json?: boolean;
-  cutAt: string;
-  seed: string;
+  cutAt: number;
+  seed: number;
   out: string;
 }
+
+/** The demo appends 60 frames before the cut: a cut at operation 0..100000 is meaningful. */
+const MAX_CUT_AT = 100_000;
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('firmware in XS writes telemetry to simulated flash, loses power mid-write, reboots and recovers')
-    .option('--cut-at <operation>', 'flash operation index the power cut tears', '23')
-    .option('--seed <n>', 'seed for the torn write', '2026')
-    .option('--out <dir>', 'where the flash image goes', join(REPO_ROOT, '.holdfast/demo'))
+    .option('--cut-at <operation>', `flash operation index the power cut tears, 0..${MAX_CUT_AT}`, parseInteger(0, MAX_CUT_AT), 23)
+    .option('--seed <n>', 'seed for the torn write, 0..2^32-1', parseInteger(0, 0xffffffff), 2026)
+    .option('--out <dir>', 'where the flash image goes (relative to the current directory)', '.holdfast/demo')
     .option('--json', 'machine-readable report')
     .action(async (options: DemoOptions) => {
-      const report = await runDemo(Number(options.cutAt), Number(options.seed), options.out, options.json ? () => {} : (line) => console.log(line));
+      // Everything the demo needs is checked before XS starts.
+      checkOutputDir(options.out, 'the demo output folder');
+      await requireXsEngine();
+      const report = await runDemo(options.cutAt, options.seed, options.out, options.json ? () => {} : (line) => console.log(line));
       if (options.json) console.log(JSON.stringify(report, null, 2));
       process.exitCode = report.ok ? ExitCode.OK : ExitCode.FAILED;
     });
+}
+
+/** The XS engine (xsnap-worker, built by `npm ci`) must be there: exit 3 otherwise. */
+export async function requireXsEngine(): Promise<void> {
+  const { xsnapWorkerPath } = await import('../../xs/xsnap-worker.ts');
+  const bin = xsnapWorkerPath();
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    throw new EnvironmentError('the XS engine (xsnap-worker) is not built: expected an executable there; run `npm ci` or `npm rebuild @agoric/xsnap`', { file: bin });
+  }
 }
 
 export async function runDemo(cutAt: number, seed: number, outDir: string, say: (line: string) => void) {
   const { HostServices } = await import('../../xs/host-services.ts');
   const { XsWorker } = await import('../../xs/xsnap-worker.ts');
   const { fromUtf8, utf8 } = await import('../../xs/wire.ts');
-  const { saveImage } = await import('../../sim/flash/image-file.ts');
+  const { encodeImage } = await import('../../sim/flash/image-codec.ts');
   const code = await bundleGuest();
   const services = new HostServices(outDir, say);
   const command = <T>(worker: XsWorker, message: unknown): T & { compute: number } => {
@@ -71,9 +92,13 @@ export async function runDemo(cutAt: number, seed: number, outDir: string, say: 
   second.close();
   say(`  appended ${run2.appended} more; a remount finds ${boot3.frames} frames`);
 
-  mkdirSync(outDir, { recursive: true });
+  try {
+    mkdirSync(outDir, { recursive: true });
+  } catch (error) {
+    throw fromNodeError(error, outDir, 'a folder for the flash image');
+  }
   const imagePath = join(outDir, 'flash.hfimg');
-  saveImage(imagePath, flash);
+  writeFilesAtomically([{ path: imagePath, data: encodeImage(flash), what: 'the flash image' }]);
   const ok = intact && boot2.frames >= run1.appended && boot2.frames <= run1.appended + 1 && boot3.frames === boot2.frames + run2.appended;
   const counters = { ...flash.counters };
   say(`flash traffic: ${counters.bytesProgrammed} bytes programmed, ${counters.bytesRead} read, ${counters.erases} erases, ${counters.operations} operations`);
@@ -86,11 +111,13 @@ export async function runDemo(cutAt: number, seed: number, outDir: string, say: 
 async function bundleGuest(): Promise<string> {
   const { bundleForXs } = await import('../../xs/bundle.ts');
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-demo-'));
+  removeOnExit(dir);
   try {
     const entry = join(dir, 'entry.ts');
     writeFileSync(entry, `import { serveDemo } from ${JSON.stringify(join(REPO_ROOT, 'tools/demo/guest.ts'))};\nserveDemo();\n`);
     return await bundleForXs(entry);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    forgetOnExit(dir);
   }
 }

@@ -6,7 +6,8 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { initKeyDir, KeyIdError, rootFileName, rotateKeyDir, type KeysJson } from '../../keys/keystore.ts';
+import { initKeyDir, rootFileName, rotateKeyDir, type KeysJson } from '../../keys/keystore.ts';
+import { checkOutputPath } from '../files.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { collectKeyId, parseInteger, usageError } from '../../keys/cli-options.ts';
 
@@ -23,6 +24,7 @@ interface RotateFlags {
   dir: string;
   replaceRootKey: string[];
   replaceTargetsKey: string[];
+  partial?: string;
   json?: boolean;
 }
 
@@ -41,8 +43,8 @@ export function registerKeys(program: Command): void {
     .option('--targets-threshold <u>', 'targets signatures required, 1..targets keys', parseInteger(1, 8), 1)
     .option('--json', 'print keys.json')
     .action((flags: InitFlags, command: Command) => {
-      if (flags.rootThreshold > flags.rootKeys) usageError(command, `--root-threshold ${flags.rootThreshold} exceeds --root-keys ${flags.rootKeys}`);
-      if (flags.targetsThreshold > flags.targetsKeys) usageError(command, `--targets-threshold ${flags.targetsThreshold} exceeds --targets-keys ${flags.targetsKeys}`);
+      if (flags.rootThreshold > flags.rootKeys) usageError(command, `${flags.rootThreshold} exceeds --root-keys ${flags.rootKeys}: expected at most the number of root keys`, '--root-threshold');
+      if (flags.targetsThreshold > flags.targetsKeys) usageError(command, `${flags.targetsThreshold} exceeds --targets-keys ${flags.targetsKeys}: expected at most the number of targets keys`, '--targets-threshold');
       const result = initKeyDir(flags.dir, {
         rootKeys: flags.rootKeys,
         rootThreshold: flags.rootThreshold,
@@ -64,18 +66,15 @@ export function registerKeys(program: Command): void {
     .requiredOption('--dir <dir>', 'key directory made by keys init')
     .addOption(new Option('--replace-root-key <keyid>', 'root key to replace with a new one (repeatable; a unique prefix will do)').argParser(collectKeyId).default([]))
     .addOption(new Option('--replace-targets-key <keyid>', 'targets key to replace with a new one (repeatable)').argParser(collectKeyId).default([]))
+    .option('--partial <file>', 'split-party signing: sign with the root keys held here (any number) and write the envelope to <file>, not root.<N+1>.bin; other holders add theirs (holdfast cosign), holdfast combine finishes')
     .option('--json', 'print the result as JSON')
-    .action((flags: RotateFlags, command: Command) => {
-      let result;
-      try {
-        result = rotateKeyDir(flags.dir, { replaceRoot: flags.replaceRootKey, replaceTargets: flags.replaceTargetsKey });
-      } catch (error) {
-        if (error instanceof KeyIdError) usageError(command, error.message);
-        throw error;
-      }
-      if (flags.json) console.log(JSON.stringify({ file: result.file, replaced: result.replaced, signers: result.signers, keys: result.keys }, null, 2));
+    .action((flags: RotateFlags) => {
+      if (flags.partial !== undefined) checkOutputPath(flags.partial, 'the partly signed root');
+      const result = rotateKeyDir(flags.dir, { replaceRoot: flags.replaceRootKey, replaceTargets: flags.replaceTargetsKey, ...(flags.partial !== undefined ? { partial: flags.partial } : {}) });
+      if (flags.json) console.log(JSON.stringify({ file: result.file, complete: result.missing === undefined, missing: result.missing ?? null, replaced: result.replaced, signers: result.signers, keys: result.keys }, null, 2));
       else {
-        console.log(`wrote ${result.file}, signed by ${result.signers.join(', ')}`);
+        console.log(`wrote ${result.file}, signed by ${result.signers.join(', ') || 'no key yet'}`);
+        if (result.missing !== undefined) console.log(`partial: ${result.missing}; the other root key holders run holdfast cosign, then holdfast combine --dir ${flags.dir}`);
         for (const r of result.replaced) console.log(`${r.role} key ${r.keyId} revoked, replaced by ${r.newKeyId}`);
         printRoles(result.keys);
       }

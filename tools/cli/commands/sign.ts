@@ -4,12 +4,12 @@
  * key directory's root chain.
  */
 import type { Command } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { MAX_BOARD_ID_LENGTH } from '../../../firmware/update/manifest.ts';
 import { MAX_U32 } from '../../../firmware/update/signed-document.ts';
 import { parseInteger, usageError } from '../../keys/cli-options.ts';
-import { manifestJson, signImage } from '../../keys/image.ts';
+import { imageFile, manifestJson, signImage } from '../../keys/image.ts';
 import { ExitCode } from '../exit-codes.ts';
+import { checkOutputPath, writeFilesAtomically } from '../files.ts';
 
 interface SignFlags {
   version: number;
@@ -19,6 +19,7 @@ interface SignFlags {
   rollout?: number;
   cohort?: number;
   out?: string;
+  partial?: boolean;
   json?: boolean;
 }
 
@@ -37,23 +38,25 @@ export function registerSign(program: Command): void {
     .option('--rollout <percent>', 'staged rollout: share of devices 0..100', parseInteger(0, 100))
     .option('--cohort <n>', 'rollout cohort (salt of the device buckets), 0..2^32-1', parseInteger(0, MAX_U32))
     .option('--out <file>', 'manifest path (default <image>.manifest)')
+    .option('--partial', 'sign with the targets keys this directory holds, even below the threshold: other holders add theirs (holdfast cosign, holdfast combine)')
     .option('--json', 'print the manifest fields as JSON')
-    .action((image: string, flags: SignFlags, command: Command) => {
-      if (!/^[\x21-\x7e]{1,32}$/.test(flags.board)) usageError(command, `--board must be 1..${MAX_BOARD_ID_LENGTH} printable ASCII characters without spaces`);
-      if (flags.cohort !== undefined && flags.rollout === undefined) usageError(command, '--cohort needs --rollout');
-      const bytes = readFileSync(image);
-      const signed = signImage(flags.dir, bytes, {
+    .action(async (image: string, flags: SignFlags, command: Command) => {
+      if (!/^[\x21-\x7e]{1,32}$/.test(flags.board)) usageError(command, `expected 1..${MAX_BOARD_ID_LENGTH} printable ASCII characters without spaces`, '--board');
+      if (flags.cohort !== undefined && flags.rollout === undefined) usageError(command, 'expected --rollout with it', '--cohort');
+      const out = flags.out ?? `${image}.manifest`;
+      const source = imageFile(image);
+      checkOutputPath(out, 'the manifest');
+      const signed = await signImage(flags.dir, source, {
         imageVersion: flags.version,
         securityVersion: flags.securityVersion,
         boardId: flags.board,
         ...(flags.rollout !== undefined ? { rollout: { percent: flags.rollout, cohort: flags.cohort ?? 0 } } : {}),
-      });
-      const out = flags.out ?? `${image}.manifest`;
-      writeFileSync(out, signed.bytes);
-      if (flags.json) console.log(JSON.stringify({ manifest: out, bytes: signed.bytes.length, signers: signed.signers, ...manifestJson(signed.manifest) }, null, 2));
+      }, flags.partial === true);
+      writeFilesAtomically([{ path: out, data: signed.bytes, what: 'the manifest' }]);
+      if (flags.json) console.log(JSON.stringify({ manifest: out, bytes: signed.bytes.length, signers: signed.signers, complete: signed.complete, ...manifestJson(signed.manifest) }, null, 2));
       else {
         const m = signed.manifest;
-        console.log(`wrote ${out} (${signed.bytes.length} bytes): version ${m.imageVersion}, security ${m.securityVersion}, board ${m.boardId}, ${m.imageLength} bytes, root ${m.rootVersion}, signed by ${signed.signers.join(', ')}`);
+        console.log(`wrote ${out} (${signed.bytes.length} bytes): version ${m.imageVersion}, security ${m.securityVersion}, board ${m.boardId}, ${m.imageLength} bytes, root ${m.rootVersion}, signed by ${signed.signers.join(', ') || 'no key yet'}${signed.complete ? '' : ' (partial: other targets key holders add theirs with holdfast cosign or combine)'}`);
       }
       process.exitCode = ExitCode.OK;
     });

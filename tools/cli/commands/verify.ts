@@ -4,10 +4,11 @@
  * root chain. Exit 0 only when valid; 1 with `<reason>: <message>` otherwise.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { MAX_U32 } from '../../../firmware/update/signed-document.ts';
 import { parseInteger, usageError } from '../../keys/cli-options.ts';
-import { manifestJson, verifyImage, type VerifyImageResult } from '../../keys/image.ts';
+import { imageFile, manifestJson, verifyImage, type VerifyImageResult } from '../../keys/image.ts';
+import { MAX_ENVELOPE_LENGTH } from '../../../firmware/update/signed-document.ts';
+import { readInput, statInput } from '../files.ts';
 import { loadRootChain, TrustChainError, trustRootFiles } from '../../keys/keystore.ts';
 import type { TrustedRoot } from '../../../firmware/update/root.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -33,16 +34,19 @@ export function registerVerify(program: Command): void {
     .option('--running-version <v>', 'version the device runs; the image must be above it', parseInteger(0, MAX_U32), 0)
     .option('--floor <s>', 'anti-rollback floor; the security version must not be below it', parseInteger(0, MAX_U32), 0)
     .option('--board <id>', "device's board id (default: the manifest's own)")
-    .option('--slot-size <bytes>', "app slot size (default: the board's from boards/, else no limit)", parseInteger(0, MAX_U32))
-    .option('--json', 'print {ok, reason, message, manifest}')
-    .action((image: string, manifestFile: string, flags: VerifyFlags, command: Command) => {
-      if ((flags.dir === undefined) === (flags.root === undefined)) usageError(command, 'give exactly one of --dir <dir> or --root <root.N.bin...>');
-      const imageBytes = readFileSync(image);
-      const manifestBytes = readFileSync(manifestFile);
+    .option('--slot-size <bytes>', "app slot size, decimal or 0x hex (default: the board's from boards/, else no limit)", parseInteger(0, MAX_U32, { hex: true }))
+    .option('--json', 'print {ok, reason, message, manifest, authenticated}')
+    .action(async (image: string, manifestFile: string, flags: VerifyFlags, command: Command) => {
+      if ((flags.dir === undefined) === (flags.root === undefined)) usageError(command, 'expected exactly one of --dir <dir> or --root <root.N.bin...>', '--dir');
+      // Sizes first: a manifest is at most one envelope; the image is only stat'ed here and hashed as a stream.
+      const source = imageFile(image);
+      const manifestSize = statInput(manifestFile, 'a manifest (holdfast sign)').size;
       const chain = trustChain(flags);
       const result: VerifyImageResult = !chain.ok
         ? chain.result
-        : verifyImage(imageBytes, manifestBytes, {
+        : manifestSize > MAX_ENVELOPE_LENGTH
+          ? { ok: false, reason: 'malformed', message: `${manifestFile} is ${manifestSize} bytes, a manifest envelope is at most ${MAX_ENVELOPE_LENGTH} (not read)`, manifest: undefined, authenticated: false }
+          : await verifyImage(source, readInput(manifestFile, 'a manifest (holdfast sign)', MAX_ENVELOPE_LENGTH), {
             trusted: chain.trusted,
             runningVersion: flags.runningVersion,
             securityFloor: flags.floor,

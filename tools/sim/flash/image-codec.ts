@@ -58,6 +58,13 @@ export function decodeImage(bytes: Uint8Array): SimFlash {
   if (header === null || typeof header !== 'object') throw new Error('flash image header is not a JSON object');
   if (header.mode !== 'plain' && header.mode !== 'strict') throw new Error(`flash image mode ${JSON.stringify(header.mode)} is neither plain nor strict`);
   if (header.format !== IMAGE_FORMAT) throw new Error(`flash image format ${header.format} is not supported (expected ${IMAGE_FORMAT})`);
+  for (const field of ['blocks', 'blockLength', 'writeAlign'] as const) {
+    const value: unknown = header[field];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw new Error(`flash image header field ${field}: expected a whole number from 1, found ${value === undefined ? 'nothing' : JSON.stringify(value)}`);
+    }
+  }
+  if (header.blockLength % header.writeAlign !== 0) throw new Error(`flash image header field writeAlign: expected a divisor of blockLength ${header.blockLength}, found ${header.writeAlign}`);
   const size = header.blocks * header.blockLength;
   const units = size / header.writeAlign;
   let at = 12 + headerLength;
