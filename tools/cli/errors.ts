@@ -41,7 +41,9 @@ export class CliError extends Error {
 
   /** `message` says what was found and what was expected; the file and field are prefixed here. */
   constructor(message: string, details: CliErrorDetails = {}) {
-    const prefix = [details.file, details.field === undefined ? undefined : details.field.startsWith('-') || details.field.startsWith('<') ? details.field : `field ${details.field}`].filter((p) => p !== undefined).join(': ');
+    const flagLike = details.field !== undefined && (details.field.startsWith('-') || details.field.startsWith('<'));
+    // A flag the message already names is not repeated in front of it.
+    const prefix = [details.file, details.field === undefined || (flagLike && message.includes(details.field)) ? undefined : flagLike ? details.field : `field ${details.field}`].filter((p) => p !== undefined).join(': ');
     super(oneLine(prefix === '' ? message : `${prefix}: ${message}`));
     this.name = 'CliError';
     this.exitCode = details.exitCode ?? ExitCode.FAILED;

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { checkOutputDir } from '../files.ts';
+import { UsageError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 
 export function registerBench(program: Command): void {
-  const command = program
+  program
     .command('bench')
     .description('run the benchmarks under bench/ and write BENCHMARKS.md and bench/results.json; exit 1 when a figure misses its target')
     .option('--only <prefix>', 'run only figures whose name starts with this prefix (the other figures are kept as they were)')
@@ -20,7 +21,7 @@ export function registerBench(program: Command): void {
         run = await runBenchmarks({ only: options.only, outDir: options.out, progress: options.json ? () => {} : (l) => console.error(l) });
       } catch (error) {
         // Bad usage: exit 2 with the message, files untouched.
-        if (error instanceof UnknownFigureError) command.error(`holdfast bench: ${error.message}`, { exitCode: ExitCode.USAGE, code: 'holdfast.bench.only' });
+        if (error instanceof UnknownFigureError) throw new UsageError(error.message, { field: '--only' });
         throw error;
       }
       if (options.json) console.log(JSON.stringify({ ...run.written, figures: run.fresh, missed: run.missed.map((f) => f.name) }, null, 2));

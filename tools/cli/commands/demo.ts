@@ -68,14 +68,22 @@ export async function runDemo(cutAt: number, seed: number, outDir: string, say: 
     return { ...(JSON.parse(fromUtf8(reply)) as T), compute: meter.compute };
   };
 
+  // The XS bridge blocks the event loop while a step runs; between steps the
+  // loop turns, so a SIGINT is handled there (bin/holdfast.js exits and the
+  // workers' exit hooks remove their pipe folders).
+  const pause = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
   say('boot 1: XS worker starts the firmware on a blank 16 KiB flash partition (4 sectors, plain NOR)');
   const first = XsWorker.spawn({ onCommand: services.handle });
+  await pause();
   first.evaluate(code);
+  await pause();
   const boot1 = command(first, { step: 'boot' }) as { handle: number; frames: number; compute: number };
+  await pause();
   const flash = services.flashes.get(boot1.handle)!;
   flash.armCut({ atOperation: cutAt, seed });
   say(`  power cut armed at flash operation ${cutAt} (seed ${seed})`);
   const run1 = command(first, { step: 'append', count: 60 }) as { appended: number; cut: boolean; compute: number };
+  await pause();
   first.close();
   const torn = flash.lastTornOperation();
   say(`  ${run1.appended} telemetry frames appended, then the power failed${torn ? ` tearing a ${torn.byteLength}-byte ${torn.kind} at byte ${torn.byteOffset}` : ''}`);
@@ -83,11 +91,15 @@ export async function runDemo(cutAt: number, seed: number, outDir: string, say: 
 
   flash.powerOn();
   const second = XsWorker.spawn({ onCommand: services.handle });
+  await pause();
   second.evaluate(code);
+  await pause();
   const boot2 = command(second, { step: 'boot', handle: boot1.handle }) as { frames: number; damagedBlocks: number[]; readings: number[]; compute: number };
+  await pause();
   const intact = boot2.readings.every((n, i) => n === i);
   say(`boot 2: a new XS worker recovers ${boot2.frames} frames from flash, in order: ${intact ? 'yes' : 'NO'}; torn frame skipped in sector(s) ${boot2.damagedBlocks.join(', ') || 'none'}`);
   const run2 = command(second, { step: 'append', count: 20 }) as { appended: number; compute: number };
+  await pause();
   const boot3 = command(second, { step: 'boot', handle: boot1.handle }) as { frames: number; readings: number[] };
   second.close();
   say(`  appended ${run2.appended} more; a remount finds ${boot3.frames} frames`);
