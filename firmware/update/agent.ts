@@ -193,7 +193,12 @@ export class UpdateAgent {
       // a session whose trial count is now lost. Either way it is said, not silently read as "never staged".
       deps.audit.emit({ kind: 'store-unreadable', store: 'staging-progress', code: 'damaged', message: `${progress.unreadable} unreadable progress entries and no readable session: a trial count may have been lost` });
     }
-    const trials = progress.session()?.tag === imageTag(manifest.imageDigest) ? progress.session()!.trials : 0;
+    const session = progress.session();
+    const trials = session?.tag === imageTag(manifest.imageDigest) ? session.trials : 0;
+    if (session?.tag === imageTag(manifest.imageDigest) && session.suspect > 0) {
+      // A cut never lowers the count (a torn TRIAL is appended again before selecting); damage to a durable TRIAL can.
+      deps.audit.emit({ kind: 'store-unreadable', store: 'staging-progress', code: 'damaged', message: `${session.suspect} unreadable progress entries after trial ${session.trials}: the trial count may be low by as much` });
+    }
     if (trials >= MAX_TRIALS && this.failedBefore(target, manifest.imageVersion)) {
       return this.refuse('rolled-back-before', `version ${manifest.imageVersion} failed ${trials} trial boots on this device: a newer version is needed`);
     }
@@ -225,7 +230,8 @@ export class UpdateAgent {
     const readings = readOtadata(deps.otadata);
     const state = stateOfSlot(readings, deps.runningSlot);
     if (state === 'valid' || state === undefined) {
-      const unconfirmed = state === 'valid' ? this.unconfirmedStagedImage() : undefined;
+      // VALID, or no copy for the running slot at all (the no-active rows): trusted unless it is the staged image never confirmed.
+      const unconfirmed = this.unconfirmedStagedImage();
       if (unconfirmed === undefined) {
         this.reportAbortedTrial();
         return undefined;
@@ -237,22 +243,30 @@ export class UpdateAgent {
   }
 
   /**
-   * @internal Called by TrialBoot when every check passed: VALID first, then
-   * the floor, then the agent's own CONFIRMED record.
+   * @internal Called by TrialBoot when every check passed: the agent's own
+   * CONFIRMED record first (so VALID never stands without it), then VALID,
+   * then the floor. A cut after CONFIRMED and before VALID leaves the copy
+   * PENDING_VERIFY: the bootloader aborts it and the update is offered again
+   * (its next TRIAL makes the session unconfirmed again).
    */
   commit(): void {
     const { deps } = this;
     const readings = readOtadata(deps.otadata);
     const active = activeCopy(readings);
     // Confirm only what is running: after a fallback the active copy may name the other slot.
-    if (active === undefined || slotForSeq(readings[active].seq) !== deps.runningSlot) return;
+    if (active === undefined || slotForSeq(readings[active].seq) !== deps.runningSlot) {
+      // No copy at all for the running slot (booted by the no-active rows): nothing can be marked
+      // VALID, as in ESP-IDF; the checks passed, so the agent's record says so and the floor stays.
+      if (stateOfSlot(readings, deps.runningSlot) === undefined) this.recordConfirmation();
+      return;
+    }
+    this.recordConfirmation();
     markValid(deps.otadata);
     const header = readAppImageHeader(deps.slots[deps.runningSlot]);
     if (header.kind === 'header') {
       deps.floor.raise(header.header.secureVersion);
       deps.audit.emit({ kind: 'update-committed', imageVersion: header.header.imageVersion, securityVersion: header.header.secureVersion, slot: deps.runningSlot });
     }
-    this.recordConfirmation();
   }
 
   /**
@@ -308,7 +322,7 @@ export class UpdateAgent {
     return this.slotHoldsSession(deps.runningSlot, session) ? running.header : undefined;
   }
 
-  /** After a commit: record CONFIRMED for the session if the running slot holds its image. */
+  /** On a commit: record CONFIRMED for the session if the running slot holds its image. */
   private recordConfirmation(): void {
     const progress = this.openProgress();
     if (progress instanceof StorageError) {

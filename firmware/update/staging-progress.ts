@@ -13,8 +13,8 @@
  * Fail closed: an entry whose CRC holds but which this firmware does not
  * understand (a newer format version, an unknown kind, nonzero reserved
  * bytes) is refused with a StorageError, never skipped, since skipping it
- * could lower the trial count; an unreadable entry after the download's
- * last chunk counts as one more trial (it may have been one).
+ * could lower the trial count; unreadable entries after the last TRIAL are
+ * counted (`suspect`) so that a possibly lost TRIAL is reported.
  */
 import type { FlashPartition } from '../hal/flash.ts';
 import { crc32 } from '../base/crc32.ts';
@@ -41,11 +41,21 @@ export interface StagingSession {
   /** Chunks durable in the slot, counted from 0 without gaps. */
   chunksDone: number;
   complete: boolean;
-  /** Trial boots this image was selected for. */
+  /** Trial boots this image was selected for: the highest readable TRIAL. */
   trials: number;
+  /**
+   * Unreadable entries after the highest TRIAL (once the download read
+   * complete). A cut never makes `trials` low (a torn TRIAL is appended
+   * again before the image is selected), but damage to a durable TRIAL
+   * could: each of these may have been one. The agent reports them.
+   */
+  suspect: number;
   /** Trials whose end without a commit has been reported (audit). */
   reported: number;
-  /** The update agent confirmed this image after its health checks (CONFIRMED). */
+  /**
+   * The update agent confirmed this image's latest trial after its health
+   * checks (a CONFIRMED for trial `trials`; a later TRIAL makes it unconfirmed again).
+   */
   confirmed: boolean;
 }
 
@@ -129,7 +139,7 @@ export class StagingProgress {
     session.reported = Math.max(session.reported, trial);
   }
 
-  /** Record that the update agent confirmed this session's image (after VALID and the floor raise). */
+  /** Record that the update agent confirms this session's latest trial (its health checks passed; written before VALID). */
   recordConfirmed(): void {
     const session = this.requireSession();
     if (!session.complete) throw new Error('only a complete image can be confirmed');
@@ -157,11 +167,15 @@ export class StagingProgress {
   private recover(): void {
     const chunk = new Uint8Array(PROGRESS_ENTRY_LENGTH * RECOVERY_READ_ENTRIES);
     let session: StagingSession | undefined;
-    // Unreadable entries since the session's last CHUNK or TRIAL: any of them may have been a TRIAL.
+    // Unreadable entries since the session's last TRIAL, once it read complete: any of them may have been a
+    // TRIAL (a TRIAL is written only after a readable COMPLETE or TRIAL, never before).
     let unreadable = 0;
+    // Unreadable entries since the last CONFIRMED: one may be a later TRIAL, so the confirmation no longer holds.
+    let sinceConfirmed = 0;
     let maxTrial = 0;
     let blanks = 0;
     let lastWritten = -1;
+    let confirmedTrial = 0;
     for (let first = 0; first < this.slots; first += RECOVERY_READ_ENTRIES) {
       const count = Math.min(RECOVERY_READ_ENTRIES, this.slots - first);
       this.flash.read(first * PROGRESS_ENTRY_LENGTH, chunk.subarray(0, count * PROGRESS_ENTRY_LENGTH));
@@ -174,19 +188,22 @@ export class StagingProgress {
         }
         // A hole before this entry: blank slots that were written once.
         this.unreadableEntries += blanks;
-        if (session) unreadable += blanks;
+        if (session?.complete) unreadable += blanks;
+        sinceConfirmed += blanks;
         blanks = 0;
         lastWritten = slot;
         const decoded = decodeProgressEntry(entry, slot);
         if (decoded === 'torn') {
           this.unreadableEntries++;
-          if (session) unreadable++; // torn by a cut, or damaged: skipped, never rewritten
+          if (session?.complete) unreadable++; // torn by a cut, or damaged: skipped, never rewritten
+          sinceConfirmed++;
           continue;
         }
         if (decoded.kind === ProgressKind.BEGIN) {
           session = newSession(decoded.tag, decoded.value);
           unreadable = 0;
           maxTrial = 0;
+          confirmedTrial = 0;
           continue;
         }
         if (!session && decoded.kind !== ProgressKind.CHUNK) {
@@ -196,6 +213,7 @@ export class StagingProgress {
           session.complete = true;
           unreadable = 0;
           maxTrial = 0;
+          confirmedTrial = 0;
         }
         if (!session || decoded.tag !== session.tag) continue;
         if (decoded.kind === ProgressKind.CHUNK) {
@@ -210,17 +228,25 @@ export class StagingProgress {
           if (decoded.value >= maxTrial) unreadable = 0;
           maxTrial = Math.max(maxTrial, decoded.value);
         } else if (decoded.kind === ProgressKind.REPORTED) session.reported = Math.max(session.reported, decoded.value);
-        else if (decoded.kind === ProgressKind.CONFIRMED) session.confirmed = true;
+        else if (decoded.kind === ProgressKind.CONFIRMED) {
+          confirmedTrial = Math.max(confirmedTrial, decoded.value);
+          sinceConfirmed = 0;
+        }
       }
     }
     this.nextSlot = lastWritten + 1;
-    if (session) session.trials = maxTrial + unreadable;
+    if (session) {
+      session.trials = maxTrial;
+      session.suspect = unreadable;
+      // Confirmed only for the latest trial: an unreadable entry after it may be a newer TRIAL.
+      session.confirmed = confirmedTrial > 0 && confirmedTrial >= maxTrial && sinceConfirmed === 0;
+    }
     this.current = session;
   }
 }
 
 function newSession(tag: number, imageLength: number): StagingSession {
-  return { tag, imageLength, chunksDone: 0, complete: false, trials: 0, reported: 0, confirmed: false };
+  return { tag, imageLength, chunksDone: 0, complete: false, trials: 0, suspect: 0, reported: 0, confirmed: false };
 }
 
 export function encodeProgressEntry(kind: number, tag: number, value: number): Uint8Array {

@@ -100,7 +100,7 @@ function refusal(run: () => unknown): string {
 }
 
 const TAG = 0x5eed;
-const { BEGIN, CHUNK, COMPLETE, TRIAL, REPORTED } = ProgressKind;
+const { BEGIN, CHUNK, COMPLETE, TRIAL, REPORTED, CONFIRMED } = ProgressKind;
 /** A torn entry: a cut left part of the 16 bytes programmed, the CRC fails. */
 const TORN = Uint8Array.of(1, 4, 0, 0, 0xed, 0x5e, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 
@@ -129,19 +129,28 @@ export const suite: CaseSuite = {
       },
     },
     {
-      name: 'progress log: the trial count is never read lower than a TRIAL that may have been written (fail closed)',
+      name: 'progress log: the trial count is the highest readable TRIAL; unreadable entries after it are suspect (reported), never silently dropped',
       run(env) {
-        const trials = (entries: Parameters<typeof progressLog>[2]) => StagingProgress.open(progressLog(env, 'plain', entries)).session()?.trials;
+        // trials:suspect (the highest readable TRIAL, and the unreadable entries after it that may have been one).
+        const trials = (entries: Parameters<typeof progressLog>[2]) => {
+          const session = StagingProgress.open(progressLog(env, 'plain', entries)).session();
+          return `${session?.trials}:${session?.suspect}`;
+        };
         const base: Parameters<typeof progressLog>[2] = [[BEGIN, TAG, 5000], [CHUNK, TAG, 0], [COMPLETE, TAG, 5000]];
-        equal(trials([...base, [TRIAL, TAG, 1], [TRIAL, TAG, 2]]), 2, 'two trials');
-        equal(trials([...base, [TRIAL, TAG, 1], TORN]), 2, 'an unreadable entry after trial 1 may be trial 2');
-        equal(trials([...base, [TRIAL, TAG, 1], TORN, [REPORTED, TAG, 1], TORN]), 3, 'every unreadable entry after the last TRIAL counts');
-        equal(trials([...base, TORN, [TRIAL, TAG, 2]]), 2, 'an unreadable entry before a later TRIAL adds nothing');
-        equal(trials([[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [CHUNK, TAG, 1], [COMPLETE, TAG, 5000]]), 0, 'a torn CHUNK retried is not a trial');
+        equal(trials([...base, [TRIAL, TAG, 1], [TRIAL, TAG, 2]]), '2:0', 'two trials');
+        equal(trials([...base, [TRIAL, TAG, 1], TORN]), '1:1', 'an unreadable entry after trial 1 may have been trial 2: suspect, reported by the agent');
+        equal(trials([...base, [TRIAL, TAG, 1], TORN, [REPORTED, TAG, 1], TORN]), '1:2', 'every unreadable entry after the last TRIAL is suspect');
+        equal(trials([...base, TORN, [TRIAL, TAG, 2]]), '2:0', 'an unreadable entry before a later TRIAL adds nothing');
+        equal(trials([[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [CHUNK, TAG, 1], [COMPLETE, TAG, 5000]]), '0:0', 'a torn CHUNK retried is not a trial');
+        equal(trials([[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN]), '0:0', 'a torn entry before the download reads complete is not a trial (no TRIAL is written before COMPLETE)');
+        const confirmed = (entries: Parameters<typeof progressLog>[2]) => StagingProgress.open(progressLog(env, 'plain', entries)).session()?.confirmed;
+        equal(confirmed([...base, [TRIAL, TAG, 1], [CONFIRMED, TAG, 1]]), true, 'CONFIRMED for the latest trial');
+        equal(confirmed([...base, [TRIAL, TAG, 1], [CONFIRMED, TAG, 1], [TRIAL, TAG, 2]]), false, 'a later TRIAL is unconfirmed again');
+        equal(confirmed([...base, [TRIAL, TAG, 1], [CONFIRMED, TAG, 1], TORN]), false, 'an unreadable entry after CONFIRMED may be a later TRIAL');
         const lostBegin = StagingProgress.open(progressLog(env, 'plain', [TORN, [CHUNK, TAG, 0], [COMPLETE, TAG, 5000], [TRIAL, TAG, 1], [TRIAL, TAG, 2]])).session();
         equal(`${lostBegin?.tag}:${lostBegin?.imageLength}:${lostBegin?.trials}`, `${TAG}:5000:2`, 'a damaged BEGIN: the session is rebuilt from its later entries, trials kept');
         const hole = new Uint8Array(PROGRESS_ENTRY_LENGTH).fill(0xff);
-        equal(trials([...base, [TRIAL, TAG, 1], hole, [REPORTED, TAG, 1]]), 2, 'a blank hole between entries is damage: it counts as a possible trial');
+        equal(trials([...base, [TRIAL, TAG, 1], hole, [REPORTED, TAG, 1]]), '1:1', 'a blank hole between entries is damage: a possible trial');
         const lostComplete = StagingProgress.open(progressLog(env, 'plain', [[BEGIN, TAG, 5000], [CHUNK, TAG, 0], TORN, [TRIAL, TAG, 1]])).session();
         equal(`${lostComplete?.complete}:${lostComplete?.trials}`, 'true:1', 'a TRIAL after an unreadable COMPLETE still counts (and proves completeness)');
         return {};
