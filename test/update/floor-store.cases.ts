@@ -76,8 +76,14 @@ export const suite: CaseSuite = {
     })),
     ...(['plain', 'strict'] as const).flatMap((mode) => [
       {
-        name: `issue 15.1: floor raised to 7, any single damaged bit, unit or entry never reads it lower, ${mode}`,
-        run: () => ({ ...runDamageSuite(floorDamageSubject(mode, 4096, [7]), { kinds: ['bit', 'unit', 'entry'] }) }),
+        name: `issue 15.1: floor raised to 7 on 4 KiB sectors, any damaged unit or entry, any bit of what was written, never reads it lower, ${mode}`,
+        run: () => {
+          // ESP32 sectors: every unit and entry of both blocks; one bit of every byte of what was written (headers, the raise, the handoff).
+          const units = runDamageSuite(floorDamageSubject(mode, 4096, [7]), { kinds: ['unit', 'entry'] });
+          const written = [0, 4064, 4096, 8160].map((byteOffset) => ({ byteOffset, byteLength: byteOffset % 4096 === 0 ? 64 : 32 }));
+          const bits = runDamageSuite({ ...floorDamageSubject(mode, 4096, [7]), ranges: () => written }, { kinds: ['bit'], allBits: true });
+          return { cases: units.cases + bits.cases, recovered: units.recovered + bits.recovered, refused: units.refused + bits.refused };
+        },
       },
       {
         name: `damage after rotations: every bit (all 8), unit and block, ${mode}`,
