@@ -12,8 +12,8 @@ import { StorageError, type StorageErrorCode } from '../../firmware/base/storage
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { runExhaustive, runRandom, type CutScenario, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
-import { Rng } from '../../tools/sim/rng.ts';
 import { bytesEqual, CheckFailure, equal, ok, throws } from '../support/check.ts';
+import { garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import { runDamageSuite, type ByteRange, type DamageSubject } from '../support/damage.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 
@@ -89,21 +89,8 @@ export function logScenario(o: LogScenarioOptions): CutScenario<LogState> {
   };
 }
 
-function garbage(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  new Rng(0x10c0 + seed).fill(bytes);
-  return bytes;
-}
-
-function runner(env: CaseEnv, extra: Partial<RunnerOptions> = {}): RunnerOptions {
-  return { createFlash: env.createFlash, saveFailureImage: env.saveFailureImage, ...extra };
-}
-
 function throwsStorage(run: () => unknown, code: StorageErrorCode, message: string): StorageError {
-  const error = throws(run, 'StorageError', message);
-  ok(error instanceof StorageError, `${message}: not a StorageError`);
-  equal(error.code, code, `${message}: code (${error.message})`);
-  return error;
+  return throwsCode<StorageError>(run, 'StorageError', code, message);
 }
 
 /** A formatted log with `writes` round-robin writes done (value = write index + 1 for its key). */
@@ -176,7 +163,7 @@ const SINGLE = { keys: 1, blockLength: 128, total: 5, perBoot: 3 } as const;
 const MULTI = { keys: 3, blockLength: 192, total: 18, perBoot: 4 } as const;
 
 function exhaustive(name: string, options: LogScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(logScenario(options), runner(env, extra)) }) };
+  return { name, run: (env) => ({ ...runExhaustive(logScenario(options), runnerOptions(env, extra)) }) };
 }
 
 export const suite: CaseSuite = {
@@ -188,7 +175,7 @@ export const suite: CaseSuite = {
       exhaustive(`format on garbage under cuts, ${mode}`, { mode, keys: 2, blockLength: 160, total: 4, perBoot: 2, formatFirst: true }, { secondCuts: { sample: 3 } }),
       {
         name: `random multi-cut runs (up to 5 cuts), ${mode}, 3 keys`,
-        run: (env: CaseEnv) => ({ ...runRandom(logScenario({ mode, keys: 3, blockLength: 192, total: 40, perBoot: 5 }), { ...runner(env), runs: 60, maxCuts: 5, seed: mode === 'plain' ? 21 : 22 }) }),
+        run: (env: CaseEnv) => ({ ...runRandom(logScenario({ mode, keys: 3, blockLength: 192, total: 40, perBoot: 5 }), { ...runnerOptions(env), runs: 60, maxCuts: 5, seed: mode === 'plain' ? 21 : 22 }) }),
       },
       {
         name: `damage: every bit, unit, entry and block, ${mode}, 1 key after 3 rotations`,

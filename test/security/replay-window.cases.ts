@@ -27,10 +27,11 @@ import { TwoBlockLog } from '../../firmware/base/two-block-log.ts';
 import { encodeEntry16 } from '../../firmware/base/entry16.ts';
 import { runDamageSuite, type DamageSubject } from '../support/damage.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
-import { runExhaustive, runRandom, PowerCutFailure, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
+import { runExhaustive, runRandom, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
-import { bytesEqual, CheckFailure, equal, ok, throws } from '../support/check.ts';
+import { bytesEqual, equal, ok, throws } from '../support/check.ts';
+import { caughtByInvariant, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 
 /** One message as the receiver gets it: a genuine tag or a forged one. */
@@ -221,21 +222,8 @@ export class ReferenceWindow {
   }
 }
 
-function garbage(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  new Rng(0x5eed + seed).fill(bytes);
-  return bytes;
-}
-
-function runnerOptions(env: CaseEnv): RunnerOptions {
-  return { createFlash: env.createFlash, saveFailureImage: env.saveFailureImage };
-}
-
 function throwsReplay(run: () => unknown, code: ReplayErrorCode, message: string): ReplayError {
-  const error = throws(run, 'ReplayError', message);
-  ok(error instanceof ReplayError, `${message}: not a ReplayError`);
-  equal(error.code, code, `${message}: code`);
-  return error;
+  return throwsCode<ReplayError>(run, 'ReplayError', code, message);
 }
 
 /** A fresh simulated flash, formatted for `senders` unless asked not to. */
@@ -291,7 +279,7 @@ const THREE_SENDERS = { blockLength: 192, senders: 3, reserve: 2, windowBits: 64
 const TIGHT = { blockLength: 160, senders: 2, reserve: 1, windowBits: 8, deliveries: 100, maxSkip: 2, perSession: 100, seed: 3 } as const;
 
 function exhaustiveCase(name: string, options: WindowScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(windowScenario(options), { ...runnerOptions(env), ...extra }) }) };
+  return { name, run: (env) => ({ ...runExhaustive(windowScenario(options), runnerOptions(env, extra)) }) };
 }
 
 export const suite: CaseSuite = {
@@ -320,18 +308,13 @@ export const suite: CaseSuite = {
     {
       name: 'the invariant catches counters accepted before their ceiling is durable',
       run(env) {
-        let caught: PowerCutFailure | undefined;
-        try {
-          const scenario = windowScenario({ mode: 'plain', ...ONE_SENDER, wrap: (flash) => new WriteBackFlash(flash), name: 'replay-window/write-back-flash' });
-          // Single cuts only: the assertion below is about the one cut that catches it.
-          runExhaustive(scenario, { ...runnerOptions(env), saveFailureImage: () => undefined, secondCuts: 'none' });
-        } catch (error) {
-          if (!(error instanceof PowerCutFailure)) throw error;
-          caught = error;
-        }
-        ok(caught, 'a store whose ceiling was not durable before its counters were accepted passed every power cut');
-        ok(caught.failure instanceof CheckFailure, `failure should be an invariant violation, was ${String(caught.failure)}`);
-        ok(/accepted before|accepted twice/.test(caught.failure.message), `the no-replay invariant should fail, got: ${caught.failure.message}`);
+        const scenario = windowScenario({ mode: 'plain', ...ONE_SENDER, wrap: (flash) => new WriteBackFlash(flash), name: 'replay-window/write-back-flash' });
+        // Single cuts only: the assertion is about the one cut that catches it.
+        const caught = caughtByInvariant(
+          () => runExhaustive(scenario, runnerOptions(env, { saveFailureImage: () => undefined, secondCuts: 'none' })),
+          /accepted before|accepted twice/,
+          'a store whose ceiling was not durable before its counters were accepted',
+        );
         return { caughtAtOperation: caught.cutPlans[0].atOperation };
       },
     },

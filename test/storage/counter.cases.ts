@@ -11,10 +11,10 @@ import { TwoBlockLog } from '../../firmware/base/two-block-log.ts';
 import { encodeEntry16 } from '../../firmware/base/entry16.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { runDamageSuite, type DamageSubject } from '../support/damage.ts';
-import { runExhaustive, runRandom, PowerCutFailure, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
-import { Rng } from '../../tools/sim/rng.ts';
+import { runExhaustive, runRandom, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
-import { bytesEqual, CheckFailure, equal, ok, throws } from '../support/check.ts';
+import { bytesEqual, equal, ok, throws } from '../support/check.ts';
+import { caughtByInvariant, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 
 /** What the test knows; it survives reboots. */
@@ -107,20 +107,8 @@ function checkRecovered(counter: Counter, state: CounterState, o: CounterScenari
   state.maxRecovered = Math.max(state.maxRecovered, reservedUpTo);
 }
 
-function garbage(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  new Rng(0xc0de + seed).fill(bytes);
-  return bytes;
-}
-
-function runnerOptions(env: CaseEnv): RunnerOptions {
-  return { createFlash: env.createFlash, saveFailureImage: env.saveFailureImage };
-}
-
 function throwsStorage(run: () => unknown, code: StorageErrorCode, message: string): void {
-  const error = throws(run, 'StorageError', message);
-  ok(error instanceof StorageError, `${message}: not a StorageError`);
-  equal(error.code, code, `${message}: code (${error.message})`);
+  throwsCode<StorageError>(run, 'StorageError', code, message);
 }
 
 /** A fresh simulated flash for the input cases, formatted unless asked not to. */
@@ -168,7 +156,7 @@ const SMALL = { blockLength: 128, reserve: 3, total: 60, perSession: 10 } as con
 const FIRST_BOOT = { blockLength: 128, reserve: 3, total: 12, perSession: 4 } as const;
 
 function exhaustiveCase(name: string, options: CounterScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(counterScenario(options), { ...runnerOptions(env), ...extra }) }) };
+  return { name, run: (env) => ({ ...runExhaustive(counterScenario(options), runnerOptions(env, extra)) }) };
 }
 
 export const suite: CaseSuite = {
@@ -194,18 +182,13 @@ export const suite: CaseSuite = {
     {
       name: 'the invariant catches values returned before their bound is durable',
       run(env) {
-        let caught: PowerCutFailure | undefined;
-        try {
-          const scenario = counterScenario({ mode: 'plain', ...SMALL, checkBound: false, wrap: (flash) => new WriteBackFlash(flash), name: 'counter/write-back-flash' });
-          // Single cuts only: the assertion below is about the one cut that catches it.
-          runExhaustive(scenario, { ...runnerOptions(env), saveFailureImage: () => undefined, secondCuts: 'none' });
-        } catch (error) {
-          if (!(error instanceof PowerCutFailure)) throw error;
-          caught = error;
-        }
-        ok(caught, 'a counter whose bound was not durable before its values were returned passed every power cut');
-        ok(caught.failure instanceof CheckFailure, `failure should be an invariant violation, was ${String(caught.failure)}`);
-        ok(/returned before/.test(caught.failure.message), `the value invariant should fail, got: ${caught.failure.message}`);
+        const scenario = counterScenario({ mode: 'plain', ...SMALL, checkBound: false, wrap: (flash) => new WriteBackFlash(flash), name: 'counter/write-back-flash' });
+        // Single cuts only: the assertion below is about the one cut that catches it.
+        const caught = caughtByInvariant(
+          () => runExhaustive(scenario, runnerOptions(env, { saveFailureImage: () => undefined, secondCuts: 'none' })),
+          /returned before/,
+          'a counter whose bound was not durable before its values were returned',
+        );
         equal(caught.cutPlans.length, 1, 'one cut in the failing run');
         return { caughtAtOperation: caught.cutPlans[0].atOperation };
       },
