@@ -10,12 +10,12 @@ import { LOG_PAIR_LENGTH, LOG_TAG_HANDOFF, LOG_TAG_HEADER, TwoBlockLog, type Two
 import { encodeEntry16, ENTRY16_LENGTH } from '../../firmware/base/entry16.ts';
 import { StorageError, type StorageErrorCode } from '../../firmware/base/storage-error.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
-import { runExhaustive, runRandom, type CutScenario, type RunnerOptions } from '../../tools/sim/power-cut.ts';
+import { runRandom, type CutScenario } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { bytesEqual, CheckFailure, equal, ok, throws } from '../support/check.ts';
-import { garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
+import { exhaustiveCase, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import { runDamageSuite, type ByteRange, type DamageSubject } from '../support/damage.ts';
-import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
+import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 
 const MODES: readonly FlashMode[] = ['plain', 'strict'];
 
@@ -162,17 +162,14 @@ function putPair(flash: FlashPartition, block: number, pair: number, version: nu
 const SINGLE = { keys: 1, blockLength: 128, total: 5, perBoot: 3 } as const;
 const MULTI = { keys: 3, blockLength: 192, total: 18, perBoot: 4 } as const;
 
-function exhaustive(name: string, options: LogScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(logScenario(options), runnerOptions(env, extra)) }) };
-}
 
 export const suite: CaseSuite = {
   name: 'two-block log',
   cases: [
     ...MODES.flatMap((mode) => [
-      exhaustive(`exhaustive cuts with a second cut at every operation of every recovery boot, ${mode}, 1 key, 2 rotations`, { mode, ...SINGLE }, { secondCuts: 'every' }),
-      exhaustive(`exhaustive cuts with sampled second cuts, ${mode}, 3 keys, 6 records per block`, { mode, ...MULTI }, { secondCuts: { sample: 3 } }),
-      exhaustive(`format on garbage under cuts, ${mode}`, { mode, keys: 2, blockLength: 160, total: 4, perBoot: 2, formatFirst: true }, { secondCuts: { sample: 3 } }),
+      exhaustiveCase(`exhaustive cuts with a second cut at every operation of every recovery boot, ${mode}, 1 key, 2 rotations`, logScenario({ mode, ...SINGLE }), { secondCuts: 'every' }),
+      exhaustiveCase(`exhaustive cuts with sampled second cuts, ${mode}, 3 keys, 6 records per block`, logScenario({ mode, ...MULTI }), { secondCuts: { sample: 3 } }),
+      exhaustiveCase(`format on garbage under cuts, ${mode}`, logScenario({ mode, keys: 2, blockLength: 160, total: 4, perBoot: 2, formatFirst: true }), { secondCuts: { sample: 3 } }),
       {
         name: `random multi-cut runs (up to 5 cuts), ${mode}, 3 keys`,
         run: (env: CaseEnv) => ({ ...runRandom(logScenario({ mode, keys: 3, blockLength: 192, total: 40, perBoot: 5 }), { ...runnerOptions(env), runs: 60, maxCuts: 5, seed: mode === 'plain' ? 21 : 22 }) }),

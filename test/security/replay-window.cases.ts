@@ -27,12 +27,12 @@ import { TwoBlockLog } from '../../firmware/base/two-block-log.ts';
 import { encodeEntry16 } from '../../firmware/base/entry16.ts';
 import { runDamageSuite, type DamageSubject } from '../support/damage.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
-import { runExhaustive, runRandom, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
+import { runExhaustive, runRandom, type CutScenario, type CuttableFlash } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import type { FlashMode, SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
 import { bytesEqual, equal, ok, throws } from '../support/check.ts';
-import { caughtByInvariant, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
-import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
+import { caughtByInvariant, exhaustiveCase, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
+import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 
 /** One message as the receiver gets it: a genuine tag or a forged one. */
 export interface Delivery {
@@ -278,18 +278,15 @@ const THREE_SENDERS = { blockLength: 192, senders: 3, reserve: 2, windowBits: 64
 /** Two senders, three records per block, R = 1: a rotation (a copy and the raise) leaves one free record. */
 const TIGHT = { blockLength: 160, senders: 2, reserve: 1, windowBits: 8, deliveries: 100, maxSkip: 2, perSession: 100, seed: 3 } as const;
 
-function exhaustiveCase(name: string, options: WindowScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(windowScenario(options), runnerOptions(env, extra)) }) };
-}
 
 export const suite: CaseSuite = {
   name: 'replay window',
   cases: [
     ...(['plain', 'strict'] as const).flatMap((mode) => [
-      exhaustiveCase(`exhaustive cuts, ${mode}, 1 sender, W=4, R=3, two records per block, 200 deliveries, reboot every 25`, { mode, ...ONE_SENDER }),
-      exhaustiveCase(`exhaustive cuts, ${mode}, 3 senders, W=64, R=2, four records per block, 200 deliveries (rotations copy ceilings)`, { mode, ...THREE_SENDERS }),
-      exhaustiveCase(`exhaustive cuts with sampled second cuts, ${mode}, 2 senders, W=8, R=1, 60 deliveries (a rotation every other raise)`, { mode, ...TIGHT, deliveries: 60 }, { secondCuts: { sample: 2 } }),
-      exhaustiveCase(`first boot, garbage then format then deliveries, ${mode}, cut at every operation`, { mode, ...ONE_SENDER, deliveries: 30, firstBoot: 'format' }),
+      exhaustiveCase(`exhaustive cuts, ${mode}, 1 sender, W=4, R=3, two records per block, 200 deliveries, reboot every 25`, windowScenario({ mode, ...ONE_SENDER })),
+      exhaustiveCase(`exhaustive cuts, ${mode}, 3 senders, W=64, R=2, four records per block, 200 deliveries (rotations copy ceilings)`, windowScenario({ mode, ...THREE_SENDERS })),
+      exhaustiveCase(`exhaustive cuts with sampled second cuts, ${mode}, 2 senders, W=8, R=1, 60 deliveries (a rotation every other raise)`, windowScenario({ mode, ...TIGHT, deliveries: 60 }), { secondCuts: { sample: 2 } }),
+      exhaustiveCase(`first boot, garbage then format then deliveries, ${mode}, cut at every operation`, windowScenario({ mode, ...ONE_SENDER, deliveries: 30, firstBoot: 'format' })),
       {
         name: `random multi-cut runs (up to 4 cuts each), ${mode}`,
         run: (env: CaseEnv) => ({

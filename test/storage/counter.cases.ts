@@ -11,11 +11,11 @@ import { TwoBlockLog } from '../../firmware/base/two-block-log.ts';
 import { encodeEntry16 } from '../../firmware/base/entry16.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { runDamageSuite, type DamageSubject } from '../support/damage.ts';
-import { runExhaustive, runRandom, type CutScenario, type CuttableFlash, type RunnerOptions } from '../../tools/sim/power-cut.ts';
+import { runExhaustive, runRandom, type CutScenario, type CuttableFlash } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
 import { bytesEqual, equal, ok, throws } from '../support/check.ts';
-import { caughtByInvariant, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
-import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
+import { caughtByInvariant, exhaustiveCase, garbage, runnerOptions, throwsCode } from '../support/case-helpers.ts';
+import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 
 /** What the test knows; it survives reboots. */
 export interface CounterState {
@@ -155,17 +155,14 @@ function counterDamageSubject(mode: FlashMode, reserve: number, issued: number):
 const SMALL = { blockLength: 128, reserve: 3, total: 60, perSession: 10 } as const;
 const FIRST_BOOT = { blockLength: 128, reserve: 3, total: 12, perSession: 4 } as const;
 
-function exhaustiveCase(name: string, options: CounterScenarioOptions, extra: Partial<RunnerOptions> = {}): FirmwareCase {
-  return { name, run: (env) => ({ ...runExhaustive(counterScenario(options), runnerOptions(env, extra)) }) };
-}
 
 export const suite: CaseSuite = {
   name: 'counter',
   cases: [
     ...(['plain', 'strict'] as const).flatMap((mode) => [
-      exhaustiveCase(`exhaustive cuts, ${mode}, K=3, two records per block, 10 values per boot (20 bounds, 10 rotations)`, { mode, ...SMALL }),
-      exhaustiveCase(`exhaustive cuts with second cuts in the recovery boot, ${mode}, K=5, 1 value per boot`, { mode, blockLength: 160, reserve: 5, total: 12, perSession: 1 }, { secondCuts: { sample: 4 } }),
-      exhaustiveCase(`first boot, garbage then format then count, ${mode}, cut at every operation`, { mode, ...FIRST_BOOT, firstBoot: 'format' }),
+      exhaustiveCase(`exhaustive cuts, ${mode}, K=3, two records per block, 10 values per boot (20 bounds, 10 rotations)`, counterScenario({ mode, ...SMALL })),
+      exhaustiveCase(`exhaustive cuts with second cuts in the recovery boot, ${mode}, K=5, 1 value per boot`, counterScenario({ mode, blockLength: 160, reserve: 5, total: 12, perSession: 1 }), { secondCuts: { sample: 4 } }),
+      exhaustiveCase(`first boot, garbage then format then count, ${mode}, cut at every operation`, counterScenario({ mode, ...FIRST_BOOT, firstBoot: 'format' })),
       {
         name: `random multi-cut runs (up to 4 cuts each), ${mode}`,
         run: (env: CaseEnv) => ({ ...runRandom(counterScenario({ mode, ...SMALL }), { ...runnerOptions(env), runs: 70, maxCuts: 4, seed: mode === 'plain' ? 11 : 12 }) }),

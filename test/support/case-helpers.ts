@@ -3,10 +3,10 @@
  * XS too): seeded garbage, runner options from a case's environment, typed
  * refusals, and the check that a planted bug is caught by an invariant.
  */
-import { PowerCutFailure, type RunnerOptions } from '../../tools/sim/power-cut.ts';
+import { PowerCutFailure, runExhaustive, type CutScenario, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import { CheckFailure, equal, ok, throws } from './check.ts';
-import type { CaseEnv } from './cases.ts';
+import type { CaseEnv, FirmwareCase } from './cases.ts';
 
 /** `length` seeded random bytes: foreign contents that replay exactly. */
 export function garbage(length: number, seed: number): Uint8Array {
@@ -43,4 +43,9 @@ export function caughtByInvariant(run: () => unknown, pattern: RegExp, what: str
   ok(caught.failure instanceof CheckFailure, `failure should be an invariant violation, was ${String(caught.failure)}`);
   ok(pattern.test(caught.failure.message), `the invariant ${pattern} should fail, got: ${caught.failure.message}`);
   return caught;
+}
+
+/** A case that cuts `scenario` at every operation (with `extra` runner options) and reports the runner's counts. */
+export function exhaustiveCase<S>(name: string, scenario: CutScenario<S>, extra: Partial<RunnerOptions> = {}): FirmwareCase {
+  return { name, run: (env) => ({ ...runExhaustive(scenario, runnerOptions(env, extra)) }) };
 }
