@@ -537,16 +537,20 @@ interface RecordState {
   inFlight: number | undefined;
 }
 
+/** The toy stores' provisioning: erase their one block once (a cut here just erases again). */
+function eraseOnFirstBoot(flash: FlashPartition, state: { formatted: boolean }): void {
+  if (state.formatted) return;
+  flash.eraseBlock(0);
+  state.formatted = true;
+}
+
 function commitMarkScenario(mode: FlashMode, total: number, flaw: 'sound' | 'mark-in-body-write'): CutScenario<RecordState> {
   return {
     name: `commit-mark/${mode}/${total}/${flaw}`,
     flash: { blocks: 1, blockLength: BLOCK_LENGTH, mode },
     createState: () => ({ formatted: false, durable: [], inFlight: undefined }),
     boot(flash, state) {
-      if (!state.formatted) {
-        flash.eraseBlock(0);
-        state.formatted = true;
-      }
+      eraseOnFirstBoot(flash, state);
       // Recover: a record counts when its mark is set; anything else written is skipped.
       const seen: number[] = [];
       const record = new Uint8Array(RECORD);
@@ -603,10 +607,7 @@ function repairScenario(mode: FlashMode, total: number): CutScenario<SlotState> 
     flash: { blocks: 1, blockLength: BLOCK_LENGTH, mode },
     createState: () => ({ formatted: false, durable: [], inFlight: undefined }),
     boot(flash, state) {
-      if (!state.formatted) {
-        flash.eraseBlock(0);
-        state.formatted = true;
-      }
+      eraseOnFirstBoot(flash, state);
       const seen: number[] = [];
       const slot = new Uint8Array(SLOT);
       let next = 0;
