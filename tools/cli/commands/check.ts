@@ -10,7 +10,7 @@ export function registerCheck(program: Command): void {
   program
     .command('check')
     .description('check that firmware/ stays engine-neutral and layered (docs/design/firmware-rules.md)')
-    .argument('[firmwareDir]', 'firmware tree to check (default: this checkout\'s firmware/)', join(REPO_ROOT, 'firmware'))
+    .argument('[firmwareDir]', 'firmware tree to check', join(REPO_ROOT, 'firmware'))
     .option('--json', 'print the violations as a JSON array')
     .action(async (firmwareDir: string, options: { json?: boolean }) => {
       const stats = statSync(firmwareDir, { throwIfNoEntry: false });

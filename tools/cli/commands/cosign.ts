@@ -15,7 +15,7 @@ export function registerCosign(program: Command): void {
     .description('add the signatures of the private keys in --dir to a partly signed root (keys rotate --partial) or manifest (sign --partial)')
     .argument('<document>', 'partly signed root or manifest')
     .option('--dir <dir>', 'key directory holding this signer\'s private keys and the root chain', 'keys')
-    .option('--out <file>', 'where to write the document with the added signatures (default: <document>, replaced atomically)')
+    .option('--out <file>', 'where to write the document with the added signatures (default <document>, replaced atomically)')
     .option('--json', 'print {file, document, added, signers, complete, missing}')
     .action(async (document: string, flags: { dir: string; out?: string; json?: boolean }) => {
       const out = flags.out ?? document;
