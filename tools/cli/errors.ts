@@ -114,6 +114,11 @@ export function toCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;
   if (isNodeError(error)) return fromNodeError(error, error.path, 'a usable file or directory');
   if (error instanceof RangeError && /call stack/i.test(error.message)) return new CliError('input nested too deeply to process', { code: 'invalid-file' });
+  // tools/xs/xsnap-worker.ts when `npm ci` did not build the engine (bench, any XS user).
+  if (error instanceof Error && /xsnap-worker binary not found at (\S+?)\.? /.test(error.message)) {
+    const file = /not found at (\S+?)\.? /.exec(error.message)?.[1];
+    return new EnvironmentError('the XS engine (xsnap-worker) is not built: expected an executable there; run `npm ci` or `npm rebuild @agoric/xsnap`', file !== undefined ? { file } : {});
+  }
   const message = error instanceof Error ? error.message : String(error);
   return new CliError(message, { code: error instanceof Error && message.startsWith('internal:') ? 'internal' : 'failed' });
 }
