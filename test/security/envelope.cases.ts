@@ -1,0 +1,573 @@
+/**
+ * The envelope (docs/spec/envelope.md) in Node and in XS: byte layout,
+ * round trips of every suite, early typed refusals, forgeries, the nonce
+ * under power cuts at every flash operation of the persistent counter, a
+ * device back from a long time offline with a backlog, commands, and the
+ * cost of a seal (the XS run reports compute).
+ */
+import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { envelopePrimitives, type AeadSuite, type EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
+import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
+import {
+  COMMAND_OVERHEAD,
+  ENVELOPE_FORMAT_VERSION,
+  ENVELOPE_HEADER_LENGTH,
+  ENVELOPE_OVERHEAD,
+  EnvelopeError,
+  EnvelopeSuite,
+  TELEMETRY_SUITES,
+  type EnvelopeErrorCode,
+  type TelemetrySuite,
+} from '../../firmware/security/envelope-format.ts';
+import { EnvelopeSealer, openEnvelope, replayStoreGuard, sealWithCounter, type CounterSource, type OpenOptions, type ReplayGuard } from '../../firmware/security/envelope.ts';
+import { commandKeyId, ed25519Signer, openCommand, sealCommand } from '../../firmware/security/envelope-command.ts';
+import { ReplayWindow } from '../../firmware/security/replay-window.ts';
+import { ReplayStore } from '../../firmware/security/replay-store.ts';
+import { Counter } from '../../firmware/storage/counter.ts';
+import * as ed from '@noble/ed25519';
+import type { Crypto } from '../../firmware/hal/crypto.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import { runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
+import { Rng } from '../../tools/sim/rng.ts';
+import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
+import { bytesEqual, equal, ok, throws } from '../support/check.ts';
+import { caughtByInvariant, exhaustiveCase, runnerOptions } from '../support/case-helpers.ts';
+import { WriteBackFlash } from '../support/write-back-flash.ts';
+import type { CaseEnv, CaseSuite } from '../support/cases.ts';
+
+// ---------------------------------------------------------------- fixtures
+
+export function fixedBytes(length: number, start: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = (start + i * 7) & 0xff;
+  return bytes;
+}
+
+export const DEVICE_A = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0a);
+export const DEVICE_B = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0b);
+export const SECRET_A = fixedBytes(32, 0x11);
+export const SECRET_B = fixedBytes(32, 0x77);
+
+export interface Fixture {
+  crypto: Crypto;
+  primitives: EnvelopePrimitives;
+  keysA: DeviceKeys;
+  keysB: DeviceKeys;
+  /** Keys of A, key id 1 (the provisioned one) and 2 (a rotation). */
+  lookup(deviceId: Uint8Array, keyId: number): DeviceKeys | undefined;
+}
+
+export function fixture(): Fixture {
+  const crypto = createNobleCrypto();
+  const keysA = deriveDeviceKeys(crypto, SECRET_A, DEVICE_A, 1);
+  const keysB = deriveDeviceKeys(crypto, SECRET_B, DEVICE_B, 1);
+  return {
+    crypto,
+    primitives: envelopePrimitives(crypto),
+    keysA,
+    keysB,
+    lookup: (deviceId, keyId) => {
+      if (keyId !== 1) return undefined;
+      if (deviceId[7] === 0x0a && deviceId[0] === 0xd1) return keysA;
+      if (deviceId[7] === 0x0b && deviceId[0] === 0xd1) return keysB;
+      return undefined;
+    },
+  };
+}
+
+/** A counter source that counts from `start` (the pure stand-in; the power-cut cases use the real Counter). */
+export function plainCounter(start: number): CounterSource & { value: number } {
+  return {
+    value: start - 1,
+    next() {
+      this.value++;
+      return this.value;
+    },
+  };
+}
+
+export function hex(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
+  return out;
+}
+
+function refusedWith(run: () => unknown, code: EnvelopeErrorCode, message: string): void {
+  const error = throws(run, 'EnvelopeError', message) as EnvelopeError;
+  equal(error.code, code, `${message}: code (${error.message})`);
+}
+
+function suiteName(suite: number): string {
+  return suite === EnvelopeSuite.hmacSha256 ? 'hmac-sha256' : suite === EnvelopeSuite.chacha20Poly1305 ? 'chacha20-poly1305' : 'aes-256-gcm';
+}
+
+// ------------------------------------------------- adversarial deliveries
+
+export interface Delivery {
+  readonly envelope: Uint8Array;
+  /** 'fresh': a genuine record delivered for the first time (must be accepted); otherwise it must be refused. */
+  readonly kind: 'fresh' | 'duplicate' | 'replay' | 'forgery';
+  readonly counter: number;
+}
+
+export interface BacklogOptions {
+  seed: number;
+  /** Records delivered while the device was online, before it went away. */
+  online: number;
+  /** Records in the backlog it brings back. */
+  backlog: number;
+  /** Where its counter stands when it comes back (far above the window: a year of reboots, each skipping up to K). */
+  resumeAt: number;
+  /** Reboots during the backlog, each skipping 1..K - 1 values. */
+  reboots: number;
+  /** Counter values K a reboot can skip (the counter's reserve). */
+  reserve: number;
+  windowBits: number;
+  /** Injected replays, duplicates and forgeries per genuine record (on average). */
+  attacksPerRecord: number;
+  suite: TelemetrySuite;
+}
+
+/**
+ * A device online for a while, then gone (its counter far above the
+ * receiver's window when it returns), then draining a backlog mostly in
+ * order, some records reordered within the window, QoS 1 duplicates of
+ * the same bytes, replays of anything captured, and forgeries: bit flips,
+ * a rewritten counter or device id, tags of another device, random bytes.
+ */
+export function backlogScript(f: Fixture, o: BacklogOptions): Delivery[] {
+  const rng = new Rng(o.seed);
+  const counter = plainCounter(1);
+  const seal = (payload: Uint8Array): { envelope: Uint8Array; counter: number } => {
+    const value = counter.next();
+    return { envelope: sealWithCounter(f.primitives, f.keysA, o.suite, value, payload), counter: value };
+  };
+  const genuine: { envelope: Uint8Array; counter: number }[] = [];
+  for (let i = 0; i < o.online; i++) genuine.push(seal(fixedBytes(rng.between(0, 40), i)));
+  counter.value = o.resumeAt - 1;
+  const rebootAt = new Set<number>();
+  for (let r = 0; r < o.reboots; r++) rebootAt.add(o.online + rng.below(o.backlog));
+  for (let i = 0; i < o.backlog; i++) {
+    if (rebootAt.has(o.online + i)) counter.value += rng.between(1, o.reserve - 1);
+    genuine.push(seal(fixedBytes(rng.between(0, 40), 1000 + i)));
+  }
+  // Order of first deliveries: in order, with some records held back and released while still inside the window.
+  const order: number[] = [];
+  const held: number[] = [];
+  for (let i = 0; i < genuine.length; i++) {
+    // Release anything the next record would push out of the window (counter distance W - 1 at most).
+    for (let h = held.length - 1; h >= 0; h--) {
+      if (genuine[i].counter - genuine[held[h]].counter >= o.windowBits || rng.chance(0.4)) order.push(held.splice(h, 1)[0]);
+    }
+    if (i + 1 < genuine.length && genuine[i + 1].counter - genuine[i].counter < o.windowBits && held.length < 3 && rng.chance(0.1)) held.push(i);
+    else order.push(i);
+  }
+  while (held.length > 0) order.push(held.pop() as number);
+
+  const script: Delivery[] = [];
+  const sent: number[] = [];
+  for (const index of order) {
+    const record = genuine[index];
+    script.push({ envelope: record.envelope, kind: 'fresh', counter: record.counter });
+    sent.push(index);
+    let attacks = rng.below(2 * o.attacksPerRecord + 1);
+    while (attacks-- > 0) script.push(attack(f, rng, genuine, sent, o.suite));
+  }
+  return script;
+}
+
+function attack(f: Fixture, rng: Rng, genuine: readonly { envelope: Uint8Array; counter: number }[], sent: readonly number[], suite: TelemetrySuite): Delivery {
+  const pick = genuine[sent[rng.below(sent.length)]];
+  const latest = genuine[sent[sent.length - 1]];
+  const roll = rng.below(100);
+  if (roll < 20) return { envelope: latest.envelope, kind: 'duplicate', counter: latest.counter }; // QoS 1 redelivery
+  if (roll < 45) return { envelope: pick.envelope, kind: 'replay', counter: pick.counter }; // captured and replayed
+  const forged = pick.envelope.slice();
+  if (roll < 65) {
+    const bit = rng.below(forged.length * 8);
+    forged[bit >>> 3] ^= 1 << (bit & 7);
+  } else if (roll < 75) {
+    // A fresh-looking counter under an old tag.
+    const counter = latest.counter + 1 + rng.below(1000);
+    for (let i = 0; i < 4; i++) forged[14 + i] = Math.floor(counter / 2 ** (8 * i)) & 0xff;
+  } else if (roll < 82) {
+    forged[6 + 7] ^= 0x01; // A's record presented as B's (B is a known device)
+  } else if (roll < 90) {
+    // Sealed by B with B's key, relabelled as A's.
+    const other = sealWithCounter(f.primitives, f.keysB, suite, latest.counter + 1 + rng.below(100), fixedBytes(8, roll));
+    other.set(DEVICE_A, 6);
+    return { envelope: other, kind: 'forgery', counter: latest.counter };
+  } else {
+    for (let i = ENVELOPE_HEADER_LENGTH; i < forged.length; i++) forged[i] = rng.below(256);
+  }
+  return { envelope: forged, kind: 'forgery', counter: pick.counter };
+}
+
+export interface DeliveryTally {
+  fresh: number;
+  accepted: number;
+  freshRejected: number;
+  attacks: number;
+  attacksAccepted: number;
+  refusedBy: Record<string, number>;
+}
+
+/** Feed `script` to `openEnvelope` with the given window; count; throw on the first wrong decision. */
+export function runDeliveries(f: Fixture, script: readonly Delivery[], replay: ReplayGuard, o: { suites?: readonly TelemetrySuite[] } = {}): DeliveryTally {
+  const tally: DeliveryTally = { fresh: 0, accepted: 0, freshRejected: 0, attacks: 0, attacksAccepted: 0, refusedBy: {} };
+  const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay, suites: o.suites };
+  for (let i = 0; i < script.length; i++) {
+    const d = script[i];
+    if (d.kind === 'fresh') tally.fresh++;
+    else tally.attacks++;
+    let code: string | undefined;
+    try {
+      const opened = openEnvelope(d.envelope, options);
+      tally.accepted++;
+      if (d.kind !== 'fresh') tally.attacksAccepted++;
+      ok(d.kind === 'fresh', `delivery ${i} (${d.kind}, counter ${d.counter}) was accepted as counter ${opened.counter}`);
+      equal(opened.counter, d.counter, `delivery ${i}: counter`);
+    } catch (error) {
+      if (!(error instanceof EnvelopeError)) throw error;
+      code = error.code;
+      tally.refusedBy[code] = (tally.refusedBy[code] ?? 0) + 1;
+      if (d.kind === 'fresh') tally.freshRejected++;
+      ok(d.kind !== 'fresh', `delivery ${i}: fresh record, counter ${d.counter}, refused: ${error.code} (${error.message})`);
+      if (d.kind === 'forgery') ok(code !== 'duplicate' && code !== 'stale', `delivery ${i}: a forgery reached the window (${code})`);
+      else ok(code === 'duplicate' || code === 'stale', `delivery ${i}: a genuine ${d.kind} refused as ${code}, not by the window`);
+    }
+  }
+  return tally;
+}
+
+// ------------------------------------------------- nonce under power cuts
+
+interface NonceState {
+  /** Every (key, nonce) pair an AEAD was asked to seal with, in any boot. */
+  used: Set<string>;
+  sealed: number;
+  formatted: boolean;
+}
+
+export interface NonceScenarioOptions {
+  mode: FlashMode;
+  blockLength: number;
+  reserve: number;
+  total: number;
+  perSession: number;
+  wrap?: (flash: FlashPartition) => FlashPartition;
+  name?: string;
+}
+
+/**
+ * Seal `total` records alternating ChaCha20-Poly1305 and AES-256-GCM, with
+ * the real Counter over the simulated flash, `perSession` per boot; the
+ * AEAD calls are logged as they happen, so a (key, nonce) pair used by a
+ * seal that a cut then interrupted still counts.
+ */
+export function nonceScenario(f: Fixture, o: NonceScenarioOptions): CutScenario<NonceState> {
+  return {
+    name: o.name ?? `envelope nonce/${o.mode}/block${o.blockLength}/K${o.reserve}/${o.total}`,
+    flash: { blocks: 2, blockLength: o.blockLength, mode: o.mode, onBitSet: 'throw' },
+    createState: () => ({ used: new Set<string>(), sealed: 0, formatted: false }),
+    boot(flash, state) {
+      if (!state.formatted) {
+        Counter.format(flash);
+        state.formatted = true;
+      }
+      const logging: EnvelopePrimitives = {
+        ...f.primitives,
+        aeadSeal(suite: AeadSuite, key, nonce, plaintext, aad) {
+          const pair = `${hex(key)}/${hex(nonce)}`;
+          ok(!state.used.has(pair), `(key, nonce) pair used twice: nonce ${hex(nonce)} under the ${suiteName(suite)} key`);
+          state.used.add(pair);
+          return f.primitives.aeadSeal(suite, key, nonce, plaintext, aad);
+        },
+      };
+      const counter = Counter.open(o.wrap ? o.wrap(flash) : flash, { reserve: o.reserve });
+      const sealers = [EnvelopeSuite.chacha20Poly1305, EnvelopeSuite.aes256Gcm].map((suite) => new EnvelopeSealer({ primitives: logging, keys: f.keysA, counter, suite }));
+      for (let i = 0; i < o.perSession && state.sealed < o.total; i++) {
+        const sealer = sealers[state.sealed % 2];
+        const envelope = sealer.seal(fixedBytes(5, state.sealed));
+        equal(envelope.length, 5 + ENVELOPE_OVERHEAD, 'sealed length');
+        state.sealed++;
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------- cases
+
+const PAYLOADS = [0, 1, 16, 64, 256];
+
+export const suite: CaseSuite = {
+  name: 'envelope',
+  cases: [
+    {
+      name: 'byte layout: version, suite, key id, device id, counter (7 bytes LE), payload, 16-byte tag; overhead 37',
+      run() {
+        const f = fixture();
+        const keys = deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_A, 0x04030201);
+        const counter = 0x1f_eedd_ccbb_aa99; // 2^53 - 1 > this
+        const envelope = sealWithCounter(f.primitives, keys, EnvelopeSuite.hmacSha256, counter, Uint8Array.of(0xca, 0xfe));
+        bytesEqual(
+          envelope.subarray(0, ENVELOPE_HEADER_LENGTH + 2),
+          Uint8Array.of(
+            0x01, //                                           format version
+            0x01, //                                           suite: hmac-sha256
+            0x01, 0x02, 0x03, 0x04, //                         key id 0x04030201, LE
+            0xd1, 0, 0, 0, 0, 0, 0, 0x0a, //                   device id
+            0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x1f, //       counter, LE
+            0xca, 0xfe, //                                     payload
+          ),
+          'header and payload',
+        );
+        equal(envelope.length, 2 + 37, 'length');
+        const mac = f.crypto.hmacSha256(keys.upHmacSha256, envelope.subarray(0, 23));
+        bytesEqual(envelope.subarray(23), mac.subarray(0, 16), 'tag = HMAC-SHA-256(K_up_mac, header || payload)[0..16)');
+        equal(ENVELOPE_OVERHEAD, 37, 'overhead');
+        equal(COMMAND_OVERHEAD, 85, 'command overhead');
+        return { overheadBytes: ENVELOPE_OVERHEAD, commandOverheadBytes: COMMAND_OVERHEAD };
+      },
+    },
+    {
+      name: 'every suite round-trips every payload size; AEAD payloads are encrypted; overhead is 37 bytes',
+      run() {
+        const f = fixture();
+        for (const suite of TELEMETRY_SUITES) {
+          const sealer = new EnvelopeSealer({ primitives: f.primitives, keys: f.keysA, counter: plainCounter(5), suite });
+          const window = new ReplayWindow();
+          for (const size of PAYLOADS) {
+            const payload = fixedBytes(size, size);
+            const envelope = sealer.seal(payload);
+            equal(envelope.length - size, ENVELOPE_OVERHEAD, `${suiteName(suite)} overhead at ${size}`);
+            equal(envelope[0], ENVELOPE_FORMAT_VERSION, 'version byte');
+            equal(envelope[1], suite, 'suite byte');
+            if (suite !== EnvelopeSuite.hmacSha256 && size >= 16) ok(hex(envelope.subarray(21, 21 + size)) !== hex(payload), `${suiteName(suite)} leaves the payload in clear`);
+            const opened = openEnvelope(envelope, { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: window });
+            bytesEqual(opened.payload, payload, `${suiteName(suite)} payload at ${size}`);
+            equal(opened.suite, suite, 'suite');
+            equal(opened.keyId, 1, 'key id');
+            bytesEqual(opened.deviceId, DEVICE_A, 'device id');
+          }
+          equal(window.highest(), 5 + PAYLOADS.length - 1, 'window moved to the last counter');
+        }
+      },
+    },
+    {
+      name: 'a resend carries the same bytes and changes nothing: the second delivery is a duplicate',
+      run() {
+        const f = fixture();
+        for (const suite of TELEMETRY_SUITES) {
+          const a = sealWithCounter(f.primitives, f.keysA, suite, 77, fixedBytes(20, 3));
+          const b = sealWithCounter(f.primitives, f.keysA, suite, 77, fixedBytes(20, 3));
+          bytesEqual(a, b, `${suiteName(suite)}: sealing is deterministic`);
+          const window = new ReplayWindow();
+          const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, replay: window };
+          openEnvelope(a, options);
+          refusedWith(() => openEnvelope(b, options), 'duplicate', 'resend');
+          equal(window.acceptedCount(), 1, 'accepted once');
+        }
+      },
+    },
+    {
+      name: 'early, typed refusals in byte order: length, version, suite, counter, device, key, tag',
+      run() {
+        const f = fixture();
+        const good = sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 9, fixedBytes(10, 1));
+        const opts = (extra: Partial<OpenOptions> = {}): OpenOptions => ({ primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: new ReplayWindow(), ...extra });
+        const mutate = (edit: (bytes: Uint8Array) => void): Uint8Array => {
+          const bytes = good.slice();
+          edit(bytes);
+          return bytes;
+        };
+        refusedWith(() => openEnvelope(good.subarray(0, 36), opts()), 'too-short', '36 bytes');
+        refusedWith(() => openEnvelope(new Uint8Array(0), opts()), 'too-short', 'empty');
+        refusedWith(() => openEnvelope(good, opts({ maxLength: good.length - 1 })), 'too-long', 'above maxLength');
+        refusedWith(() => openEnvelope(new Uint8Array(70_000), opts()), 'too-long', '70,000 bytes');
+        for (const version of [0, 2, 0xff]) refusedWith(() => openEnvelope(mutate((b) => (b[0] = version)), opts()), 'unsupported-version', `version ${version}`);
+        for (const s of [0, 4, 0x41, 0xff]) refusedWith(() => openEnvelope(mutate((b) => (b[1] = s)), opts()), 'suite-not-allowed', `suite ${s}`);
+        refusedWith(() => openEnvelope(good, opts({ suites: [EnvelopeSuite.chacha20Poly1305] })), 'suite-not-allowed', 'clear text where encryption is required');
+        refusedWith(() => openEnvelope(mutate((b) => b.fill(0, 14, 21)), opts()), 'bad-counter', 'counter 0');
+        refusedWith(() => openEnvelope(mutate((b) => (b[20] = 0x20)), opts()), 'bad-counter', 'counter 2^53');
+        refusedWith(() => openEnvelope(good, opts({ deviceId: DEVICE_B })), 'wrong-device', 'another device');
+        refusedWith(() => openEnvelope(mutate((b) => (b[2] = 2)), opts()), 'unknown-key', 'key id 2');
+        refusedWith(() => openEnvelope(mutate((b) => (b[13] = 0x0c)), opts({ deviceId: undefined })), 'unknown-key', 'unknown device');
+        refusedWith(() => openEnvelope(mutate((b) => (b[good.length - 1] ^= 1)), opts()), 'bad-tag', 'tag bit');
+        throws(() => openEnvelope('x' as unknown as Uint8Array, opts()), 'TypeError', 'not bytes');
+        // All of those left a fresh window untouched, and the genuine one is still accepted.
+        const window = new ReplayWindow();
+        openEnvelope(good, opts({ replay: window }));
+        equal(window.highest(), 9, 'accepted after the refusals');
+      },
+    },
+    {
+      name: 'every single-bit flip of a sealed envelope is refused before the window, for every suite',
+      run() {
+        const f = fixture();
+        let flips = 0;
+        for (const suite of TELEMETRY_SUITES) {
+          const good = sealWithCounter(f.primitives, f.keysA, suite, 1000, fixedBytes(12, suite));
+          const window = new ReplayWindow();
+          const guard: ReplayGuard = { check: (c) => window.check(c), accept: () => ok(false, 'a flipped envelope reached accept') };
+          for (let bit = 0; bit < good.length * 8; bit++) {
+            const bad = good.slice();
+            bad[bit >>> 3] ^= 1 << (bit & 7);
+            try {
+              openEnvelope(bad, { primitives: f.primitives, keys: f.lookup, replay: guard });
+              ok(false, `${suiteName(suite)}: bit ${bit} flipped was accepted`);
+            } catch (error) {
+              ok(error instanceof EnvelopeError, `bit ${bit}: ${String(error)}`);
+              ok(error.code !== 'duplicate' && error.code !== 'stale', `bit ${bit}: refused by the window, not the tag`);
+            }
+            flips++;
+          }
+        }
+        return { flips };
+      },
+    },
+    {
+      name: 'sealer: one counter value per seal; a counter source that repeats or leaves the range is refused (no nonce reuse)',
+      run() {
+        const f = fixture();
+        const values = [5, 6, 6, 0, 2 ** 53, 1.5];
+        const source: CounterSource = { next: () => values.shift() as number };
+        const sealer = new EnvelopeSealer({ primitives: f.primitives, keys: f.keysA, counter: source, suite: EnvelopeSuite.chacha20Poly1305 });
+        sealer.seal(new Uint8Array(1));
+        sealer.seal(new Uint8Array(1));
+        refusedWith(() => sealer.seal(new Uint8Array(1)), 'counter-not-increasing', 'repeat');
+        refusedWith(() => sealer.seal(new Uint8Array(1)), 'counter-out-of-range', '0');
+        refusedWith(() => sealer.seal(new Uint8Array(1)), 'counter-out-of-range', '2^53');
+        refusedWith(() => sealer.seal(new Uint8Array(1)), 'counter-out-of-range', 'fraction');
+        throws(() => new EnvelopeSealer({ primitives: f.primitives, keys: f.keysA, counter: source, suite: 0x41 as TelemetrySuite }), 'RangeError', 'command suite');
+        throws(() => sealer.seal(new Uint8Array(0xffff - 36)), 'RangeError', 'payload too long');
+        throws(() => deriveDeviceKeys(f.crypto, new Uint8Array(31), DEVICE_A, 1), 'RangeError', 'short secret');
+        throws(() => deriveDeviceKeys(f.crypto, SECRET_A, new Uint8Array(7), 1), 'RangeError', 'short device id');
+        throws(() => deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_A, 2 ** 32), 'RangeError', 'key id');
+      },
+    },
+    {
+      name: 'keys: one per (direction, suite), bound to device id and key id',
+      run() {
+        const f = fixture();
+        const k = f.keysA;
+        const all = [k.upHmacSha256, k.upChacha20Poly1305, k.upAes256Gcm, k.downChacha20Poly1305].map(hex);
+        equal(new Set(all).size, 4, 'four distinct keys');
+        const rotated = deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_A, 2);
+        ok(hex(rotated.upHmacSha256) !== hex(k.upHmacSha256), 'a new key id gives new keys');
+        const other = deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_B, 1);
+        ok(hex(other.upHmacSha256) !== hex(k.upHmacSha256), 'the same secret under another device id gives other keys');
+      },
+    },
+    ...(['plain', 'strict'] as const).map((mode) =>
+      exhaustiveCase(
+        `no (key, nonce) pair is used twice: power cut at every flash operation while sealing, ${mode}, K=3, 60 seals, 10 per boot, sampled second cuts`,
+        nonceScenario(fixture(), { mode, blockLength: 128, reserve: 3, total: 60, perSession: 10 }),
+        { secondCuts: { sample: 2 } },
+      ),
+    ),
+    {
+      name: 'the nonce check catches a counter whose bound is not durable before its values are used',
+      run(env) {
+        const scenario = nonceScenario(fixture(), { mode: 'plain', blockLength: 128, reserve: 3, total: 60, perSession: 10, wrap: (flash) => new WriteBackFlash(flash), name: 'envelope nonce/write-back-flash' });
+        const caught = caughtByInvariant(
+          () => runExhaustive(scenario, runnerOptions(env, { saveFailureImage: () => undefined, secondCuts: 'none' })),
+          /used twice/,
+          'sealing over a counter whose bound was not durable',
+        );
+        return { caughtAtOperation: caught.cutPlans[0].atOperation };
+      },
+    },
+    ...TELEMETRY_SUITES.map((suite) => ({
+      name: `back after a long time offline (${suiteName(suite)}): counters far above the window, backlog in order with reorders, duplicates, replays, forgeries; ReplayStore on flash`,
+      run(env: CaseEnv) {
+        const f = fixture();
+        const flash = env.createFlash({ blocks: 2, blockLength: 256, mode: 'plain' });
+        ReplayStore.format(flash);
+        const store = ReplayStore.open(flash);
+        const script = backlogScript(f, { seed: 40 + suite, online: 20, backlog: 150, resumeAt: 3_000_000_000_000 + suite, reboots: 4, reserve: 4096, windowBits: 64, attacksPerRecord: 1, suite });
+        const tally = runDeliveries(f, script, replayStoreGuard(store, 0));
+        equal(tally.freshRejected, 0, 'fresh records refused');
+        equal(tally.attacksAccepted, 0, 'attacks accepted');
+        equal(tally.accepted, 170, 'every genuine record accepted once');
+        // A restart of the receiver reopens nothing: every genuine record is refused afterwards.
+        const reopened = ReplayStore.open(flash);
+        const replays = script.filter((d) => d.kind === 'fresh').map((d) => ({ ...d, kind: 'replay' as const }));
+        const after = runDeliveries(f, replays, replayStoreGuard(reopened, 0));
+        equal(after.attacksAccepted, 0, 'replays accepted after the receiver restarted');
+        return { deliveries: script.length, fresh: tally.fresh, attacks: tally.attacks, replaysAfterRestart: after.attacks };
+      },
+    })),
+    {
+      name: 'freshness limit: a record delayed by W counter values or more is refused as stale, never accepted late',
+      run() {
+        const f = fixture();
+        const window = new ReplayWindow({ bits: 64 });
+        const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, replay: window };
+        openEnvelope(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 100, new Uint8Array(1)), options);
+        openEnvelope(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 37, new Uint8Array(1)), options); // 100 - 37 = 63 < 64: inside
+        refusedWith(() => openEnvelope(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 36, new Uint8Array(1)), options), 'stale', '100 - 36 = 64');
+      },
+    },
+    {
+      name: 'commands: signed by the fleet key, for one device, own counter; wrong device, unknown key, bad signature, replay refused',
+      run() {
+        const f = fixture();
+        const secret = fixedBytes(32, 0x42);
+        const publicKey = ed.getPublicKey(secret);
+        const keyId = commandKeyId(f.crypto, publicKey);
+        const signer = plainCounter(1);
+        const sign = ed25519Signer(secret);
+        const window = new ReplayWindow();
+        const opts = { primitives: f.primitives, deviceId: DEVICE_A, commandKeys: [{ keyId, publicKey }], replay: window };
+        const command = sealCommand(fixedBytes(9, 1), { deviceId: DEVICE_A, counter: signer, keyId, sign });
+        equal(command.length, 9 + COMMAND_OVERHEAD, 'command length');
+        equal(command[1], EnvelopeSuite.commandEd25519, 'suite byte');
+        const opened = openCommand(command, opts);
+        bytesEqual(opened.payload, fixedBytes(9, 1), 'payload');
+        equal(opened.counter, 1, 'counter');
+        refusedWith(() => openCommand(command, opts), 'duplicate', 'the same command again');
+        const forB = sealCommand(new Uint8Array(3), { deviceId: DEVICE_B, counter: signer, keyId, sign });
+        refusedWith(() => openCommand(forB, opts), 'wrong-device', 'command for B');
+        const unknown = sealCommand(new Uint8Array(3), { deviceId: DEVICE_A, counter: signer, keyId: (keyId ^ 1) >>> 0, sign });
+        refusedWith(() => openCommand(unknown, opts), 'unknown-key', 'unknown command key');
+        const tampered = sealCommand(Uint8Array.of(1, 2, 3), { deviceId: DEVICE_A, counter: signer, keyId, sign });
+        tampered[21] ^= 1;
+        refusedWith(() => openCommand(tampered, opts), 'bad-tag', 'payload changed');
+        const telemetry = sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 999, new Uint8Array(70));
+        refusedWith(() => openCommand(telemetry, opts), 'suite-not-allowed', 'telemetry where a command is expected');
+        refusedWith(() => openEnvelope(command, { primitives: f.primitives, keys: f.lookup, replay: new ReplayWindow() }), 'suite-not-allowed', 'command where telemetry is expected');
+        equal(window.acceptedCount(), 1, 'only the genuine command moved the window');
+        const later = sealCommand(new Uint8Array(1), { deviceId: DEVICE_A, counter: signer, keyId, sign });
+        equal(openCommand(later, opts).counter, 5, 'the next genuine command is accepted');
+      },
+    },
+    ...TELEMETRY_SUITES.map((suite) => ({
+      name: `seal cost, ${suiteName(suite)}, 1 record of 32 bytes (baseline for the 41-record case)`,
+      run: () => sealRecords(suite, 1),
+    })),
+    ...TELEMETRY_SUITES.map((suite) => ({
+      name: `seal cost, ${suiteName(suite)}, 41 records of 32 bytes`,
+      run: () => sealRecords(suite, 41),
+    })),
+    {
+      name: 'open cost, hmac-sha256, 40 records of 32 bytes with a window',
+      run() {
+        const f = fixture();
+        const envelopes: Uint8Array[] = [];
+        for (let i = 1; i <= 40; i++) envelopes.push(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, i, fixedBytes(32, i)));
+        const window = new ReplayWindow();
+        for (const e of envelopes) openEnvelope(e, { primitives: f.primitives, keys: f.lookup, replay: window });
+        return { opened: envelopes.length };
+      },
+    },
+  ],
+};
+
+function sealRecords(suite: TelemetrySuite, count: number): { sealed: number } {
+  const f = fixture();
+  const sealer = new EnvelopeSealer({ primitives: f.primitives, keys: f.keysA, counter: plainCounter(1), suite });
+  const payload = fixedBytes(32, 9);
+  for (let i = 0; i < count; i++) sealer.seal(payload);
+  return { sealed: count };
+}
