@@ -66,6 +66,7 @@ export function encodeConnect(packet: ConnectPacket, version: MqttVersion): Enco
     const problem = will.topic === '' ? 'empty will topic' : typeof will.topic === 'string' ? topicNameProblem(will.topic) : undefined;
     if (problem !== undefined) throw new RangeError(`will topic: ${problem}`);
   }
+  if (version === 4 && packet.clientId === '' && !packet.cleanStart) throw new RangeError('connect: a 3.1.1 empty client id needs Clean Session [MQTT-3.1.3-7]');
   if (packet.username !== undefined) flags |= FLAG_USERNAME;
   if (packet.password !== undefined) {
     if (version === 4 && packet.username === undefined) throw new RangeError('connect: a 3.1.1 password needs a user name');
