@@ -108,6 +108,8 @@ export interface Delivery {
   /** 'fresh': a genuine record delivered for the first time (must be accepted); otherwise it must be refused. */
   readonly kind: 'fresh' | 'duplicate' | 'replay' | 'forgery';
   readonly counter: number;
+  /** A genuine record delivered after records with higher counters (held back, still inside the window). */
+  readonly reordered?: boolean;
 }
 
 export interface BacklogOptions {
@@ -154,21 +156,26 @@ export function backlogScript(f: Fixture, o: BacklogOptions): Delivery[] {
   // Order of first deliveries: in order, with some records held back and released while still inside the window.
   const order: number[] = [];
   const held: number[] = [];
+  const late = new Set<number>();
   for (let i = 0; i < genuine.length; i++) {
     // Release anything the next record would push out of the window (counter distance W - 1 at most).
     for (let h = held.length - 1; h >= 0; h--) {
-      if (genuine[i].counter - genuine[held[h]].counter >= o.windowBits || rng.chance(0.4)) order.push(held.splice(h, 1)[0]);
+      if (genuine[i].counter - genuine[held[h]].counter >= o.windowBits || rng.chance(0.4)) {
+        late.add(held[h]);
+        order.push(held.splice(h, 1)[0]);
+      }
     }
     if (i + 1 < genuine.length && genuine[i + 1].counter - genuine[i].counter < o.windowBits && held.length < 3 && rng.chance(0.1)) held.push(i);
     else order.push(i);
   }
+  for (const h of held) late.add(h);
   while (held.length > 0) order.push(held.pop() as number);
 
   const script: Delivery[] = [];
   const sent: number[] = [];
   for (const index of order) {
     const record = genuine[index];
-    script.push({ envelope: record.envelope, kind: 'fresh', counter: record.counter });
+    script.push({ envelope: record.envelope, kind: 'fresh', counter: record.counter, reordered: late.has(index) });
     sent.push(index);
     let attacks = rng.below(2 * o.attacksPerRecord + 1);
     while (attacks-- > 0) script.push(attack(f, rng, genuine, sent, o.suite));
@@ -205,6 +212,8 @@ function attack(f: Fixture, rng: Rng, genuine: readonly { envelope: Uint8Array; 
 
 export interface DeliveryTally {
   fresh: number;
+  /** Fresh records delivered after higher counters. */
+  reordered: number;
   accepted: number;
   freshRejected: number;
   attacks: number;
@@ -214,11 +223,12 @@ export interface DeliveryTally {
 
 /** Feed `script` to `openEnvelope` with the given window; count; throw on the first wrong decision. */
 export function runDeliveries(f: Fixture, script: readonly Delivery[], replay: ReplayGuard, o: { suites?: readonly TelemetrySuite[] } = {}): DeliveryTally {
-  const tally: DeliveryTally = { fresh: 0, accepted: 0, freshRejected: 0, attacks: 0, attacksAccepted: 0, refusedBy: {} };
+  const tally: DeliveryTally = { fresh: 0, reordered: 0, accepted: 0, freshRejected: 0, attacks: 0, attacksAccepted: 0, refusedBy: {} };
   const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay, suites: o.suites };
   for (let i = 0; i < script.length; i++) {
     const d = script[i];
     if (d.kind === 'fresh') tally.fresh++;
+    if (d.reordered) tally.reordered++;
     else tally.attacks++;
     let code: string | undefined;
     try {
@@ -495,7 +505,7 @@ export const suite: CaseSuite = {
         const replays = script.filter((d) => d.kind === 'fresh').map((d) => ({ ...d, kind: 'replay' as const }));
         const after = runDeliveries(f, replays, replayStoreGuard(reopened, 0));
         equal(after.attacksAccepted, 0, 'replays accepted after the receiver restarted');
-        return { deliveries: script.length, fresh: tally.fresh, attacks: tally.attacks, replaysAfterRestart: after.attacks };
+        return { deliveries: script.length, fresh: tally.fresh, reordered: tally.reordered, attacks: tally.attacks, replaysAfterRestart: after.attacks };
       },
     })),
     {

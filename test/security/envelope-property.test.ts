@@ -1,0 +1,215 @@
+/**
+ * Node-only checks of the envelope (the shared cases in envelope.cases.ts
+ * run in both engines): HKDF against RFC 5869's vectors and @noble/hashes,
+ * the spec's derivation and nonce rebuilt independently, fast-check with
+ * random and mutated envelopes and commands, and more than 10,000 injected
+ * replays, reorders and forgeries against a device back from a long time
+ * offline (0 accepted, 0 fresh records refused).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { gcm } from '@noble/ciphers/aes.js';
+import * as ed from '@noble/ed25519';
+import { hkdfExpand, hkdfExtract, deriveDeviceKeys, ENVELOPE_HKDF_SALT, KEY_LABELS } from '../../firmware/security/envelope-keys.ts';
+import { EnvelopeError, EnvelopeSuite, ENVELOPE_OVERHEAD, TELEMETRY_SUITES, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import { openEnvelope, sealWithCounter, replayStoreGuard, type OpenOptions } from '../../firmware/security/envelope.ts';
+import { commandKeyId, ed25519Signer, openCommand, sealCommand } from '../../firmware/security/envelope-command.ts';
+import { ReplayWindow } from '../../firmware/security/replay-window.ts';
+import { ReplayStore } from '../../firmware/security/replay-store.ts';
+import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
+import { backlogScript, DEVICE_A, fixedBytes, fixture, plainCounter, runDeliveries, SECRET_A } from './envelope.cases.ts';
+
+const fromHex = (text: string): Uint8Array => Uint8Array.from(text.match(/../g) ?? [], (b) => parseInt(b, 16));
+const f = fixture();
+
+describe('key derivation', () => {
+  it('HKDF-SHA-256 on the HAL HMAC matches RFC 5869 appendix A.1-A.3', () => {
+    const vectors = [
+      { ikm: '0b'.repeat(22), salt: '000102030405060708090a0b0c', info: 'f0f1f2f3f4f5f6f7f8f9', length: 42, okm: '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865' },
+      {
+        ikm: Array.from({ length: 80 }, (_, i) => i.toString(16).padStart(2, '0')).join(''),
+        salt: Array.from({ length: 80 }, (_, i) => (0x60 + i).toString(16).padStart(2, '0')).join(''),
+        info: Array.from({ length: 80 }, (_, i) => (0xb0 + i).toString(16).padStart(2, '0')).join(''),
+        length: 82,
+        okm: 'b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87',
+      },
+      { ikm: '0b'.repeat(22), salt: '', info: '', length: 42, okm: '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8' },
+    ];
+    for (const v of vectors) {
+      const prk = hkdfExtract(f.crypto, fromHex(v.salt), fromHex(v.ikm));
+      assert.equal(Buffer.from(hkdfExpand(f.crypto, prk, fromHex(v.info), v.length)).toString('hex'), v.okm);
+    }
+  });
+
+  it('HKDF matches @noble/hashes for random inputs and lengths', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), fc.uint8Array({ maxLength: 80 }), fc.uint8Array({ maxLength: 80 }), fc.integer({ min: 1, max: 300 }), (ikm, salt, info, length) => {
+        const ours = hkdfExpand(f.crypto, hkdfExtract(f.crypto, salt, ikm), info, length);
+        assert.deepEqual(ours, hkdf(sha256, ikm, salt, info, length));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('deriveDeviceKeys is exactly the spec: HKDF(salt, secret, label || 0x00 || device id || key id LE, 32)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 64 }), fc.uint8Array({ minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 0xffff_ffff }), (secret, deviceId, keyId) => {
+        const keys = deriveDeviceKeys(f.crypto, secret, deviceId, keyId);
+        const info = (label: string): Uint8Array => {
+          const keyIdBytes = Buffer.alloc(4);
+          keyIdBytes.writeUInt32LE(keyId);
+          return Buffer.concat([Buffer.from(label, 'ascii'), Buffer.of(0), deviceId, keyIdBytes]);
+        };
+        const salt = Buffer.from(ENVELOPE_HKDF_SALT, 'ascii');
+        assert.deepEqual(keys.upHmacSha256, hkdf(sha256, secret, salt, info(KEY_LABELS.upHmacSha256), 32));
+        assert.deepEqual(keys.upChacha20Poly1305, hkdf(sha256, secret, salt, info(KEY_LABELS.upChacha20Poly1305), 32));
+        assert.deepEqual(keys.upAes256Gcm, hkdf(sha256, secret, salt, info(KEY_LABELS.upAes256Gcm), 32));
+        assert.deepEqual(keys.downChacha20Poly1305, hkdf(sha256, secret, salt, info(KEY_LABELS.downChacha20Poly1305), 32));
+      }),
+      { numRuns: 50 },
+    );
+  });
+});
+
+describe('the bytes, rebuilt from the spec with @noble directly', () => {
+  it('tag and ciphertext equal HMAC(header || payload)[0..16) and AEAD(key, counter as 12-byte LE nonce, AAD = header)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...TELEMETRY_SUITES), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.uint8Array({ maxLength: 300 }), (suite, counter, payload) => {
+        const envelope = sealWithCounter(f.primitives, f.keysA, suite, counter, payload);
+        const header = envelope.subarray(0, 21);
+        const nonce = Buffer.alloc(12);
+        nonce.writeBigUInt64LE(BigInt(counter), 0); // bytes 7..11 stay 0: counter < 2^53
+        const field = Buffer.alloc(8);
+        field.set(header.subarray(14, 21));
+        assert.equal(field.readBigUInt64LE(0), BigInt(counter));
+        if (suite === EnvelopeSuite.hmacSha256) {
+          assert.deepEqual(envelope.subarray(21, 21 + payload.length), payload);
+          assert.deepEqual(envelope.subarray(21 + payload.length), hmac(sha256, f.keysA.upHmacSha256, envelope.subarray(0, 21 + payload.length)).subarray(0, 16));
+        } else if (suite === EnvelopeSuite.chacha20Poly1305) {
+          assert.deepEqual(envelope.subarray(21), chacha20poly1305(f.keysA.upChacha20Poly1305, nonce, header).encrypt(payload));
+        } else {
+          assert.deepEqual(envelope.subarray(21), gcm(f.keysA.upAes256Gcm, nonce, header).encrypt(payload));
+        }
+        assert.equal(envelope.length, payload.length + ENVELOPE_OVERHEAD);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('decoders under random and mutated input', () => {
+  const options = (replay: ReplayWindow, suites?: readonly TelemetrySuite[]): OpenOptions => ({ primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay, suites });
+
+  it('random bytes: only typed EnvelopeErrors, nothing accepted, the window never moves', () => {
+    const window = new ReplayWindow();
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          // Random bodies behind a plausible header, to get past the early checks.
+          fc.tuple(fc.constantFrom(...TELEMETRY_SUITES), fc.integer({ min: 1, max: 2 ** 40 }), fc.uint8Array({ minLength: 16, maxLength: 200 })).map(([suite, counter, body]) => {
+            const e = sealWithCounter(f.primitives, f.keysA, suite, counter, new Uint8Array(0));
+            const out = new Uint8Array(21 + body.length);
+            out.set(e.subarray(0, 21));
+            out.set(body, 21);
+            return out;
+          }),
+        ),
+        (bytes) => {
+          try {
+            openEnvelope(bytes, options(window));
+            assert.fail('random bytes accepted');
+          } catch (error) {
+            assert.ok(error instanceof EnvelopeError, String(error));
+          }
+          assert.equal(window.acceptedCount(), 0);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('mutated genuine envelopes (byte edits, truncation, extension, splices): refused unless the bytes are unchanged', () => {
+    const mutation = fc.oneof(
+      fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+      fc.record({ kind: fc.constant('extend' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 20 }) }),
+      fc.record({ kind: fc.constant('splice' as const), at: fc.nat(), from: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...TELEMETRY_SUITES), fc.integer({ min: 1, max: 2 ** 52 }), fc.uint8Array({ maxLength: 64 }), fc.array(mutation, { minLength: 1, maxLength: 4 }), (suite, counter, payload, edits) => {
+        const genuine = sealWithCounter(f.primitives, f.keysA, suite, counter, payload);
+        const other = sealWithCounter(f.primitives, f.keysA, suite, counter + 1, payload);
+        let bytes = genuine.slice();
+        for (const edit of edits) {
+          if (edit.kind === 'set' && bytes.length > 0) bytes[edit.at % bytes.length] = edit.value;
+          else if (edit.kind === 'truncate') bytes = bytes.slice(0, edit.at % (bytes.length + 1));
+          else if (edit.kind === 'extend') bytes = Uint8Array.from([...bytes, ...edit.bytes]);
+          else if (edit.kind === 'splice' && bytes.length > 0) {
+            // A piece of another genuine envelope (same device, key, suite) pasted in.
+            const at = edit.at % bytes.length;
+            const piece = other.subarray(edit.from % other.length);
+            bytes.set(piece.subarray(0, bytes.length - at), at);
+          }
+        }
+        const unchanged = bytes.length === genuine.length && bytes.every((b, i) => b === genuine[i]);
+        const same = bytes.length === other.length && bytes.every((b, i) => b === other[i]);
+        const window = new ReplayWindow();
+        try {
+          const opened = openEnvelope(bytes, options(window));
+          assert.ok(unchanged || same, `mutated envelope accepted as counter ${opened.counter}`);
+        } catch (error) {
+          assert.ok(error instanceof EnvelopeError, String(error));
+          assert.ok(!unchanged && !same, `genuine envelope refused: ${error.code}`);
+          assert.equal(window.acceptedCount(), 0);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('commands: random mutations of a signed command are never accepted', () => {
+    const secret = fixedBytes(32, 0x42);
+    const publicKey = ed.getPublicKey(secret);
+    const keyId = commandKeyId(f.crypto, publicKey);
+    const sign = ed25519Signer(secret);
+    const counter = plainCounter(1);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (payload, at, xor) => {
+        const command = sealCommand(payload, { deviceId: DEVICE_A, counter, keyId, sign });
+        const bad = command.slice();
+        bad[at % bad.length] ^= xor;
+        const window = new ReplayWindow();
+        assert.throws(() => openCommand(bad, { primitives: f.primitives, deviceId: DEVICE_A, commandKeys: [{ keyId, publicKey }], replay: window }), EnvelopeError);
+        assert.equal(window.acceptedCount(), 0);
+        assert.equal(openCommand(command, { primitives: f.primitives, deviceId: DEVICE_A, commandKeys: [{ keyId, publicKey }], replay: window }).counter, counter.value);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('a device back after a long time offline: at least 10,000 injected replays, reorders and forgeries', () => {
+  for (const suite of TELEMETRY_SUITES) {
+    it(`suite 0x${suite.toString(16)}: window in RAM and ReplayStore on flash, 0 accepted, 0 fresh refused`, (t) => {
+      const script = backlogScript(f, { seed: 900 + suite, online: 200, backlog: 4000, resumeAt: 5_000_000_000_000, reboots: 40, reserve: 4096, windowBits: 64, attacksPerRecord: 3, suite });
+      const inRam = runDeliveries(f, script, new ReplayWindow({ bits: 64 }));
+      const flash = new SimFlash({ blocks: 2, blockLength: 4096, mode: 'plain' });
+      ReplayStore.format(flash);
+      const onFlash = runDeliveries(f, script, replayStoreGuard(ReplayStore.open(flash), 0));
+      for (const tally of [inRam, onFlash]) {
+        assert.equal(tally.attacksAccepted, 0);
+        assert.equal(tally.freshRejected, 0);
+        assert.equal(tally.accepted, 4200);
+        assert.ok(tally.attacks >= 10_000, `${tally.attacks} attacks`);
+        assert.ok(tally.reordered >= 100, `${tally.reordered} reordered`);
+      }
+      t.diagnostic(`deliveries=${script.length} fresh=${inRam.fresh} reordered=${inRam.reordered} attacks=${inRam.attacks} refusedBy=${JSON.stringify(inRam.refusedBy)}`);
+    });
+  }
+});
