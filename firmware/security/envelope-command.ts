@@ -1,10 +1,12 @@
 /**
  * Control messages to the device (docs/spec/envelope.md, "Commands"): the
- * same 21-byte header with suite 0x41, the device id of the target device,
- * the key id of the fleet's command key (the first 4 bytes of SHA-256 of its
- * Ed25519 public key, little-endian), the command signer's own counter, the
- * payload in clear, and an Ed25519 signature (64 bytes) over header ||
- * payload.
+ * same 21-byte header with suite 0x41 (or 0x42), the device id of the target
+ * device, the key id of the fleet's command key (the first 4 bytes of
+ * SHA-256 of its Ed25519 public key, little-endian), the command signer's
+ * own counter, the payload, and an Ed25519 signature (64 bytes) over
+ * everything before it. Suite 0x41 carries the payload in clear; 0x42
+ * encrypts it first with ChaCha20-Poly1305 under the target device's down
+ * key (envelope-keys.ts), nonce = command counter || key id, AAD = header.
  *
  * The device opens with `openCommand`: header checks, the target device id
  * must be its own, the key id must name a command key it trusts, the
@@ -21,19 +23,24 @@ import {
   checkMaxLength,
   COMMAND_OVERHEAD,
   COMMAND_SIGNATURE_LENGTH,
+  commandNonce,
   decodeHeader,
   encodeHeader,
+  ENCRYPTED_COMMAND_OVERHEAD,
   ENVELOPE_COUNTER_MAX,
   ENVELOPE_HEADER_LENGTH,
+  ENVELOPE_TAG_LENGTH,
   EnvelopeError,
   EnvelopeSuite,
   sameBytes,
+  type CommandSuite,
 } from './envelope-format.ts';
+import type { DeviceKeys } from './envelope-keys.ts';
 import type { EnvelopePrimitives } from './envelope-primitives.ts';
 import { configureEd25519 } from './noble-crypto.ts';
 import { PUBLIC_KEY_LENGTH } from './verify.ts';
 
-const COMMAND_SUITES = Object.freeze([EnvelopeSuite.commandEd25519]);
+export const COMMAND_SUITES: readonly CommandSuite[] = Object.freeze([EnvelopeSuite.commandEd25519, EnvelopeSuite.commandEd25519Chacha20Poly1305]);
 
 /** The 4-byte key id of a command public key: SHA-256(publicKey)[0..4) read as u32 little-endian. */
 export function commandKeyId(crypto: Crypto, publicKey: Uint8Array): number {
@@ -58,24 +65,37 @@ export interface SealCommandOptions {
   keyId: number;
   /** Ed25519 signature of `message` (64 bytes) under the command key named by keyId. */
   sign(message: Uint8Array): Uint8Array;
+  /** Encrypt the payload (suite 0x42) under the target device's down key: its keys (the backend derives them from the device secret). */
+  encrypt?: { primitives: EnvelopePrimitives; keys: DeviceKeys };
 }
 
-/** Seal a command for one device: takes one counter value, signs header || payload. */
+/** Seal a command for one device: takes one counter value, (encrypts,) signs everything before the signature. */
 export function sealCommand(payload: Uint8Array, options: SealCommandOptions): Uint8Array {
   if (!(payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array');
-  if (payload.length > 0xffff - COMMAND_OVERHEAD) throw new RangeError(`payload of ${payload.length} bytes, at most ${0xffff - COMMAND_OVERHEAD}`);
+  const overhead = options.encrypt ? ENCRYPTED_COMMAND_OVERHEAD : COMMAND_OVERHEAD;
+  if (payload.length > 0xffff - overhead) throw new RangeError(`payload of ${payload.length} bytes, at most ${0xffff - overhead}`);
   const deviceId = checkDeviceId(options.deviceId);
+  if (options.encrypt && !sameBytes(options.encrypt.keys.deviceId, deviceId)) throw new RangeError('encrypt.keys are not the target device\'s keys');
   const keyId = checkKeyId(options.keyId);
   const counter = options.counter.next();
   if (typeof counter !== 'number' || !Number.isSafeInteger(counter) || counter < 1 || counter > ENVELOPE_COUNTER_MAX) {
     throw new EnvelopeError('counter-out-of-range', `counter source returned ${String(counter)}, not an integer in 1..2^53-1`);
   }
-  const envelope = new Uint8Array(COMMAND_OVERHEAD + payload.length);
-  encodeHeader(EnvelopeSuite.commandEd25519, keyId, deviceId, counter, envelope);
-  envelope.set(payload, ENVELOPE_HEADER_LENGTH);
-  const signature = options.sign(envelope.subarray(0, ENVELOPE_HEADER_LENGTH + payload.length));
+  const envelope = new Uint8Array(overhead + payload.length);
+  const signatureOffset = envelope.length - COMMAND_SIGNATURE_LENGTH;
+  if (options.encrypt) {
+    encodeHeader(EnvelopeSuite.commandEd25519Chacha20Poly1305, keyId, deviceId, counter, envelope);
+    const { primitives, keys } = options.encrypt;
+    const sealed = primitives.aeadSeal(EnvelopeSuite.chacha20Poly1305, keys.downChacha20Poly1305, commandNonce(counter, keyId), payload, envelope.subarray(0, ENVELOPE_HEADER_LENGTH));
+    if (sealed.length !== payload.length + ENVELOPE_TAG_LENGTH) throw new Error(`AEAD returned ${sealed.length} bytes for ${payload.length}`);
+    envelope.set(sealed, ENVELOPE_HEADER_LENGTH);
+  } else {
+    encodeHeader(EnvelopeSuite.commandEd25519, keyId, deviceId, counter, envelope);
+    envelope.set(payload, ENVELOPE_HEADER_LENGTH);
+  }
+  const signature = options.sign(envelope.subarray(0, signatureOffset));
   if (!(signature instanceof Uint8Array) || signature.length !== COMMAND_SIGNATURE_LENGTH) throw new Error(`sign returned no ${COMMAND_SIGNATURE_LENGTH}-byte signature`);
-  envelope.set(signature, ENVELOPE_HEADER_LENGTH + payload.length);
+  envelope.set(signature, signatureOffset);
   return envelope;
 }
 
@@ -95,11 +115,16 @@ export interface OpenCommandOptions {
   commandKeys: readonly CommandKey[];
   /** The window of the command sender (a ReplayStore sender on the device: restart-safe). */
   replay: ReplayGuard;
+  /** This device's keys: needed to open encrypted commands (suite 0x42); without them 0x42 is refused as 'unknown-key'. */
+  keys?: DeviceKeys;
+  /** Suites accepted (default both): a device that requires encrypted commands lists only 0x42. */
+  suites?: readonly CommandSuite[];
   /** Longest envelope accepted, bytes (default and largest 65,535). */
   maxLength?: number;
 }
 
 export interface OpenedCommand {
+  readonly suite: CommandSuite;
   readonly keyId: number;
   readonly counter: number;
   readonly payload: Uint8Array;
@@ -107,17 +132,33 @@ export interface OpenedCommand {
 
 /**
  * Open a command: header checks, device id = ours ('wrong-device'), key id
- * trusted ('unknown-key'), signature ('bad-tag'), then the window
- * ('duplicate', 'stale'). Only a command that passes all of them is returned.
+ * trusted ('unknown-key'; also an encrypted command without `keys`),
+ * signature, then for 0x42 the AEAD tag ('bad-tag'), then the window
+ * ('duplicate', 'stale'). Only a command that passes all of them is
+ * returned.
  */
 export function openCommand(envelope: Uint8Array, options: OpenCommandOptions): OpenedCommand {
-  const header = decodeHeader(envelope, COMMAND_SUITES, checkMaxLength(options.maxLength));
-  if (!sameBytes(header.deviceId, checkDeviceId(options.deviceId))) throw new EnvelopeError('wrong-device', 'command for another device');
+  const header = decodeHeader(envelope, options.suites ?? COMMAND_SUITES, checkMaxLength(options.maxLength));
+  const deviceId = checkDeviceId(options.deviceId);
+  if (!sameBytes(header.deviceId, deviceId)) throw new EnvelopeError('wrong-device', 'command for another device');
   let key: CommandKey | undefined;
   for (const candidate of options.commandKeys) if (candidate.keyId === header.keyId) key = candidate;
   if (key === undefined) throw new EnvelopeError('unknown-key', `no command key ${header.keyId}`);
-  const signed = envelope.subarray(0, header.tagOffset);
-  if (!options.primitives.ed25519Verify(envelope.subarray(header.tagOffset), signed, key.publicKey)) throw new EnvelopeError('bad-tag', 'command signature does not verify');
+  const encrypted = header.suite === EnvelopeSuite.commandEd25519Chacha20Poly1305;
+  if (encrypted && (options.keys === undefined || !sameBytes(options.keys.deviceId, deviceId))) throw new EnvelopeError('unknown-key', 'encrypted command, and no down key for this device');
+  const signatureOffset = envelope.length - COMMAND_SIGNATURE_LENGTH;
+  if (!options.primitives.ed25519Verify(envelope.subarray(signatureOffset), envelope.subarray(0, signatureOffset), key.publicKey)) {
+    throw new EnvelopeError('bad-tag', 'command signature does not verify');
+  }
+  let payload: Uint8Array;
+  if (encrypted) {
+    const keys = options.keys as DeviceKeys;
+    const opened = options.primitives.aeadOpen(EnvelopeSuite.chacha20Poly1305, keys.downChacha20Poly1305, commandNonce(header.counter, header.keyId), envelope.subarray(ENVELOPE_HEADER_LENGTH, signatureOffset), envelope.subarray(0, ENVELOPE_HEADER_LENGTH));
+    if (opened === undefined) throw new EnvelopeError('bad-tag', 'command AEAD tag does not verify (signed by a trusted key: sealed for another device key?)');
+    payload = opened;
+  } else {
+    payload = envelope.slice(ENVELOPE_HEADER_LENGTH, signatureOffset);
+  }
   admit(options.replay, header.counter);
-  return { keyId: header.keyId, counter: header.counter, payload: envelope.slice(ENVELOPE_HEADER_LENGTH, header.tagOffset) };
+  return { suite: header.suite as CommandSuite, keyId: header.keyId, counter: header.counter, payload };
 }

@@ -14,6 +14,7 @@
  *   14      7     counter, u56, 1..2^53 - 1
  *   21      n     payload (ciphertext for AEAD suites)
  *   21 + n  16|64 tag (HMAC-SHA-256/128, Poly1305, GHASH) or Ed25519 signature
+ *                 (an encrypted command has both: 16-byte AEAD tag, then 64-byte signature)
  *
  * The header is read and checked field by field, in that order, before any
  * key is looked up or any tag computed: a bad envelope costs O(1) work and
@@ -32,8 +33,10 @@ export const ENVELOPE_TAG_LENGTH = 16;
 export const COMMAND_SIGNATURE_LENGTH = 64;
 /** Bytes an envelope adds to a telemetry payload: header + tag = 37. */
 export const ENVELOPE_OVERHEAD = ENVELOPE_HEADER_LENGTH + ENVELOPE_TAG_LENGTH;
-/** Bytes a command envelope adds to its payload: header + signature = 85. */
+/** Bytes a command envelope adds to its payload: header + signature = 85 (suite 0x41). */
 export const COMMAND_OVERHEAD = ENVELOPE_HEADER_LENGTH + COMMAND_SIGNATURE_LENGTH;
+/** Bytes an encrypted command adds: header + AEAD tag + signature = 101 (suite 0x42). */
+export const ENCRYPTED_COMMAND_OVERHEAD = COMMAND_OVERHEAD + ENVELOPE_TAG_LENGTH;
 /** Bytes of an AEAD nonce (RFC 8439 §2.8, NIST SP 800-38D §5.2.1.1's 96-bit IV). */
 export const ENVELOPE_NONCE_LENGTH = 12;
 /** Largest counter: 2^53 - 1, the persistent counter's range (docs/spec/counter.md). */
@@ -57,10 +60,14 @@ export const EnvelopeSuite = Object.freeze({
   aes256Gcm: 0x03,
   /** Control message to the device, payload in clear, Ed25519 signature by the fleet's command key over header || payload. */
   commandEd25519: 0x41,
+  /** Control message to the device, payload encrypted with ChaCha20-Poly1305 under the device's down key (AAD = header), then signed like 0x41 over header || ciphertext || tag. */
+  commandEd25519Chacha20Poly1305: 0x42,
 });
 export type EnvelopeSuite = (typeof EnvelopeSuite)[keyof typeof EnvelopeSuite];
 /** Suites of device-to-receiver records. */
 export type TelemetrySuite = typeof EnvelopeSuite.hmacSha256 | typeof EnvelopeSuite.chacha20Poly1305 | typeof EnvelopeSuite.aes256Gcm;
+/** Suites of control messages. */
+export type CommandSuite = typeof EnvelopeSuite.commandEd25519 | typeof EnvelopeSuite.commandEd25519Chacha20Poly1305;
 
 export const TELEMETRY_SUITES: readonly TelemetrySuite[] = Object.freeze([EnvelopeSuite.hmacSha256, EnvelopeSuite.chacha20Poly1305, EnvelopeSuite.aes256Gcm]);
 
@@ -116,7 +123,7 @@ export interface EnvelopeHeader {
   /** A copy of the 8 device id bytes. */
   readonly deviceId: Uint8Array;
   readonly counter: number;
-  /** Where the tag (or signature) starts: the payload is [ENVELOPE_HEADER_LENGTH, tagOffset). */
+  /** Where the tag (or signature) starts: the payload is [ENVELOPE_HEADER_LENGTH, tagOffset) (for suite 0x42 the AEAD tag ends it). */
   readonly tagOffset: number;
 }
 
@@ -147,7 +154,10 @@ export function decodeHeader(envelope: Uint8Array, suites: readonly EnvelopeSuit
   if (version !== ENVELOPE_FORMAT_VERSION) throw new EnvelopeError('unsupported-version', `format version ${version}, this firmware reads ${ENVELOPE_FORMAT_VERSION}`);
   const suite = envelope[HEADER_OFFSETS.suite];
   if (suites.indexOf(suite as EnvelopeSuite) < 0) throw new EnvelopeError('suite-not-allowed', `suite 0x${suite.toString(16)} is not accepted here`);
-  const tagLength = suite === EnvelopeSuite.commandEd25519 ? COMMAND_SIGNATURE_LENGTH : ENVELOPE_TAG_LENGTH;
+  const tagLength =
+    suite === EnvelopeSuite.commandEd25519 ? COMMAND_SIGNATURE_LENGTH
+    : suite === EnvelopeSuite.commandEd25519Chacha20Poly1305 ? COMMAND_SIGNATURE_LENGTH + ENVELOPE_TAG_LENGTH
+    : ENVELOPE_TAG_LENGTH;
   if (envelope.length < ENVELOPE_HEADER_LENGTH + tagLength) {
     throw new EnvelopeError('too-short', `envelope of ${envelope.length} bytes, at least ${ENVELOPE_HEADER_LENGTH + tagLength} for suite 0x${suite.toString(16)}`);
   }
@@ -196,6 +206,19 @@ export function readCounter(source: Uint8Array, offset: number): number {
 export function envelopeNonce(counter: number): Uint8Array {
   const nonce = new Uint8Array(ENVELOPE_NONCE_LENGTH);
   writeCounter(counter, nonce, 0);
+  return nonce;
+}
+
+/**
+ * The AEAD nonce of an encrypted command: the command counter (7 bytes LE),
+ * then the command key id (4 bytes LE), then 0. The down key is per device
+ * but shared by every command key the fleet uses: the key id keeps two
+ * signers' counters from meeting on one nonce.
+ */
+export function commandNonce(counter: number, keyId: number): Uint8Array {
+  const nonce = new Uint8Array(ENVELOPE_NONCE_LENGTH);
+  writeCounter(counter, nonce, 0);
+  new DataView(nonce.buffer).setUint32(7, keyId, true);
   return nonce;
 }
 

@@ -102,6 +102,26 @@ describe('the bytes, rebuilt from the spec with @noble directly', () => {
   });
 });
 
+describe('encrypted commands, rebuilt from the spec', () => {
+  it('ciphertext = ChaCha20-Poly1305(K_down, counter (7 LE) || key id (4 LE) || 0, AAD = header); signature over all before it', () => {
+    const secret = fixedBytes(32, 0x44);
+    const publicKey = ed.getPublicKey(secret);
+    const keyId = commandKeyId(f.crypto, publicKey);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.uint8Array({ maxLength: 64 }), (counter, payload) => {
+        const command = sealCommand(payload, { deviceId: DEVICE_A, counter: { next: () => counter }, keyId, sign: ed25519Signer(secret), encrypt: { primitives: f.primitives, keys: f.keysA } });
+        const nonce = Buffer.alloc(12);
+        nonce.writeBigUInt64LE(BigInt(counter), 0);
+        nonce.writeUInt32LE(keyId, 7);
+        const end = command.length - 64;
+        assert.deepEqual(command.subarray(21, end), chacha20poly1305(f.keysA.downChacha20Poly1305, nonce, command.subarray(0, 21)).encrypt(payload));
+        assert.ok(ed.verify(command.subarray(end), command.subarray(0, end), publicKey));
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
+
 describe('decoders under random and mutated input', () => {
   const options = (replay: ReplayWindow, suites?: readonly TelemetrySuite[]): OpenOptions => ({ primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay, suites });
 

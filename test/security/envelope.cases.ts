@@ -10,6 +10,7 @@ import { envelopePrimitives, type AeadSuite, type EnvelopePrimitives } from '../
 import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
 import {
   COMMAND_OVERHEAD,
+  ENCRYPTED_COMMAND_OVERHEAD,
   ENVELOPE_FORMAT_VERSION,
   ENVELOPE_HEADER_LENGTH,
   ENVELOPE_OVERHEAD,
@@ -550,6 +551,39 @@ export const suite: CaseSuite = {
         equal(window.acceptedCount(), 1, 'only the genuine command moved the window');
         const later = sealCommand(new Uint8Array(1), { deviceId: DEVICE_A, counter: signer, keyId, sign });
         equal(openCommand(later, opts).counter, 5, 'the next genuine command is accepted');
+      },
+    },
+    {
+      name: 'encrypted commands (0x42): payload hidden, signed over the ciphertext, opened only with this device\'s down key; overhead 101',
+      run() {
+        const f = fixture();
+        const secret = fixedBytes(32, 0x43);
+        const publicKey = ed.getPublicKey(secret);
+        const keyId = commandKeyId(f.crypto, publicKey);
+        const signer = plainCounter(100);
+        const sign = ed25519Signer(secret);
+        const window = new ReplayWindow();
+        const opts = { primitives: f.primitives, deviceId: DEVICE_A, commandKeys: [{ keyId, publicKey }], replay: window, keys: f.keysA };
+        const payload = fixedBytes(24, 5);
+        const command = sealCommand(payload, { deviceId: DEVICE_A, counter: signer, keyId, sign, encrypt: { primitives: f.primitives, keys: f.keysA } });
+        equal(command.length, 24 + ENCRYPTED_COMMAND_OVERHEAD, 'length');
+        equal(command[1], EnvelopeSuite.commandEd25519Chacha20Poly1305, 'suite byte');
+        ok(hex(command.subarray(21, 45)) !== hex(payload), 'payload in clear');
+        refusedWith(() => openCommand(command, { ...opts, keys: undefined }), 'unknown-key', 'no down key');
+        refusedWith(() => openCommand(command, { ...opts, suites: [EnvelopeSuite.commandEd25519] }), 'suite-not-allowed', 'encrypted where only clear commands are accepted');
+        equal(window.acceptedCount(), 0, 'refusals moved nothing');
+        const opened = openCommand(command, opts);
+        bytesEqual(opened.payload, payload, 'payload');
+        equal(opened.suite, EnvelopeSuite.commandEd25519Chacha20Poly1305, 'suite');
+        refusedWith(() => openCommand(command, opts), 'duplicate', 'again');
+        // Signed by the fleet but encrypted under B's key: the signature holds, the AEAD tag does not.
+        const misaddressed = sealCommand(payload, { deviceId: DEVICE_A, counter: signer, keyId, sign, encrypt: { primitives: f.primitives, keys: { ...f.keysB, deviceId: DEVICE_A } } });
+        refusedWith(() => openCommand(misaddressed, opts), 'bad-tag', 'encrypted under another key');
+        const flipped = sealCommand(payload, { deviceId: DEVICE_A, counter: signer, keyId, sign, encrypt: { primitives: f.primitives, keys: f.keysA } });
+        flipped[30] ^= 4;
+        refusedWith(() => openCommand(flipped, opts), 'bad-tag', 'ciphertext changed');
+        equal(window.acceptedCount(), 1, 'one command accepted');
+        return { encryptedCommandOverheadBytes: ENCRYPTED_COMMAND_OVERHEAD };
       },
     },
     ...TELEMETRY_SUITES.map((suite) => ({
