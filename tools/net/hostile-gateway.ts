@@ -63,8 +63,8 @@ export type RuleAction =
   | { action: 'flip'; bits?: number; region?: 'payload' | 'any' }
   /** Withhold the PUBLISH, cut the connection, and inject it on the same client's next connection after that connection's `releaseAfterPublishes`-th forwarded PUBLISH (default 1) or `releaseAfterMs` after its CONNACK (default 100), whichever comes first. */
   | { action: 'reorder'; releaseAfterPublishes?: number; releaseAfterMs?: number }
-  /** Forward the packet, keep its bytes, and inject them again `afterMs` later (default 0) `times` times (default 1); on the client's next connection when `nextConnection` or when this one is gone. */
-  | { action: 'replay'; afterMs?: number; times?: number; nextConnection?: boolean }
+  /** Forward the packet, keep its bytes, and inject them again `afterMs` later (default 0) `times` times (default 1); with `nextConnection` (or when this connection is gone by then), on the client's next connection, released as `reorder` releases. */
+  | { action: 'replay'; afterMs?: number; times?: number; nextConnection?: boolean; releaseAfterPublishes?: number; releaseAfterMs?: number }
   /** Forward the packet, then inject a forged PUBLISH on the same connection: `topic` (default the packet's), `payload` (default seeded random bytes of the packet's payload length), same QoS. */
   | { action: 'forge'; topic?: string; payload?: Uint8Array }
   /** Answer CONNECT with "unsupported protocol version" (MQTT 5: CONNACK reason 0x84; 3.1.1/3.1: return code 0x01) and close; nothing reaches the broker. */
@@ -118,7 +118,10 @@ interface Held {
   messageId: number | undefined;
   rule: number;
   ordinal: number;
-  kind: 'reorder' | 'replay';
+  /** On a later connection: inject after this many forwarded PUBLISHes... */
+  releaseAfterPublishes: number;
+  /** ...or this long after its CONNACK, whichever comes first. */
+  releaseAfterMs: number;
 }
 
 interface Frame {
@@ -437,7 +440,7 @@ export class HostileGateway {
       case 'reorder': {
         const p = publishOf();
         log(`withheld${p?.messageId !== undefined ? ` id ${p.messageId}` : ''}; connection cut; injected on ${link.clientId || 'the client'}'s next connection`);
-        this.hold(link.clientId, { bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, kind: 'reorder' });
+        this.hold(link.clientId, { bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, releaseAfterPublishes: rule.releaseAfterPublishes ?? 1, releaseAfterMs: rule.releaseAfterMs ?? 100 });
         this.enqueue(link, dir, () => this.close(link));
         this.stopReading(link);
         return;
@@ -448,7 +451,7 @@ export class HostileGateway {
         const afterMs = rule.afterMs ?? 0;
         log(`captured ${bytes.length} bytes${p?.messageId !== undefined ? ` id ${p.messageId}` : ''}; replayed ${times}× ${rule.nextConnection ? 'on the next connection' : `after ${afterMs} ms`}`);
         this.forward(link, dir, bytes, frame);
-        const held: Held = { bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, kind: 'replay' };
+        const held: Held = { bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, releaseAfterPublishes: rule.releaseAfterPublishes ?? 1, releaseAfterMs: rule.releaseAfterMs ?? 100 };
         for (let t = 0; t < times; t++) {
           if (rule.nextConnection) {
             this.hold(link.clientId, held);
@@ -508,7 +511,7 @@ export class HostileGateway {
       link.connacked = true;
       const held = this.pending.get(link.clientId);
       if (held?.length) {
-        const after = Math.max(...held.map((h) => (h.kind === 'reorder' ? ((this.options.rules[h.rule] as { releaseAfterMs?: number }).releaseAfterMs ?? 100) : 0)));
+        const after = Math.min(...held.map((h) => h.releaseAfterMs));
         link.releaseTimer = setTimeout(() => this.release(link), after);
       }
     }
@@ -516,7 +519,7 @@ export class HostileGateway {
       link.publishesSinceConnack++;
       const held = this.pending.get(link.clientId);
       if (held?.length) {
-        const needed = Math.min(...held.map((h) => (h.kind === 'reorder' ? ((this.options.rules[h.rule] as { releaseAfterPublishes?: number }).releaseAfterPublishes ?? 1) : 1)));
+        const needed = Math.min(...held.map((h) => h.releaseAfterPublishes));
         if (link.publishesSinceConnack >= needed) this.release(link);
       }
     }
