@@ -141,15 +141,17 @@ export function openCommand(envelope: Uint8Array, options: OpenCommandOptions): 
   const header = decodeHeader(envelope, options.suites ?? COMMAND_SUITES, checkMaxLength(options.maxLength));
   const deviceId = checkDeviceId(options.deviceId);
   if (!sameBytes(header.deviceId, deviceId)) throw new EnvelopeError('wrong-device', 'command for another device');
-  let key: CommandKey | undefined;
-  for (const candidate of options.commandKeys) if (candidate.keyId === header.keyId) key = candidate;
-  if (key === undefined) throw new EnvelopeError('unknown-key', `no command key ${header.keyId}`);
+  const candidates = options.commandKeys.filter((candidate) => candidate.keyId === header.keyId);
+  if (candidates.length === 0) throw new EnvelopeError('unknown-key', `no command key ${header.keyId}`);
   const encrypted = header.suite === EnvelopeSuite.commandEd25519Chacha20Poly1305;
   if (encrypted && (options.keys === undefined || !sameBytes(options.keys.deviceId, deviceId))) throw new EnvelopeError('unknown-key', 'encrypted command, and no down key for this device');
   const signatureOffset = envelope.length - COMMAND_SIGNATURE_LENGTH;
-  if (!options.primitives.ed25519Verify(envelope.subarray(signatureOffset), envelope.subarray(0, signatureOffset), key.publicKey)) {
-    throw new EnvelopeError('bad-tag', 'command signature does not verify');
-  }
+  const signature = envelope.subarray(signatureOffset);
+  const signed = envelope.subarray(0, signatureOffset);
+  // Key ids are 4 bytes of a hash: two trusted keys may share one, so each is tried (at most a handful).
+  let verified = false;
+  for (let i = 0; i < candidates.length && !verified; i++) verified = options.primitives.ed25519Verify(signature, signed, candidates[i].publicKey);
+  if (!verified) throw new EnvelopeError('bad-tag', 'command signature does not verify');
   let payload: Uint8Array;
   if (encrypted) {
     const keys = options.keys as DeviceKeys;

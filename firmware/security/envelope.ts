@@ -76,6 +76,7 @@ export class EnvelopeSealer {
     if (typeof suite !== 'number') throw new TypeError(`suite must be a number, got ${typeof suite}`);
     if (!isTelemetrySuite(suite)) throw new RangeError(`suite 0x${(suite as number).toString(16)} is not a telemetry suite`);
     if (typeof options.counter !== 'object' || options.counter === null || typeof options.counter.next !== 'function') throw new TypeError('counter must have a next() method');
+    if (typeof options.primitives !== 'object' || options.primitives === null) throw new TypeError('primitives must be an object (envelopePrimitives(crypto))');
     checkDeviceId(options.keys?.deviceId, 'keys.deviceId');
     this.suite = suite;
     this.primitives = options.primitives;

@@ -551,6 +551,10 @@ export const suite: CaseSuite = {
         equal(window.acceptedCount(), 1, 'only the genuine command moved the window');
         const later = sealCommand(new Uint8Array(1), { deviceId: DEVICE_A, counter: signer, keyId, sign });
         equal(openCommand(later, opts).counter, 5, 'the next genuine command is accepted');
+        // Two trusted keys under one 4-byte key id: each is tried.
+        const decoy = ed.getPublicKey(fixedBytes(32, 0x99));
+        const shared = sealCommand(new Uint8Array(2), { deviceId: DEVICE_A, counter: signer, keyId, sign });
+        equal(openCommand(shared, { ...opts, commandKeys: [{ keyId, publicKey: decoy }, { keyId, publicKey }] }).counter, 6, 'accepted under the second key of a shared key id');
       },
     },
     {
