@@ -108,6 +108,8 @@ export function decodePacket(bytes: Uint8Array, options: DecodeOptions): MqttPac
   const first = header.u8('fixed header');
   checkFirstByte(first);
   const remaining = header.vbi('remaining length');
+  const total = header.offset + remaining;
+  if (total > ctx.maximumPacketSize) throw new MqttDecodeError(DecodeReason.PACKET_TOO_LARGE, `packet of ${total} bytes above the maximum ${ctx.maximumPacketSize}`);
   if (remaining !== header.remaining()) throw malformed(`remaining length ${remaining}, but ${header.remaining()} bytes follow`);
   return decodeBody(first, bytes, header.offset, bytes.length, ctx);
 }

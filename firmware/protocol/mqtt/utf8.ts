@@ -66,22 +66,22 @@ function fail(at: number, what: string): { ok: false; cause: string } {
   return { ok: false, cause: `utf8: ${what} at byte ${at}` };
 }
 
-/** UTF-8 length of `text`; TypeError for a lone surrogate, RangeError for U+0000 (MQTT forbids both). */
+/**
+ * UTF-8 length of `text`; TypeError for a lone surrogate, RangeError for
+ * U+0000 (MQTT forbids both). Walks code points with for...of, not
+ * charCodeAt: XS keeps strings as UTF-8, so charCodeAt(i) costs O(i) there
+ * and an index loop is quadratic (a 65,536-character topic took 1.8 s in
+ * XS 13.3 that way; test/protocol/mqtt-codec.cases.ts keeps that case).
+ */
 export function utf8Length(text: string, field: string): number {
   let length = 0;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit === 0) throw new RangeError(`${field}: U+0000 is not allowed in an MQTT string`);
-    if (unit < 0x80) length += 1;
-    else if (unit < 0x800) length += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) throw new TypeError(`${field}: lone surrogate at index ${i}`);
-      length += 4;
-      i++;
-    } else if (unit >= 0xdc00 && unit <= 0xdfff) {
-      throw new TypeError(`${field}: lone surrogate at index ${i}`);
-    } else length += 3;
+  let index = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) as number;
+    if (cp === 0) throw new RangeError(`${field}: U+0000 is not allowed in an MQTT string`);
+    if (cp >= 0xd800 && cp <= 0xdfff) throw new TypeError(`${field}: lone surrogate at index ${index}`);
+    length += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    index += ch.length;
   }
   return length;
 }
@@ -89,12 +89,8 @@ export function utf8Length(text: string, field: string): number {
 /** Writes `text` (already checked by utf8Length) at `offset`; returns the offset after it. */
 export function writeUtf8(target: Uint8Array, offset: number, text: string): number {
   let at = offset;
-  for (let i = 0; i < text.length; i++) {
-    let cp = text.charCodeAt(i);
-    if (cp >= 0xd800 && cp <= 0xdbff) {
-      cp = 0x10000 + ((cp - 0xd800) << 10) + (text.charCodeAt(i + 1) - 0xdc00);
-      i++;
-    }
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) as number;
     if (cp < 0x80) target[at++] = cp;
     else if (cp < 0x800) {
       target[at++] = 0xc0 | (cp >> 6);
