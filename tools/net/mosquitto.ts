@@ -110,6 +110,17 @@ export function aclText(options: Pick<MosquittoOptions, 'devices' | 'services' |
   return `${lines.join('\n')}\n`;
 }
 
+/** Brokers still running: killed and cleaned up synchronously if the process exits without stop() (a crashed test). */
+const live = new Set<Mosquitto>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const broker of live) broker.killNow();
+  });
+}
+
 class Mosquitto implements MosquittoBroker {
   readonly kind = 'mosquitto' as const;
   readonly host = LOOPBACK;
@@ -142,7 +153,15 @@ class Mosquitto implements MosquittoBroker {
     return this.output;
   }
 
+  /** Synchronous last resort (process exit): SIGKILL and remove the temp dir. */
+  killNow(): void {
+    if (this.running) this.child?.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
   async firstStart(): Promise<void> {
+    installExitHook();
+    live.add(this);
     // A free port can be taken between the probe and mosquitto's bind: retry with another.
     for (let attempt = 0; ; attempt++) {
       this.port = this.options.port ?? (await freePort());
@@ -241,6 +260,7 @@ class Mosquitto implements MosquittoBroker {
     if (this.stopped) return;
     this.stopped = true;
     await this.kill();
+    live.delete(this);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
