@@ -13,4 +13,5 @@ export const FORMAT_VERSIONS = Object.freeze({
   signedDocument: 1,
   appImage: 1,
   counter: 2,
+  envelope: 1,
 });

@@ -20,9 +20,10 @@
  * key is looked up or any tag computed: a bad envelope costs O(1) work and
  * no allocation sized by its claims.
  */
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 
 /** Envelope format version, separate from the package version (docs/spec/envelope.md). */
-export const ENVELOPE_FORMAT_VERSION = 1;
+export const ENVELOPE_FORMAT_VERSION = FORMAT_VERSIONS.envelope;
 /** Bytes before the payload: version, suite, key id, device id, counter. */
 export const ENVELOPE_HEADER_LENGTH = 21;
 /** Bytes of the device id field. */
