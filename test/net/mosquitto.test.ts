@@ -96,6 +96,7 @@ describe('mosquitto harness (MQTT 5)', { skip }, () => {
     // mqtt.js does not honour the Receive Maximum itself: 10 QoS 1 publishes go out at once, and mosquitto acks them all.
     await Promise.all(Array.from({ length: 10 }, (_, i) => dev.publishAsync('holdfast/dev2/t', `m${i}`, { qos: 1 })));
     await sleep(200);
+    assert.ok(dev.connected, 'no DISCONNECT 0x93 for exceeding the Receive Maximum with QoS 1');
     const publishes = raw.packets.filter((p) => p.cmd === 'publish');
     assert.equal(publishes.length, 3, 'mosquitto first sends the subscriber 3 unacknowledged QoS 1 PUBLISHes');
     raw.send({ cmd: 'puback', messageId: (publishes[0] as { messageId: number }).messageId, reasonCode: 0 });
@@ -118,6 +119,30 @@ describe('mosquitto harness (MQTT 5)', { skip }, () => {
     await closed;
     assert.deepEqual(reasons, [0x95]);
     assert.match(broker.log(), /Client dev1-big disconnected due to oversize packet/);
+  });
+
+  it('the subscriber\'s own Receive Maximum (3, no broker setting) is also exceeded after the first PUBACK', async (t) => {
+    const other = await startMosquitto({ devices: DEVICES, services: [INGEST] });
+    try {
+      const raw = await rawClient(other.port, 5);
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'ingest-rm', keepalive: 60, username: INGEST.username, password: Buffer.from(INGEST.password), properties: { receiveMaximum: 3 } });
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'holdfast/#', qos: 1 }], properties: {} });
+      const deadline = Date.now() + 2000;
+      while (!raw.packets.some((p) => p.cmd === 'suback') && Date.now() < deadline) await sleep(5);
+      const dev = await client(other.port, { protocolVersion: 5, clientId: 'dev1-rm', username: 'dev1', password: 'pw-dev1' });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => dev.publishAsync('holdfast/dev1/t', `m${i}`, { qos: 1 })));
+      await sleep(150);
+      const publishes = () => raw.packets.filter((p) => p.cmd === 'publish') as unknown as { messageId: number }[];
+      assert.equal(publishes().length, 3);
+      raw.send({ cmd: 'puback', messageId: publishes()[0].messageId, reasonCode: 0 });
+      await sleep(100);
+      t.diagnostic(`in flight at the subscriber after one PUBACK: ${publishes().length - 1} (its Receive Maximum: 3)`);
+      assert.ok(publishes().length >= 4);
+      raw.socket.destroy();
+      await dev.endAsync();
+    } finally {
+      await other.stop();
+    }
   });
 
   it('the generated ACL: each device readwrite only holdfast/<id>/#; openAcl adds holdfast/# write', () => {
