@@ -142,6 +142,12 @@ function publish(version: MqttVersion): fc.Arbitrary<MqttPacket> {
         topicAlias: fc.integer({ min: 1, max: 0xffff }),
       }),
     })
+    .chain((p) =>
+      // Payload Format Indicator 1 needs a UTF-8 payload (§3.3.2.3.2).
+      version === 5 && p.properties.payloadFormatIndicator === 0
+        ? fc.option(text(20), { nil: undefined }).map((t) => (t === undefined ? p : { ...p, payload: new TextEncoder().encode(t), properties: { ...p.properties, payloadFormatIndicator: 1 } }))
+        : fc.constant(p),
+    )
     .map(({ packetId: id, ...p }) => stripUndefined({ type: 'publish' as const, ...p, dup: p.qos > 0 && p.dup, packetId: p.qos > 0 ? id : undefined }) as MqttPacket);
 }
 
