@@ -104,6 +104,35 @@ describe('hostile gateway in front of aedes (MQTT 3.1.1)', () => {
     assert.ok(keep >= 1 && keep < of, `cut inside the packet: ${event.detail}`);
   });
 
+  it('cut a PUBACK on its way down: the broker delivered, the device never heard, and its DUP resend after reconnect is delivered a second time', async () => {
+    const g = await gateway(broker, [{ action: 'cut', dir: 'down', type: 'puback', clientId: 'dev1-lostack', nth: [0] }]);
+    const sub = await subscriber(broker.port, ingest4('ingest-lostack'));
+    const dev = mqtt.connect({ host: '127.0.0.1', port: g.port, ...v4('dev1-lostack'), clean: false, reconnectPeriod: 50 });
+    try {
+      await once(dev, 'connect');
+      await dev.publishAsync('holdfast/dev1/t', 'acked late', { qos: 1 });
+      const got = await sub.waitFor(2);
+      assert.deepEqual(got.map((m) => `${m.payload} dup=${m.dup}`), ['acked late dup=false', 'acked late dup=false']);
+      assert.equal(g.connections, 2);
+      assert.match(formatEvent(g.events[0]), /conn=0 client=dev1-lostack puback cut after [1-3] of 4 bytes$/);
+    } finally {
+      await dev.endAsync(true);
+    }
+  });
+
+  it('flip anywhere (region any) can break the framing: the broker drops the connection or delivers altered bytes, never the original', async () => {
+    const g = await gateway(broker, [{ action: 'flip', region: 'any', bits: 3, nth: [0] }], 5);
+    const sub = await subscriber(broker.port, ingest4('ingest-flipany'));
+    const dev = mqtt.connect({ host: '127.0.0.1', port: g.port, ...v4('dev1-flipany'), reconnectPeriod: 0 });
+    dev.on('error', () => undefined);
+    await once(dev, 'connect');
+    dev.publish('holdfast/dev1/t', 'exact bytes', { qos: 0 });
+    await sleep(150);
+    assert.ok(!sub.got.some((m) => m.topic === 'holdfast/dev1/t' && m.payload.toString() === 'exact bytes'));
+    assert.match(g.events[0].detail, /^packet: (byte \d+ bit [0-7](, )?){3}$/);
+    dev.end(true);
+  });
+
   it('stall: part of the packet, then nothing for 300 ms, then the rest; delivered once', async () => {
     const g = await gateway(broker, [{ action: 'stall', ms: 300, nth: [0] }]);
     const sub = await subscriber(broker.port, ingest4('ingest-stall'));

@@ -13,7 +13,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { findMosquitto, findMosquittoPasswd, findOpenssl, requireComponents, skipUnless, sleep } from '../../tools/net/common.ts';
+import { findMosquitto, findMosquittoPasswd, findOpenssl, findTool, requireComponents, skipUnless, sleep } from '../../tools/net/common.ts';
 import { aclText, startMosquitto, type MosquittoBroker } from '../../tools/net/mosquitto.ts';
 import mqtt from 'mqtt';
 import { client, DEVICES, endAll, INGEST, once, rawClient, refusedConnect, subscriber } from './net-helpers.ts';
@@ -241,6 +241,12 @@ describe('mosquitto TLS: require_certificate + use_identity_as_username', { skip
 });
 
 describe('missing components', () => {
+  it('a missing tool is named with the package that provides it', () => {
+    const found = findTool('holdfast-no-such-broker', ['-h'], 'holdfast-no-such-package', ['/nonexistent']);
+    assert.equal(found.ok, false);
+    assert.match((found as { reason: string }).reason, /^holdfast-no-such-broker is not installed \(apt-get install holdfast-no-such-package\): /);
+  });
+
   it('skip with the reason outside CI, fail under CI', () => {
     const missing = [{ ok: false as const, reason: 'mosquitto is not installed (apt-get install mosquitto): not found on PATH' }];
     const saved = process.env.CI;

@@ -114,7 +114,8 @@ export function sleep(ms: number): Promise<void> {
 
 export type Found = { ok: true; path: string; version: string } | { ok: false; reason: string };
 
-function findTool(name: string, versionArgs: string[], apt: string, dirs: string[]): Found {
+/** A command on the PATH or in `dirs` that prints a version, or why not (naming the Debian package). */
+export function findTool(name: string, versionArgs: string[], apt: string, dirs: string[]): Found {
   const candidates = [name, ...dirs.map((d) => `${d}/${name}`).filter((p) => existsSync(p))];
   let last = '';
   for (const candidate of candidates) {
