@@ -170,6 +170,8 @@ class Link {
   protocolVersion = 4;
   connacked = false;
   closed = false;
+  /** Set by a cut, a reorder or a refusal: later bytes (even in the same TCP chunk) are neither counted nor forwarded. */
+  halted = false;
   framed = true;
   readonly buffers: Record<Direction, Buffer> = { up: Buffer.alloc(0), down: Buffer.alloc(0) };
   readonly chains: Record<Direction, Promise<void>> = { up: Promise.resolve(), down: Promise.resolve() };
@@ -305,7 +307,7 @@ export class HostileGateway {
   }
 
   private receive(link: Link, dir: Direction, chunk: Buffer): void {
-    if (link.closed) return;
+    if (link.closed || link.halted) return;
     if (!link.framed) return this.write(link, dir, chunk);
     link.buffers[dir] = link.buffers[dir].length ? Buffer.concat([link.buffers[dir], chunk]) : chunk;
     for (;;) {
@@ -323,7 +325,7 @@ export class HostileGateway {
       }
       link.buffers[dir] = link.buffers[dir].subarray(frame.bytes.length);
       this.packet(link, dir, Buffer.from(frame.bytes), frame);
-      if (link.closed) return;
+      if (link.closed || link.halted) return;
     }
   }
 
@@ -554,6 +556,7 @@ export class HostileGateway {
 
   /** After a cut: no more bytes from either side are read or forwarded. */
   private stopReading(link: Link): void {
+    link.halted = true;
     link.down.removeAllListeners('data');
     link.up.removeAllListeners('data');
     link.down.pause();
