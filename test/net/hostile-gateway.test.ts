@@ -252,6 +252,23 @@ describe('hostile gateway in front of aedes (MQTT 3.1.1)', () => {
     assert.match(g.events[0].detail, /return code 0x01/);
   });
 
+  it('two devices at once, 300 publishes, seeded duplicates/replays/forgeries: every delivery is an original or a logged injection', async () => {
+    const rules: Rule[] = [{ action: 'duplicate', probability: 0.1 }, { action: 'replay', probability: 0.1 }, { action: 'forge', probability: 0.1 }];
+    const g = await gateway(broker, rules, 4242);
+    const sub = await subscriber(broker.port, ingest4('ingest-burst'));
+    const devs = await Promise.all([client(g.port, v4('dev1-burst', 'dev1')), client(g.port, v4('dev2-burst', 'dev2'))]);
+    await Promise.all(devs.map((d, k) => Promise.all(Array.from({ length: 150 }, (_, i) => d.publishAsync(`holdfast/dev${k + 1}/t`, `dev${k + 1}:${i}`, { qos: 1 })))));
+    const injected = g.events.length;
+    assert.ok(injected > 10, `${injected} injections`);
+    await sub.waitFor(300 + injected);
+    await sleep(100);
+    assert.equal(sub.got.length, 300 + injected);
+    const originals = new Set(sub.got.map((m) => m.payload.toString()).filter((p) => /^dev[12]:\d+$/.test(p)));
+    assert.equal(originals.size, 300, 'every original delivered');
+    const forged = g.events.filter((e) => e.action === 'forge').length;
+    assert.equal(sub.got.filter((m) => !/^dev[12]:\d+$/.test(m.payload.toString())).length, forged, 'anything else is a logged forgery');
+  });
+
   it('the same seed and traffic give the same actions; another seed gives others', async () => {
     const rules: Rule[] = [{ action: 'flip', probability: 0.3 }, { action: 'duplicate', probability: 0.2 }];
     const run = async (seed: number) => {
