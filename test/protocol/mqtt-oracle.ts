@@ -119,8 +119,13 @@ function connack(version: MqttVersion): fc.Arbitrary<MqttPacket> {
         subscriptionIdentifiersAvailable: bit,
         sharedSubscriptionAvailable: bit,
       }),
+      auth: version === 5 ? authPair : fc.constant(undefined),
     })
-    .map((p) => ({ type: 'connack' as const, ...p, sessionPresent: p.reasonCode === 0 && p.sessionPresent }));
+    .map(({ auth, ...p }) => {
+      const packet = { type: 'connack' as const, ...p, sessionPresent: p.reasonCode === 0 && p.sessionPresent };
+      if (auth !== undefined) packet.properties = { ...packet.properties, authenticationMethod: auth[0], ...(auth[1] ? { authenticationData: auth[1] } : {}) };
+      return packet;
+    });
 }
 
 function publish(version: MqttVersion): fc.Arbitrary<MqttPacket> {
