@@ -192,6 +192,19 @@ describe('mosquitto persistence across restart', { skip }, () => {
     });
   }
 
+  it('stop: a broker that ignores SIGTERM (stopped with SIGSTOP) is SIGKILLed after the bound', async () => {
+    requireComponents(needs);
+    const broker = await startMosquitto({ devices: DEVICES, stopTimeoutMs: 200 });
+    const { pid, dir } = broker;
+    process.kill(pid!, 'SIGSTOP');
+    const started = performance.now();
+    await broker.stop();
+    const took = performance.now() - started;
+    assert.ok(took >= 190 && took < 2000, `stop took ${took.toFixed(0)} ms`);
+    assert.match(broker.log(), /no exit 200 ms after SIGTERM, sending SIGKILL/);
+    assert.ok(!alive(pid) && !existsSync(dir));
+  });
+
   it('stop: SIGTERM ends the process and the temp dir is removed', async () => {
     requireComponents(needs);
     const broker = await startMosquitto({ devices: DEVICES, persistence: true });
