@@ -34,7 +34,7 @@ export const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'pubac
 export type PacketType = (typeof PACKET_TYPES)[number];
 
 export interface RuleSelector {
-  /** Default 'up' ('down' for nothing: every action may be aimed either way, except refuseConnect which is always up). */
+  /** Default 'up'. Every action may be aimed either way, except refuseConnect (the device's CONNECT, always up). */
   dir?: Direction;
   /** Packet type the rule matches; default 'publish' ('connect' for refuseConnect). */
   type?: PacketType;

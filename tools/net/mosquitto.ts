@@ -30,7 +30,7 @@ export interface MosquittoOptions {
   services?: readonly ServiceAccount[];
   /** Keep sessions and queued messages in a file across restarts (default false). */
   persistence?: boolean;
-  /** mosquitto's max_inflight_messages: the Receive Maximum it advertises... toward clients it sends to. */
+  /** mosquitto's max_inflight_messages: advertised as Receive Maximum in CONNACK; 2.0.11 neither enforces it on incoming QoS 1 nor keeps it as a strict window toward subscribers (docs/design/test-network.md). */
   maxInflightMessages?: number;
   /** mosquitto's max_packet_size: the Maximum Packet Size it advertises in CONNACK and enforces. */
   maxPacketSize?: number;
