@@ -475,6 +475,24 @@ export const suite: CaseSuite = {
       },
     },
     {
+      name: 'longest strings: 65,535-byte topics of 1-, 2-, 3- and 4-byte characters decode and re-encode (linear in XS too)',
+      run() {
+        const options = { ...V5, maximumPacketSize: 70_000 };
+        let characters = 0;
+        for (const [unit, bytesPer] of [['a', 1], ['\u00e9', 2], ['\u65e5', 3], ['\u{1f600}', 4]] as const) {
+          const count = Math.floor(65_535 / bytesPer);
+          const topic = unit.repeat(count);
+          const packet: MqttPacket = { type: 'publish', topic, payload: bin(1), qos: 0, retain: false, dup: false, properties: { userProperties: [['k', unit.repeat(100)]] } };
+          const bytes = encodePacket(packet, { protocolVersion: 5 });
+          const decoded = decodePacket(bytes, options);
+          ok(decoded.type === 'publish' && decoded.topic === topic, `${bytesPer}-byte characters: same topic`);
+          bytesEqual(encodePacket(decoded, { protocolVersion: 5 }), bytes, `${bytesPer}-byte characters: same bytes`);
+          characters += count;
+        }
+        return { characters };
+      },
+    },
+    {
       name: 'mutated packets: a packet or a typed error, in this engine too',
       run() {
         const rng = new Rng(0x5eed);

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import mqttPacket from 'mqtt-packet';
 import { decodePacket, encodePacket, MqttStreamDecoder, type MqttPacket, type MqttVersion } from '../../firmware/protocol/mqtt/index.ts';
-import { fromOracle, normalize, PACKET_KINDS, packetArbitrary, toOracle } from './mqtt-oracle.ts';
+import { anyPacket, fromOracle, normalize, PACKET_KINDS, packetArbitrary, toOracle } from './mqtt-oracle.ts';
 
 const RUNS = 250;
 const OPTIONS = (version: MqttVersion) => ({ protocolVersion: version, maximumPacketSize: 1 << 20, topicAliasMaximum: 0xffff });
@@ -80,5 +80,22 @@ for (const version of [5, 4] as const) {
         );
       });
     }
+
+    it('several packets of mqtt-packet in one stream, split anywhere: the same packets in order', () => {
+      fc.assert(
+        fc.property(fc.array(anyPacket(version), { minLength: 2, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 10 }), (packets, cuts) => {
+          const bytes = Buffer.concat(packets.map((p) => oracleGenerate(p, version)));
+          const stream = new MqttStreamDecoder(OPTIONS(version));
+          const out: MqttPacket[] = [];
+          for (const chunk of split(new Uint8Array(bytes), cuts)) {
+            const r = stream.push(chunk);
+            assert.equal(r.error, undefined, r.error?.message);
+            out.push(...r.packets);
+          }
+          assert.deepEqual(out.map(normalize), packets.map(normalize));
+        }),
+        { numRuns: RUNS },
+      );
+    });
   });
 }

@@ -12,9 +12,9 @@
  * (a string starting with "utf8:") when it is not MQTT UTF-8.
  */
 export function decodeUtf8(bytes: Uint8Array, start: number, end: number): { ok: true; value: string } | { ok: false; cause: string } {
+  const pieces: string[] = [];
   const units: number[] = [];
   let i = start;
-  let text = '';
   while (i < end) {
     const b0 = bytes[i];
     let cp: number;
@@ -49,14 +49,23 @@ export function decodeUtf8(bytes: Uint8Array, start: number, end: number): { ok:
     } else {
       units.push(cp);
     }
-    if (units.length >= 4096) {
-      text += String.fromCharCode.apply(null, units);
+    if (units.length >= CHUNK_UNITS) {
+      pieces.push(String.fromCharCode.apply(null, units));
       units.length = 0;
     }
   }
-  if (units.length > 0) text += String.fromCharCode.apply(null, units);
-  return { ok: true, value: text };
+  if (units.length > 0) pieces.push(String.fromCharCode.apply(null, units));
+  return { ok: true, value: pieces.length === 1 ? pieces[0] : pieces.join('') };
 }
+
+/**
+ * UTF-16 units per String.fromCharCode.apply call. Every argument takes a
+ * stack slot in XS: 4,096 overflowed the xsnap worker's stack (the worker
+ * dies, nothing to catch), and a Moddable ESP32 build has far fewer slots.
+ * The pieces are joined once, so decoding stays linear (repeated `+=` on an
+ * XS string copies it each time).
+ */
+const CHUNK_UNITS = 32;
 
 function isCont(byte: number): boolean {
   return (byte & 0xc0) === 0x80;
