@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
 import { sleep } from '../../tools/net/common.ts';
 import { startAedes, type AedesBroker } from '../../tools/net/aedes-broker.ts';
-import { client, DEVICES, endAll, INGEST, once, refusedConnect, subscriber } from './net-helpers.ts';
+import { client, DEVICES, endAll, INGEST, once, refusedConnect, subscriber, until } from './net-helpers.ts';
 
 describe('aedes harness (MQTT 3.1.1)', () => {
   let broker: AedesBroker;
@@ -76,7 +76,8 @@ describe('aedes restart', () => {
         const again = mqtt.connect({ host: broker.host, port: broker.port, reconnectPeriod: 0, ...session });
         again.on('message', (_t, payload) => got.push(payload.toString()));
         const [connack] = (await once(again, 'connect')) as [{ sessionPresent: boolean }];
-        await sleep(100);
+        if (persistence) await until(() => got.length > 0, 'the queued message');
+        await sleep(50);
         assert.equal(connack.sessionPresent, persistence);
         assert.deepEqual(got, persistence ? ['while away'] : []);
         await again.endAsync();

@@ -12,7 +12,7 @@ import { findMosquitto, findMosquittoPasswd, requireComponents, skipUnless, slee
 import { startAedes } from '../../tools/net/aedes-broker.ts';
 import { startMosquitto } from '../../tools/net/mosquitto.ts';
 import { decodePacket, formatEvent, startGateway, takeFrame, type HostileGateway, type Rule } from '../../tools/net/hostile-gateway.ts';
-import { client, DEVICES, endAll, INGEST, once, refusedConnect, subscriber } from './net-helpers.ts';
+import { client, DEVICES, endAll, INGEST, once, refusedConnect, subscriber, until } from './net-helpers.ts';
 
 const needs = [findMosquitto(), findMosquittoPasswd()];
 const skipMosquitto = skipUnless(needs);
@@ -96,6 +96,7 @@ describe('hostile gateway in front of aedes (MQTT 3.1.1)', () => {
     const closed = once(dev, 'close');
     dev.publish('holdfast/dev1/t', 'cut in the middle', { qos: 1 }, () => undefined);
     await closed;
+    await sub.waitFor(1);
     await sleep(100);
     assert.deepEqual(sub.got.map((m) => m.payload.toString()), ['before']);
     const [event] = g.events;
@@ -357,7 +358,7 @@ describe('hostile gateway in front of mosquitto (MQTT 5)', { skip: skipMosquitto
     const again = mqtt.connect({ host: broker.host, port: broker.port, reconnectPeriod: 0, ...session });
     again.on('message', (_t, payload) => got.push(payload.toString()));
     const [connack] = (await once(again, 'connect')) as [{ sessionPresent: boolean }];
-    await sleep(150);
+    await until(() => got.length > 0, 'the message queued before the restart');
     await again.endAsync();
     assert.equal(connack.sessionPresent, true);
     assert.ok(got[0] === 'before', `queued before the restart: ${got.join(', ')}`);

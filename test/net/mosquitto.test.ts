@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { findMosquitto, findMosquittoPasswd, findOpenssl, findTool, requireComponents, skipUnless, sleep } from '../../tools/net/common.ts';
 import { aclText, startMosquitto, type MosquittoBroker } from '../../tools/net/mosquitto.ts';
 import mqtt from 'mqtt';
-import { client, DEVICES, endAll, INGEST, once, rawClient, refusedConnect, subscriber } from './net-helpers.ts';
+import { client, DEVICES, endAll, INGEST, once, rawClient, refusedConnect, subscriber, until } from './net-helpers.ts';
 
 const needs = [findMosquitto(), findMosquittoPasswd()];
 const needsTls = [...needs, findOpenssl()];
@@ -95,11 +95,13 @@ describe('mosquitto harness (MQTT 5)', { skip }, () => {
     assert.equal(connack.properties?.maximumPacketSize, 512);
     // mqtt.js does not honour the Receive Maximum itself: 10 QoS 1 publishes go out at once, and mosquitto acks them all.
     await Promise.all(Array.from({ length: 10 }, (_, i) => dev.publishAsync('holdfast/dev2/t', `m${i}`, { qos: 1 })));
-    await sleep(200);
+    await until(() => raw.packets.filter((p) => p.cmd === 'publish').length >= 3, '3 PUBLISHes at the subscriber');
+    await sleep(150);
     assert.ok(dev.connected, 'no DISCONNECT 0x93 for exceeding the Receive Maximum with QoS 1');
     const publishes = raw.packets.filter((p) => p.cmd === 'publish');
     assert.equal(publishes.length, 3, 'mosquitto first sends the subscriber 3 unacknowledged QoS 1 PUBLISHes');
     raw.send({ cmd: 'puback', messageId: (publishes[0] as { messageId: number }).messageId, reasonCode: 0 });
+    await until(() => raw.packets.filter((p) => p.cmd === 'publish').length >= 4, 'a PUBLISH after the PUBACK');
     await sleep(100);
     // Measured with 2.0.11: one PUBACK releases a whole new batch of 3 while 2 are still unacknowledged
     // (5 in flight > 3), also when the subscriber's own CONNECT says Receive Maximum 3
@@ -131,10 +133,12 @@ describe('mosquitto harness (MQTT 5)', { skip }, () => {
       while (!raw.packets.some((p) => p.cmd === 'suback') && Date.now() < deadline) await sleep(5);
       const dev = await client(other.port, { protocolVersion: 5, clientId: 'dev1-rm', username: 'dev1', password: 'pw-dev1' });
       await Promise.all(Array.from({ length: 10 }, (_, i) => dev.publishAsync('holdfast/dev1/t', `m${i}`, { qos: 1 })));
-      await sleep(150);
       const publishes = () => raw.packets.filter((p) => p.cmd === 'publish') as unknown as { messageId: number }[];
+      await until(() => publishes().length >= 3, '3 PUBLISHes at the subscriber');
+      await sleep(150);
       assert.equal(publishes().length, 3);
       raw.send({ cmd: 'puback', messageId: publishes()[0].messageId, reasonCode: 0 });
+      await until(() => publishes().length >= 4, 'a PUBLISH after the PUBACK');
       await sleep(100);
       t.diagnostic(`in flight at the subscriber after one PUBACK: ${publishes().length - 1} (its Receive Maximum: 3)`);
       assert.ok(publishes().length >= 4);
@@ -176,7 +180,8 @@ describe('mosquitto persistence across restart', { skip }, () => {
         const again = mqtt.connect({ host: broker.host, port: broker.port, reconnectPeriod: 0, ...session });
         again.on('message', (_topic, payload) => got.push(payload.toString()));
         await once(again, 'connect');
-        await sleep(150);
+        if (persistence) await until(() => got.length > 0, 'the queued message');
+        await sleep(100);
         const sessionPresent = (again as unknown as { connackPacket?: { sessionPresent: boolean } }).connackPacket?.sessionPresent;
         if (persistence) {
           assert.equal(sessionPresent, true);

@@ -87,3 +87,12 @@ export async function rawClient(port: number, protocolVersion: number): Promise<
   socket.on('error', () => undefined);
   return { socket, packets, send: (p: object) => socket.write(mqttPacket.generate(p as mqttPacket.Packet, { protocolVersion })) };
 }
+
+/** Polls `predicate` every 5 ms; rejects naming `what` after timeoutMs (slow machines: wait for the fact, not a fixed time). */
+export async function until(predicate: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
