@@ -15,6 +15,7 @@ const SUITES: readonly { key: string; load: () => Promise<CaseSuite> }[] = [
   { key: 'counter', load: async () => (await import('../test/storage/counter.cases.ts')).suite },
   { key: 'floorStore', load: async () => (await import('../test/update/floor-store.cases.ts')).suite },
   { key: 'replayStore', load: async () => (await import('../test/security/replay-window.cases.ts')).suite },
+  { key: 'envelope', load: async () => (await import('../test/security/envelope.cases.ts')).suite },
   { key: 'outbox', load: async () => (await import('../test/storage/outbox.cases.ts')).suite },
   { key: 'outboxDefects', load: async () => (await import('../test/storage/outbox-defects.cases.ts')).suite },
   { key: 'outboxDamage', load: async () => (await import('../test/storage/outbox-damage.cases.ts')).suite },

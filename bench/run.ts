@@ -16,7 +16,7 @@ import { figureProblems, mergeFigures, misses, parseResultsJson, renderDocument,
  * not depend on all of it loading.
  */
 export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
-  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage] = await Promise.all([
+  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz] = await Promise.all([
     import('./outbox.bench.ts'),
     import('./outbox-powercut.bench.ts'),
     import('./counter.bench.ts'),
@@ -25,8 +25,9 @@ export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
     import('./frame-log.bench.ts'),
     import('./xs-bridge.bench.ts'),
     import('./coverage.bench.ts'),
+    import('./mqtt-fuzz.bench.ts'),
   ]);
-  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench];
+  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench];
 }
 
 export const BENCH_COMMAND = 'npm run bench';
