@@ -299,6 +299,20 @@ export const suite: CaseSuite = {
         e.link.deliver(encodePacket({ type: 'pingreq' }, { protocolVersion: 5 }));
         const d4 = e.broker.received[e.broker.received.length - 1];
         ok(d4.type === 'disconnect' && d4.reasonCode === 0x82, 'PINGREQ from the broker → 0x82');
+
+        const f = setup(0);
+        f.link.open({});
+        f.link.deliver(f.broker.encode({ type: 'publish', topic: 'cmd/x', payload: new Uint8Array(1), qos: 2, retain: false, dup: false, packetId: 7, properties: {} }));
+        const d5 = f.broker.received[f.broker.received.length - 1];
+        ok(d5.type === 'disconnect' && d5.reasonCode === 0x82, 'QoS 2 PUBLISH → 0x82');
+
+        const g = setup(0);
+        g.link.open({});
+        g.link.deliver(g.broker.encode({ type: 'publish', topic: 'cmd/x', payload: new Uint8Array([9]), qos: 1, retain: false, dup: false, packetId: 8, properties: {} }));
+        const ack = g.broker.received[g.broker.received.length - 1];
+        ok(ack.type === 'puback' && ack.packetId === 8 && ack.reasonCode === 0, 'incoming QoS 1 PUBLISH acknowledged');
+        equal(g.link.eventsOf('message').length, 1, 'and reported');
+        equal(g.session.sendQuota, 65535, 'an incoming PUBLISH does not touch the send quota');
       },
     },
     {

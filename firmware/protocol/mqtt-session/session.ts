@@ -262,6 +262,11 @@ export class MqttSession {
         step.events.push({ kind: 'suback', packetId: packet.packetId, reasonCodes: packet.reasonCodes });
         return;
       case 'publish':
+        if (packet.qos === 2) {
+          // Every subscription asks for QoS 1 at most (§3.8.3.1): a QoS 2 PUBLISH breaks the grant (§3.3.4), and QoS 2 is left out.
+          this.fail(step, PROTOCOL_ERROR, 'QoS 2 PUBLISH from the broker (granted at most QoS 1)', now);
+          return;
+        }
         step.events.push({ kind: 'message', topic: packet.topic, payload: packet.payload, qos: packet.qos });
         if (packet.qos === 1 && packet.packetId !== undefined) this.send(step, { type: 'puback', packetId: packet.packetId, reasonCode: 0, properties: {} }, now);
         return;
