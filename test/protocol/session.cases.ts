@@ -10,7 +10,8 @@ import { backoffDelayMs, MqttSession, SessionState, type SessionOptions } from '
 import type { Entropy } from '../../firmware/hal/entropy.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseSuite } from '../support/cases.ts';
-import { BASE_OPTIONS, FakeBroker, Link, MemorySource } from './session-broker.ts';
+import { Outbox } from '../../firmware/storage/outbox.ts';
+import { BASE_OPTIONS, FakeBroker, Link, MemorySource, OutboxSource } from './session-broker.ts';
 
 function setup(count: number, options: Partial<SessionOptions> = {}, size = 8): { link: Link; source: MemorySource; session: MqttSession; broker: FakeBroker } {
   const source = new MemorySource(count, size);
@@ -357,6 +358,34 @@ export const suite: CaseSuite = {
         const r = refused.received(encodePacket({ type: 'connack', sessionPresent: false, reasonCode: 1, properties: {} }, { protocolVersion: 4 }), 0);
         equal(r.events[0].kind, 'refused', 'return code 1 reported as refused');
         equal(r.write.length, 0, 'nothing written');
+      },
+    },
+    {
+      name: 'drains the real Outbox on simulated flash: out-of-order PUBACKs, a reconnect, records appended meanwhile',
+      run(env) {
+        const flash = env.createFlash({ blocks: 4, blockLength: 1024 });
+        Outbox.format(flash);
+        const outbox = Outbox.open(flash);
+        for (let i = 0; i < 40; i++) outbox.append(new Uint8Array([i, 1, 2, 3]));
+        const session = new MqttSession({ ...BASE_OPTIONS, maxInFlight: 8, startSeq: outbox.stats().ackSeq }, new OutboxSource(outbox));
+        const broker = new FakeBroker();
+        const link = new Link(session, broker);
+        link.open({ receiveMaximum: 4 });
+        for (let i = 0; i < 10; i++) link.deliver(broker.release(broker.held.length - 1)); // newest first
+        link.close();
+        link.open({ receiveMaximum: 4, sessionPresent: true });
+        for (let i = 40; i < 60; i++) outbox.append(new Uint8Array([i, 1, 2, 3]));
+        let guard = 0;
+        while (outbox.stats().queued > 0) {
+          if (guard++ > 1000) throw new Error('drain stalled');
+          if (broker.held.length > 0) link.deliver(broker.release(guard % broker.held.length));
+          else link.tick(1);
+        }
+        equal(broker.violations, 0, 'window violations');
+        const seen = new Set(broker.publishes().map(seqOf));
+        equal(seen.size, 60, 'every record published');
+        equal(outbox.stats().ackSeq, 60, 'outbox acknowledged to the end');
+        return { published: broker.publishes().length, resent: session.stats().resent };
       },
     },
     {
