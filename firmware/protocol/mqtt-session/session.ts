@@ -46,6 +46,9 @@ export interface SessionOptions {
   readonly responseTimeoutMs: number;
   /** First sequence number to read from the source (its oldest unacknowledged record). */
   readonly startSeq: number;
+  /** CONNECT User Name and Password, when the broker wants them. */
+  readonly username?: string;
+  readonly password?: Uint8Array;
 }
 
 export const SessionState = Object.freeze({
@@ -161,7 +164,10 @@ export class MqttSession {
     this.halted = false;
     this.subscribes.clear();
     const properties = this.opts.protocolVersion === 5 ? { sessionExpiryInterval: this.opts.sessionExpirySec, maximumPacketSize: this.opts.maximumPacketSize } : {};
-    this.send(step, { type: 'connect', protocolVersion: this.opts.protocolVersion, clientId: this.opts.clientId, keepAlive: this.opts.keepAliveSec, cleanStart: false, properties }, now);
+    const connect: MqttPacket = { type: 'connect', protocolVersion: this.opts.protocolVersion, clientId: this.opts.clientId, keepAlive: this.opts.keepAliveSec, cleanStart: false, properties };
+    if (this.opts.username !== undefined) connect.username = this.opts.username;
+    if (this.opts.password !== undefined) connect.password = this.opts.password;
+    this.send(step, connect, now);
     this.waitingSince = now;
     return step;
   }
