@@ -9,8 +9,6 @@
 import { encodePacket, MqttStreamDecoder, type MqttPacket, type MqttProperties, type PublishPacket } from '../../firmware/protocol/mqtt/index.ts';
 import { MqttSession, type SessionEvent, type SessionOptions, type SourceRecord, type RecordSource } from '../../firmware/protocol/mqtt-session/index.ts';
 import { CheckFailure } from '../support/check.ts';
-import type { Outbox } from '../../firmware/storage/outbox.ts';
-import { seqAdd, seqDiff } from '../../firmware/base/seq.ts';
 
 export interface BrokerConfig {
   receiveMaximum?: number;
@@ -188,25 +186,3 @@ export class Link {
   }
 }
 
-/**
- * The real Outbox behind the session's RecordSource (test wiring; the
- * firmware adapter is not written yet): `peekFrom(seq)` continues the
- * outbox's delivery cursor when asked for the record after the last one it
- * returned, and restarts from the oldest unacknowledged record otherwise.
- */
-export class OutboxSource implements RecordSource {
-  private last: number | undefined;
-
-  constructor(readonly outbox: Outbox) {}
-
-  peekFrom(seq: number): SourceRecord | undefined {
-    let record = this.last !== undefined && seqAdd(this.last, 1) === seq ? this.outbox.next() : this.outbox.peek();
-    while (record !== undefined && seqDiff(record.seq, seq) < 0) record = this.outbox.next();
-    if (record !== undefined) this.last = record.seq;
-    return record;
-  }
-
-  ack(uptoSeq: number): void {
-    this.outbox.ack(uptoSeq);
-  }
-}

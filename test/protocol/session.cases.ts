@@ -11,7 +11,8 @@ import type { Entropy } from '../../firmware/hal/entropy.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseSuite } from '../support/cases.ts';
 import { Outbox } from '../../firmware/storage/outbox.ts';
-import { BASE_OPTIONS, FakeBroker, Link, MemorySource, OutboxSource } from './session-broker.ts';
+import { BASE_OPTIONS, FakeBroker, Link, MemorySource } from './session-broker.ts';
+import { OutboxSource } from '../../firmware/protocol/mqtt-session/index.ts';
 
 function setup(count: number, options: Partial<SessionOptions> = {}, size = 8): { link: Link; source: MemorySource; session: MqttSession; broker: FakeBroker } {
   const source = new MemorySource(count, size);
