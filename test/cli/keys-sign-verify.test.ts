@@ -6,92 +6,24 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodeImageBody, decodeImageManifest } from '../../firmware/update/manifest.ts';
 import { readSecretKey, REVOKED_DIR, type KeysJson } from '../../tools/keys/keystore.ts';
 import { hostCrypto, signEnvelope } from '../../tools/keys/signer.ts';
 import { bytesToHex } from '../../firmware/security/verify.ts';
 import { rotateRoot, trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { decodeEnvelope, encodeEnvelope } from '../../firmware/update/signed-document.ts';
+import { batch, BOARD, expectExit, holdfast as run, transcript, type Run } from './cli-harness.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
-const MAIN = new URL('../../tools/cli/main.ts', import.meta.url).href;
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const BOARD = 'esp32-wroom-32e-4mb';
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Everything any command printed, checked for private key material at the end. */
-const transcript: string[] = [];
-
-/** Runs bin/holdfast.js in a child process: the real entry point and exit status. */
+/** bin/holdfast.js in a child process, from `cwd`. */
 function holdfast(cwd: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 }, (error, stdout, stderr) => {
-      transcript.push(stdout, stderr);
-      const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-/**
- * Runs several commands, in order, through the CLI's `main` in ONE child
- * process (each with a fresh program and its stdout/stderr captured), to
- * save the ~1 s each CLI start costs; `status` is what bin/holdfast.js would
- * exit with. Paths in the commands must be absolute (the driver runs in the
- * repository, where tsx resolves).
- */
-const BATCH_DRIVER = `
-const { main } = await import(${JSON.stringify(MAIN)});
-const results = [];
-for (const args of JSON.parse(process.argv[1])) {
-  let stdout = '', stderr = '';
-  const write = { out: process.stdout.write, err: process.stderr.write };
-  process.stdout.write = (chunk) => ((stdout += String(chunk)), true);
-  process.stderr.write = (chunk) => ((stderr += String(chunk)), true);
-  process.exitCode = undefined;
-  let status;
-  try {
-    status = await main(['node', 'holdfast', ...args]);
-  } catch (error) {
-    stderr += String(error && error.stack);
-    status = 99;
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-  results.push({ status, stdout, stderr });
-}
-process.exitCode = 0;
-process.stdout.write(JSON.stringify(results));
-`;
-
-function batch(jobs: readonly string[][]): Promise<Run[]> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', BATCH_DRIVER, JSON.stringify(jobs)], { cwd: REPO, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      transcript.push(stdout, stderr);
-      if (error) return reject(new Error(`batch driver failed: ${error.message}\n${stderr}`));
-      resolve(JSON.parse(stdout) as Run[]);
-    });
-  });
+  return run(args, { cwd });
 }
 
 async function one(...args: string[]): Promise<Run> {
   return (await batch([args]))[0];
-}
-
-function expectExit(run: Run, code: number, what: string): Run {
-  assert.equal(run.status, code, `${what}: exit ${run.status}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
-  return run;
 }
 
 function keysJson(dir: string): KeysJson {
