@@ -56,6 +56,11 @@ const LABELS: Readonly<Record<Counted, string>> = {
   refused: 'damage cases refused with a typed error',
 };
 
+/** Damage figures count cases, power-cut figures count runs. */
+function unitOf(field: Counted): string {
+  return field === 'cases' || field === 'recovered' || field === 'refused' ? 'cases' : 'runs';
+}
+
 export const coverageBench: BenchGroup = {
   title: 'Fault-injection coverage',
   prefix: 'coverage.',
@@ -72,11 +77,11 @@ export const coverageBench: BenchGroup = {
       for (const field of COUNTED) {
         total[field] += sums[field];
         if (sums[field] === 0 || field === 'prefixRuns') continue;
-        figures.push({ name: `coverage.${key}.${field}`, value: sums[field], unit: field === 'cases' || field === 'recovered' || field === 'refused' ? 'cases' : 'runs', label: `${key}: ${LABELS[field]}`, kind: 'count' });
+        figures.push({ name: `coverage.${key}.${field}`, value: sums[field], unit: unitOf(field), label: `${key}: ${LABELS[field]}`, kind: 'count' });
       }
     }
     for (const field of COUNTED) {
-      figures.push({ name: `coverage.total.${field}`, value: total[field], unit: field === 'cases' || field === 'recovered' || field === 'refused' ? 'cases' : 'runs', label: `all suites: ${LABELS[field]}`, kind: 'count' });
+      figures.push({ name: `coverage.total.${field}`, value: total[field], unit: unitOf(field), label: `all suites: ${LABELS[field]}`, kind: 'count' });
     }
     return figures;
   },
