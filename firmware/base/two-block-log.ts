@@ -97,6 +97,10 @@ interface BlockScan {
   handoffFree: [boolean, boolean];
   /** Per key, the largest value in the block's records, or -1. */
   max: number[];
+  /** Per key, whether a record with both copies good holds that largest value. */
+  maxWhole: boolean[];
+  /** The header was read from one copy (a cut between its copies, or damage). */
+  headerLone: boolean;
   /** Last data pair that is not free (0 when none: pair 0 is the header). */
   lastUsed: number;
   unreadable: number;
@@ -115,6 +119,9 @@ interface Recovered {
   nextPair: number;
   values: number[];
   handoffPending: boolean;
+  /** Keys whose value only one copy holds (a cut between the two programs, or damage). */
+  loneKeys: number[];
+  headerLone: boolean;
   handoffFree: [boolean, boolean][];
   report: TwoBlockLogReport;
 }
@@ -135,6 +142,8 @@ export class TwoBlockLog {
   private generation: number;
   private nextPair: number;
   private handoffPending: boolean;
+  private loneKeys: number[];
+  private headerLone: boolean;
   private recordsWritten = 0;
   private bytesProgrammed = 0;
   private erases = 0;
@@ -152,6 +161,8 @@ export class TwoBlockLog {
     this.generation = recovered.generation;
     this.nextPair = recovered.nextPair;
     this.handoffPending = recovered.handoffPending;
+    this.loneKeys = recovered.loneKeys;
+    this.headerLone = recovered.headerLone;
   }
 
   /**
@@ -210,14 +221,35 @@ export class TwoBlockLog {
   /**
    * Finish what a cut interrupted before any value is used: name the newer
    * block in the older one (or, when its handoff slots were damaged, rotate
-   * anew). Writes nothing when nothing is pending.
+   * anew), and write again every value that only one copy holds, so that no
+   * value recovery showed can later fall back under one damaged unit.
+   * Writes nothing when nothing is pending.
    */
   settle(): void {
-    if (!this.handoffPending) return;
-    const older = 1 - this.active;
-    if (this.handoffFree[older][0] || this.handoffFree[older][1]) this.writeHandoff(older, this.generation);
-    else this.rotate(undefined, 0);
-    this.handoffPending = false;
+    if (this.headerLone) {
+      // The header cannot be written again in place: a fresh block rewrites every value and the handoff.
+      this.rotate(undefined, 0);
+      this.headerLone = false;
+      this.handoffPending = false;
+      this.loneKeys = [];
+      return;
+    }
+    if (this.handoffPending) {
+      const older = 1 - this.active;
+      if (this.handoffFree[older][0] || this.handoffFree[older][1]) this.writeHandoff(older, this.generation);
+      else this.rotate(undefined, 0);
+      this.handoffPending = false;
+    }
+    while (this.loneKeys.length > 0) {
+      if (this.nextPair > this.pairsPerBlock - 2) {
+        // A rotation writes every value anew as whole pairs.
+        this.rotate(undefined, 0);
+        this.loneKeys = [];
+      } else {
+        const key = this.loneKeys.pop() as number;
+        this.writePair(this.active, this.nextPair++, this.spec.kind, key, this.values[key]);
+      }
+    }
   }
 
   report(): TwoBlockLogReport {
@@ -329,8 +361,12 @@ function recover(flash: FlashPartition, spec: TwoBlockLogSpec, blockLength: numb
     throw damaged(spec, `block ${1 - active} names successor generation ${older.handoff}, but block ${active} is generation ${generation}`);
   }
   const values: number[] = [];
+  const loneKeys: number[] = [];
   for (let key = 0; key < spec.keys; key++) {
-    values.push(Math.max(0, current.max[key], olderIsPrevious ? older.max[key] : -1));
+    const value = Math.max(0, current.max[key], olderIsPrevious ? older.max[key] : -1);
+    values.push(value);
+    const whole = (current.max[key] === value && current.maxWhole[key]) || (olderIsPrevious && older.max[key] === value && older.maxWhole[key]);
+    if (value > 0 && !whole) loneKeys.push(key);
   }
   // Damage in the previous generation cannot lower a value (this block holds them all); a scratch block is expected garbage.
   const staleDamage = older.header === undefined ? 0 : older.unreadable + older.repaired + older.damagedSlots;
@@ -340,6 +376,8 @@ function recover(flash: FlashPartition, spec: TwoBlockLogSpec, blockLength: numb
     nextPair: current.lastUsed + 1,
     values,
     handoffPending: olderIsPrevious && older.handoff === undefined,
+    loneKeys,
+    headerLone: current.headerLone,
     handoffFree,
     report: {
       repairedRecords: current.repaired,
@@ -377,6 +415,8 @@ function scanBlock(flash: FlashPartition, spec: TwoBlockLogSpec, blockLength: nu
     handoff: undefined,
     handoffFree: [true, true],
     max: new Array<number>(spec.keys).fill(-1),
+    maxWhole: new Array<boolean>(spec.keys).fill(false),
+    headerLone: false,
     lastUsed: 0,
     unreadable: 0,
     torn: 0,
@@ -428,12 +468,18 @@ function notePair(scan: BlockScan, spec: TwoBlockLogSpec, block: number, index: 
   if (pair.tag !== expected || (role !== 'data' && pair.extra !== spec.kind)) {
     throw new StorageError('not-formatted', `${spec.name}: ${where} holds a checked entry (tag 0x${pair.tag.toString(16)}, extra ${pair.extra}) that is not this store's ${role}`);
   }
-  if (role === 'header') scan.header = pair.value;
-  else if (role === 'handoff') scan.handoff = pair.value;
+  if (role === 'header') {
+    scan.header = pair.value;
+    scan.headerLone = pair.repaired;
+  } else if (role === 'handoff') scan.handoff = pair.value;
   else {
-    if (pair.extra >= spec.keys) throw new StorageError('too-many-keys', `${spec.name}: ${where} holds a value for key ${pair.extra}; the store is configured for ${spec.keys}`);
+    const key = pair.extra;
+    if (key >= spec.keys) throw new StorageError('too-many-keys', `${spec.name}: ${where} holds a value for key ${key}; the store is configured for ${spec.keys}`);
     scan.lastUsed = index;
-    scan.max[pair.extra] = Math.max(scan.max[pair.extra], pair.value);
+    if (pair.value > scan.max[key]) {
+      scan.max[key] = pair.value;
+      scan.maxWhole[key] = !pair.repaired;
+    } else if (pair.value === scan.max[key] && !pair.repaired) scan.maxWhole[key] = true;
   }
 }
 

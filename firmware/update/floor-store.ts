@@ -44,6 +44,8 @@ export class FloorStore {
   /** Raise the floor to `version` (never lowers it); returns once durable. */
   raise(version: number): void {
     if (!Number.isInteger(version) || version < 0 || version > MAX_FLOOR) throw new RangeError(`bad security version ${version}`);
+    // Even when the floor is already there: a floor a cut left in one copy is written again.
+    this.log.settle();
     if (version <= this.log.value(0)) return;
     this.log.write(0, version);
   }

@@ -158,6 +158,12 @@ function putPair(flash: FlashPartition, block: number, pair: number, version: nu
   for (let c = 0; c < copies; c++) flash.write(at + c * ENTRY16_LENGTH, entry);
 }
 
+/** Damage (not a program): 16 bytes of garbage at `at`, whatever was there. */
+function damageAt(flash: SimFlash, at: number, seed: number): void {
+  flash.data.set(garbage(ENTRY16_LENGTH, seed), at);
+  flash.deriveUnitsFromContents();
+}
+
 /** Two records per block: 5 writes rotate twice. */
 const SINGLE = { keys: 1, blockLength: 128, total: 5, perBoot: 3 } as const;
 const MULTI = { keys: 3, blockLength: 192, total: 18, perBoot: 4 } as const;
@@ -277,6 +283,52 @@ export const suite: CaseSuite = {
         const again = TwoBlockLog.open(flash, spec(1));
         equal(again.report().handoffPending, false, 'the handoff is durable');
         equal(again.value(0), 3, 'value');
+      },
+    },
+    {
+      name: 'a value one copy holds (a cut between the copies) is written whole by settle: damage to that copy later cannot lower it',
+      run() {
+        // A record: copy 1 landed, copy 2 never written; then that copy is damaged after settle.
+        const flash = new SimFlash({ blocks: 2, blockLength: 160, onBitSet: 'throw' });
+        TwoBlockLog.format(flash, spec(1));
+        TwoBlockLog.open(flash, spec(1)).write(0, 3);
+        putPair(flash, 0, 2, 2, 0x54, 0, 4, 1);
+        const lone = TwoBlockLog.open(flash, spec(1));
+        equal(lone.value(0), 4, 'the lone copy counts');
+        const ops = flash.counters.operations;
+        lone.settle();
+        equal(flash.counters.operations - ops, 2, 'settle wrote one whole pair');
+        damageAt(flash, 2 * LOG_PAIR_LENGTH, 4);
+        equal(TwoBlockLog.open(flash, spec(1)).value(0), 4, 'the lone copy damaged: the settled pair holds the value');
+        // A full block: settle rotates instead.
+        const full = new SimFlash({ blocks: 2, blockLength: 128, onBitSet: 'throw' });
+        TwoBlockLog.format(full, spec(1));
+        TwoBlockLog.open(full, spec(1)).write(0, 1);
+        putPair(full, 0, 2, 2, 0x54, 0, 2, 1);
+        const rotating = TwoBlockLog.open(full, spec(1));
+        rotating.settle();
+        equal(rotating.stats().activeBlock, 1, 'rotated');
+        damageAt(full, 2 * LOG_PAIR_LENGTH, 5);
+        equal(TwoBlockLog.open(full, spec(1)).value(0), 2, 'after rotation');
+        // A header: a cut between its copies in a rotation; settle rotates anew.
+        const header = new SimFlash({ blocks: 2, blockLength: 128, onBitSet: 'throw' });
+        TwoBlockLog.format(header, spec(1));
+        const log = TwoBlockLog.open(header, spec(1));
+        log.write(0, 1);
+        log.write(0, 2);
+        // Rotation: erase, record x2, header copy 1, header copy 2 (cut here).
+        header.armCut({ atOperation: 4, seed: 1 });
+        throws(() => log.write(0, 3), 'PowerCut', 'the cut');
+        header.powerOn();
+        const shown = TwoBlockLog.open(header, spec(1));
+        equal(shown.value(0), 3, 'the new block counts on its one header copy');
+        shown.settle();
+        equal(shown.stats().activeBlock, 0, 'a fresh rotation');
+        damageAt(header, 128, 6);
+        const after = TwoBlockLog.open(header, spec(1));
+        equal(after.value(0), 3, 'the lone header damaged: the value holds');
+        after.write(0, 4);
+        equal(TwoBlockLog.open(header, spec(1)).value(0), 4, 'and the log keeps working');
       },
     },
     {
