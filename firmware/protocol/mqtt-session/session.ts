@@ -64,8 +64,11 @@ export const SessionState = Object.freeze({
 export type SessionStateName = (typeof SessionState)[keyof typeof SessionState];
 
 export type SessionEvent =
-  | { readonly kind: 'connected'; readonly sessionPresent: boolean; readonly receiveMaximum: number; readonly maximumPacketSize: number }
-  | { readonly kind: 'refused'; readonly reasonCode: number }
+  | { readonly kind: 'connected'; readonly sessionPresent: boolean; readonly receiveMaximum: number; readonly maximumPacketSize: number; readonly maximumQos: number }
+  /** CONNACK refused the CONNECT. `unsupportedVersion`: 0x84 (MQTT 5), return code 1 (3.1.1), or a 3.1.1-format refusal answering our MQTT 5 CONNECT. */
+  | { readonly kind: 'refused'; readonly reasonCode: number; readonly unsupportedVersion: boolean }
+  /** CONNACK Maximum QoS 0 (§3.2.2.3.4): our QoS 1 PUBLISHes would be refused, so none is written on this connection. */
+  | { readonly kind: 'qos-unsupported'; readonly maximumQos: number }
   | { readonly kind: 'protocol-error'; readonly reasonCode: number; readonly cause: string }
   | { readonly kind: 'dead'; readonly cause: string }
   | { readonly kind: 'server-disconnect'; readonly reasonCode: number }
@@ -109,9 +112,18 @@ interface Entry {
 export const DEFAULT_RECEIVE_MAXIMUM = 65535;
 
 const PROTOCOL_ERROR = 0x82;
+/** CONNACK reason 0x84 Unsupported Protocol Version (§3.2.2.2). */
+const UNSUPPORTED_PROTOCOL_VERSION = 0x84;
+/** 3.1.1 CONNACK return code 1, unacceptable protocol version (3.1.1 §3.2.2.3). */
+const UNACCEPTABLE_PROTOCOL_VERSION_311 = 1;
+
+/** A complete 3.1.1 CONNACK refusing the version: 0x20, remaining length 2, flags 0, return code 1. */
+function isLegacyRefusal(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x20 && bytes[1] === 0x02 && bytes[2] === 0x00 && bytes[3] === UNACCEPTABLE_PROTOCOL_VERSION_311;
+}
 
 export class MqttSession {
-  private readonly opts: SessionOptions;
+  private opts: SessionOptions;
   private readonly source: RecordSource;
   private current: SessionStateName = SessionState.IDLE;
   private decoder: MqttStreamDecoder | undefined;
@@ -128,6 +140,8 @@ export class MqttSession {
   private nextPacketId = 1;
   /** A record was parked on this connection: take no new records until the next one. */
   private halted = false;
+  /** The broker's Maximum QoS is 0 on this connection: write no PUBLISH at all. */
+  private qosBlocked = false;
   private readonly subscribes = new Set<number>();
   private readonly counters: SessionStats = { inFlight: 0, peakInFlight: 0, quotaViolations: 0, published: 0, resent: 0, oversize: 0, parked: 0 };
 
@@ -154,6 +168,36 @@ export class MqttSession {
     return { ...this.counters };
   }
 
+  /** The protocol version the next CONNECT carries. */
+  get protocolVersion(): MqttVersion {
+    return this.opts.protocolVersion;
+  }
+
+  /**
+   * Changes the configured protocol version, only while IDLE. The session
+   * never calls it: the client does, and only when its policy allows a
+   * fallback to 3.1.1 (docs/design/mqtt-client.md).
+   */
+  useProtocolVersion(version: MqttVersion): void {
+    if (this.current !== SessionState.IDLE) throw new Error(`useProtocolVersion in state ${this.current}`);
+    if (version !== 4 && version !== 5) throw new RangeError(`protocolVersion ${String(version)} is not 4 or 5`);
+    this.opts = { ...this.opts, protocolVersion: version };
+  }
+
+  /**
+   * Milliseconds from `now` until `tick` has a deadline to act on (the
+   * CONNACK or PINGRESP deadline, or the next PINGREQ), 0 if one is already
+   * due; undefined when none is pending (IDLE, CLOSING, or keep-alive off
+   * and nothing awaited). New records need a `tick` whenever they appear.
+   */
+  nextDeadlineMs(now: number): number | undefined {
+    const until = (since: number, spanMs: number): number => Math.max(0, spanMs - elapsedMs(since, now));
+    if (this.current === SessionState.CONNECTING) return this.waitingSince === undefined ? undefined : until(this.waitingSince, this.opts.responseTimeoutMs);
+    if (this.current !== SessionState.CONNECTED) return undefined;
+    if (this.waitingSince !== undefined) return until(this.waitingSince, this.opts.responseTimeoutMs);
+    return this.keepAliveMs > 0 ? until(this.lastSentAt, this.keepAliveMs) : undefined;
+  }
+
   /** A connection is open: write CONNECT. IDLE → CONNECTING. */
   opened(now: number): Step {
     if (this.current !== SessionState.IDLE) throw new Error(`opened in state ${this.current}`);
@@ -162,6 +206,7 @@ export class MqttSession {
     this.current = SessionState.CONNECTING;
     this.quota = 0;
     this.halted = false;
+    this.qosBlocked = false;
     this.subscribes.clear();
     const properties = this.opts.protocolVersion === 5 ? { sessionExpiryInterval: this.opts.sessionExpirySec, maximumPacketSize: this.opts.maximumPacketSize } : {};
     const connect: MqttPacket = { type: 'connect', protocolVersion: this.opts.protocolVersion, clientId: this.opts.clientId, keepAlive: this.opts.keepAliveSec, cleanStart: false, properties };
@@ -199,6 +244,15 @@ export class MqttSession {
   received(bytes: Uint8Array, now: number): Step {
     const step = newStep();
     if (this.decoder === undefined || this.current === SessionState.CLOSING || this.current === SessionState.IDLE) return step;
+    if (this.current === SessionState.CONNECTING && this.opts.protocolVersion === 5 && isLegacyRefusal(bytes)) {
+      // A 3.1.1 server answers an MQTT 5 CONNECT with a 3.1.1 CONNACK (remaining length 2, return code 1), which
+      // no MQTT 5 CONNACK can be (its property length is mandatory, §3.2.2.3.1): a version refusal, reported as one.
+      this.waitingSince = undefined;
+      step.events.push({ kind: 'refused', reasonCode: bytes[3], unsupportedVersion: true });
+      this.current = SessionState.CLOSING;
+      step.close = true;
+      return step;
+    }
     const result = this.decoder.push(bytes);
     for (const packet of result.packets) {
       if (step.close) break;
@@ -286,11 +340,12 @@ export class MqttSession {
     }
   }
 
-  private onConnack(reasonCode: number, sessionPresent: boolean, properties: { receiveMaximum?: number; maximumPacketSize?: number; serverKeepAlive?: number }, step: Step, now: number): void {
+  private onConnack(reasonCode: number, sessionPresent: boolean, properties: { receiveMaximum?: number; maximumPacketSize?: number; serverKeepAlive?: number; maximumQoS?: number }, step: Step, now: number): void {
     this.waitingSince = undefined;
     if (reasonCode !== 0) {
       // Refused (e.g. 0x84 / 3.1.1 return code 1): reported, never retried as another version.
-      step.events.push({ kind: 'refused', reasonCode });
+      const unsupportedVersion = this.opts.protocolVersion === 5 ? reasonCode === UNSUPPORTED_PROTOCOL_VERSION : reasonCode === UNACCEPTABLE_PROTOCOL_VERSION_311;
+      step.events.push({ kind: 'refused', reasonCode, unsupportedVersion });
       this.current = SessionState.CLOSING;
       step.close = true;
       return;
@@ -319,7 +374,15 @@ export class MqttSession {
         }
       }
     }
-    step.events.push({ kind: 'connected', sessionPresent, receiveMaximum, maximumPacketSize: this.brokerMaxPacket });
+    // §3.2.2.3.4: absent means QoS 2 is supported; 3.1.1 has no such property.
+    const maximumQos = v5 ? properties.maximumQoS ?? 2 : 2;
+    step.events.push({ kind: 'connected', sessionPresent, receiveMaximum, maximumPacketSize: this.brokerMaxPacket, maximumQos });
+    if (maximumQos < 1) {
+      // Maximum QoS policy: the broker would refuse a QoS 1 PUBLISH (DISCONNECT 0x9B, §3.3.1.4); records are never
+      // downgraded to QoS 0 (that would give up the acknowledgement the outbox waits for). Report, write none.
+      this.qosBlocked = true;
+      step.events.push({ kind: 'qos-unsupported', maximumQos });
+    }
   }
 
   private onPuback(packetId: number, reasonCode: number, step: Step, now: number): void {
@@ -367,6 +430,7 @@ export class MqttSession {
 
   /** Sends queued records (resends first), then new ones, while quota and RAM bound allow. */
   private pump(step: Step, now: number): void {
+    if (this.qosBlocked) return;
     for (const e of this.entries) {
       if (this.quota === 0) return;
       if (e.state === 'queued') this.publish(e, step, now);
