@@ -1,0 +1,274 @@
+/**
+ * The ingest service (docs/spec/ingest.md): subscribe, verify each
+ * envelope, apply the sender's window, commit a batch (records, windows,
+ * counters) in one transaction, and only then PUBACK the batch's messages.
+ *
+ * Order per batch:
+ *   1. take up to `batchMax` queued messages (whatever arrived while the
+ *      previous batch committed: batches grow with load, stay small idle);
+ *   2. classify each, in arrival order: refused before authentication
+ *      (forgery: bad tag, wrong device, unknown key, malformed, bad topic),
+ *      or authentic and then fresh / duplicate / stale by the window;
+ *   3. commit records + changed windows + counters (one transaction);
+ *   4. PUBACK every message of the batch, in arrival order.
+ * A kill before 4 leaves the batch unacknowledged: the broker redelivers it
+ * and whatever step 3 committed turns into duplicates. A commit that fails
+ * stops the service (its windows in memory are no longer the database's):
+ * nothing of that batch is acknowledged; a restart reloads the database.
+ *
+ * Host tool (Node).
+ */
+import { authenticateEnvelope } from '../../firmware/security/envelope.ts';
+import { EnvelopeError, HEADER_OFFSETS, TELEMETRY_SUITES, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
+import type { Inventory, KnownKey } from './inventory.ts';
+import { nodeEnvelopePrimitives } from './node-primitives.ts';
+import type { IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
+import { Subscriber, type IncomingMessage } from './subscriber.ts';
+import { IngestWindow } from './window.ts';
+
+export const DEFAULT_BATCH = 2000;
+export const DEFAULT_TOPIC = 'holdfast/+/telemetry/#';
+export const DEFAULT_CLIENT_ID = 'holdfast-ingest';
+/** The subscriber stops reading from the broker while this many batches wait (memory bound). */
+const QUEUE_BATCHES = 4;
+
+export interface IngestOptions {
+  host: string;
+  port: number;
+  protocolVersion: 4 | 5;
+  clientId?: string;
+  username?: string;
+  password?: string;
+  topic?: string;
+  store: IngestStore;
+  /** What `store.load()` returned (the caller reports the restart cost). */
+  loaded: LoadedState;
+  inventory: Inventory;
+  batchMax?: number;
+  /** Stop (gracefully) once this many records were accepted by this run. */
+  exitAfter?: number;
+  onLog?(line: string): void;
+}
+
+export interface IngestCounts {
+  accepted: number;
+  duplicates: number;
+  replays: number;
+  forgeries: number;
+  batches: number;
+  messages: number;
+  largestBatch: number;
+}
+
+interface Sender {
+  readonly device: string;
+  readonly keyId: number;
+  readonly window: IngestWindow;
+  duplicates: number;
+  replays: number;
+  version: number;
+}
+
+export class IngestService {
+  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0 };
+  /** performance.now() of the first message received and of the last commit. */
+  firstMessageAt: number | undefined;
+  lastCommitAt: number | undefined;
+  private readonly senders = new Map<string, Sender>();
+  private readonly queue: { message: IncomingMessage; arrivedAt: Date }[] = [];
+  private readonly subscriber: Subscriber;
+  private readonly primitives: EnvelopePrimitives = nodeEnvelopePrimitives();
+  private readonly batchMax: number;
+  private committing = false;
+  private stopping = false;
+  private paused = false;
+  private finished = false;
+  private resolveDone!: () => void;
+  private rejectDone!: (error: Error) => void;
+  /** Settles when the service has stopped: resolves after a graceful stop, rejects on a fatal error. */
+  readonly done: Promise<void>;
+
+  constructor(private readonly options: IngestOptions) {
+    this.batchMax = options.batchMax ?? DEFAULT_BATCH;
+    for (const s of options.loaded.senders) {
+      this.senders.set(`${s.device}/${s.keyId}`, { device: s.device, keyId: s.keyId, window: new IngestWindow(s.window), duplicates: s.duplicates, replays: s.replays, version: s.version });
+    }
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(() => undefined);
+    this.subscriber = new Subscriber({
+      host: options.host,
+      port: options.port,
+      protocolVersion: options.protocolVersion,
+      clientId: options.clientId ?? DEFAULT_CLIENT_ID,
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      topic: options.topic ?? DEFAULT_TOPIC,
+      onMessage: (message) => this.receive(message),
+      onFatal: (error) => this.fail(error),
+      onLog: (line) => options.onLog?.(line),
+    });
+  }
+
+  /** Connect and subscribe; resolves once the broker granted the subscription. */
+  async start(): Promise<void> {
+    this.subscriber.start();
+    await Promise.race([this.subscriber.ready, this.done]);
+  }
+
+  /** Graceful: stop taking messages, commit and acknowledge what was queued, DISCONNECT. */
+  async stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.pump();
+    }
+    await this.done;
+  }
+
+  private receive(message: IncomingMessage): void {
+    if (this.stopping || this.finished) return; // not acknowledged: the broker keeps it for the next run
+    this.firstMessageAt ??= performance.now();
+    this.queue.push({ message, arrivedAt: new Date() });
+    if (!this.paused && this.queue.length >= this.batchMax * QUEUE_BATCHES) {
+      this.paused = true;
+      this.subscriber.pause();
+    }
+    if (!this.committing) queueMicrotask(() => this.pump());
+  }
+
+  private pump(): void {
+    if (this.committing || this.finished) return;
+    if (this.queue.length === 0) {
+      if (this.stopping) void this.finish();
+      return;
+    }
+    const batch = this.queue.splice(0, this.batchMax);
+    if (this.paused && this.queue.length < this.batchMax) {
+      this.paused = false;
+      this.subscriber.resume();
+    }
+    this.committing = true;
+    this.commitBatch(batch).then(
+      () => {
+        this.committing = false;
+        if (this.options.exitAfter !== undefined && this.counts.accepted >= this.options.exitAfter) this.stopping = true;
+        this.pump();
+      },
+      (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: Date }[]): Promise<void> {
+    const records: StoredRecord[] = [];
+    const touched = new Map<string, { sender: Sender; readVersion: number }>();
+    const refusals = new Map<string, number>();
+    let duplicates = 0;
+    let replays = 0;
+    for (const { message, arrivedAt } of batch) {
+      const verdict = this.classify(message);
+      if (verdict.kind === 'refused') {
+        const key = `${verdict.device}\u0000${verdict.reason}`;
+        refusals.set(key, (refusals.get(key) ?? 0) + 1);
+        continue;
+      }
+      const { sender, counter, payload } = verdict;
+      if (!touched.has(`${sender.device}/${sender.keyId}`)) touched.set(`${sender.device}/${sender.keyId}`, { sender, readVersion: sender.version });
+      const decision = sender.window.check(counter);
+      if (decision === 'fresh') {
+        sender.window.accept(counter);
+        records.push({ device: sender.device, keyId: sender.keyId, counter, payload, arrivedAt });
+      } else if (decision === 'duplicate') {
+        sender.duplicates++;
+        duplicates++;
+      } else {
+        sender.replays++;
+        replays++;
+      }
+    }
+    const senders: SenderState[] = [...touched.values()].map(({ sender, readVersion }) => ({
+      device: sender.device,
+      keyId: sender.keyId,
+      window: sender.window.state(),
+      duplicates: sender.duplicates,
+      replays: sender.replays,
+      version: readVersion,
+    }));
+    const refusalRows: RefusalCount[] = [...refusals.entries()].map(([key, count]) => {
+      const [device, reason] = key.split('\u0000');
+      return { device, reason, count };
+    });
+    await this.options.store.commit({ records, senders, refusals: refusalRows });
+    for (const { sender } of touched.values()) sender.version++;
+    this.lastCommitAt = performance.now();
+    this.subscriber.ack(batch.map((b) => b.message));
+    const forgeries = refusalRows.reduce((n, r) => n + r.count, 0);
+    this.counts.accepted += records.length;
+    this.counts.duplicates += duplicates;
+    this.counts.replays += replays;
+    this.counts.forgeries += forgeries;
+    this.counts.batches++;
+    this.counts.messages += batch.length;
+    if (batch.length > this.counts.largestBatch) this.counts.largestBatch = batch.length;
+  }
+
+  /** Authentication and identity: the topic names the device, the envelope must prove it. */
+  private classify(message: IncomingMessage): { kind: 'refused'; device: string; reason: string } | { kind: 'authentic'; sender: Sender; counter: number; payload: Uint8Array } {
+    const levels = message.topic.split('/');
+    const topicDevice = levels[0] === 'holdfast' && levels.length >= 2 ? levels[1] : undefined;
+    // Unknown names are pooled under '': a flood of invented topics adds no rows.
+    if (topicDevice === undefined || !this.options.inventory.devices.has(topicDevice)) return { kind: 'refused', device: '', reason: topicDevice === undefined ? 'bad-topic' : 'unknown-device' };
+    const bytes = new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.length);
+    let known: KnownKey | undefined;
+    if (bytes.length >= HEADER_OFFSETS.keyId + 4) {
+      const keyId = (bytes[2] | (bytes[3] << 8) | (bytes[4] << 16)) + bytes[5] * 0x100_0000;
+      known = this.options.inventory.keys.get(`${topicDevice}/${keyId}`);
+    }
+    const suites: readonly TelemetrySuite[] = known ? [known.suite] : TELEMETRY_SUITES;
+    try {
+      const opened = authenticateEnvelope(bytes, {
+        primitives: this.primitives,
+        deviceId: hexBytes(topicDevice),
+        suites,
+        keys: (deviceId, keyId) => (known && known.keyId === keyId && hexOf(deviceId) === topicDevice ? known.keys : undefined),
+      });
+      const id = `${topicDevice}/${opened.keyId}`;
+      let sender = this.senders.get(id);
+      if (!sender) {
+        sender = { device: topicDevice, keyId: opened.keyId, window: new IngestWindow(), duplicates: 0, replays: 0, version: 0 };
+        this.senders.set(id, sender);
+      }
+      return { kind: 'authentic', sender, counter: opened.counter, payload: opened.payload };
+    } catch (error) {
+      return { kind: 'refused', device: topicDevice, reason: error instanceof EnvelopeError ? error.code : 'malformed' };
+    }
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    try {
+      await this.subscriber.stop();
+      this.resolveDone();
+    } catch (error) {
+      this.rejectDone(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    void this.subscriber.stop().finally(() => this.rejectDone(error));
+  }
+}
+
+const HEX = /^[0-9a-f]{16}$/;
+function hexBytes(hex: string): Uint8Array {
+  if (!HEX.test(hex)) throw new Error(`internal: device ${hex} is not 16 hex digits`);
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+function hexOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
+}
