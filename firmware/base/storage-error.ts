@@ -7,6 +7,7 @@
  *
  * It lives in base so that every store, in any area, throws the same type.
  */
+import { setErrorName } from './error-name.ts';
 export type StorageErrorCode =
   /** The partition holds a newer format version than this firmware reads; nothing was changed. */
   | 'format-too-new'
@@ -28,6 +29,6 @@ export type StorageErrorCode =
 export class StorageError extends Error {
   constructor(readonly code: StorageErrorCode, message: string) {
     super(message);
-    this.name = 'StorageError';
+    setErrorName(this, 'StorageError');
   }
 }

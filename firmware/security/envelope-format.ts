@@ -21,6 +21,7 @@
  * no allocation sized by its claims.
  */
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
+import { setErrorName } from '../base/error-name.ts';
 
 /** Envelope format version, separate from the package version (docs/spec/envelope.md). */
 export const ENVELOPE_FORMAT_VERSION = FORMAT_VERSIONS.envelope;
@@ -112,7 +113,7 @@ export class EnvelopeError extends Error {
     message: string,
   ) {
     super(message);
-    this.name = 'EnvelopeError';
+    setErrorName(this, 'EnvelopeError');
   }
 }
 

@@ -17,6 +17,7 @@
  * 0..2^53 - 1. This class keeps no flash state: `ReplayStore`
  * (./replay-store.ts) persists the ceiling that makes restarts safe.
  */
+import { setErrorName } from '../base/error-name.ts';
 
 /** The window's answer for a counter. */
 export type ReplayVerdict =
@@ -53,7 +54,7 @@ export class ReplayError extends Error {
     readonly verdict?: ReplayVerdict,
   ) {
     super(message);
-    this.name = 'ReplayError';
+    setErrorName(this, 'ReplayError');
   }
 }
 

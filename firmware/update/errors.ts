@@ -9,6 +9,7 @@
  * throw TypeError and out-of-range arguments RangeError: those are bugs in
  * the caller, not bad input.
  */
+import { setErrorName } from '../base/error-name.ts';
 export type UpdateReason =
   /** The bytes are not a well-formed document: bad magic, lengths, bounds, reserved values, trailing bytes, erased flash. */
   | 'malformed'
@@ -75,7 +76,7 @@ export const UPDATE_REASONS: Readonly<Record<UpdateReason, string>> = Object.fre
 export class UpdateError extends Error {
   constructor(readonly code: UpdateReason, message: string) {
     super(message);
-    this.name = 'UpdateError';
+    setErrorName(this, 'UpdateError');
   }
 }
 

@@ -23,6 +23,7 @@
 import type { FlashPartition } from '../hal/flash.ts';
 import type { OtaState, SlotIndex } from '../hal/boot-control.ts';
 import { crc32Final, crc32Update } from '../base/crc32.ts';
+import { setErrorName } from '../base/error-name.ts';
 
 /** Bytes of one entry (`sizeof(esp_ota_select_entry_t)`). */
 export const OTADATA_ENTRY_LENGTH = 32;
@@ -97,7 +98,7 @@ export type OtadataErrorCode =
 export class OtadataError extends Error {
   constructor(readonly code: OtadataErrorCode, message: string) {
     super(message);
-    this.name = 'OtadataError';
+    setErrorName(this, 'OtadataError');
   }
 }
 

@@ -8,6 +8,7 @@
  * Wrong arguments to the encoder are not decode failures: a wrong type
  * throws TypeError, an out-of-range value RangeError.
  */
+import { setErrorName } from '../../base/error-name.ts';
 
 /** The DISCONNECT reason codes a decode failure can carry (MQTT 5 §2.4, §3.14.2.1). */
 export const DecodeReason = Object.freeze({
@@ -37,7 +38,7 @@ export class MqttDecodeError extends Error {
 
   constructor(reasonCode: DecodeReasonCode, cause: string) {
     super(cause);
-    this.name = 'MqttDecodeError';
+    setErrorName(this, 'MqttDecodeError');
     this.reasonCode = reasonCode;
   }
 }
