@@ -34,6 +34,8 @@ export interface MosquittoOptions {
   maxInflightMessages?: number;
   /** mosquitto's max_packet_size: the Maximum Packet Size it advertises in CONNACK and enforces. */
   maxPacketSize?: number;
+  /** mosquitto's max_queued_messages (its default 1000; 0 = no limit): QoS 1 messages queued per session beyond it are dropped, so an exactly-once ingest test sets 0. */
+  maxQueuedMessages?: number;
   /** Open the ACL on purpose: every device may publish anywhere under holdfast/ (to test that ingest still refuses forgeries). */
   openAcl?: boolean;
   /** Add a TLS listener with require_certificate and use_identity_as_username; device certs are made for every device and service. */
@@ -198,6 +200,7 @@ class Mosquitto implements MosquittoBroker {
     if (o.persistence) lines.push(`persistence_location ${this.dir}/`, 'persistence_file mosquitto.db', 'autosave_interval 0');
     if (o.maxInflightMessages !== undefined) lines.push(`max_inflight_messages ${o.maxInflightMessages}`);
     if (o.maxPacketSize !== undefined) lines.push(`max_packet_size ${o.maxPacketSize}`);
+    if (o.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${o.maxQueuedMessages}`);
     lines.push(`listener ${this.port} ${LOOPBACK}`, 'protocol mqtt');
     if (this.tlsPort !== undefined && this.pki) {
       lines.push(
