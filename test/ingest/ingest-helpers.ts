@@ -1,0 +1,121 @@
+/**
+ * Helpers for test/ingest and bench/ingest: a fleet of devices (device id,
+ * key id, secret, suite, broker password), its inventory file, sealed
+ * envelopes (sealWithCounter: the test picks counters, as a device's
+ * persistent counter would give them), brokers with per-device accounts and
+ * an ingest service account, and publishing with mqtt.js.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
+import { sealWithCounter } from '../../firmware/security/envelope.ts';
+import { EnvelopeSuite, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { nodeEnvelopePrimitives } from '../../tools/ingest/node-primitives.ts';
+import { LOOPBACK } from '../../tools/net/common.ts';
+import { startMosquitto, type MosquittoBroker } from '../../tools/net/mosquitto.ts';
+import { startAedes, type AedesBroker } from '../../tools/net/aedes-broker.ts';
+import type { SuiteName } from '../../tools/ingest/inventory.ts';
+
+export const INGEST_ACCOUNT = { username: 'ingest', password: 'pw-ingest-7f3a' } as const;
+export const PRIMITIVES = nodeEnvelopePrimitives();
+const SUITE_BY_NAME: Record<SuiteName, TelemetrySuite> = { 'hmac-sha256': EnvelopeSuite.hmacSha256, 'chacha20-poly1305': EnvelopeSuite.chacha20Poly1305, 'aes-256-gcm': EnvelopeSuite.aes256Gcm };
+
+export interface TestDevice {
+  /** 16 hex digits: envelope device id, topic level, broker user name. */
+  readonly name: string;
+  readonly keyId: number;
+  readonly secretHex: string;
+  readonly suiteName: SuiteName;
+  readonly suite: TelemetrySuite;
+  readonly keys: DeviceKeys;
+  readonly password: string;
+  readonly topic: string;
+}
+
+/** `count` devices with secrets derived from `seed` (deterministic). */
+export function makeFleet(count: number, seed = 1, suites: readonly SuiteName[] = ['hmac-sha256', 'chacha20-poly1305', 'aes-256-gcm']): TestDevice[] {
+  const crypto = createNobleCrypto();
+  return Array.from({ length: count }, (_, i) => {
+    const digest = createHash('sha256').update(`holdfast ingest test ${seed} ${i}`).digest();
+    const name = `d1${digest.subarray(0, 7).toString('hex')}`;
+    const secretHex = createHash('sha256').update(`secret ${seed} ${i}`).digest('hex');
+    const suiteName = suites[i % suites.length];
+    const keyId = 1 + (i % 3);
+    const keys = deriveDeviceKeys(crypto, new Uint8Array(Buffer.from(secretHex, 'hex')), new Uint8Array(Buffer.from(name, 'hex')), keyId);
+    return { name, keyId, secretHex, suiteName, suite: SUITE_BY_NAME[suiteName], keys, password: `pw-${name}`, topic: `holdfast/${name}/telemetry` };
+  });
+}
+
+export function inventoryJson(devices: readonly TestDevice[]): string {
+  return JSON.stringify({ format: 1, devices: devices.map((d) => ({ deviceId: d.name, keyId: d.keyId, secret: d.secretHex, suite: d.suiteName })) }, null, 2);
+}
+
+/** A temp dir holding `devices.json`; `cleanup()` removes it. */
+export function tempDir(prefix = 'holdfast-ingest-test-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function writeInventory(dir: string, devices: readonly TestDevice[]): string {
+  const file = join(dir, 'devices.json');
+  writeFileSync(file, inventoryJson(devices));
+  return file;
+}
+
+export function payloadOf(device: TestDevice, counter: number): Uint8Array {
+  return new TextEncoder().encode(`${device.name}#${counter}`);
+}
+
+/** The envelope device `device` seals for `counter` (deterministic: the same bytes every time, as a resend from the outbox). */
+export function seal(device: TestDevice, counter: number, payload = payloadOf(device, counter)): Uint8Array {
+  return sealWithCounter(PRIMITIVES, device.keys, device.suite, counter, payload);
+}
+
+export type TestBroker = MosquittoBroker | AedesBroker;
+
+export async function startBroker(kind: 'mosquitto' | 'aedes', devices: readonly TestDevice[], options: { openAcl?: boolean } = {}): Promise<TestBroker> {
+  const creds = devices.map((d) => ({ deviceId: d.name, password: d.password }));
+  const services = [{ ...INGEST_ACCOUNT, read: ['holdfast/#'] }];
+  if (kind === 'mosquitto') return startMosquitto({ devices: creds, services, persistence: true, maxQueuedMessages: 0, ...(options.openAcl ? { openAcl: true } : {}) });
+  return startAedes({ devices: creds, services, persistence: true, ...(options.openAcl ? { openAcl: true } : {}) });
+}
+
+/** A device's own MQTT connection (its credentials), QoS 1 publishing. */
+export async function deviceClient(broker: { port: number; protocolVersions: readonly number[] }, device: TestDevice, port = broker.port): Promise<MqttClient> {
+  return mqtt.connectAsync({
+    host: LOOPBACK,
+    port,
+    clientId: `dev-${device.name}`,
+    username: device.name,
+    password: device.password,
+    protocolVersion: broker.protocolVersions.includes(5) ? 5 : 4,
+    reconnectPeriod: 100,
+    connectTimeout: 5000,
+    clean: true,
+  });
+}
+
+/** Publish every envelope at QoS 1 and wait for every PUBACK; window bounds how many are in flight. */
+export async function publishAll(client: MqttClient, topic: string, envelopes: readonly Uint8Array[], window = 500): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < envelopes.length) {
+      const e = envelopes[next++];
+      await client.publishAsync(topic, Buffer.from(e), { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(window, envelopes.length) }, worker));
+}
+
+/** Polls `predicate` every 20 ms until it holds or `timeoutMs` passes (then throws with `what`). */
+export async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

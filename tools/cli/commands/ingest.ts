@@ -1,0 +1,202 @@
+/**
+ * `holdfast ingest [run]` and `holdfast ingest report` (docs/cli.md,
+ * docs/spec/ingest.md): the exactly-once ingest service and its report.
+ *
+ * `run` is the one command that does not exit 128 + n on SIGINT/SIGTERM:
+ * it takes the signals over from bin/holdfast.js while it runs, stops
+ * taking messages, commits and acknowledges what it holds, disconnects and
+ * exits 0 (a second signal exits at once, 128 + n; nothing unacknowledged
+ * is lost, the broker redelivers it).
+ */
+import type { Command } from 'commander';
+import { parseInteger, usageError } from '../../keys/cli-options.ts';
+import { CliError, fromNodeError } from '../errors.ts';
+import { readTextInput, checkOutputDir } from '../files.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { INVENTORY_MAX_BYTES, InventoryError, parseInventory, type Inventory } from '../../ingest/inventory.ts';
+import { DEFAULT_BATCH, DEFAULT_CLIENT_ID, DEFAULT_TOPIC, IngestService } from '../../ingest/ingest.ts';
+import { acquireLock, LockedError } from '../../ingest/lock.ts';
+import { PgliteStore } from '../../ingest/store-pglite.ts';
+import { buildReport, formatReport } from '../../ingest/report.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface RunFlags {
+  broker: string;
+  db: string;
+  devices: string;
+  topic: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  protocolVersion: number;
+  batch: number;
+  exitAfter?: number;
+  progressMs: number;
+  json?: boolean;
+}
+
+/** Password from the environment when --password is not given (keeps it out of `ps`). */
+export const PASSWORD_ENV = 'HOLDFAST_INGEST_PASSWORD';
+
+export function registerIngest(program: Command): void {
+  const ingest = program.command('ingest').description('exactly-once telemetry ingest: verify envelopes, apply per-device windows, store records (docs/spec/ingest.md)');
+  ingest
+    .command('run', { isDefault: true })
+    .description('subscribe and ingest until SIGINT/SIGTERM (then commit, acknowledge, exit 0); `holdfast ingest` without a subcommand is `ingest run`')
+    .requiredOption('--broker <url>', 'broker as mqtt://host:port')
+    .requiredOption('--db <dir>', 'database folder (created if missing)')
+    .requiredOption('--devices <file>', 'device inventory JSON (docs/spec/ingest.md, "Inventory")')
+    .option('--topic <filter>', 'topic filter, subscribed at QoS 1', DEFAULT_TOPIC)
+    .option('--client-id <id>', 'MQTT client id: the persistent session is bound to it', DEFAULT_CLIENT_ID)
+    .option('--username <name>', 'broker user name')
+    .option('--password <password>', `broker password (default: $${PASSWORD_ENV})`)
+    .option('--protocol-version <v>', 'MQTT protocol level: 5 (MQTT 5) or 4 (3.1.1)', parseInteger(4, 5), 5)
+    .option('--batch <n>', 'most messages per transaction, 1..50000', parseInteger(1, 50_000), DEFAULT_BATCH)
+    .option('--exit-after <n>', 'stop gracefully once this many records were accepted (benchmarks, tests)', parseInteger(1, Number.MAX_SAFE_INTEGER))
+    .option('--progress-ms <ms>', 'progress line on stderr every <ms>, 0 for none', parseInteger(0, 3_600_000), 5000)
+    .option('--json', 'print {ok, accepted, duplicates, replays, forgeries, messages, batches, largestBatch, elapsedMs, recordsPerSecond, restart: {rowsRead, openMs}} when stopped')
+    .action(async (flags: RunFlags, command: Command) => run(flags, command));
+  ingest
+    .command('report')
+    .description('per-device counts: accepted, duplicates dropped, replays rejected, forgeries rejected, gaps (docs/spec/ingest.md, "Report")')
+    .requiredOption('--db <dir>', 'database folder written by ingest run')
+    .option('--json', 'print {devices: [{device, keyIds, accepted, duplicatesDropped, replaysRejected, forgeriesRejected, gaps, highest, forgeriesByReason}], totals, rowsRead}')
+    .action(async (flags: { db: string; json?: boolean }) => report(flags));
+}
+
+function parseBroker(url: string, command: Command): { host: string; port: number } {
+  const m = /^mqtt:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})\/?$/.exec(url);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) usageError(command, `expected mqtt://host:port (port 1..65535), got ${JSON.stringify(url.slice(0, 100))}`, '--broker');
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function loadInventory(file: string): Inventory {
+  const text = readTextInput(file, 'a device inventory (JSON)', INVENTORY_MAX_BYTES);
+  try {
+    return parseInventory(text);
+  } catch (error) {
+    if (error instanceof InventoryError) throw new CliError(error.message.slice(error.field.length + 2), { file, field: error.field, code: 'invalid-file' });
+    throw error;
+  }
+}
+
+async function openStore(db: string): Promise<{ store: PgliteStore; release: () => void }> {
+  checkOutputDir(db, 'the ingest database folder');
+  let release: () => void;
+  try {
+    release = acquireLock(db);
+  } catch (error) {
+    if (error instanceof LockedError) throw new CliError(error.message, { file: db, code: 'failed' });
+    throw fromNodeError(error, db, 'a writable database folder');
+  }
+  try {
+    return { store: await PgliteStore.open(db), release };
+  } catch (error) {
+    release();
+    if (error instanceof CliError) throw error;
+    // Database errors carry their parameters (payloads): only the message is shown.
+    throw new CliError(`cannot open the database: ${error instanceof Error ? error.message : String(error)}`, { file: db, code: 'io' });
+  }
+}
+
+async function run(flags: RunFlags, command: Command): Promise<void> {
+  const broker = parseBroker(flags.broker, command);
+  const inventory = loadInventory(flags.devices);
+  const password = flags.password ?? process.env[PASSWORD_ENV];
+  const log = (line: string) => process.stderr.write(`holdfast ingest: ${line}\n`);
+  const openedAt = performance.now();
+  const { store, release } = await openStore(flags.db);
+  let service: IngestService | undefined;
+  let progress: NodeJS.Timeout | undefined;
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const previous = new Map(signals.map((s) => [s, process.listeners(s)] as const));
+  try {
+    const loaded = await store.load();
+    const openMs = Math.round(performance.now() - openedAt);
+    log(`database ${flags.db} open in ${openMs} ms, ${loaded.rowsRead} rows read (${loaded.senders.length} senders); ${inventory.keys.size} device keys`);
+    service = new IngestService({
+      host: broker.host,
+      port: broker.port,
+      protocolVersion: flags.protocolVersion as 4 | 5,
+      clientId: flags.clientId,
+      ...(flags.username !== undefined ? { username: flags.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      topic: flags.topic,
+      store,
+      loaded,
+      inventory,
+      batchMax: flags.batch,
+      ...(flags.exitAfter !== undefined ? { exitAfter: flags.exitAfter } : {}),
+      onLog: log,
+    });
+    // Signals: graceful stop (commit, acknowledge, disconnect, exit 0); a second one exits at once.
+    const running = service;
+    for (const s of signals) process.removeAllListeners(s);
+    let stops = 0;
+    for (const [s, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+      process.on(s, () => {
+        if (++stops > 1) {
+          log(`second ${s}: exiting without waiting (unacknowledged messages stay with the broker)`);
+          process.exit(128 + n);
+        }
+        log(`${s}: committing and acknowledging what is held, then exiting`);
+        void running.stop().catch(() => undefined);
+      });
+    }
+    let lastAccepted = 0;
+    let lastAt = performance.now();
+    if (flags.progressMs > 0) {
+      progress = setInterval(() => {
+        const c = running.counts;
+        const now = performance.now();
+        const rate = Math.round(((c.accepted - lastAccepted) * 1000) / (now - lastAt));
+        lastAccepted = c.accepted;
+        lastAt = now;
+        log(`${c.accepted} accepted (${rate}/s), ${c.duplicates} duplicates, ${c.replays} replays, ${c.forgeries} forgeries, ${c.batches} batches`);
+      }, flags.progressMs);
+      progress.unref();
+    }
+    await service.start();
+    log(`subscribed to ${flags.topic} on ${broker.host}:${broker.port} as ${flags.clientId} (MQTT ${flags.protocolVersion === 5 ? '5' : '3.1.1'})`);
+    await service.done;
+    const c = service.counts;
+    const elapsedMs = service.firstMessageAt !== undefined && service.lastCommitAt !== undefined ? service.lastCommitAt - service.firstMessageAt : 0;
+    const summary = {
+      ok: true,
+      ...c,
+      elapsedMs: Math.round(elapsedMs),
+      recordsPerSecond: elapsedMs > 0 ? Math.round((c.accepted * 1000) / elapsedMs) : 0,
+      restart: { rowsRead: loaded.rowsRead, openMs },
+    };
+    if (flags.json) console.log(JSON.stringify(summary, null, 2));
+    else console.log(`stopped: ${c.accepted} accepted, ${c.duplicates} duplicates dropped, ${c.replays} replays rejected, ${c.forgeries} forgeries rejected, in ${c.batches} batches`);
+    process.exitCode = ExitCode.OK;
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(error instanceof Error ? error.message : String(error), { code: 'failed' });
+  } finally {
+    clearInterval(progress);
+    await store.close().catch(() => undefined);
+    release();
+    for (const s of signals) {
+      process.removeAllListeners(s);
+      for (const l of previous.get(s) ?? []) process.on(s, l as () => void);
+    }
+  }
+}
+
+async function report(flags: { db: string; json?: boolean }): Promise<void> {
+  if (!existsSync(join(flags.db, 'pg'))) throw new CliError('holds no ingest database: expected a folder written by holdfast ingest run', { file: flags.db, code: 'not-found' });
+  const { store, release } = await openStore(flags.db);
+  try {
+    const loaded = await store.load();
+    const r = buildReport(loaded);
+    if (flags.json) console.log(JSON.stringify({ ok: true, ...r, rowsRead: loaded.rowsRead }, null, 2));
+    else console.log(formatReport(r));
+  } finally {
+    await store.close().catch(() => undefined);
+    release();
+  }
+}
