@@ -91,7 +91,7 @@ export const envelopeBench: BenchGroup = {
   workload:
     `Wire: the QoS 1 PUBLISH holdfast's codec encodes for one ${PAYLOAD}-byte payload sealed (hmac-sha256; every suite has the same 37-byte overhead), ` +
     'minus the payload: fixed header, remaining length, topic, packet id, properties length (MQTT 5) and the envelope. ' +
-    `XS: compute per record for seal (persistent counter on the Node side, default K) + PUBLISH encode of a ${PAYLOAD}-byte payload, the difference of 1,100 and 100 records per suite, ` +
+    `XS: compute per record for seal (persistent counter on the Node side, default K) + PUBLISH encode of a ${PAYLOAD}-byte payload, the difference between a batch of 1,000 and a batch of 100 records over 900, per suite, ` +
     'and live heap slots after gc at both points; then the device path (SealedOutbox on its counter and outbox partitions, OutboxSource, MqttSession with 20 PUBLISHes held unacknowledged by the broker) ' +
     'at a backlog of 100 and of 10,000 sealed records.',
   async run(progress) {

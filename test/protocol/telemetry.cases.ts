@@ -28,7 +28,7 @@ import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { bytesEqual, equal, ok, throws } from '../support/check.ts';
-import { caughtByInvariant, exhaustiveCase, runnerOptions } from '../support/case-helpers.ts';
+import { caughtByInvariant, runnerOptions } from '../support/case-helpers.ts';
 import { WriteBackFlash } from '../support/write-back-flash.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 import { BASE_OPTIONS, FakeBroker, Link } from './session-broker.ts';
