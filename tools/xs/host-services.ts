@@ -15,6 +15,8 @@ export const FAILURE_IMAGE_DIR = '.holdfast/failures';
 export class HostServices {
   readonly flashes = new Map<number, SimFlash>();
   private nextHandle = 1;
+  /** Services added by other host modules (the stream bridge: STREAM, ENTROPY), by service byte. */
+  private readonly extra = new Map<number, (request: Uint8Array) => Uint8Array>();
 
   constructor(private readonly imageDir = FAILURE_IMAGE_DIR, private readonly log: (line: string) => void = (l) => console.error(l)) {}
 
@@ -27,10 +29,18 @@ export class HostServices {
       case Service.LOG:
         this.log(fromUtf8(request.subarray(1)));
         return Uint8Array.of(ReplyStatus.OK);
-      default:
-        return errorReply(new Error(`unknown service ${request[0]}`));
+      default: {
+        const extra = this.extra.get(request[0]);
+        return extra ? extra(request) : errorReply(new Error(`unknown service ${request[0]}`));
+      }
     }
   };
+
+  /** Answer requests whose first byte is `service` with `handler` (the built-in services cannot be replaced). */
+  register(service: number, handler: (request: Uint8Array) => Uint8Array): void {
+    if (service === Service.FLASH || service === Service.SAVE_IMAGE || service === Service.LOG) throw new Error(`service ${service} is built in`);
+    this.extra.set(service, handler);
+  }
 
   private flash(request: Uint8Array): Uint8Array {
     const view = new DataView(request.buffer, request.byteOffset, request.byteLength);
@@ -91,7 +101,7 @@ export class HostServices {
   }
 }
 
-function ok(body?: Uint8Array): Uint8Array {
+export function ok(body?: Uint8Array): Uint8Array {
   return body ? concatBytes(Uint8Array.of(ReplyStatus.OK), body) : Uint8Array.of(ReplyStatus.OK);
 }
 
@@ -101,7 +111,7 @@ function u32(value: number): Uint8Array {
   return out;
 }
 
-function errorReply(error: unknown): Uint8Array {
+export function errorReply(error: unknown): Uint8Array {
   if (isPowerCut(error)) return concatBytes(Uint8Array.of(ReplyStatus.POWER_CUT), u32(error.operation));
   if (error instanceof FlashMisuse) return concatBytes(Uint8Array.of(ReplyStatus.MISUSE), utf8(error.message));
   const e = error instanceof Error ? error : new Error(String(error));
