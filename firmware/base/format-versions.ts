@@ -14,4 +14,5 @@ export const FORMAT_VERSIONS = Object.freeze({
   appImage: 1,
   counter: 2,
   envelope: 1,
+  auditLog: 1,
 });
