@@ -73,6 +73,7 @@ class NodeStream implements ByteStream {
   private inboxBytes = 0;
   private ended = false;
   private paused = false;
+  private corked = false;
 
   constructor(
     private readonly socket: Socket,
@@ -121,6 +122,15 @@ class NodeStream implements ByteStream {
 
   write(data: Uint8Array): number {
     if (this.ended) return 0;
+    // Writes within one event-loop turn leave as one writev (one segment instead of one per packet, Nagle being off).
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     // Node keeps a reference until the bytes are sent: the client never reuses what it queued.
     this.socket.write(data);
     return this.room();
