@@ -112,10 +112,10 @@ export async function publishAll(client: MqttClient, topic: string, envelopes: r
 }
 
 /** Polls `predicate` every 20 ms until it holds or `timeoutMs` passes (then throws with `what`). */
-export async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
+export async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string, pollMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }

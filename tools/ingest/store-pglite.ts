@@ -16,6 +16,7 @@
  * Host tool (Node).
  */
 import { PGlite } from '@electric-sql/pglite';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { INGEST_STORE_FORMAT, StoreConflictError, type Batch, type IngestStore, type LoadedState, type RefusalCount, type SenderState } from './store.ts';
 
@@ -42,6 +43,7 @@ export class PgliteStore implements IngestStore {
 
   /** Open (creating if needed) the store in `<dir>/pg`. */
   static async open(dir: string): Promise<PgliteStore> {
+    mkdirSync(join(dir, 'pg'), { recursive: true });
     const db = await PGlite.create(join(dir, 'pg'));
     try {
       await db.transaction(async (tx) => {
