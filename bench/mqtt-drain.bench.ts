@@ -27,7 +27,7 @@ import type { BenchGroup, Figure } from './figures.ts';
 export const DRAIN_RECORDS = 10_000;
 const PAYLOAD_BYTES = 64;
 const RECEIVE_MAXIMUM = 20;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const DEVICE = 'bench-dev';
 const PASSWORD = 'pw-bench-dev';
 const TOPIC = `holdfast/${DEVICE}/telemetry`;
