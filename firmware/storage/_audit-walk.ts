@@ -211,8 +211,9 @@ export function walkChain(crypto: Crypto, ring: Ring, readBlock: (index: number)
           breaks.push({ reason: afterSkip ? 'unreadable' : 'chain', counter: e.counter, byteOffset: placed.byteOffset, block: index, oldest: index === oldest || placed === entries[0], message: afterSkip ? `unreadable bytes at offset ${index * blockLength + (before as { from: number }).from} hid entries between counter ${lastCounter} and ${e.counter}` : `prevHash of counter ${e.counter} is not the hash of counter ${lastCounter}` });
         } else if (afterSkip) tornRegions++;
         if (e.counter <= lastCounter) breaks.push({ reason: 'counter', counter: e.counter, byteOffset: placed.byteOffset, block: index, oldest: index === oldest, message: `counter ${e.counter} is not above ${lastCounter}` });
-      } else if (anchor !== undefined && inBlock === AUDIT_HEADER_LENGTH && !bytesEqual(e.prevHash, anchor.anchor)) {
-        breaks.push({ reason: 'chain', counter: e.counter, byteOffset: placed.byteOffset, block: index, oldest: true, message: `the first entry (counter ${e.counter}) does not follow its block header's anchor` });
+      } else if (anchor !== undefined ? !bytesEqual(e.prevHash, anchor.anchor) : inBlock !== AUDIT_HEADER_LENGTH) {
+        // The first entry read: its header's anchor (or, without a usable header, its place) says whether entries came before it.
+        breaks.push({ reason: afterSkip ? 'unreadable' : 'chain', counter: e.counter, byteOffset: placed.byteOffset, block: index, oldest: index === oldest, message: `entries before counter ${e.counter} (block ${index}) are unreadable or missing` });
       }
       entries.push(placed);
       lastHash = entryHash(crypto, e.bytes);

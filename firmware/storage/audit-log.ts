@@ -42,7 +42,7 @@ import {
   type AuditHeader,
 } from './_audit-format.ts';
 import { AUDIT_KIND_CODES, AuditDecodeError, decodeAuditEvent, encodeAuditEvent, type AuditEvent } from './_audit-events.ts';
-import { MAX_TORN_EXTENT, orderRing, readHeaders, walkBlock, walkChain, type ChainBreak, type Ring } from './_audit-walk.ts';
+import { orderRing, readHeaders, walkBlock, walkChain, type ChainBreak, type Ring } from './_audit-walk.ts';
 
 export type { AuditEvent, AuditEventKind, AuditChannel, AuditKeyRole, AuditStore, AuditDecodeErrorCode } from './_audit-events.ts';
 export { AUDIT_KIND_CODES, AUDIT_MAX_BODY, AUDIT_MAX_TOKEN, AuditDecodeError, decodeAuditEvent, encodeAuditEvent, auditKindOf } from './_audit-events.ts';
@@ -83,10 +83,13 @@ export interface AuditRead {
 }
 
 export interface AuditRecoveryReport {
-  /** The newest entry was torn by a cut and discarded: its bytes in the head block (its append never returned). */
+  /**
+   * Unreadable bytes after the head's last readable entry, discarded (appends
+   * resume after them): what cut appends leave (their append never
+   * returned), and also what damage to the newest entries leaves; the two
+   * cannot be told apart (docs/spec/audit-log.md, "Known limits").
+   */
   readonly tornTail: { readonly byteOffset: number; readonly byteLength: number } | undefined;
-  /** Unreadable bytes after the head's last entry, more than one append can leave: damage (entries may be lost). */
-  readonly damagedTail: { readonly byteOffset: number; readonly byteLength: number } | undefined;
   /** Chain breaks inside the head block (damage). */
   readonly headBreaks: readonly ChainBreak[];
   /** Torn appends from earlier cuts inside the head block, stepped over (nothing lost). */
@@ -109,7 +112,8 @@ export interface AuditLogStats {
   readonly lastCounter: number;
   /** Entries up to this counter are acknowledged (RAM; on flash in the next header). */
   readonly ackCounter: number;
-  readonly pendingDrop: boolean;
+  /** A drop recorded in a header whose entry is not written yet (the next append writes it): its block, count (null: unknown) and counter range. */
+  readonly pendingDrop: { readonly blockSeq: number; readonly count: number | null; readonly firstCounter: number; readonly lastCounter: number } | undefined;
   /** `dropped-unacknowledged` entries written in this boot. */
   readonly dropsRecorded: number;
   /** Entries written in this boot (drop entries included). */
@@ -249,7 +253,7 @@ export class AuditLog {
       writeOffset: this.writeOffset,
       lastCounter: this.lastCounter,
       ackCounter: this.ackCounter,
-      pendingDrop: this.pendingDrop !== undefined,
+      pendingDrop: this.pendingDrop === undefined ? undefined : { blockSeq: this.pendingDrop.seq, count: this.pendingDrop.count, firstCounter: this.pendingDrop.first, lastCounter: this.pendingDrop.last },
       dropsRecorded: this.dropsRecorded,
       entriesWritten: this.entriesWritten,
       bytesProgrammed: this.bytesProgrammed,
@@ -296,7 +300,8 @@ export class AuditLog {
     const seq = this.headHeader.blockSeq + 1;
     const index = (this.head + 1) % this.blocks;
     let drop = this.pendingDrop;
-    if (seq > this.blocks) {
+    // (A drop recovery already recorded for this block, after a cut reclaim, is not counted twice.)
+    if (seq > this.blocks && !(drop !== undefined && drop.seq >= seq - this.blocks)) {
       const reclaimed = this.dropOf(index, seq - this.blocks);
       if (reclaimed !== undefined) drop = drop === undefined ? reclaimed : mergeDrops(drop, reclaimed);
     }
@@ -423,9 +428,7 @@ function recover(flash: FlashPartition, crypto: Crypto, g: Geometry): Recovered 
     lastCounter = Math.max(lastCounter, e.counter);
   }
   const extent = walk.dirtyEnd - walk.end;
-  const tail = extent > 0 ? { byteOffset: head * g.blockLength + walk.end, byteLength: extent } : undefined;
-  const tornTail = tail !== undefined && extent <= MAX_TORN_EXTENT ? tail : undefined;
-  const damagedTail = tail !== undefined && extent > MAX_TORN_EXTENT ? tail : undefined;
+  const tornTail = extent > 0 ? { byteOffset: head * g.blockLength + walk.end, byteLength: extent } : undefined;
 
   // The block after the head: a torn opening, or the oldest block. Entries newer than the head's there mean the real head's header is damaged.
   const next = (head + 1) % g.blocks;
@@ -451,6 +454,18 @@ function recover(flash: FlashPartition, crypto: Crypto, g: Geometry): Recovered 
     const written = walk.entries.some((p) => p.entry.kind === DROP_CODE && sameDrop(p.entry.body, drop));
     if (!written) pendingDrop = drop;
   }
+  // A full ring whose oldest block does not hold its header: a reclaim was cut between its erase and its header
+  // (or damage hit that header). Its unacknowledged entries are gone or going: record the drop now, count unknown.
+  const oldestSeq = headHeader.blockSeq + 1 - g.blocks;
+  const oldestHeader = headers[next];
+  if (oldestSeq >= 1 && !(oldestHeader.state === 'valid' && oldestHeader.header.blockSeq === oldestSeq)) {
+    const successor = headers[(next + 1) % g.blocks];
+    const last = successor.state === 'valid' && successor.header.blockSeq === oldestSeq + 1 ? successor.header.lastCounter : lastCounter;
+    if (last > ackCounter) {
+      const interrupted: Drop = { seq: oldestSeq, count: null, first: ackCounter + 1, last };
+      pendingDrop = pendingDrop === undefined ? interrupted : mergeDrops(pendingDrop, interrupted);
+    }
+  }
 
   return {
     head,
@@ -460,7 +475,7 @@ function recover(flash: FlashPartition, crypto: Crypto, g: Geometry): Recovered 
     lastCounter,
     ackCounter,
     pendingDrop,
-    report: { tornTail, damagedTail, headBreaks, tornRegions, badHeaders: ring.badHeaders, pendingDrop: pendingDrop !== undefined },
+    report: { tornTail, headBreaks, tornRegions, badHeaders: ring.badHeaders, pendingDrop: pendingDrop !== undefined },
   };
 }
 
