@@ -72,7 +72,7 @@ export class NodeSerialPort {
       }
     });
     port.on('close', (error: (Error & { disconnected?: boolean }) | null) => {
-      if (error?.disconnected || this.port === port) this.markLost(error?.message ?? 'the port closed');
+      if (error?.disconnected || this.port === port) this.markLost(`the device closed${error ? `: ${error.message}` : ''}`);
       try {
         if (this.lost) readController?.error(new DOMException(`device has been lost: ${this.lostReason}`, 'NetworkError'));
         else readController?.close();
