@@ -138,7 +138,7 @@ const boardSchema = z.strictObject({
   /** A checked-in copy of partitionsCsv(board), for idf.py users; a test keeps it identical. */
   partitionTable: z.literal('partitions.csv').optional(),
   partitions: z.record(z.string(), partitionSchema),
-  watchdogTimeoutMs: z.number().int().min(1000).max(60_000).refine((ms) => ms % 1000 === 0, 'a whole number of seconds (CONFIG_ESP_TASK_WDT_TIMEOUT_S)'),
+  watchdogTimeoutMs: z.number().int().min(2000).max(60_000).refine((ms) => ms % 1000 === 0, 'a whole number of seconds (CONFIG_ESP_TASK_WDT_TIMEOUT_S)'),
   statusLedPin: z.number().int().min(0).max(48).nullable(),
   statusLedKind: z.enum(['gpio', 'ws2812']).nullable().optional(),
   antiRollbackBits: z.number().int().min(1).max(32),
@@ -185,6 +185,9 @@ export function loadBoard(id: string, boardsDir: string = BOARDS_DIR): Board {
   } catch (error) {
     throw new BoardError('invalid-board', `not JSON (${(error as Error).message})`, { file });
   }
+  // JSON.parse keeps the last of two equal keys: two partitions of one name would silently become one.
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) throw new BoardError('invalid-board', `${JSON.stringify(duplicate.key)} appears twice: expected unique names`, { file, field: duplicate.path || undefined });
   return validateBoard(json, file, id);
 }
 
@@ -348,6 +351,64 @@ function describeIssue(issue: z.core.$ZodIssue, json: unknown): string {
     default:
       return `${shownValue}: expected ${issue.message}`;
   }
+}
+
+/** The first key that appears twice in one object of valid JSON text, with the path of that object. */
+export function firstDuplicateKey(text: string): { key: string; path: string } | undefined {
+  let at = 0;
+  const space = (): void => {
+    while (at < text.length && ' \t\n\r'.includes(text[at])) at += 1;
+  };
+  const string = (): string => {
+    const start = at;
+    at += 1;
+    while (text[at] !== '"') at += text[at] === '\\' ? 2 : 1;
+    at += 1;
+    return JSON.parse(text.slice(start, at)) as string;
+  };
+  const value = (path: string): { key: string; path: string } | undefined => {
+    space();
+    const c = text[at];
+    if (c === '{') {
+      at += 1;
+      const seen = new Set<string>();
+      space();
+      if (text[at] === '}') {
+        at += 1;
+        return undefined;
+      }
+      for (;;) {
+        space();
+        const key = string();
+        if (seen.has(key)) return { key, path };
+        seen.add(key);
+        space();
+        at += 1; // ':'
+        const inner = value(path === '' ? key : `${path}.${key}`);
+        if (inner) return inner;
+        space();
+        if (text[at++] === '}') return undefined;
+      }
+    }
+    if (c === '[') {
+      at += 1;
+      space();
+      if (text[at] === ']') {
+        at += 1;
+        return undefined;
+      }
+      for (let i = 0; ; i += 1) {
+        const inner = value(`${path}.${i}`);
+        if (inner) return inner;
+        space();
+        if (text[at++] === ']') return undefined;
+      }
+    }
+    if (c === '"') string();
+    else while (at < text.length && !',]} \t\n\r'.includes(text[at])) at += 1;
+    return undefined;
+  };
+  return value('');
 }
 
 function valueAt(json: unknown, path: readonly PropertyKey[]): unknown {
