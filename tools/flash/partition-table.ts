@@ -119,8 +119,9 @@ export function encodePartitionTable(entries: readonly PartitionEntry[]): Uint8A
 export type DecodedTable = { kind: 'table'; entries: PartitionEntry[] } | { kind: 'invalid'; reason: string };
 
 /**
- * Reads a binary table as ESP-IDF's bootloader does (esp_partition_table_verify):
- * entries until an all-0xFF row, the MD5 entry checked when present. Never throws.
+ * Reads a binary table as gen_esp32part.py's from_binary does: rows until an
+ * all-0xFF row, the MD5 row's digest checked when present (its 14 filler
+ * bytes are not). Never throws.
  */
 export function decodePartitionTable(bytes: Uint8Array): DecodedTable {
   const entries: PartitionEntry[] = [];
