@@ -10,7 +10,10 @@
  *   sockets owned by Node through the stream bridge (tools/xs/stream-bridge.ts),
  *   the broker restarted once mid-drain there too;
  * - in Node over TLS with the device's own client certificate (CN = device
- *   id = the username mosquitto's ACL sees), and the same in XS.
+ *   id = the username mosquitto's ACL sees), and the same in XS;
+ * - through the hostile gateway answering CONNECT with 0x84 (a gateway
+ *   pretending to be an old broker): refusals reported, no downgrade; and,
+ *   with the fallbackTo311 policy, a drain over 3.1.1 after one refusal.
  *
  * Asserted: every record reached the subscriber (duplicates allowed: QoS 1),
  * the outbox is empty, no more than Receive Maximum PUBLISHes were ever in
@@ -25,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { findMosquitto, findMosquittoPasswd, findOpenssl, requireComponents, skipUnless, sleep } from '../../tools/net/common.ts';
 import { startMosquitto, type MosquittoBroker } from '../../tools/net/mosquitto.ts';
+import { startGateway } from '../../tools/net/hostile-gateway.ts';
 import { NodeStreamConnector, nodeClock, nodeEntropy, runClient, type NodeStreamOptions } from '../../tools/net/node-stream.ts';
 import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
 import { HostServices } from '../../tools/xs/host-services.ts';
@@ -40,7 +44,7 @@ const skip = skipUnless(needs);
 const RECORDS = 300;
 const PAYLOAD_BYTES = 64;
 const RECEIVE_MAXIMUM = 5;
-const DEVICES = ['dev-node', 'dev-xs', 'dev-node-tls', 'dev-xs-tls'] as const;
+const DEVICES = ['dev-node', 'dev-xs', 'dev-node-tls', 'dev-xs-tls', 'dev-gw', 'dev-gw-311'] as const;
 const OBSERVER = { username: 'observer', password: 'pw-observer' };
 const DEVICE_ENTRY = fileURLToPath(new URL('./client-xs-device.ts', import.meta.url));
 
@@ -50,12 +54,12 @@ function payload(device: string, i: number): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-/** A SimFlash holding an outbox of RECORDS records for `device`. */
-function filledFlash(device: string): SimFlash {
+/** A SimFlash holding an outbox of `records` records for `device`. */
+function filledFlash(device: string, records = RECORDS): SimFlash {
   const flash = new SimFlash({ blocks: 16, blockLength: 4096 });
   Outbox.format(flash);
   const outbox = Outbox.open(flash);
-  for (let i = 0; i < RECORDS; i++) outbox.append(payload(device, i));
+  for (let i = 0; i < records; i++) outbox.append(payload(device, i));
   return flash;
 }
 
@@ -133,8 +137,13 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
   }
 
   /** Drains `device`'s outbox with the client in Node; restarts the broker once at a third of the drain when asked. */
-  async function drainInNode(device: string, options: { tls: boolean; restart: boolean }, t: { diagnostic(m: string): void }): Promise<ClientEvent[]> {
-    const flash = filledFlash(device);
+  async function drainInNode(
+    device: string,
+    options: { tls: boolean; restart: boolean; port?: number; records?: number; fallbackTo311?: boolean },
+    t: { diagnostic(m: string): void },
+  ): Promise<ClientEvent[]> {
+    const records = options.records ?? RECORDS;
+    const flash = filledFlash(device, records);
     const outbox = Outbox.open(flash);
     const events: ClientEvent[] = [];
     const connector = new NodeStreamConnector(options.tls ? tlsFor(device) : {});
@@ -142,9 +151,10 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     const client = new MqttClient(
       {
         host: '127.0.0.1',
-        port: options.tls ? broker.tlsPort ?? 0 : broker.port,
+        port: options.port ?? (options.tls ? broker.tlsPort ?? 0 : broker.port),
         session: { ...session, password: session.password === undefined ? undefined : new TextEncoder().encode(session.password), startSeq: outbox.stats().ackSeq },
         backoff: { baseMs: 50, capMs: 1000 },
+        fallbackTo311: options.fallbackTo311 ?? false,
       },
       { connector, clock: nodeClock, entropy: nodeEntropy, source: new OutboxSource(outbox), onEvent: (e) => events.push(e) },
     );
@@ -153,9 +163,12 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     try {
       if (options.restart) {
         await waitFor('a third of the drain', () => outbox.stats().ackSeq >= RECORDS / 3);
+        const queued = outbox.stats().queued;
         await broker.restart();
+        assert.ok(queued > 0, 'the restart came mid-drain');
+        t.diagnostic(`${device}: broker restarted with ${queued} records still queued`);
       }
-      await waitFor(`${device} drained and received`, () => outbox.stats().queued === 0 && got(device) === RECORDS, 30_000, () => `received ${got(device)}, queued ${outbox.stats().queued}, phase ${client.phase}, last events ${JSON.stringify(events.slice(-8))}`);
+      await waitFor(`${device} drained and received`, () => outbox.stats().queued === 0 && got(device) === records, 30_000, () => `received ${got(device)}, queued ${outbox.stats().queued}, phase ${client.phase}, last events ${JSON.stringify(events.slice(-8))}`);
     } finally {
       stop();
       client.stop();
@@ -163,8 +176,10 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     }
     const stats = client.stats();
     assert.equal(stats.session.quotaViolations, 0, 'send quota never exceeded');
-    assert.ok(stats.peakInFlight <= RECEIVE_MAXIMUM, `peak in flight ${stats.peakInFlight} ≤ Receive Maximum ${RECEIVE_MAXIMUM}`);
-    t.diagnostic(`${device}: ${RECORDS} records, ${stats.connects} connections, peak in flight ${stats.peakInFlight}, resent ${stats.session.resent}, ${events.filter((e) => e.kind === 'backoff').length} backoffs`);
+    // 3.1.1 has no Receive Maximum: there the window is the session's maxInFlight.
+    const window = options.fallbackTo311 ? session.maxInFlight : RECEIVE_MAXIMUM;
+    assert.ok(stats.peakInFlight <= window, `peak in flight ${stats.peakInFlight} ≤ ${window}`);
+    t.diagnostic(`${device}: ${records} records, ${stats.connects} connections, peak in flight ${stats.peakInFlight}, resent ${stats.session.resent}, ${events.filter((e) => e.kind === 'backoff').length} backoffs`);
     return events;
   }
 
@@ -193,7 +208,10 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
       bridge.callJson({ init });
       if (options.restart) {
         await waitFor('a third of the drain in XS', () => status().ackSeq >= RECORDS / 3);
+        const queued = last?.queued ?? 0;
         await broker.restart();
+        assert.ok(queued > 0, 'the restart came mid-drain');
+        t.diagnostic(`${device} (XS): broker restarted with ${queued} records still queued`);
       }
       await waitFor(`${device} drained in XS and received`, () => {
         if (bridge.failure) throw bridge.failure;
@@ -243,6 +261,38 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     assert.ok(events.some((e) => e.kind === 'connected'), 'connected over TLS');
     assert.ok(!events.some((e) => e.kind === 'refused'), 'accepted on the certificate (no password)');
     assert.equal(got('dev-node-tls'), RECORDS);
+  });
+
+  it('a gateway answering CONNECT with 0x84 three times: three audited refusals, no downgrade, then the drain', async (t) => {
+    const gateway = await startGateway({ upstream: { port: broker.port }, seed: 17, rules: [{ action: 'refuseConnect', nth: [0, 1, 2] }] });
+    try {
+      const events = await drainInNode('dev-gw', { tls: false, restart: false, port: gateway.port, records: 50 }, t);
+      const kept = events.filter((e) => e.kind === 'refused-no-fallback');
+      assert.equal(kept.length, 3, 'each refusal reported as version kept');
+      assert.ok(kept.every((e) => e.kind === 'refused-no-fallback' && e.protocolVersion === 5 && e.reasonCode === 0x84));
+      assert.equal(events.filter((e) => e.kind === 'protocol-fallback').length, 0, 'no fallback');
+      const attempts = events.filter((e) => e.kind === 'connecting');
+      assert.ok(attempts.length >= 4 && attempts.every((e) => e.kind === 'connecting' && e.protocolVersion === 5), 'every CONNECT is MQTT 5');
+      assert.equal(events.filter((e) => e.kind === 'backoff').length >= 3, true, 'each refusal paced by the backoff');
+      assert.equal(gateway.events.filter((e) => e.action === 'refuseConnect').length, 3);
+      assert.equal(got('dev-gw'), 50);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('fallbackTo311 policy: after the gateway refuses MQTT 5 once, the drain completes over 3.1.1', async (t) => {
+    const gateway = await startGateway({ upstream: { port: broker.port }, seed: 17, rules: [{ action: 'refuseConnect', nth: [0] }] });
+    try {
+      const events = await drainInNode('dev-gw-311', { tls: false, restart: false, port: gateway.port, records: 50, fallbackTo311: true }, t);
+      assert.equal(events.filter((e) => e.kind === 'protocol-fallback').length, 1, 'fallback reported');
+      const attempts = events.filter((e): e is Extract<ClientEvent, { kind: 'connecting' }> => e.kind === 'connecting');
+      assert.equal(attempts[0].protocolVersion, 5, 'first CONNECT MQTT 5');
+      assert.ok(attempts.slice(1).every((e) => e.protocolVersion === 4), 'then 3.1.1');
+      assert.equal(got('dev-gw-311'), 50);
+    } finally {
+      await gateway.stop();
+    }
   });
 
   it('in XS over TLS (sockets and TLS in Node): every record reaches the subscriber', async (t) => {
