@@ -12,6 +12,10 @@
  * drive it too (readable bytes, room to write, errors). Every session event
  * and every event of its own goes to one `onEvent` callback.
  *
+ * Hand-written because it must run in XS on the device: mqtt.js and
+ * mqtt-packet need Node's Buffer and streams, and Moddable's own MQTT
+ * module speaks 3.1.1 at QoS 0 only (DESIGN §4, §7).
+ *
  * Contract it relies on from the connector (ECMA-419 TCP socket semantics):
  * the first `onWritable` means the connection is open; callbacks never run
  * synchronously inside `connect`, `read`, `write` or `close`; `write` takes
