@@ -174,7 +174,7 @@ export async function flashDevice(plan: FlashPlan, options: FlashOptions): Promi
     } catch (error) {
       if (error instanceof LinkLostError || port.lost) throw error;
       if (isOpenError(error)) throw error;
-      throw new FlashFailure('no-device', `no ESP ROM loader answered on ${options.port} (${messageOf(error)}): expected a board in download mode (hold BOOT, press EN) on this port`);
+      throw new FlashFailure('no-device', `no ESP ROM loader answered (esptool-js: ${messageOf(error)}): expected a board in download mode on this port (hold BOOT, press EN)`);
     }
     const internals = loader as unknown as LoaderInternals;
     if (typeof internals.chipFromMagicValue !== 'function' || typeof internals.applyDetectedChip !== 'function') throw new Error('internal: esptool-js has no chipFromMagicValue/applyDetectedChip (expected esptool-js 0.7.0)');
@@ -191,6 +191,9 @@ export async function flashDevice(plan: FlashPlan, options: FlashOptions): Promi
     if (options.baud !== ROM_BAUD) {
       stage = { what: `changing to ${options.baud} baud`, offset: 0, reached: () => 0 };
       await loader.changeBaud();
+      // esptool-js falls back to 115200 and uploads its stub when the chip stops answering at the new rate;
+      // this flasher speaks the ROM protocol only (the stub's MD5 and BEGIN differ).
+      if (loader.IS_STUB) throw new FlashFailure('refused', `the board stopped answering at ${options.baud} baud and esptool-js fell back to its stub loader: run again with --baud ${ROM_BAUD}; nothing was written`);
     }
     loader.FLASH_WRITE_SIZE = ROM_BLOCK;
     for (const e of plan.erase) {
