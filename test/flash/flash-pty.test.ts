@@ -286,6 +286,21 @@ describe('holdfast flash usage', () => {
     }
   });
 
+  it('a bootloader that is not an ESP image is refused naming the file, before the port is opened', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'holdfast-flash-usage-'));
+    try {
+      const bootloader = join(folder, 'bootloader.bin');
+      writeFileSync(bootloader, Uint8Array.of(0x7f, 0x45, 0x4c, 0x46));
+      writeFileSync(join(folder, 'app.bin'), new Uint8Array(100));
+      const run = await holdfast(['flash', '--board', 'esp32-devkitc', '--port', join(folder, 'no-such-port'), '--bootloader', bootloader, '--app', join(folder, 'app.bin'), '--json']);
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr.trim(), /^holdfast flash: .*bootloader\.bin: starts with 0x7f: expected an ESP image \(magic 0xe9\)/);
+      assert.equal(jsonErrorOf(run, 'bad bootloader').error.code, 'invalid-file');
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it('an unknown board is bad usage naming --board', async () => {
     const run = await holdfast(['flash', '--board', 'no-such-board', '--port', '/dev/null', '--bootloader', '/dev/null', '--app', '/dev/null']);
     assert.equal(run.status, 2, run.stderr);
