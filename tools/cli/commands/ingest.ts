@@ -17,6 +17,8 @@ import { INVENTORY_MAX_BYTES, InventoryError, parseInventory, type Inventory } f
 import { DEFAULT_BATCH, DEFAULT_CLIENT_ID, DEFAULT_TOPIC, IngestService } from '../../ingest/ingest.ts';
 import { acquireLock, LockedError } from '../../ingest/lock.ts';
 import { PgliteStore } from '../../ingest/store-pglite.ts';
+import { WorkerStore } from '../../ingest/store-worker.ts';
+import type { IngestStore } from '../../ingest/store.ts';
 import { buildReport, formatReport } from '../../ingest/report.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -82,7 +84,7 @@ function loadInventory(file: string): Inventory {
   }
 }
 
-async function openStore(db: string): Promise<{ store: PgliteStore; release: () => void }> {
+async function openStore(db: string, inWorker: boolean): Promise<{ store: IngestStore; release: () => void }> {
   checkOutputDir(db, 'the ingest database folder');
   let release: () => void;
   try {
@@ -92,7 +94,8 @@ async function openStore(db: string): Promise<{ store: PgliteStore; release: () 
     throw fromNodeError(error, db, 'a writable database folder');
   }
   try {
-    return { store: await PgliteStore.open(db), release };
+    // The service commits from a worker thread so that the MQTT socket keeps being read during a commit (tools/ingest/store-worker.ts).
+    return { store: inWorker ? await WorkerStore.open(db) : await PgliteStore.open(db), release };
   } catch (error) {
     release();
     if (error instanceof CliError) throw error;
@@ -107,7 +110,7 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
   const password = flags.password ?? process.env[PASSWORD_ENV];
   const log = (line: string) => process.stderr.write(`holdfast ingest: ${line}\n`);
   const openedAt = performance.now();
-  const { store, release } = await openStore(flags.db);
+  const { store, release } = await openStore(flags.db, true);
   let service: IngestService | undefined;
   let progress: NodeJS.Timeout | undefined;
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -189,7 +192,7 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
 
 async function report(flags: { db: string; json?: boolean }): Promise<void> {
   if (!existsSync(join(flags.db, 'pg'))) throw new CliError('holds no ingest database: expected a folder written by holdfast ingest run', { file: flags.db, code: 'not-found' });
-  const { store, release } = await openStore(flags.db);
+  const { store, release } = await openStore(flags.db, false);
   try {
     const loaded = await store.load();
     const r = buildReport(loaded);
