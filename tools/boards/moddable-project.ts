@@ -61,6 +61,9 @@ export function moddableManifest(board: Board): Record<string, unknown> {
     },
     include: [
       '$(MODDABLE)/examples/manifest_base.json',
+      // ECMA-419 io for esp32: builtinCommon (which the flash module's C needs), embedded:provider/builtin, sockets and Wi-Fi.
+      '$(MODDABLE)/modules/io/manifest.json',
+      // embedded:storage/flash: partitions by label, plus "running" and "nextota".
       '$(MODDABLE)/modules/io/flash/manifest.json',
     ],
     modules: {
