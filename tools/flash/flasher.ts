@@ -30,72 +30,14 @@
 import { createHash } from 'node:crypto';
 import { constants as zlibConstants, deflateSync, inflateSync } from 'node:zlib';
 import { ESPLoader, type ROM } from 'esptool-js';
-import type { Board, BoardPartition } from '../boards/board.ts';
-import { encodeBoardPartitionTable } from './partition-table.ts';
+import type { EraseRegion, FlashPlan, FlashRegion, RegionName } from './plan.ts';
 import { Op, u32le } from './packet.ts';
 import { LinkLostError, NodeSerialPort, NodeTransport } from './serial-transport.ts';
 
-export const ROM_BAUD = 115200;
+export { ROM_BAUD } from './plan.ts';
+import { ROM_BAUD } from './plan.ts';
 /** ROM download packet size (esptool's ESP32ROM.FLASH_WRITE_SIZE; S3 and C3 the same). */
 export const ROM_BLOCK = 0x400;
-/** ESP image magic byte (esptool docs, "Firmware Image Format"). */
-export const ESP_IMAGE_MAGIC = 0xe9;
-
-export type RegionName = 'bootloader' | 'partition-table' | 'otadata' | 'app';
-
-export interface FlashRegion {
-  readonly name: RegionName;
-  /** What it is, for messages ("the app image (ota_0)"). */
-  readonly what: string;
-  readonly offset: number;
-  readonly data: Uint8Array;
-}
-
-export interface EraseRegion {
-  readonly name: string;
-  readonly offset: number;
-  readonly size: number;
-}
-
-export interface FlashPlan {
-  readonly board: Board;
-  readonly regions: readonly FlashRegion[];
-  /** Data partitions erased first (only with eraseData). */
-  readonly erase: readonly EraseRegion[];
-}
-
-export class FlashPlanError extends Error {
-  constructor(message: string, readonly field: string) {
-    super(message);
-    Object.defineProperty(this, 'name', { value: 'FlashPlanError', enumerable: false, configurable: true, writable: true });
-  }
-}
-
-function partition(board: Board, name: string): BoardPartition {
-  const p = board.partitions.find((q) => q.name === name);
-  if (p === undefined) throw new FlashPlanError(`board ${board.id} has no ${name} partition`, '--board');
-  return p;
-}
-
-/** What to write where, checked against the board's layout before the port is opened. */
-export function planFlash(board: Board, input: { bootloader: Uint8Array; app: Uint8Array; eraseData: boolean }): FlashPlan {
-  const bootloaderRoom = board.partitionTableOffset - board.bootloaderOffset;
-  if (input.bootloader.length === 0) throw new FlashPlanError('is empty: expected an ESP-IDF bootloader image', '--bootloader');
-  if (input.bootloader.length > bootloaderRoom) throw new FlashPlanError(`is ${input.bootloader.length} bytes: expected at most ${bootloaderRoom} (0x${board.bootloaderOffset.toString(16)}..0x${board.partitionTableOffset.toString(16)} on ${board.chip})`, '--bootloader');
-  if (input.bootloader[0] !== ESP_IMAGE_MAGIC) throw new FlashPlanError(`starts with 0x${input.bootloader[0].toString(16).padStart(2, '0')}: expected an ESP image (magic 0xe9), the bootloader.bin ESP-IDF builds`, '--bootloader');
-  const ota0 = partition(board, 'ota_0');
-  const otadata = partition(board, 'otadata');
-  if (input.app.length === 0) throw new FlashPlanError('is empty: expected an app image', '--app');
-  if (input.app.length > ota0.size) throw new FlashPlanError(`is ${input.app.length} bytes: expected at most ${ota0.size}, the size of ota_0 on ${board.id}`, '--app');
-  const regions: FlashRegion[] = [
-    { name: 'bootloader', what: 'the bootloader', offset: board.bootloaderOffset, data: input.bootloader },
-    { name: 'partition-table', what: 'the partition table', offset: board.partitionTableOffset, data: encodeBoardPartitionTable(board) },
-    { name: 'otadata', what: 'otadata (ota_data_initial.bin, erased)', offset: otadata.offset, data: new Uint8Array(otadata.size).fill(0xff) },
-    { name: 'app', what: 'the app image (ota_0)', offset: ota0.offset, data: input.app },
-  ];
-  const erase = input.eraseData ? board.partitions.filter((p) => p.type === 'data' && p.name !== 'otadata').map((p) => ({ name: p.name, offset: p.offset, size: p.size })) : [];
-  return { board, regions, erase };
-}
 
 export type FlashFailureKind = 'no-device' | 'wrong-chip' | 'link-lost' | 'refused' | 'verify-failed';
 

@@ -10,7 +10,8 @@
 import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { BoardError, listBoards, loadBoard, type Board } from '../../boards/board.ts';
-import { FlashFailure, FlashPlanError, flashDevice, isOpenError, planFlash, ROM_BAUD, type FlashResult, type ProgressEvent } from '../../flash/flasher.ts';
+import { FlashPlanError, planFlash, ROM_BAUD } from '../../flash/plan.ts';
+import type { FlashResult, ProgressEvent } from '../../flash/flasher.ts';
 import { parseInteger } from '../../keys/cli-options.ts';
 import { CliError, EnvironmentError, UsageError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -60,13 +61,20 @@ export function registerFlash(program: Command): void {
       const port = statSync(flags.port, { throwIfNoEntry: false });
       if (port === undefined) throw new CliError('does not exist: expected the serial device of the board (--port)', { file: flags.port, code: 'not-found' });
       if (port.isDirectory()) throw new CliError('is a directory: expected the serial device of the board (--port)', { file: flags.port, code: 'not-a-file' });
+      // Loaded only here: esptool-js and serialport's native binding (loaded at import) cost every other command nothing.
+      let flasher: typeof import('../../flash/flasher.ts');
+      try {
+        flasher = await import('../../flash/flasher.ts');
+      } catch (error) {
+        throw new EnvironmentError(`the serial flasher does not load (${(error instanceof Error ? error.message : String(error)).split('\n')[0]}): expected serialport's prebuilt binding for ${process.platform}-${process.arch} and esptool-js; run npm ci`);
+      }
       const progress = new ProgressReporter(process.stderr);
       let result: FlashResult;
       try {
-        result = await flashDevice(plan, { port: flags.port, baud: flags.baud, verify: flags.verify, onProgress: (event) => progress.report(event) });
+        result = await flasher.flashDevice(plan, { port: flags.port, baud: flags.baud, verify: flags.verify, onProgress: (event) => progress.report(event) });
       } catch (error) {
         progress.end();
-        throw toFlashError(error, flags.port);
+        throw toFlashError(error, flags.port, flasher);
       }
       progress.end();
       if (flags.json) {
@@ -98,12 +106,9 @@ function safeBoards(): string {
   }
 }
 
-function toFlashError(error: unknown, port: string): CliError {
-  if (error instanceof FlashFailure) return new CliError(error.message, { code: 'failed', file: port });
-  if (error instanceof Error && /Cannot find module|No native build was found|bindings/i.test(error.message)) {
-    return new EnvironmentError(`the serialport native binding does not load (${error.message.split('\n')[0]}): expected its prebuilt binding for ${process.platform}-${process.arch}; run npm ci`);
-  }
-  if (isOpenError(error)) {
+function toFlashError(error: unknown, port: string, flasher: typeof import('../../flash/flasher.ts')): CliError {
+  if (error instanceof flasher.FlashFailure) return new CliError(error.message, { code: 'failed', file: port });
+  if (flasher.isOpenError(error)) {
     const message = error.message.replace(/^(Error: )+/, '');
     const code = /EACCES|Permission/i.test(message) ? 'permission' : /ENOENT|No such file/i.test(message) ? 'not-found' : 'io';
     return new CliError(`cannot open (${message}): expected a serial device this user may open${code === 'permission' ? ' (on Debian: add yourself to the dialout group)' : ''}`, { file: port, code });
