@@ -52,7 +52,7 @@ export function registerIngest(program: Command): void {
     .option('--topic <filter>', 'topic filter, subscribed at QoS 1', DEFAULT_TOPIC)
     .option('--client-id <id>', 'MQTT client id: the persistent session is bound to it', DEFAULT_CLIENT_ID)
     .option('--username <name>', 'broker user name')
-    .option('--password <password>', `broker password (default: $${PASSWORD_ENV})`)
+    .option('--password <password>', `broker password (else $${PASSWORD_ENV})`)
     .option('--protocol-version <v>', 'MQTT protocol level: 5 (MQTT 5) or 4 (3.1.1)', parseInteger(4, 5), 5)
     .option('--batch <n>', 'most messages per transaction, 1..50000', parseInteger(1, 50_000), DEFAULT_BATCH)
     .option('--exit-after <n>', 'stop gracefully once this many records were accepted (benchmarks, tests)', parseInteger(1, Number.MAX_SAFE_INTEGER))
