@@ -96,6 +96,7 @@ export function verifyExport(crypto: Crypto, key: Uint8Array, bytes: Uint8Array)
     return formatFailure('export', bytes.length < EXPORT_HEADER_LENGTH && isExport(bytes) ? 'the export ends inside its 16-byte header' : 'not an audit export (magic HFAUDEX1)');
   }
   if (bytes[8] !== EXPORT_VERSION) return formatFailure('export', `export version ${bytes[8]}; this verifier reads ${EXPORT_VERSION}`);
+  if (bytes[9] !== 0 || bytes[10] !== 0 || bytes[11] !== 0) return formatFailure('export', 'export header bytes 9..11 are not zero');
   const announced = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(12, true);
   const candidates: Candidate[] = [];
   let at = EXPORT_HEADER_LENGTH;
