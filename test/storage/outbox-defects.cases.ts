@@ -13,12 +13,13 @@ import { replayCuts } from '../../tools/sim/power-cut.ts';
 import type { CutPlan, FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { workloads } from './outbox.cases.ts';
 import { outboxScenario } from './outbox-model.ts';
+import { setErrorName } from '../../firmware/base/error-name.ts';
 
 /** Thrown by TearingFlash where the power goes. */
 class SimulatedCut extends Error {
   constructor() {
     super('simulated power cut');
-    this.name = 'SimulatedCut';
+    setErrorName(this, 'SimulatedCut');
   }
 }
 

@@ -4,11 +4,12 @@
  * code reads the flash, so a loop that does not end shows up here).
  */
 import type { FlashPartition, FlashStatus } from '../../firmware/hal/flash.ts';
+import { setErrorName } from '../../firmware/base/error-name.ts';
 
 export class Hang extends Error {
   constructor(budget: number) {
     super(`more than ${budget} flash operations in one call: it does not terminate`);
-    this.name = 'Hang';
+    setErrorName(this, 'Hang');
   }
 }
 

@@ -1,3 +1,5 @@
+import { setErrorName } from '../../firmware/base/error-name.ts';
+
 /**
  * Engine-neutral assertions for cases that run in Node and in XS (node:assert
  * does not exist in XS). Each failure throws CheckFailure with both sides.
@@ -5,7 +7,7 @@
 export class CheckFailure extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'CheckFailure';
+    setErrorName(this, 'CheckFailure');
   }
 }
 

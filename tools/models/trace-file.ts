@@ -4,6 +4,7 @@
  * brings its own event parser and its own replayer; the replay modes and the
  * divergence error are shared here.
  */
+import { setErrorName } from '../../firmware/base/error-name.ts';
 
 /**
  * conformance: a trace of the correct model, which the TypeScript must
@@ -20,7 +21,7 @@ export class TraceDivergence extends Error {
     message: string,
   ) {
     super(`event ${eventIndex + 1} (${line}): ${message}`);
-    this.name = 'TraceDivergence';
+    setErrorName(this, 'TraceDivergence');
   }
 }
 export interface TraceFile<E> {

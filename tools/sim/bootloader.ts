@@ -15,6 +15,7 @@ import type { SlotIndex } from '../../firmware/hal/boot-control.ts';
 import { readOtadata, stateOfSlot, writeOtadataCopy, type OtaStateReading } from '../../firmware/update/otadata.ts';
 import { planBoot, type BootPlan, type SlotCheck } from '../../firmware/update/decide.ts';
 import { APP_IMAGE_HEADER_LENGTH, encodeAppImage, readAppImageHeader, verifyAppImage, type AppImageHeader, type AppImageMeta } from '../../firmware/update/app-image.ts';
+import { setErrorName } from '../../firmware/base/error-name.ts';
 
 /**
  * The eFuse anti-rollback floor (ESP-IDF `esp_efuse_read_secure_version`).
@@ -59,7 +60,7 @@ export interface BootDecision {
 export class BrickedError extends Error {
   constructor(readonly plan: BootPlan) {
     super(`no bootable app slot (row ${plan.row.id}: ${plan.row.reason}; slots ${plan.facts.start}/${plan.facts.other}): the device is bricked`);
-    this.name = 'BrickedError';
+    setErrorName(this, 'BrickedError');
   }
 }
 

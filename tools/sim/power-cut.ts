@@ -20,6 +20,7 @@ import { isPowerCut } from './flash/errors.ts';
 import { deriveSeed, Rng } from './rng.ts';
 import type { CutPlan, FlashCounters, SimFlashOptions, SimFlashSnapshot, TearMode } from './flash/sim-flash.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import { setErrorName } from '../../firmware/base/error-name.ts';
 
 export type { CutPlan, TearMode } from './flash/sim-flash.ts';
 
@@ -125,7 +126,7 @@ export class PowerCutFailure extends Error {
         (imagePath ? `\n  flash image: ${imagePath}` : '') +
         `\n  replay: replayCuts(<${scenario}>, ${JSON.stringify(cutPlans)})`,
     );
-    this.name = 'PowerCutFailure';
+    setErrorName(this, 'PowerCutFailure');
   }
 }
 

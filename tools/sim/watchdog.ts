@@ -7,11 +7,12 @@
 import type { Watchdog } from '../../firmware/hal/watchdog.ts';
 import type { ResetReason } from '../../firmware/hal/system.ts';
 import type { VirtualClock } from './clock.ts';
+import { setErrorName } from '../../firmware/base/error-name.ts';
 
 export class DeviceReset extends Error {
   constructor(readonly reason: ResetReason, detail = '') {
     super(`device reset (${reason})${detail ? `: ${detail}` : ''}`);
-    this.name = 'DeviceReset';
+    setErrorName(this, 'DeviceReset');
   }
 }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleForXs } from './bundle.ts';
+import { FREEZE_INTRINSICS_SOURCE } from './freeze-intrinsics.ts';
 import { HostServices } from './host-services.ts';
 import { XsWorker, type XsMeter } from './xsnap-worker.ts';
 import { fromUtf8, utf8 } from './wire.ts';
@@ -52,6 +53,8 @@ export class XsSuiteRunner {
     const worker = XsWorker.spawn({ onCommand: services.handle, stdout: 'stderr' });
     try {
       worker.evaluate(code);
+      // As a device build does once the modules are preloaded (freeze-intrinsics.ts).
+      worker.evaluate(FREEZE_INTRINSICS_SOURCE);
     } catch (error) {
       worker.close();
       throw error;

@@ -1,3 +1,5 @@
+import { setErrorName } from '../../../firmware/base/error-name.ts';
+
 /**
  * Thrown by the simulated flash when the power cut it was armed with strikes,
  * and by every flash call after it until `powerOn()`. Firmware must let it
@@ -6,7 +8,7 @@
 export class PowerCut extends Error {
   constructor(readonly operation: number) {
     super(`power cut at flash operation ${operation}`);
-    this.name = 'PowerCut';
+    setErrorName(this, 'PowerCut');
   }
 }
 
@@ -18,7 +20,7 @@ export class PowerCut extends Error {
 export class FlashMisuse extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'FlashMisuse';
+    setErrorName(this, 'FlashMisuse');
   }
 }
 
