@@ -170,6 +170,7 @@ describe('holdfast flash over a pty against the emulated ROM loader', { skip }, 
         assert.equal(result.board, id);
         assert.equal(result.chip, EMULATED[board.chip]);
         assert.deepEqual(result.erased, []);
+        assert.equal(result.reset, false, 'a pty has no modem lines: no reset claimed');
         assert.deepEqual((result.regions as { name: string; offset: number; verified: boolean }[]).map((r) => [r.name, r.offset, r.verified]), [
           ['bootloader', board.bootloaderOffset, true],
           ['partition-table', board.partitionTableOffset, true],

@@ -84,6 +84,8 @@ export interface FlashResult {
   readonly regions: readonly RegionResult[];
   readonly erased: readonly EraseRegion[];
   readonly baud: number;
+  /** False when the port has no modem lines (a pty): DTR/RTS did nothing, the board was not reset. */
+  readonly reset: boolean;
 }
 
 /** esptool-js CHIP_NAME ("ESP32-S3") as a board chip ("esp32s3"). */
@@ -171,7 +173,7 @@ export async function flashDevice(plan: FlashPlan, options: FlashOptions): Promi
     }
     stage = { what: 'resetting the board', offset: 0, reached: () => 0 };
     await loader.after('hard_reset', false);
-    return { chip: rom.CHIP_NAME, regions: results, erased: plan.erase, baud: options.baud };
+    return { chip: rom.CHIP_NAME, regions: results, erased: plan.erase, baud: options.baud, reset: !port.signalsUnsupported };
   } catch (error) {
     if (error instanceof FlashFailure) throw error;
     if (error instanceof LinkLostError || port.lost) {

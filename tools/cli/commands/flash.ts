@@ -78,11 +78,11 @@ export function registerFlash(program: Command): void {
       }
       progress.end();
       if (flags.json) {
-        console.log(JSON.stringify({ ok: true, board: board.id, chip: result.chip, port: flags.port, baud: result.baud, verified: flags.verify, regions: result.regions, erased: result.erased.map((e) => e.name) }, null, 2));
+        console.log(JSON.stringify({ ok: true, board: board.id, chip: result.chip, port: flags.port, baud: result.baud, verified: flags.verify, reset: result.reset, regions: result.regions, erased: result.erased.map((e) => e.name) }, null, 2));
       } else {
         const regions = result.regions.map((r) => `${r.name} at 0x${r.offset.toString(16)} (${r.bytes} bytes)`).join(', ');
         const erased = result.erased.length > 0 ? `; erased ${result.erased.map((e) => e.name).join(', ')}` : '; data partitions left as they were';
-        console.log(`flashed ${board.id} (${result.chip}) on ${flags.port}: ${regions}${erased}; ${flags.verify ? 'each region verified (MD5)' : 'not verified (--no-verify)'}; board reset`);
+        console.log(`flashed ${board.id} (${result.chip}) on ${flags.port}: ${regions}${erased}; ${flags.verify ? 'each region verified (MD5)' : 'not verified (--no-verify)'}; ${result.reset ? 'board reset (RTS)' : 'the port has no modem lines: reset the board by hand'}`);
       }
       process.exitCode = ExitCode.OK;
     });
