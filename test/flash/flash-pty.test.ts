@@ -10,7 +10,9 @@
  * must boot ota_0 from it. A link closed mid-transfer gives one error line
  * naming the offset the device confirmed, exit 1 and nothing reported as
  * flashed; --erase-data erases the data partitions and its absence leaves
- * them; a chip other than the board's is refused before anything is written.
+ * them; a region that reads back wrong fails the MD5 check (and --no-verify
+ * skips it, saying so); a chip other than the board's is refused before
+ * anything is written.
  *
  * The app is holdfast's stand-in image (firmware/update/app-image.ts, what
  * the simulated bootloader checks today), not an ESP-IDF image: the flasher
@@ -28,6 +30,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { requireComponents, skipUnless } from '../../tools/net/common.ts';
 import { loadBoard, type Board } from '../../tools/boards/board.ts';
 import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { SimBootloader, buildAppImage, testImageBody } from '../../tools/sim/bootloader.ts';
 import { serveRomLoader, type EmulatorOnPort } from '../../tools/flash/emulator-port.ts';
@@ -127,7 +130,7 @@ interface Rig {
   served: EmulatorOnPort;
 }
 
-async function withRig(chip: EmulatedChip, flash: SimFlash, run: (rig: Rig) => Promise<void>, onFlashData?: (p: FlashProgress, rig: Rig) => void): Promise<void> {
+async function withRig(chip: EmulatedChip, flash: FlashPartition, run: (rig: Rig) => Promise<void>, onFlashData?: (p: FlashProgress, rig: Rig) => void): Promise<void> {
   requireComponents(needs);
   const pair = await openPtyPair(socat.ok ? socat.path : 'socat');
   let served: EmulatorOnPort | undefined;
@@ -250,6 +253,42 @@ describe('holdfast flash over a pty against the emulated ROM loader', { skip }, 
       },
     );
     assert.ok(lastWritten < padded(app.bytes).length, 'the app was not completely written');
+  });
+
+  it('a region that reads back wrong fails the MD5 check (exit 1, nothing reported flashed); --no-verify skips the check and says so', async () => {
+    const board = loadBoard('esp32-devkitc');
+    const ota0 = board.partitions.find((p) => p.name === 'ota_0')!;
+    const bootloader = bootloaderFile(0x2000, 50);
+    const app = appFile(40_000, 6);
+    // A flash whose cell at ota_0 + 0x1234 keeps its bit 0 flipped from what is programmed.
+    const bad = ota0.offset + 0x1234;
+    const corrupting = (flash: SimFlash): FlashPartition => ({
+      status: () => flash.status(),
+      read: (at, target) => flash.read(at, target),
+      eraseBlock: (block) => flash.eraseBlock(block),
+      write: (at, data) => {
+        const copy = data.slice();
+        if (bad >= at && bad < at + copy.length) copy[bad - at] ^= 0x01;
+        flash.write(at, copy);
+      },
+    });
+    for (const verify of [true, false]) {
+      const { flash } = usedFlash(board, 500);
+      await withRig('ESP32', corrupting(flash), async ({ pair }) => {
+        const run = await holdfast([...flashArgs(board, pair.paths[1], bootloader, app.path), ...(verify ? [] : ['--no-verify']), '--json']);
+        if (verify) {
+          assert.equal(run.status, 1, `exit ${run.status}\n${run.stderr}`);
+          const last = run.stderr.trimEnd().split('\n').at(-1) ?? '';
+          assert.match(last, /^holdfast flash: .*the app image \(ota_0\) at 0x10000 reads back with MD5 [0-9a-f]{32}, expected [0-9a-f]{32}/);
+          assert.doesNotMatch(run.stdout, /"ok": true/);
+        } else {
+          assert.equal(run.status, 0, `exit ${run.status}\n${run.stderr}`);
+          const result = parseJson(run, '--no-verify');
+          assert.equal(result.verified, false);
+          assert.ok((result.regions as { verified: boolean }[]).every((r) => r.verified === false));
+        }
+      });
+    }
   });
 
   it('a chip other than the board\'s is refused before anything is written', async () => {
