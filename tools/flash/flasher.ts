@@ -18,6 +18,8 @@
  *   7. check each region with SPI_FLASH_MD5 (unless verify is off);
  *   8. hard reset (RTS), close the port.
  *
+ * What goes where is decided before the port is opened (plan.ts).
+ *
  * Where esptool-js did not fit the ROM path, the commands are sent through its
  * checkCommand: SPI_ATTACH (its flashSpiAttach sends 4 bytes), SPI_SET_PARAMS
  * (absent), FLASH_BEGIN for an erase (it sends a 5th word to every chip),
@@ -30,12 +32,11 @@
 import { createHash } from 'node:crypto';
 import { constants as zlibConstants, deflateSync, inflateSync } from 'node:zlib';
 import { ESPLoader, type ROM } from 'esptool-js';
-import type { EraseRegion, FlashPlan, FlashRegion, RegionName } from './plan.ts';
+import { ROM_BAUD, type EraseRegion, type FlashPlan, type FlashRegion, type RegionName } from './plan.ts';
 import { Op, u32le } from './packet.ts';
 import { LinkLostError, NodeSerialPort, NodeTransport } from './serial-transport.ts';
 
-export { ROM_BAUD } from './plan.ts';
-import { ROM_BAUD } from './plan.ts';
+export { ROM_BAUD };
 /** ROM download packet size (esptool's ESP32ROM.FLASH_WRITE_SIZE; S3 and C3 the same). */
 export const ROM_BLOCK = 0x400;
 
