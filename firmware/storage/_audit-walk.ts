@@ -128,7 +128,11 @@ export function orderRing(headers: readonly HeaderRead[], unitShift: number): Ri
       continue;
     }
     if (h.header.unitShift !== unitShift) return { state: 'not-formatted', reason: `block ${i} was written with a ${1 << h.header.unitShift}-byte program unit` };
-    if ((h.header.blockSeq - 1) % n !== i) continue;
+    if ((h.header.blockSeq - 1) % n !== i) {
+      // A header of a ring with another block count (or copied from another place): not this log's.
+      anyForeign = true;
+      continue;
+    }
     if (headHeader === undefined || h.header.blockSeq > headHeader.blockSeq) {
       head = i;
       headHeader = h.header;

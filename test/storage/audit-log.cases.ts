@@ -25,7 +25,7 @@ import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { exhaustiveTier, runExhaustive, runRandom, type CutScenario, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
 import { runDamageSuite, type ByteRange, type Damage, type DamageSubject } from '../support/damage.ts';
-import { runnerOptions, throwsCode } from '../support/case-helpers.ts';
+import { caughtByInvariant, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import { CheckFailure, equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 
@@ -433,5 +433,25 @@ export const suite: CaseSuite = {
       run: (env: CaseEnv) => ({ ...runDamageSuite(damageSubject(mode), env.engine === 'xs' && !exhaustiveTier() ? { kinds: ['entry', 'block'] } : {}) }),
     })),
     ...refusalCases(),
+    {
+      name: 'planted bug: a reclaim that does not record its unacknowledged drop fails the invariants',
+      run(env: CaseEnv) {
+        // The bug: reclaims drop silently. Patched on the class for this case only, then restored.
+        const proto = AuditLog.prototype as unknown as { dropOf: unknown };
+        const original = proto.dropOf;
+        proto.dropOf = () => undefined;
+        try {
+          const w = workloads('plain')[1];
+          const failure = caughtByInvariant(
+            () => runExhaustive(auditScenario(w), runnerOptions(env, { createFlash: formatted(env.createFlash), secondCuts: 'none', saveFailureImage: () => undefined })),
+            /dropped without a drop record/,
+            'a log that drops unacknowledged entries silently',
+          );
+          return { caughtAfterCuts: failure.cutPlans.length };
+        } finally {
+          proto.dropOf = original;
+        }
+      },
+    },
   ],
 };
