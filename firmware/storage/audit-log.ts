@@ -60,6 +60,8 @@ export interface AuditLogOptions {
   /** The device's audit key (16..64 bytes; 32 from HKDF, docs/spec/audit-log.md, "Key"). */
   readonly key: Uint8Array;
   readonly counter: AuditCounterSource;
+  /** Called once a `dropped-unacknowledged` entry is durable (for the runtime's log; tests use it to see every drop). */
+  readonly onDropRecorded?: (event: AuditEvent, counter: number) => void;
 }
 
 export interface AuditRecord {
@@ -139,6 +141,7 @@ export class AuditLog {
   private readonly crypto: Crypto;
   private readonly key: Uint8Array;
   private readonly counter: AuditCounterSource;
+  private readonly onDropRecorded: ((event: AuditEvent, counter: number) => void) | undefined;
   private readonly blocks: number;
   private readonly blockLength: number;
   private readonly unitShift: number;
@@ -150,6 +153,8 @@ export class AuditLog {
   private lastCounter: number;
   private ackCounter: number;
   private pendingDrop: Drop | undefined;
+  /** Largest blockSeq a durable drop record names (0: none seen in the head): a block is never recorded as dropped twice. */
+  private droppedThrough: number;
   private dropsRecorded = 0;
   private entriesWritten = 0;
   private bytesProgrammed = 0;
@@ -160,6 +165,7 @@ export class AuditLog {
     this.crypto = options.crypto;
     this.key = options.key.slice();
     this.counter = options.counter;
+    this.onDropRecorded = options.onDropRecorded;
     this.blocks = geometry.blocks;
     this.blockLength = geometry.blockLength;
     this.unitShift = geometry.unitShift;
@@ -170,6 +176,7 @@ export class AuditLog {
     this.lastCounter = state.lastCounter;
     this.ackCounter = state.ackCounter;
     this.pendingDrop = state.pendingDrop;
+    this.droppedThrough = state.droppedThrough;
     this.recovery = state.report;
   }
 
@@ -283,16 +290,19 @@ export class AuditLog {
   private flushPendingDrop(): void {
     const drop = this.pendingDrop;
     if (drop === undefined) return;
-    const { body } = encodeAuditEvent(dropEvent(drop));
+    const event = dropEvent(drop);
+    const { body } = encodeAuditEvent(event);
     if (this.writeOffset + paddedEntryLength(body.length) > this.blockLength) {
       // No room in the head (torn appends used it): the next header carries the drop on.
       this.openBlock();
       this.flushPendingDrop();
       return;
     }
-    this.writeEntry(DROP_CODE, body);
+    const counter = this.writeEntry(DROP_CODE, body);
     this.pendingDrop = undefined;
+    this.droppedThrough = Math.max(this.droppedThrough, drop.seq);
     this.dropsRecorded++;
+    this.onDropRecorded?.(event, counter);
   }
 
   /** Erase the next block (reclaiming the oldest when the ring is full) and write its header. */
@@ -301,7 +311,7 @@ export class AuditLog {
     const index = (this.head + 1) % this.blocks;
     let drop = this.pendingDrop;
     // (A drop recovery already recorded for this block, after a cut reclaim, is not counted twice.)
-    if (seq > this.blocks && !(drop !== undefined && drop.seq >= seq - this.blocks)) {
+    if (seq > this.blocks && Math.max(this.droppedThrough, drop?.seq ?? 0) < seq - this.blocks) {
       const reclaimed = this.dropOf(index, seq - this.blocks);
       if (reclaimed !== undefined) drop = drop === undefined ? reclaimed : mergeDrops(drop, reclaimed);
     }
@@ -392,6 +402,7 @@ interface Recovered {
   lastCounter: number;
   ackCounter: number;
   pendingDrop: Drop | undefined;
+  droppedThrough: number;
   report: AuditRecoveryReport;
 }
 
@@ -449,6 +460,8 @@ function recover(flash: FlashPartition, crypto: Crypto, g: Geometry): Recovered 
   ackCounter = Math.min(ackCounter, lastCounter);
 
   let pendingDrop: Drop | undefined;
+  let droppedThrough = 0;
+  for (const p of walk.entries) if (p.entry.kind === DROP_CODE) droppedThrough = Math.max(droppedThrough, dropSeqOf(p.entry.body));
   if (headHeader.dropSeq !== 0) {
     const drop: Drop = { seq: headHeader.dropSeq, count: headHeader.dropCount === DROP_COUNT_UNKNOWN ? null : headHeader.dropCount, first: headHeader.dropFirst, last: headHeader.dropLast };
     const written = walk.entries.some((p) => p.entry.kind === DROP_CODE && sameDrop(p.entry.body, drop));
@@ -458,7 +471,7 @@ function recover(flash: FlashPartition, crypto: Crypto, g: Geometry): Recovered 
   // (or damage hit that header). Its unacknowledged entries are gone or going: record the drop now, count unknown.
   const oldestSeq = headHeader.blockSeq + 1 - g.blocks;
   const oldestHeader = headers[next];
-  if (oldestSeq >= 1 && !(oldestHeader.state === 'valid' && oldestHeader.header.blockSeq === oldestSeq)) {
+  if (oldestSeq >= 1 && oldestSeq > Math.max(droppedThrough, pendingDrop?.seq ?? 0) && !(oldestHeader.state === 'valid' && oldestHeader.header.blockSeq === oldestSeq)) {
     const successor = headers[(next + 1) % g.blocks];
     const last = successor.state === 'valid' && successor.header.blockSeq === oldestSeq + 1 ? successor.header.lastCounter : lastCounter;
     if (last > ackCounter) {
@@ -475,8 +488,20 @@ function recover(flash: FlashPartition, crypto: Crypto, g: Geometry): Recovered 
     lastCounter,
     ackCounter,
     pendingDrop,
+    droppedThrough,
     report: { tornTail, headBreaks, tornRegions, badHeaders: ring.badHeaders, pendingDrop: pendingDrop !== undefined },
   };
+}
+
+/** The blockSeq a drop entry's body names (0 when it does not decode). */
+function dropSeqOf(body: Uint8Array): number {
+  try {
+    const e = decodeAuditEvent(DROP_CODE, body);
+    return e.kind === 'dropped-unacknowledged' ? e.blockSeq : 0;
+  } catch (error) {
+    if (error instanceof AuditDecodeError) return 0;
+    throw error;
+  }
 }
 
 function sameDrop(body: Uint8Array, drop: Drop): boolean {
@@ -523,5 +548,6 @@ function checkOptions(options: AuditLogOptions): void {
   if (typeof options.crypto !== 'object' || options.crypto === null) throw new TypeError('options.crypto must be a Crypto');
   if (!(options.key instanceof Uint8Array)) throw new TypeError('options.key must be a Uint8Array');
   if (options.key.length < MIN_KEY_LENGTH || options.key.length > MAX_KEY_LENGTH) throw new RangeError(`options.key must be ${MIN_KEY_LENGTH}..${MAX_KEY_LENGTH} bytes, got ${options.key.length}`);
+  if (options.onDropRecorded !== undefined && typeof options.onDropRecorded !== 'function') throw new TypeError('options.onDropRecorded must be a function');
   if (typeof options.counter !== 'object' || options.counter === null || typeof options.counter.next !== 'function') throw new TypeError('options.counter must have next()');
 }

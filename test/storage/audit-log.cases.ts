@@ -94,7 +94,15 @@ export interface AuditWorkload {
 }
 
 function options(state: AuditState): AuditLogOptions {
-  return { crypto: CRYPTO_HOLDER.get(), key: AUDIT_TEST_KEY, counter: { next: () => ++state.counter } };
+  return {
+    crypto: CRYPTO_HOLDER.get(),
+    key: AUDIT_TEST_KEY,
+    counter: { next: () => ++state.counter },
+    // Every drop record, as soon as it is durable (a later reclaim may drop the record itself).
+    onDropRecorded: (event) => {
+      if (event.kind === 'dropped-unacknowledged') state.dropRanges.push({ first: event.firstCounter, last: event.lastCounter });
+    },
+  };
 }
 
 /** The portable Crypto (stateless; cheap to make). */
