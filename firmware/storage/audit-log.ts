@@ -156,6 +156,7 @@ export class AuditLog {
   /** Largest blockSeq a durable drop record names (0: none seen in the head): a block is never recorded as dropped twice. */
   private droppedThrough: number;
   private dropsRecorded = 0;
+  private closed = false;
   private entriesWritten = 0;
   private bytesProgrammed = 0;
   private erases = 0;
@@ -208,6 +209,7 @@ export class AuditLog {
    * when the ring is full) when the head has no room.
    */
   append(event: AuditEvent): number {
+    if (this.closed) throw new Error('the audit log is closed');
     const { code, body } = encodeAuditEvent(event);
     if (code === DROP_CODE) throw new RangeError('dropped-unacknowledged entries are written by the log itself');
     this.flushPendingDrop();
@@ -244,6 +246,12 @@ export class AuditLog {
   /** Unacknowledged entries, oldest first (at most `max`). */
   unacknowledged(max = Number.MAX_SAFE_INTEGER): AuditRead {
     return this.read(this.ackCounter, max);
+  }
+
+  /** Zero this instance's copy of the key; appends then throw. Reading still works (it needs no key). */
+  close(): void {
+    this.key.fill(0);
+    this.closed = true;
   }
 
   report(): AuditRecoveryReport {
