@@ -24,6 +24,7 @@ import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { exhaustiveTier, runExhaustive, runRandom, type CutScenario, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
+import { isPowerCut } from '../../tools/sim/flash/errors.ts';
 import { runDamageSuite, type ByteRange, type Damage, type DamageSubject } from '../support/damage.ts';
 import { caughtByInvariant, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import { CheckFailure, equal, ok } from '../support/check.ts';
@@ -418,6 +419,15 @@ function refusalCases(): FirmwareCase[] {
         ok(threw, 'a repeated counter value is a RangeError');
         c = 11;
         equal(log.append(auditEventFor(1)), 11, 'the next counter is accepted');
+        log.close();
+        threw = false;
+        try {
+          log.append(auditEventFor(2));
+        } catch {
+          threw = true;
+        }
+        ok(threw, 'append after close throws');
+        equal(log.read().records.length, 2, 'reading after close still works');
         return {};
       },
     },
@@ -441,6 +451,48 @@ export const suite: CaseSuite = {
       run: (env: CaseEnv) => ({ ...runDamageSuite(damageSubject(mode), env.engine === 'xs' && !exhaustiveTier() ? { kinds: ['entry', 'block'] } : {}) }),
     })),
     ...refusalCases(),
+    ...(['plain', 'strict'] as const).map((mode) => ({
+      name: `a torn newest entry is discarded and reported, and the next append lands after its bytes, ${mode}`,
+      run(env: CaseEnv) {
+        let reported = 0;
+        for (let seed = 1; seed <= 12; seed++) {
+          const flash = env.createFlash({ blocks: 2, blockLength: SMALL, mode });
+          AuditLog.format(flash);
+          let c = 0;
+          const opts = { crypto: CRYPTO_HOLDER.get(), key: AUDIT_TEST_KEY, counter: { next: () => ++c } };
+          const log = AuditLog.open(flash, opts);
+          log.append(auditEventFor(0));
+          log.append(auditEventFor(1));
+          const end = log.stats().writeOffset;
+          flash.armCut({ atOperation: 0, seed, tear: seed % 2 === 0 ? 'prefix' : 'bit-subset' });
+          let cut = false;
+          try {
+            log.append(auditEventFor(2));
+          } catch (error) {
+            if (!isPowerCut(error)) throw error;
+            cut = true;
+          }
+          ok(cut, 'the append was cut');
+          flash.powerOn();
+          const again = AuditLog.open(flash, opts);
+          const torn = again.report().tornTail;
+          const read = again.read();
+          const appended = read.records.length === 3;
+          ok(read.records.length === 2 || appended, `${read.records.length} entries after one cut append`);
+          const left = new Uint8Array(128);
+          flash.read(end, left);
+          const dirty = left.some((b) => b !== 0xff);
+          if (!appended) ok(dirty === (torn !== undefined), `torn bytes reported exactly when the cut left some (${JSON.stringify(torn)})`);
+          if (!appended && torn !== undefined) reported++;
+          const counter = again.append(auditEventFor(3));
+          const after = AuditLog.open(flash, opts).read().records;
+          equal(after[after.length - 1].counter, counter, 'the next append reads back last');
+          equal(after.length, read.records.length + 1, 'nothing else changed');
+        }
+        ok(reported > 0, 'some cut left torn bytes that recovery reported');
+        return { tornTailsReported: reported };
+      },
+    })),
     {
       name: 'planted bug: a reclaim that does not record its unacknowledged drop fails the invariants',
       run(env: CaseEnv) {
