@@ -127,6 +127,16 @@ describe('holdfast audit verify', () => {
       if (fix) fixCrc(snap.data.subarray(at, at + 64 + snap.data[at + 2]));
       put(fix ? 'forged.hfimg' : 'flipped.hfimg', encodeImage(SimFlash.fromSnapshot(snap)));
     }
+    // A power cut tore the newest append: the device discards it, the verifier notes it.
+    {
+      const f = buildLog(6, 4);
+      let c = 1000;
+      const log = AuditLog.open(f, { crypto: createNobleCrypto(), key: AUDIT_TEST_KEY, counter: { next: () => ++c } });
+      f.armCut({ atOperation: 0, seed: 7, tear: 'prefix' });
+      assert.throws(() => log.append(auditEventFor(6)), /power cut/i);
+      f.powerOn();
+      put('torn.hfimg', encodeImage(f));
+    }
     put('blank.hfimg', encodeImage(new SimFlash({ blocks: 2, blockLength: 1024 })));
     put('not-audit.txt', 'hello, this is not an audit log\n');
   });
@@ -149,9 +159,10 @@ describe('holdfast audit verify', () => {
       ['audit', 'verify', files['flipped.hfimg'], '--key', KEY_HEX, '--json'],
       ['audit', 'verify', files['forged.hfimg'], '--key', KEY_HEX, '--json'],
       ['audit', 'verify', files['forged.hfaud'], '--key', KEY_HEX],
+      ['audit', 'verify', files['torn.hfimg'], '--key', KEY_HEX, '--json'],
     ];
     const runs = await batch(jobs);
-    const [cleanImage, cleanExp, cleanText, wrapped, flipped, forged, truncInside, truncBoundary, swapped, deleted, wrongKey, flippedImg, forgedImg, forgedText] = runs;
+    const [cleanImage, cleanExp, cleanText, wrapped, flipped, forged, truncInside, truncBoundary, swapped, deleted, wrongKey, flippedImg, forgedImg, forgedText, tornImg] = runs;
 
     const img = verdict(expectExit(cleanImage, 0, 'clean image'), 'clean image');
     assert.equal(img.ok, true);
@@ -193,6 +204,9 @@ describe('holdfast audit verify', () => {
     assert.equal(fi.firstBreak?.index, 5, 'flash image: named at the entry after the unreadable one');
     assert.equal(fi.entries, 11);
     expect(forgedImg, 'forged entry in a flash image', 5, 'tag', 12);
+    const torn = verdict(expectExit(tornImg, 0, 'torn newest append'), 'torn');
+    assert.equal(torn.entries, 6, 'the torn append is not an entry');
+    assert.ok(torn.notes.some((n) => /newest append was cut/.test(n)), `the torn tail is noted: ${JSON.stringify(torn.notes)}`);
     assert.match(forgedText.stdout, /^broken: .*entry 3 \(counter 8\) at byte \d+: tag: /);
   });
 
