@@ -15,4 +15,5 @@ export const FORMAT_VERSIONS = Object.freeze({
   counter: 2,
   envelope: 1,
   auditLog: 1,
+  receipt: 1,
 });

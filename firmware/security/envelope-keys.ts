@@ -33,6 +33,8 @@ export const KEY_LABELS = Object.freeze({
   upChacha20Poly1305: 'holdfast/v1/up/chacha20-poly1305',
   upAes256Gcm: 'holdfast/v1/up/aes-256-gcm',
   downChacha20Poly1305: 'holdfast/v1/down/chacha20-poly1305',
+  /** Ingest to device: the tag of an ingest receipt (docs/spec/receipt.md). */
+  receipt: 'holdfast/v1/receipt/hmac-sha256',
 });
 
 /** The keys of one (device, key id). Frozen; zero them with `wipeDeviceKeys` when done. */
@@ -47,6 +49,8 @@ export interface DeviceKeys {
   readonly upAes256Gcm: Uint8Array;
   /** Receiver to device: confidentiality for command payloads (commands are authenticated by the fleet's signature). */
   readonly downChacha20Poly1305: Uint8Array;
+  /** Ingest to device: HMAC-SHA-256 key of the ingest's receipts (docs/spec/receipt.md). */
+  readonly receipt: Uint8Array;
 }
 
 /** RFC 5869 §2.2: PRK = HMAC-Hash(salt, IKM). */
@@ -104,6 +108,7 @@ export function deriveDeviceKeys(crypto: Crypto, deviceSecret: Uint8Array, devic
     upChacha20Poly1305: expand(KEY_LABELS.upChacha20Poly1305),
     upAes256Gcm: expand(KEY_LABELS.upAes256Gcm),
     downChacha20Poly1305: expand(KEY_LABELS.downChacha20Poly1305),
+    receipt: expand(KEY_LABELS.receipt),
   });
   prk.fill(0);
   return keys;
@@ -115,6 +120,7 @@ export function wipeDeviceKeys(keys: DeviceKeys): void {
   keys.upChacha20Poly1305.fill(0);
   keys.upAes256Gcm.fill(0);
   keys.downChacha20Poly1305.fill(0);
+  keys.receipt.fill(0);
 }
 
 function asciiBytes(text: string): Uint8Array {

@@ -49,6 +49,13 @@ export interface SessionOptions {
   /** CONNECT User Name and Password, when the broker wants them. */
   readonly username?: string;
   readonly password?: Uint8Array;
+  /**
+   * Topic filters subscribed (QoS 1) after every CONNACK 0, before any
+   * PUBLISH of that connection (the ingest's receipts, docs/spec/receipt.md).
+   * Subscribing again on a resumed session is harmless (§3.8.4: it replaces
+   * the subscription); doing it every time survives a broker that lost it.
+   */
+  readonly subscriptions?: readonly string[];
 }
 
 export const SessionState = Object.freeze({
@@ -289,11 +296,15 @@ export class MqttSession {
   subscribe(topicFilters: string[], now: number): Step {
     const step = newStep();
     if (this.current !== SessionState.CONNECTED) throw new Error(`subscribe in state ${this.current}`);
+    this.writeSubscribe(topicFilters, step, now);
+    return step;
+  }
+
+  private writeSubscribe(topicFilters: readonly string[], step: Step, now: number): void {
     const packetId = this.allocatePacketId();
     this.subscribes.add(packetId);
     const subscriptions = topicFilters.map((topicFilter) => ({ topicFilter, qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const }));
     this.send(step, { type: 'subscribe', packetId, subscriptions, properties: {} }, now);
-    return step;
   }
 
   // ------------------------------------------------------------ incoming
@@ -377,6 +388,8 @@ export class MqttSession {
     // §3.2.2.3.4: absent means QoS 2 is supported; 3.1.1 has no such property.
     const maximumQos = v5 ? properties.maximumQoS ?? 2 : 2;
     step.events.push({ kind: 'connected', sessionPresent, receiveMaximum, maximumPacketSize: this.brokerMaxPacket, maximumQos });
+    // Configured subscriptions first: a receipt queued at the broker can then arrive while the backlog drains.
+    if (this.opts.subscriptions !== undefined && this.opts.subscriptions.length > 0) this.writeSubscribe(this.opts.subscriptions, step, now);
     if (maximumQos < 1) {
       // Maximum QoS policy: the broker would refuse a QoS 1 PUBLISH (DISCONNECT 0x9B, §3.3.1.4); records are never
       // downgraded to QoS 0 (that would give up the acknowledgement the outbox waits for). Report, write none.
