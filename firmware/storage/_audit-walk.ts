@@ -181,6 +181,8 @@ export interface ChainWalk {
   /** Hash of the last entry (or the head header's anchor when there is none). */
   readonly lastHash: Uint8Array;
   readonly lastCounter: number;
+  /** An entry of a newer format was found: where, and its version (the walk of that block stopped there). */
+  readonly newer: { readonly block: number; readonly version: number } | undefined;
 }
 
 /**
@@ -193,12 +195,14 @@ export function walkChain(crypto: Crypto, ring: Ring, readBlock: (index: number)
   const entries: PlacedEntry[] = [];
   const breaks: ChainBreak[] = [];
   let tornRegions = 0;
+  let newer: { block: number; version: number } | undefined;
   let lastHash: Uint8Array | undefined;
   let lastCounter = 0;
   const oldest = ring.order[0];
   for (const index of ring.order) {
     const block = readBlock(index);
     const walk = walkBlock(block, index);
+    if (walk.newer !== undefined && newer === undefined) newer = { block: index, version: walk.newer };
     const blockLength = block.length;
     const header = headers[index];
     // The block's header anchors its first entry, when it is valid for its place.
@@ -236,7 +240,7 @@ export function walkChain(crypto: Crypto, ring: Ring, readBlock: (index: number)
       lastCounter = anchor.lastCounter;
     }
   }
-  return { entries, breaks, tornRegions, lastHash: lastHash ?? ring.headHeader.anchor, lastCounter: lastHash === undefined ? ring.headHeader.lastCounter : lastCounter };
+  return { entries, breaks, tornRegions, newer, lastHash: lastHash ?? ring.headHeader.anchor, lastCounter: lastHash === undefined ? ring.headHeader.lastCounter : lastCounter };
 }
 
 /** The largest space one torn append can leave dirty: a largest entry, padded. */

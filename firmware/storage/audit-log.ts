@@ -230,11 +230,13 @@ export class AuditLog {
   /**
    * The retained entries with counters above `afterCounter` (at most `max`),
    * oldest first, the chain checked across the whole ring: what to publish.
-   * Reads every block.
+   * Reads every block. Throws StorageError 'format-too-new' when an entry of a
+   * newer format is found, 'damaged' when the headers no longer read as a log.
    */
   read(afterCounter = 0, max = Number.MAX_SAFE_INTEGER): AuditRead {
     const { ring, headers } = this.ring();
     const walk = walkChain(this.crypto, ring, (i) => this.readBlock(i), headers);
+    if (walk.newer !== undefined) throw new StorageError('format-too-new', `block ${walk.newer.block} holds an entry of audit format ${walk.newer.version}; this firmware reads ${AUDIT_FORMAT_VERSION}`);
     const records: AuditRecord[] = [];
     for (const placed of walk.entries) {
       if (placed.entry.counter <= afterCounter || records.length >= max) continue;

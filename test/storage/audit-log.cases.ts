@@ -25,6 +25,7 @@ import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { exhaustiveTier, runExhaustive, runRandom, type CutScenario, type RunnerOptions } from '../../tools/sim/power-cut.ts';
 import { SimFlash, type FlashMode, type SimFlashOptions } from '../../tools/sim/flash/sim-flash.ts';
 import { isPowerCut } from '../../tools/sim/flash/errors.ts';
+import { crc32Final, crc32Init, crc32Update } from '../../firmware/base/crc32.ts';
 import { runDamageSuite, type ByteRange, type Damage, type DamageSubject } from '../support/damage.ts';
 import { caughtByInvariant, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import { CheckFailure, equal, ok } from '../support/check.ts';
@@ -376,7 +377,7 @@ function refusalCases(): FirmwareCase[] {
       },
     },
     {
-      name: `a newer format is refused wherever it sits (each block of a populated ring), ${mode}`,
+      name: `a newer format (a header or an entry, in each block of a populated ring) is refused, never read around, ${mode}`,
       run() {
         let refused = 0;
         for (let block = 0; block < 3; block++) {
@@ -392,6 +393,27 @@ function refusalCases(): FirmwareCase[] {
           flash.data.set(newer, at);
           throwsCode(() => AuditLog.open(flash, { crypto: CRYPTO_HOLDER.get(), key: AUDIT_TEST_KEY, counter: { next: () => ++c } }), 'StorageError', 'format-too-new', `newer header in block ${block}`);
           refused++;
+          // A newer entry (valid CRC, version 2) in the block: refused at open (head) or when read (elsewhere).
+          flash.data.set(encodeHeader(read.header), at);
+          const entryAt = at + AUDIT_HEADER_LENGTH;
+          const entry = flash.data.subarray(entryAt, entryAt + 64 + flash.data[entryAt + 2]);
+          entry[0] = 2;
+          entry[3] = 2 ^ entry[1] ^ entry[2] ^ 0xa5;
+          const crc = crc32Final(crc32Update(crc32Update(crc32Init(), entry, 0, 4), entry, 8, entry.length));
+          new DataView(entry.buffer, entry.byteOffset).setUint32(4, crc, true);
+          const opts = { crypto: CRYPTO_HOLDER.get(), key: AUDIT_TEST_KEY, counter: { next: () => ++c } };
+          let opened: AuditLog | undefined;
+          try {
+            opened = AuditLog.open(flash, opts);
+          } catch (error) {
+            ok(error instanceof Error && error.name === 'StorageError' && (error as Error & { code: string }).code === 'format-too-new', `newer entry in block ${block}: ${String(error)}`);
+            refused++;
+          }
+          if (opened !== undefined) {
+            const log = opened;
+            throwsCode(() => log.read(), 'StorageError', 'format-too-new', `newer entry in block ${block}, read`);
+            refused++;
+          }
         }
         return { refused };
       },

@@ -148,6 +148,7 @@ export function verifyFlash(crypto: Crypto, key: Uint8Array, flash: FlashPartiti
     return bytes;
   };
   const walk = walkChain(crypto, ring, readBlock, headers);
+  if (walk.newer !== undefined) return formatFailure('flash-image', `block ${walk.newer.block} holds an entry of audit format ${walk.newer.version}; this verifier reads ${AUDIT_FORMAT_VERSION}`);
   // Each break is reported at the entry after it (or at the end).
   const candidates: Candidate[] = walk.entries.map((p) => ({ entry: p.entry, byteOffset: p.byteOffset, before: breaksAt(walk.breaks, p.byteOffset) }));
   const notes: string[] = [];
