@@ -9,7 +9,6 @@ import type { Crypto } from '../hal/crypto.ts';
 import {
   AUDIT_ENTRY_ALIGN,
   AUDIT_HEADER_LENGTH,
-  AUDIT_MAX_ENTRY,
   alignUp,
   bytesEqual,
   decodeHeader,
@@ -242,6 +241,3 @@ export function walkChain(crypto: Crypto, ring: Ring, readBlock: (index: number)
   }
   return { entries, breaks, tornRegions, newer, lastHash: lastHash ?? ring.headHeader.anchor, lastCounter: lastHash === undefined ? ring.headHeader.lastCounter : lastCounter };
 }
-
-/** The largest space one torn append can leave dirty: a largest entry, padded. */
-export const MAX_TORN_EXTENT = alignUp(AUDIT_MAX_ENTRY, AUDIT_ENTRY_ALIGN);
