@@ -98,7 +98,11 @@ export interface AuditRecoveryReport {
   readonly tornRegions: number;
   /** Blocks of the ring whose header is torn, damaged or stale (their entries are still read). */
   readonly badHeaders: readonly number[];
-  /** A drop recorded in the head header whose entry was not yet written (the next append writes it first). */
+  /**
+   * A drop whose entry is not written yet (the next append writes it first):
+   * named in the head header, or found here (a full ring whose oldest block
+   * lost its header: a reclaim a cut interrupted, or damage).
+   */
   readonly pendingDrop: boolean;
 }
 
@@ -114,7 +118,7 @@ export interface AuditLogStats {
   readonly lastCounter: number;
   /** Entries up to this counter are acknowledged (RAM; on flash in the next header). */
   readonly ackCounter: number;
-  /** A drop recorded in a header whose entry is not written yet (the next append writes it): its block, count (null: unknown) and counter range. */
+  /** A drop whose entry is not written yet (the next append writes it; see AuditRecoveryReport.pendingDrop): its block, count (null: unknown) and counter range. */
   readonly pendingDrop: { readonly blockSeq: number; readonly count: number | null; readonly firstCounter: number; readonly lastCounter: number } | undefined;
   /** `dropped-unacknowledged` entries written in this boot. */
   readonly dropsRecorded: number;
