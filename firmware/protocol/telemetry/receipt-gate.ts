@@ -126,6 +126,8 @@ export class ReceiptGate implements RecordSource {
   private headAckSeq = -1;
   /** Outbox sequence number of the next record to hand out (undefined: from the oldest). */
   private sendSeq: number | undefined;
+  /** One past the newest outbox record handed out this boot (undefined: none yet): below it, a hand-out is a resend. */
+  private highWater: number | undefined;
   /** The outbox's own cursor is positioned for `next()` to continue from `lookahead` (false: start again with `peek()`). */
   private cursorOk = false;
   /** A record read from the outbox and not handed out yet (held back). */
@@ -201,6 +203,8 @@ export class ReceiptGate implements RecordSource {
       if (head !== undefined && record.seq === head.seq) head.sends += 1;
       this.held.push({ vseq: seq, seq: record.seq });
       this.counters.handedOut += 1;
+      if (this.highWater !== undefined && seqDiff(record.seq, this.highWater) < 0) this.counters.resent += 1;
+      else this.highWater = seqAdd(record.seq, 1);
       return { seq, payload: record.payload };
     }
   }
