@@ -358,6 +358,9 @@ interface CutState {
   ingest: FakeIngest;
   releasedByReceipt: number;
   landed: number;
+  /** The device was inside gate.onReceipt (verifying, or writing the outbox's ack) when the boot ended. */
+  inReceipt: boolean;
+  cutsInReceipt: number;
 }
 
 interface CutOptions {
@@ -379,6 +382,8 @@ interface CutTally {
   forged: number;
   /** Redeliveries the ingest refused as duplicates. */
   duplicates: number;
+  /** Cuts that struck inside onReceipt (the ack a verified receipt writes). */
+  cutsInReceipt: number;
 }
 
 /**
@@ -393,7 +398,7 @@ function cutScenario(o: CutOptions): CutScenario<CutState> {
   return {
     name: o.name,
     flash: { blocks: COUNTER_BLOCKS + 4, blockLength: 256, mode: o.mode, onBitSet: 'throw' },
-    createState: () => ({ formatted: false, taken: 0, inFlight: undefined, durable: [], broker: new FakeBroker(), ingest: new FakeIngest(d), releasedByReceipt: 0, landed: 0 }),
+    createState: () => ({ formatted: false, taken: 0, inFlight: undefined, durable: [], broker: new FakeBroker(), ingest: new FakeIngest(d), releasedByReceipt: 0, landed: 0, inReceipt: false, cutsInReceipt: 0 }),
     boot(flash, state) {
       const parts = partitions(flash, 4);
       if (!state.formatted) {
@@ -406,7 +411,20 @@ function cutScenario(o: CutOptions): CutScenario<CutState> {
 }
 
 function cutBoot(parts: { counter: FlashPartition; outbox: FlashPartition }, state: CutState, o: CutOptions, d: Device): boolean {
-  const boot = bootDevice(parts, d, state.broker, o.release, { reserve: 3, outbox: { maxUnpersistedAcks: 1 } });
+  // maxUnpersistedAcks 0: every release by a receipt is written at once, inside onReceipt, where the cuts strike it.
+  const boot = bootDevice(parts, d, state.broker, o.release, { reserve: 3, outbox: { maxUnpersistedAcks: 0 } });
+  if (state.inReceipt) state.cutsInReceipt++;
+  state.inReceipt = false;
+  const gate = boot.gate;
+  if (gate !== undefined) {
+    const onReceipt = gate.onReceipt.bind(gate);
+    gate.onReceipt = (bytes: Uint8Array): number => {
+      state.inReceipt = true;
+      const released = onReceipt(bytes);
+      state.inReceipt = false;
+      return released;
+    };
+  }
   // After recovery: the append a cut struck may have landed whole, as the newest record.
   const present = outboxCounters(boot.outbox);
   const last = state.durable[state.durable.length - 1];
@@ -447,6 +465,7 @@ function cutBoot(parts: { counter: FlashPartition; outbox: FlashPartition }, sta
     o.tally.landed += state.landed;
     o.tally.forged += state.ingest.forged;
     o.tally.duplicates += state.ingest.duplicates;
+    o.tally.cutsInReceipt += state.cutsInReceipt;
   }
   return true;
 }
@@ -702,6 +721,10 @@ export const suite: CaseSuite = {
         net.last.accept(4096);
         serve(net.last, rig.broker, 4096);
         equal(rig.ingest.duplicates, 6, 'the six sent again, duplicates at the ingest');
+        const subscribes = net.streams.map((st) => st.packets().filter((p) => p.type === 'subscribe').length);
+        equal(subscribes.join(','), '1,1', 'one SUBSCRIBE to the receipt topic on each connection');
+        const second = net.last.packets();
+        ok(second.findIndex((p) => p.type === 'subscribe') < second.findIndex((p) => p.type === 'publish'), 'SUBSCRIBE before the first PUBLISH');
         ok(events.some((e) => e.kind === 'resend' && e.reason === 'connection'), 'resend on the new connection');
         // The ingest publishes a receipt to the receipt topic.
         net.last.deliver(rig.broker.encode({ type: 'publish', topic: link.receiptTopic, payload: rig.ingest.receipt(), qos: 1, retain: false, dup: false, packetId: 9, properties: {} }));
@@ -717,13 +740,14 @@ export const suite: CaseSuite = {
     ...(['plain', 'strict'] as const).map((mode) => ({
       name: `power cut at every flash operation of a short drained run, ${mode}, one PUBLISH flipped: every durable record stays in flash until a receipt covers it`,
       run(env: CaseEnv) {
-        const tally: CutTally = { released: 0, landed: 0, forged: 0, duplicates: 0 };
+        const tally: CutTally = { released: 0, landed: 0, forged: 0, duplicates: 0, cutsInReceipt: 0 };
         // CI: 6 readings, 3 per boot; the exhaustive tier (HOLDFAST_EXHAUSTIVE=1) 16, 4 per boot, with sampled second cuts.
         const big = exhaustiveTier();
         const scenario = cutScenario({ mode, total: big ? 16 : 6, perBoot: big ? 4 : 3, release: 'receipt', name: `receipt-gate/${mode}`, tally });
         const report = runExhaustive(scenario, runnerOptions(env));
         ok(tally.forged >= report.runs, 'the flipped PUBLISH reached the ingest in every run');
         ok(tally.released > 0, 'receipts released records');
+        ok(tally.cutsInReceipt > 0, 'no cut struck the ack a receipt writes');
         return { ...report, ...tally };
       },
     })),

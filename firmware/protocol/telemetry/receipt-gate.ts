@@ -265,11 +265,16 @@ export class ReceiptGate implements RecordSource {
     this.resend('connection');
   }
 
-  /** Time passed: after `receiptTimeoutMs` without receipt progress while sent records wait, send them again. */
+  /**
+   * Time passed: after `receiptTimeoutMs` without receipt progress while sent
+   * records wait, send them again. "Wait" means the oldest record was handed
+   * out and the broker took it: while the session still holds it (no PUBACK
+   * yet) no receipt can move past it, and only the session can send it again
+   * (on the next connection, MQTT 5 §4.4), so the clock does not run.
+   */
   tick(now: number): void {
     this.refreshHead();
-    const head = this.head;
-    if (head === undefined || head.sends === 0) {
+    if (!this.waiting()) {
       this.waitingSince = undefined;
       return;
     }
@@ -285,10 +290,15 @@ export class ReceiptGate implements RecordSource {
 
   /** Milliseconds until `tick` has a resend to make (0: due); undefined when no sent record waits. */
   nextDueMs(now: number): number | undefined {
-    const head = this.head;
-    if (head === undefined || head.sends === 0) return undefined;
+    if (!this.waiting()) return undefined;
     if (this.waitingSince === undefined) return 0;
     return Math.max(0, this.timeoutMs - elapsedMs(this.waitingSince, now));
+  }
+
+  /** The oldest record was sent and brokered, and no receipt covers it yet. */
+  private waiting(): boolean {
+    const head = this.head;
+    return head !== undefined && head.sends > 0 && !this.isHeld(head.seq);
   }
 
   private resend(reason: 'connection' | 'timeout'): void {
