@@ -11,7 +11,8 @@ export const FORMAT_VERSIONS = Object.freeze({
   replayStore: 2,
   trustStore: 2,
   signedDocument: 1,
-  appImage: 1,
+  /** 2: ESP-IDF's own app image (esp-app-image.ts; ESP-IDF owns the layout), replacing holdfast's HFAP header (1). */
+  appImage: 2,
   counter: 2,
   envelope: 1,
   auditLog: 1,

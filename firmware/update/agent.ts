@@ -19,7 +19,7 @@ import type { TrustStore } from './trust-store.ts';
 import { StagingProgress, type StagingSession } from './staging-progress.ts';
 import { imageTag, stageImage, type ImageSource } from './staging.ts';
 import { activeCopy, markInvalid, markValid, OtadataError, readOtadata, setBootSlot, slotForSeq, stateOfSlot, withSeqAndState, writeOtadataCopy } from './otadata.ts';
-import { readAppImageHeader, verifyAppImage, type AppImageHeader } from './app-image.ts';
+import { checkAppImage, imageVersionOf, readEspAppDesc, verifyEspAppImage, type EspChip } from './esp-app-image.ts';
 import type { UpdateReason } from './errors.ts';
 import { StorageError } from '../storage/errors.ts';
 import type { AuditSink } from './audit.ts';
@@ -72,6 +72,8 @@ export interface UpdateDeps {
   readonly trust: TrustReading;
   readonly floor: SecurityFloor;
   readonly boardId: string;
+  /** The chip this firmware runs on: an image for another chip id is refused, as ESP-IDF's bootloader would. */
+  readonly chip: EspChip;
   readonly watchdog: Watchdog;
   readonly clock: MonotonicClock;
   readonly system: System;
@@ -105,6 +107,13 @@ export interface TrialOptions {
  * keeps running the image, and the runtime must report it (safe mode).
  */
 export type TrialState = 'running' | 'committed' | 'rolled-back' | 'rollback-impossible';
+
+/** What a slot's esp_app_desc_t says, as the agent uses it. */
+interface SlotImage {
+  readonly secureVersion: number;
+  /** esp_app_desc_t.version as holdfast's decimal image version; undefined when it is not one. */
+  readonly imageVersion: number | undefined;
+}
 
 export class UpdateAgent {
   private trusted: TrustReading;
@@ -140,10 +149,20 @@ export class UpdateAgent {
     return verdict.ok;
   }
 
-  /** Version of the image running now, from its slot header; undefined when the header does not read (never 0). */
+  /**
+   * Version of the image running now, from its esp_app_desc_t; undefined
+   * when the description does not read or its version string is not a
+   * decimal u32 (never 0).
+   */
   runningVersion(): number | undefined {
-    const reading = readAppImageHeader(this.deps.slots[this.deps.runningSlot]);
-    return reading.kind === 'header' ? reading.header.imageVersion : undefined;
+    return this.slotImage(this.deps.runningSlot)?.imageVersion;
+  }
+
+  /** The esp_app_desc_t facts of `slot` (its first 288 bytes only), or undefined. */
+  private slotImage(slot: SlotIndex): SlotImage | undefined {
+    const reading = readEspAppDesc(this.deps.slots[slot]);
+    if (reading.kind !== 'desc') return undefined;
+    return { secureVersion: reading.desc.secureVersion, imageVersion: imageVersionOf(reading.desc) };
   }
 
   /**
@@ -158,7 +177,7 @@ export class UpdateAgent {
       return { reason: 'trust-unavailable', message: `no trusted root (${trusted.unavailable}): ${trusted.message}` };
     }
     if (this.runningVersion() === undefined) {
-      return { reason: 'running-version-unknown', message: `the header of running slot ${this.deps.runningSlot} does not read: offers are refused until the running version is known` };
+      return { reason: 'running-version-unknown', message: `the app description of running slot ${this.deps.runningSlot} does not read as a holdfast version (esp_app_desc_t.version, decimal): offers are refused until the running version is known` };
     }
     const progress = this.openProgress();
     if (progress instanceof StorageError) return { reason: 'progress-unreadable', message: `staging progress log (${progress.code}): ${progress.message}` };
@@ -262,10 +281,10 @@ export class UpdateAgent {
     }
     this.recordConfirmation();
     markValid(deps.otadata);
-    const header = readAppImageHeader(deps.slots[deps.runningSlot]);
-    if (header.kind === 'header') {
-      deps.floor.raise(header.header.secureVersion);
-      deps.audit.emit({ kind: 'update-committed', imageVersion: header.header.imageVersion, securityVersion: header.header.secureVersion, slot: deps.runningSlot });
+    const image = this.slotImage(deps.runningSlot);
+    if (image !== undefined) {
+      deps.floor.raise(image.secureVersion);
+      deps.audit.emit({ kind: 'update-committed', imageVersion: image.imageVersion ?? 0, securityVersion: image.secureVersion, slot: deps.runningSlot });
     }
   }
 
@@ -290,11 +309,15 @@ export class UpdateAgent {
     return deps.system.restart(`rollback: ${reason}`);
   }
 
-  /** `esp_ota_check_rollback_is_possible` for one slot: its image verifies and (anti-rollback) its secure version is not below the floor. */
+  /**
+   * `esp_ota_check_rollback_is_possible` for one slot: its image passes
+   * `esp_image_verify` (as the bootloader with anti-rollback checks it) and
+   * its secure version is not below the floor.
+   */
   private canRollBackTo(slot: SlotIndex): boolean {
-    const header = readAppImageHeader(this.deps.slots[slot]);
-    if (header.kind !== 'header' || header.header.secureVersion < this.deps.floor.secureVersion) return false;
-    return verifyAppImage(this.deps.slots[slot], this.deps.crypto.createSha256).kind === 'ok';
+    const image = this.slotImage(slot);
+    if (image === undefined || image.secureVersion < this.deps.floor.secureVersion) return false;
+    return verifyEspAppImage(this.deps.slots[slot], { chip: this.deps.chip, requireAppDesc: true, requireHash: false }, this.deps.crypto.createSha256).ok;
   }
 
   /**
@@ -306,7 +329,7 @@ export class UpdateAgent {
    * progress log is reported and treated as "confirmed": a trial whose
    * confirmation cannot be recorded would repeat on every boot.
    */
-  private unconfirmedStagedImage(): AppImageHeader | undefined {
+  private unconfirmedStagedImage(): { readonly imageVersion: number } | undefined {
     const { deps } = this;
     const progress = this.openProgress();
     if (progress instanceof StorageError) {
@@ -315,11 +338,11 @@ export class UpdateAgent {
     }
     const session = progress.session();
     if (session === undefined || !session.complete || session.trials === 0 || session.confirmed) return undefined;
-    const running = readAppImageHeader(deps.slots[deps.runningSlot]);
-    if (running.kind !== 'header') return undefined;
-    const other = readAppImageHeader(deps.slots[1 - deps.runningSlot]);
-    if (other.kind === 'header' && other.header.imageVersion >= running.header.imageVersion) return undefined;
-    return this.slotHoldsSession(deps.runningSlot, session) ? running.header : undefined;
+    const running = this.slotImage(deps.runningSlot)?.imageVersion;
+    if (running === undefined) return undefined;
+    const other = this.slotImage((1 - deps.runningSlot) as SlotIndex)?.imageVersion;
+    if (other !== undefined && other >= running) return undefined;
+    return this.slotHoldsSession(deps.runningSlot, session) ? { imageVersion: running } : undefined;
   }
 
   /** On a commit: record CONFIRMED for the session if the running slot holds its image. */
@@ -374,8 +397,7 @@ export class UpdateAgent {
     }
     const session = progress.session();
     if (session === undefined || !session.complete || session.reported >= session.trials) return;
-    const header = readAppImageHeader(deps.slots[other]);
-    deps.audit.emit({ kind: 'update-rolled-back', imageVersion: header.kind === 'header' ? header.header.imageVersion : 0, reason: 'trial aborted by the bootloader: not confirmed (watchdog reset or power lost)' });
+    deps.audit.emit({ kind: 'update-rolled-back', imageVersion: this.slotImage(other)?.imageVersion ?? 0, reason: 'trial aborted by the bootloader: not confirmed (watchdog reset or power lost)' });
     progress.recordReported(session.trials);
   }
 
@@ -402,18 +424,18 @@ export class UpdateAgent {
   private failedBefore(slot: SlotIndex, imageVersion: number): boolean {
     const state = stateOfSlot(readOtadata(this.deps.otadata), slot);
     if (state !== 'aborted' && state !== 'invalid') return false;
-    const header = readAppImageHeader(this.deps.slots[slot]);
-    return header.kind === 'header' && header.header.imageVersion === imageVersion;
+    return this.slotImage(slot)?.imageVersion === imageVersion;
   }
 
-  /** The slot's own header must match the signed manifest before the bootloader is pointed at it. */
+  /**
+   * Before the bootloader is pointed at it, the staged slot must pass
+   * ESP-IDF's image checks for this chip (holdfastRules: app description and
+   * appended hash required) and its esp_app_desc_t must carry the signed
+   * manifest's version and security version.
+   */
   private checkStagedImage(slot: FlashPartition, manifest: ImageManifest): { reason: string; message: string } | undefined {
-    const verified = verifyAppImage(slot, this.deps.crypto.createSha256);
-    if (verified.kind !== 'ok') return { reason: 'tampered', message: `the staged image does not verify as an app image (${verified.kind})` };
-    const header = readAppImageHeader(slot);
-    if (header.kind !== 'header' || header.header.imageVersion !== manifest.imageVersion || header.header.secureVersion !== manifest.securityVersion) {
-      return { reason: 'tampered', message: 'the app header disagrees with the signed manifest (version or security version)' };
-    }
+    const verdict = checkAppImage(slot, this.deps.chip, manifest, this.deps.crypto.createSha256);
+    if (!verdict.ok) return { reason: 'tampered', message: `the staged image disagrees with the signed manifest (version ${manifest.imageVersion}, security version ${manifest.securityVersion}): ${verdict.message}` };
     return undefined;
   }
 

@@ -13,6 +13,7 @@ import { TrustStore } from '../../firmware/update/trust-store.ts';
 import { combinedFloor, FloorStore } from '../../firmware/update/floor-store.ts';
 import type { UpdateAuditEvent } from '../../firmware/update/audit.ts';
 import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
+import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
 import { buildAppImage, otaLayout, otaLayoutBlocks, PartitionView, SimBootloader, SimEfuse, type BootDecision } from '../../tools/sim/bootloader.ts';
 import { VirtualClock } from '../../tools/sim/clock.ts';
 import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
@@ -123,6 +124,7 @@ export function bootOnce(flash: FlashPartition, world: World, state: DeviceState
   const bootloader = new SimBootloader({ otadata, slots, createSha256: () => world.crypto.createSha256(), efuse: state.efuse });
   const decision: BootDecision = bootloader.boot();
   const version = decision.header.imageVersion;
+  if (version === undefined) throw new Error(`slot ${decision.slot} booted with an app version that is not a holdfast version: ${JSON.stringify(decision.header.desc.version)}`);
   state.boots.push({ slot: decision.slot, version, state: decision.state });
   if (decision.state === 'valid') state.committedSecure = Math.max(state.committedSecure, decision.header.secureVersion);
   checkFloor(state);
@@ -180,6 +182,7 @@ export function agentFor(flash: FlashPartition, world: World, state: DeviceState
     trust: trusted,
     floor: combinedFloor(new FloorStore(state.floorFlash), state.efuse),
     boardId: BOARD,
+    chip: ESP_CHIPS.esp32,
     watchdog,
     clock,
     system: { lastResetReason: () => state.resetReason, restart: (why: string) => { throw new DeviceReset('software', why); } },

@@ -1,13 +1,12 @@
 /**
  * The simulated bootloader (tools/sim/bootloader.ts) through the update
  * flows of docs/spec/update-states.md, on plain and strict flash, plus the
- * app image header (firmware/update/app-image.ts).
+ * ESP-IDF app images built by buildAppImage (the image checks themselves:
+ * esp-app-image.test.ts).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { createHash } from 'node:crypto';
-import { crc32 as zlibCrc32 } from 'node:zlib';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { SimDevice } from '../../tools/sim/device.ts';
 import {
@@ -23,15 +22,7 @@ import {
   writeAppImage,
 } from '../../tools/sim/bootloader.ts';
 import { encodeRawEntry, markInvalid, markValid, otaSeqCrc, readOtadata, setBootSlot, OtadataError, writeOtadataCopy } from '../../firmware/update/otadata.ts';
-import {
-  APP_IMAGE_HEADER_LENGTH,
-  decodeAppImageHeader,
-  encodeAppImage,
-  encodeAppImageHeader,
-  encodeHeaderFields,
-  readAppImageHeader,
-  verifyAppImage,
-} from '../../firmware/update/app-image.ts';
+import { ESP_APP_DESC_LENGTH, ESP_APP_DESC_OFFSET } from '../../firmware/update/esp-app-image.ts';
 
 const createSha256 = () => sha256.create();
 const SLOT_BLOCKS = 4; // 16 KiB slots
@@ -51,9 +42,9 @@ function device(mode: FlashMode, fuse: SimEfuse | 'off' = new SimEfuse()) {
   return { otadata, slots, bootloader, efuse };
 }
 
-/** Keep the header of the image in `slot`, erase its body (as bit rot or tampering after the check would). */
+/** Keep the header and app description of the image in `slot`, erase the rest (as bit rot or tampering after the check would). */
 function damageBody(slot: SimFlash): void {
-  const header = new Uint8Array(APP_IMAGE_HEADER_LENGTH);
+  const header = new Uint8Array(ESP_APP_DESC_OFFSET + ESP_APP_DESC_LENGTH);
   slot.read(0, header);
   slot.eraseBlock(0);
   slot.write(0, header);
@@ -213,7 +204,8 @@ describe('bootloader over one flash and over a SimDevice', () => {
     provisionDevice(bootloader, IMAGE_A);
     assert.equal(bootloader.boot().slot, 0);
     assert.equal(new DataView(flash.data.buffer).getUint32(0, true), 1, 'copy 0 at block 0');
-    assert.deepEqual(flash.data.subarray(2 * 4096, 2 * 4096 + 4), Uint8Array.of(0x48, 0x46, 0x41, 0x50), 'ota_0 at block 2');
+    assert.deepEqual(flash.data.subarray(2 * 4096, 2 * 4096 + 4), IMAGE_A.subarray(0, 4), 'ota_0 at block 2');
+    assert.equal(flash.data[2 * 4096], 0xe9, 'the ESP image magic');
     assert.deepEqual(layout.slots[1].status(), { ...flash.status(), blocks: SLOT_BLOCKS, size: SLOT_BLOCKS * 4096 });
     assert.throws(() => layout.slots[0].read(SLOT_BLOCKS * 4096 - 1, new Uint8Array(2)), RangeError);
     assert.throws(() => layout.otadata.eraseBlock(2), RangeError);
@@ -234,54 +226,8 @@ describe('bootloader over one flash and over a SimDevice', () => {
   });
 });
 
-describe('app image header', () => {
-  const hex = (bytes: Uint8Array): string => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-
-  it('byte layout of a header (empty body)', () => {
-    const header = encodeAppImageHeader({ imageVersion: 0x01020304, secureVersion: 5 }, new Uint8Array(0), createSha256);
-    const emptySha = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-    assert.equal(hex(header.subarray(0, 60)), `48464150` + `0100` + `4000` + `00000000` + `05000000` + `04030201` + `00000000` + emptySha + `00000000`);
-    assert.equal(new DataView(header.buffer).getUint32(60, true), zlibCrc32(header.subarray(0, 60)), 'CRC-32 (zlib) of bytes 0..59');
-  });
-
-  it('decode round-trips; blank and malformed headers are told apart', () => {
-    const image = encodeAppImage({ imageVersion: 7, secureVersion: 2 }, testImageBody(100, 1), createSha256);
-    const reading = decodeAppImageHeader(image);
-    assert.ok(reading.kind === 'header');
-    assert.deepEqual([reading.header.imageVersion, reading.header.secureVersion, reading.header.imageLength, reading.header.formatVersion], [7, 2, 100, 1]);
-    assert.equal(hex(reading.header.sha256), createHash('sha256').update(testImageBody(100, 1)).digest('hex'));
-    assert.deepEqual(decodeAppImageHeader(new Uint8Array(64).fill(0xff)), { kind: 'blank' });
-    const flipped = image.slice(0, 64);
-    flipped[13] ^= 1;
-    assert.deepEqual(decodeAppImageHeader(flipped), { kind: 'malformed', detail: 'header CRC mismatch' });
-    const magic = image.slice(0, 64);
-    magic[0] = 0;
-    assert.deepEqual(decodeAppImageHeader(magic), { kind: 'malformed', detail: 'bad magic' });
-    const v2 = encodeHeaderFields({ formatVersion: 2, imageLength: 0, secureVersion: 0, imageVersion: 0, sha256: new Uint8Array(32) });
-    assert.deepEqual(decodeAppImageHeader(v2), { kind: 'malformed', detail: 'unknown header format 2' });
-  });
-
-  for (const mode of ['plain', 'strict'] as const) {
-    it(`verify in a ${mode} slot: ok, bad hash, too large, blank`, () => {
-      const slot = new SimFlash({ blocks: 2, mode });
-      assert.deepEqual(verifyAppImage(slot, createSha256), { kind: 'blank' });
-      const image = buildAppImage({ imageVersion: 3, secureVersion: 1 }, 5000, createSha256);
-      writeAppImage(slot, image);
-      assert.equal(verifyAppImage(slot, createSha256).kind, 'ok');
-      assert.equal(readAppImageHeader(slot).kind, 'header');
-      slot.eraseBlock(1); // body bytes 4032.. gone
-      assert.equal(verifyAppImage(slot, createSha256).kind, 'bad-hash');
-      const big = encodeHeaderFields({ formatVersion: 1, imageLength: 2 * 4096 - APP_IMAGE_HEADER_LENGTH + 1, secureVersion: 0, imageVersion: 0, sha256: new Uint8Array(32) });
-      slot.eraseBlock(0);
-      slot.write(0, big);
-      assert.equal(verifyAppImage(slot, createSha256).kind, 'too-large');
-    });
-  }
-
-  it('rejects bad arguments', () => {
-    assert.throws(() => encodeAppImageHeader({ imageVersion: -1, secureVersion: 0 }, new Uint8Array(0), createSha256), RangeError);
-    assert.throws(() => encodeAppImageHeader({ imageVersion: 1, secureVersion: 2 ** 32 }, new Uint8Array(0), createSha256), RangeError);
-    assert.throws(() => decodeAppImageHeader(new Uint8Array(10)), RangeError);
+describe('writeAppImage', () => {
+  it('refuses an image larger than the slot', () => {
     assert.throws(() => writeAppImage(new SimFlash({ blocks: 1 }), new Uint8Array(4097)), RangeError);
   });
 });

@@ -38,7 +38,7 @@ import {
   writeOtadataCopy,
   type CopyIndex,
 } from '../../firmware/update/otadata.ts';
-import { readAppImageHeader } from '../../firmware/update/app-image.ts';
+import { imageVersionOf, readEspAppDesc } from '../../firmware/update/esp-app-image.ts';
 import type { BootPlan } from '../../firmware/update/decide.ts';
 import {
   BrickedError,
@@ -105,8 +105,8 @@ export interface ScenarioStats {
 const imageFor = (version: number) => buildAppImage({ imageVersion: version, secureVersion: version }, BODY_LENGTH, createSha256);
 
 function imageId(bootloader: SimBootloader, slot: number): string {
-  const reading = readAppImageHeader(bootloader.slots[slot]);
-  return reading.kind === 'header' ? `${slot}:v${reading.header.imageVersion}` : `${slot}:none`;
+  const reading = readEspAppDesc(bootloader.slots[slot]);
+  return reading.kind === 'desc' ? `${slot}:v${imageVersionOf(reading.desc)}` : `${slot}:none`;
 }
 
 function planId(bootloader: SimBootloader, plan: BootPlan): string {

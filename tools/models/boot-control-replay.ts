@@ -23,7 +23,10 @@ import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import type { SlotIndex } from '../../firmware/hal/boot-control.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { UpdateAgent, type UpdateDeps } from '../../firmware/update/agent.ts';
-import { readAppImageHeader, verifyAppImage } from '../../firmware/update/app-image.ts';
+import { ESP_CHIPS, readEspAppDesc, verifyEspAppImage, type EspImageRules } from '../../firmware/update/esp-app-image.ts';
+
+/** The simulated bootloader's rules with anti-rollback on an ESP32 (SimBootloader's defaults with an eFuse). */
+const RULES: EspImageRules = { chip: ESP_CHIPS.esp32, requireAppDesc: true, requireHash: false };
 import {
   activeCopy,
   isEntryInitial,
@@ -228,9 +231,9 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
             if (state !== 'valid') {
               throw new Stop('floor-before-valid', `the model raises the floor to ${event.floor} while slot ${slot} reads ${state ?? 'no entry'}; ${commitOrder(flash, efuse, slot, agentFor)}`);
             }
-            const header = readAppImageHeader(layout.slots[slot]);
-            if (header.kind !== 'header') fail('the running slot has no header');
-            efuse.raise((header as Extract<typeof header, { kind: 'header' }>).header.secureVersion);
+            const header = readEspAppDesc(layout.slots[slot]);
+            if (header.kind !== 'desc') fail('the running slot has no app description');
+            efuse.raise((header as Extract<typeof header, { kind: 'desc' }>).desc.secureVersion);
           }
           if (efuse.secureVersion !== event.floor) fail(`the model's floor is ${event.floor}, the TypeScript's ${efuse.secureVersion}`);
           break;
@@ -245,7 +248,7 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
           if (name !== event.state) fail(`the model boots slot ${event.slot} in state ${event.state}, the TypeScript in ${state}`);
           if (efuse.secureVersion !== event.floor) fail(`the model's floor is ${event.floor}, the TypeScript's ${efuse.secureVersion}`);
           if (images[event.slot] !== event.image) fail(`the model boots image ${event.image}, the replayer wrote ${images[event.slot]} there`);
-          if (verifyAppImage(layout.slots[event.slot], createSha256).kind !== 'ok') fail(`the TypeScript's bootloader boots slot ${event.slot}, whose image does not verify`);
+          if (!verifyEspAppImage(layout.slots[event.slot], RULES, createSha256).ok) fail(`the TypeScript's bootloader boots slot ${event.slot}, whose image does not verify`);
           running = event.slot as SlotIndex;
           plan = undefined;
           break;
@@ -309,7 +312,7 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
           if (event.part === 'erase') {
             for (let block = 0; block < SLOT_BLOCKS; block++) target.eraseBlock(block);
             images[slot] = 'ABSENT';
-            if (readAppImageHeader(target).kind === 'header') fail('an erased slot has a header');
+            if (readEspAppDesc(target).kind === 'desc') fail('an erased slot has an app description');
           } else {
             const sv = event.sv as number;
             const done = event.part === 'done' ? event : (events.slice(i + 1).find((e) => e.kind === 'stage' && e.slot === slot) as BootEvent | undefined);
@@ -317,14 +320,14 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
             if (event.part === 'partial') {
               target.write(0, image.subarray(0, PARTIAL));
               images[slot] = 'TORN';
-              const header = readAppImageHeader(target);
-              if (header.kind !== 'header' || header.header.secureVersion !== sv || verifyAppImage(target, createSha256).kind === 'ok') fail('a partly written image must have its header and not verify');
+              const header = readEspAppDesc(target);
+              if (header.kind !== 'desc' || header.desc.secureVersion !== sv || verifyEspAppImage(target, RULES, createSha256).ok) fail('a partly written image must have its app description and not verify');
             } else {
               const rest = new Uint8Array(Math.ceil((image.length - PARTIAL) / target.status().writeAlign) * target.status().writeAlign).fill(0xff);
               rest.set(image.subarray(PARTIAL));
               target.write(PARTIAL, rest);
               images[slot] = event.image as ModelImage;
-              if (verifyAppImage(target, createSha256).kind !== 'ok') fail('a complete image does not verify');
+              if (!verifyEspAppImage(target, RULES, createSha256).ok) fail('a complete image does not verify');
             }
           }
           break;
@@ -335,7 +338,7 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
         }
         case 'select': {
           const target = layout.slots[event.slot];
-          if (verifyAppImage(target, createSha256).kind !== 'ok' || !matchesSigned(target, signedImage)) {
+          if (!verifyEspAppImage(target, RULES, createSha256).ok || !matchesSigned(target, signedImage)) {
             throw new Stop('select-unverified', `the model selects slot ${event.slot} (image ${images[event.slot]}) for a trial; the TypeScript agent calls setBootSlot only after stageImage matched the signed digest and checkStagedImage passed, which this slot does not`);
           }
           const r = readings();
@@ -369,9 +372,9 @@ export function replayBootTrace(trace: BootTrace, options: { mode: ReplayMode; f
 
 /** Does the slot hold exactly the signed image of its header's secure version (what stageImage's digest check accepts)? */
 function matchesSigned(slot: FlashPartition, signedImage: (sv: number) => Uint8Array): boolean {
-  const header = readAppImageHeader(slot);
-  if (header.kind !== 'header') return false;
-  const expected = signedImage(header.header.secureVersion);
+  const header = readEspAppDesc(slot);
+  if (header.kind !== 'desc') return false;
+  const expected = signedImage(header.desc.secureVersion);
   const bytes = new Uint8Array(expected.length);
   slot.read(0, bytes);
   return bytes.every((b, k) => b === expected[k]);

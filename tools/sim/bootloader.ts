@@ -14,7 +14,20 @@ import type { Sha256 } from '../../firmware/hal/crypto.ts';
 import type { SlotIndex } from '../../firmware/hal/boot-control.ts';
 import { readOtadata, stateOfSlot, writeOtadataCopy, type OtaStateReading } from '../../firmware/update/otadata.ts';
 import { planBoot, type BootPlan, type SlotCheck } from '../../firmware/update/decide.ts';
-import { APP_IMAGE_HEADER_LENGTH, encodeAppImage, readAppImageHeader, verifyAppImage, type AppImageHeader, type AppImageMeta } from '../../firmware/update/app-image.ts';
+import {
+  ESP_APP_DESC_LENGTH,
+  ESP_APP_DESC_OFFSET,
+  ESP_CHIPS,
+  ESP_IMAGE_HASH_LENGTH,
+  encodeEspAppImage,
+  espChipById,
+  imageVersionOf,
+  readEspAppDesc,
+  verifyEspAppImage,
+  type EspAppDesc,
+  type EspChip,
+  type EspImageRules,
+} from '../../firmware/update/esp-app-image.ts';
 import { setErrorName } from '../../firmware/base/error-name.ts';
 
 /**
@@ -41,11 +54,25 @@ export interface SimBootloaderOptions {
   readonly createSha256: () => Sha256;
   /** Anti-rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, holdfast's setting); absent: disabled. */
   readonly efuse?: SimEfuse;
+  /** The chip the bootloader runs on (CONFIG_IDF_FIRMWARE_CHIP_ID); default ESP32. */
+  readonly chip?: EspChip;
+  /** Chip revision (major * 100 + minor) and eFuse block revision the image's ranges are checked against; default 0. */
+  readonly chipRevision?: number;
+  readonly efuseBlockRevision?: number;
+}
+
+/** What the booted slot's esp_app_desc_t says (the facts the update agent reads). */
+export interface BootedImage {
+  readonly secureVersion: number;
+  /** holdfast's image version (esp_app_desc_t.version as a decimal u32), undefined if it is not one. */
+  readonly imageVersion: number | undefined;
+  readonly desc: EspAppDesc;
 }
 
 export interface BootDecision {
   readonly slot: SlotIndex;
-  readonly header: AppImageHeader;
+  /** The booted image's app description. */
+  readonly header: BootedImage;
   /** Decision row id (BOOT_ROWS) and its reason. */
   readonly row: string;
   readonly reason: string;
@@ -69,18 +96,27 @@ export class SimBootloader {
   readonly slots: readonly [FlashPartition, FlashPartition];
   private readonly createSha256: () => Sha256;
   readonly efuse: SimEfuse | undefined;
+  /** The esp_image_verify rules this bootloader applies (ESP-IDF's; the app description is required with anti-rollback). */
+  readonly rules: EspImageRules;
 
   constructor(options: SimBootloaderOptions) {
     this.otadata = options.otadata;
     this.slots = options.slots;
     this.createSha256 = options.createSha256;
     this.efuse = options.efuse;
+    this.rules = {
+      chip: options.chip ?? ESP_CHIPS.esp32,
+      chipRevision: options.chipRevision ?? 0,
+      efuseBlockRevision: options.efuseBlockRevision ?? 0,
+      requireAppDesc: options.efuse !== undefined,
+      requireHash: false,
+    };
   }
 
   /** A device's named partitions (SimDevice.partition or anything with the same shape). */
   static forDevice(
     device: { partition(name: string): FlashPartition },
-    options: { createSha256: () => Sha256; efuse?: SimEfuse; names?: { otadata: string; slots: readonly [string, string] } },
+    options: { createSha256: () => Sha256; efuse?: SimEfuse; chip?: EspChip; names?: { otadata: string; slots: readonly [string, string] } },
   ): SimBootloader {
     const names = options.names ?? { otadata: 'otadata', slots: ['ota_0', 'ota_1'] as const };
     return new SimBootloader({
@@ -88,6 +124,7 @@ export class SimBootloader {
       slots: [device.partition(names.slots[0]), device.partition(names.slots[1])],
       createSha256: options.createSha256,
       efuse: options.efuse,
+      chip: options.chip,
     });
   }
 
@@ -115,12 +152,12 @@ export class SimBootloader {
       }
     }
     if (plan.bootSlot === undefined) throw new BrickedError(plan);
-    // The plan only boots a slot that verified; the header is read again for the caller.
-    const reading = readAppImageHeader(this.slots[plan.bootSlot]);
-    if (reading.kind !== 'header') throw new Error(`decision ${plan.row.id} boots slot ${plan.bootSlot}, whose header does not read (${reading.kind})`);
+    // The plan only boots a slot that verified; its app description is read again for the caller.
+    const reading = readEspAppDesc(this.slots[plan.bootSlot]);
+    if (reading.kind !== 'desc') throw new Error(`decision ${plan.row.id} boots slot ${plan.bootSlot}, whose app description does not read (${reading.kind})`);
     return {
       slot: plan.bootSlot,
-      header: reading.header,
+      header: { secureVersion: reading.desc.secureVersion, imageVersion: imageVersionOf(reading.desc), desc: reading.desc },
       row: plan.row.id,
       reason: plan.row.reason,
       state: stateOfSlot(readOtadata(this.otadata), plan.bootSlot),
@@ -129,11 +166,15 @@ export class SimBootloader {
     };
   }
 
-  /** Header and image check of one slot, as the bootloader sees it. */
+  /**
+   * One slot as the bootloader sees it: the secure version from its
+   * esp_app_desc_t (`bootloader_common_get_partition_description`, what
+   * `check_anti_rollback` reads), and whether `esp_image_verify` passes.
+   */
   checkSlot(slot: SlotIndex): SlotCheck {
-    const reading = readAppImageHeader(this.slots[slot]);
-    if (reading.kind !== 'header') return { secureVersion: undefined, verifies: false };
-    return { secureVersion: reading.header.secureVersion, verifies: verifyAppImage(this.slots[slot], this.createSha256).kind === 'ok' };
+    const reading = readEspAppDesc(this.slots[slot]);
+    if (reading.kind !== 'desc') return { secureVersion: undefined, verifies: false };
+    return { secureVersion: reading.desc.secureVersion, verifies: verifyEspAppImage(this.slots[slot], this.rules, this.createSha256).ok };
   }
 }
 
@@ -143,8 +184,8 @@ export class SimBootloader {
  * Write `image` (header + body) at offset 0 of `slot`: erase the blocks it
  * needs, then program it in one write padded with 0xFF to the program unit
  * (strict mode: 16-byte write-once units). An interrupted call leaves a
- * corrupt or blank image, never a valid one (the header is written first
- * and hashes the whole body).
+ * corrupt or blank image, never a valid one (the appended SHA-256, written
+ * last, covers every byte before it).
  */
 export function writeAppImage(slot: FlashPartition, image: Uint8Array): void {
   const status = slot.status();
@@ -167,9 +208,33 @@ export function testImageBody(length: number, seed: number): Uint8Array {
   return body;
 }
 
-/** Header + body for a test image. */
-export function buildAppImage(meta: AppImageMeta, bodyLength: number, createSha256: () => Sha256): Uint8Array {
-  return encodeAppImage(meta, testImageBody(bodyLength, meta.imageVersion), createSha256);
+export interface TestImageMeta {
+  readonly imageVersion: number;
+  readonly secureVersion: number;
+  /** esp_chip_id_t; default ESP32 (0x0000). */
+  readonly chipId?: number;
+}
+
+/**
+ * A valid ESP-IDF app image for tests: segment 0 in DROM holding
+ * esp_app_desc_t (version = the decimal image version), segment 1 in DRAM
+ * holding `bodyLength` deterministic bytes (padded to 4), checksum and
+ * appended SHA-256.
+ */
+export function buildAppImage(meta: TestImageMeta, bodyLength: number, createSha256: () => Sha256): Uint8Array {
+  const chipId = meta.chipId ?? ESP_CHIPS.esp32.chipId;
+  const chip = espChipById(chipId) ?? ESP_CHIPS.esp32;
+  return encodeEspAppImage(
+    {
+      chipId,
+      segments: [
+        { loadAddr: chip.drom + ESP_APP_DESC_OFFSET, data: new Uint8Array(0) },
+        { loadAddr: chip.dram, data: testImageBody(bodyLength, meta.imageVersion) },
+      ],
+      appDesc: { secureVersion: meta.secureVersion, version: String(meta.imageVersion), projectName: 'holdfast-test' },
+    },
+    createSha256,
+  );
 }
 
 /**
@@ -202,9 +267,10 @@ export function otaLayout(flash: FlashPartition, slotBlocks: number): OtaLayout 
   };
 }
 
-/** Bytes of body that fit a slot of `slotBytes`. */
+/** Bytes of body (buildAppImage's `bodyLength`) that fit a slot of `slotBytes`. */
 export function maxBodyLength(slotBytes: number): number {
-  return slotBytes - APP_IMAGE_HEADER_LENGTH;
+  // header, two segment headers, the app description, at most 16 bytes of padding and checksum, the hash.
+  return (slotBytes - ESP_APP_DESC_OFFSET - ESP_APP_DESC_LENGTH - 8 - 16 - ESP_IMAGE_HASH_LENGTH) & ~15;
 }
 
 export { PartitionView };
