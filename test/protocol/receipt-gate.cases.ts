@@ -231,6 +231,14 @@ function checkNothingLost(durable: readonly number[], outbox: Outbox, ingest: Fa
   }
 }
 
+/** Every record in flash can still be accepted and receipted: its counter is above the ingest's H − W (not stale). */
+function checkCoverable(outbox: Outbox, ingest: FakeIngest, where: string): void {
+  const oldest = outboxCounters(outbox)[0];
+  if (oldest !== undefined && oldest <= ingest.window.highest - RECEIPT_WINDOW_BITS) {
+    throw new CheckFailure(`${where}: the record with counter ${oldest} is in flash but below the ingest's window (H ${ingest.window.highest}): no receipt can ever cover it`);
+  }
+}
+
 /** Runs the device's loop until the outbox is empty: receipts after every step, resend timeouts in between. */
 function drainToEnd(boot: Boot, ingest: FakeIngest, rounds = 40): number {
   for (let round = 0; round < rounds; round++) {
@@ -436,6 +444,7 @@ function cutBoot(parts: { counter: FlashPartition; outbox: FlashPartition }, sta
   }
   state.inFlight = undefined;
   checkNothingLost(state.durable, boot.outbox, state.ingest, 'after recovery');
+  checkCoverable(boot.outbox, state.ingest, 'after recovery');
   boot.wire.gateway = (packet, bytes, sent) => {
     if (state.broker.publishes().length !== 2 || sent < 0) return [bytes];
     const p = packet as PublishPacket;
@@ -572,6 +581,38 @@ export const suite: CaseSuite = {
         const order = rig.ingest.order;
         ok(order.indexOf(durable[0]) < order.indexOf(durable[3]), 'the oldest record was accepted before any record after the jump');
         return { jump: next - durable[2], flips: 3 - flipsLeft, peakAhead };
+      },
+    },
+    {
+      name: 'a released record whose ack is not on flash yet comes back after a reboot: the gate writes the ack before a record far ahead goes out, so it never comes back below the ingest window',
+      run(env) {
+        const rig = freshRig(env);
+        // Boot 1: one record, never sent.
+        let boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt', { reserve: 4096 });
+        const first = boot.sealed.append(reading(0)).counter;
+        // Boot 2: the counter jumps; the first record is sent, accepted, receipted and released (its ack waits in RAM: maxUnpersistedAcks 16).
+        boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt', { reserve: 4096 });
+        const far = boot.sealed.append(reading(1)).counter;
+        ok(far - first >= RECEIPT_WINDOW_BITS, `jump ${far - first}`);
+        let ingestOn = true;
+        boot.wire.open({ receiveMaximum: 8, autoAck: (p) => (ingestOn && rig.ingest.receive(p.payload), 0) });
+        equal(rig.broker.publishes().length, 1, 'only the first record went out (hold-back)');
+        const flushesBefore = boot.outbox.stats().unpersistedAcks;
+        equal(flushesBefore, 0, 'nothing pending yet');
+        boot.wire.receipt(rig.ingest.receipt());
+        equal(rig.broker.publishes().length, 2, 'the far record went out once the first was released');
+        equal(boot.gate?.stats().ackFlushes, 1, 'after the gate wrote the release to flash');
+        equal(boot.outbox.stats().unpersistedAcks, 0, 'no release left in RAM only');
+        equal(rig.ingest.window.highest, far, 'the ingest accepted the far record');
+        // Its receipt is lost; the device reboots.
+        ingestOn = false;
+        boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt', { reserve: 4096 });
+        checkCoverable(boot.outbox, rig.ingest, 'after the reboot');
+        equal(outboxCounters(boot.outbox).join(','), String(far), 'only the far record is back');
+        ingestOn = true;
+        boot.wire.open({ receiveMaximum: 8, autoAck: (p) => (ingestOn && rig.ingest.receive(p.payload), 0) });
+        drainToEnd(boot, rig.ingest);
+        return { jump: far - first };
       },
     },
     {

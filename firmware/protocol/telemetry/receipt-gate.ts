@@ -85,6 +85,8 @@ export interface ReceiptGateStats {
   heldBack: number;
   unreceipted: number;
   droppedUnreceipted: number;
+  /** Outbox flushes the gate asked for so that released records could not come back below the ingest's window after a reboot. */
+  ackFlushes: number;
 }
 
 /** Default `receiptTimeoutMs`. */
@@ -134,9 +136,15 @@ export class ReceiptGate implements RecordSource {
   private lookahead: OutboxRecord | undefined;
   /** The verified receipt with the highest H seen this boot. */
   private best: OpenedReceipt | undefined;
+  /**
+   * The counter of the oldest record released whose ack is not on flash yet
+   * (undefined: none). After a reboot it would be the oldest record again, so
+   * hold-back must keep the ingest's window within reach of it too.
+   */
+  private floor: number | undefined;
   /** Since when sent records wait without receipt progress (undefined: not waiting, or not yet noticed by `tick`). */
   private waitingSince: number | undefined;
-  private readonly counters: ReceiptGateStats = { handedOut: 0, resent: 0, brokered: 0, receipts: 0, refusedReceipts: 0, released: 0, resendPasses: 0, heldBack: 0, unreceipted: 0, droppedUnreceipted: 0 };
+  private readonly counters: ReceiptGateStats = { handedOut: 0, resent: 0, brokered: 0, receipts: 0, refusedReceipts: 0, released: 0, resendPasses: 0, heldBack: 0, unreceipted: 0, droppedUnreceipted: 0, ackFlushes: 0 };
 
   constructor(options: ReceiptGateOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('receipt gate options must be an object');
@@ -199,6 +207,12 @@ export class ReceiptGate implements RecordSource {
         }
         return undefined;
       }
+      if (this.floor !== undefined && counter >= this.floor + RECEIPT_WINDOW_BITS - 1) {
+        // Released records whose acks are not on flash yet would come back after a reboot, and this record could take the
+        // ingest's window past them: write the acks first. If the outbox cannot write them now (a ring full of records), wait.
+        if (!this.persistReleases()) return undefined;
+        continue;
+      }
       this.skip(record);
       if (head !== undefined && record.seq === head.seq) head.sends += 1;
       this.held.push({ vseq: seq, seq: record.seq });
@@ -241,9 +255,12 @@ export class ReceiptGate implements RecordSource {
     if (this.best === undefined || receipt.highest >= this.best.highest) this.best = receipt;
     let upto: number | undefined;
     let released = 0;
+    let firstCounter = Number.NaN;
     this.invalidateCursor();
     for (let record = this.outbox.peek(); record !== undefined; record = this.outbox.next()) {
-      if (!receipt.covers(recordCounter(record.payload))) break;
+      const counter = recordCounter(record.payload);
+      if (!receipt.covers(counter)) break;
+      if (released === 0) firstCounter = counter;
       upto = record.seq;
       released += 1;
     }
@@ -252,7 +269,7 @@ export class ReceiptGate implements RecordSource {
       this.emit({ kind: 'receipt-no-progress', highest: receipt.highest });
       return 0;
     }
-    this.outbox.ack(upto);
+    this.releaseUpTo(upto, firstCounter);
     this.counters.released += released;
     this.waitingSince = undefined;
     this.refreshHead();
@@ -295,6 +312,34 @@ export class ReceiptGate implements RecordSource {
     return Math.max(0, this.timeoutMs - elapsedMs(this.waitingSince, now));
   }
 
+  /**
+   * Acknowledge the outbox up to `upto` (whose oldest record carries
+   * `firstCounter`), noting the counter of the oldest released record whose
+   * ack is not on flash yet: after a reboot it would be back in the outbox.
+   */
+  private releaseUpTo(upto: number, firstCounter: number): void {
+    const pendingBefore = this.outbox.stats().unpersistedAcks;
+    this.outbox.ack(upto);
+    if (this.outbox.stats().unpersistedAcks === 0) this.floor = undefined;
+    else if (pendingBefore === 0 || this.floor === undefined) this.floor = firstCounter;
+  }
+
+  /**
+   * Writes the pending acks (Outbox.flush) so released records cannot come
+   * back after a reboot; true when none is pending any more. The outbox may
+   * have to wait (a ring full of unacknowledged records): then false.
+   */
+  private persistReleases(): boolean {
+    if (this.outbox.stats().unpersistedAcks > 0) {
+      this.outbox.flush();
+      this.invalidateCursor();
+      this.counters.ackFlushes += 1;
+    }
+    if (this.outbox.stats().unpersistedAcks > 0) return false;
+    this.floor = undefined;
+    return true;
+  }
+
   /** The oldest record was sent and brokered, and no receipt covers it yet. */
   private waiting(): boolean {
     const head = this.head;
@@ -309,7 +354,7 @@ export class ReceiptGate implements RecordSource {
       this.counters.unreceipted += 1;
       if (this.policy === 'drop') {
         // Released without a receipt: reported, and the audit log records it.
-        this.outbox.ack(head.seq);
+        this.releaseUpTo(head.seq, head.counter);
         this.counters.droppedUnreceipted += 1;
         this.emit({ kind: 'dropped-unreceipted', seq: head.seq, counter: head.counter, sends: head.sends });
         this.head = undefined;
