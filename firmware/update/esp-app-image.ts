@@ -57,10 +57,14 @@ export interface EspChip {
   readonly dram: number;
 }
 
+function ranges(...list: [number, number][]): readonly (readonly [number, number])[] {
+  return Object.freeze(list.map((range) => Object.freeze(range)));
+}
+
 export const ESP_CHIPS: Readonly<Record<EspChip['name'], EspChip>> = Object.freeze({
-  esp32: Object.freeze<EspChip>({ name: 'esp32', chipId: 0x0000, mapped: [[0x3f400000, 0x3f800000], [0x400d0000, 0x40400000]], maxFlashAddrSize: 0x1000000, checksEfuseBlockRevision: false, drom: 0x3f400000, dram: 0x3ffb0000 }),
-  esp32s3: Object.freeze<EspChip>({ name: 'esp32s3', chipId: 0x0009, mapped: [[0x3c000000, 0x3e000000], [0x42000000, 0x44000000]], maxFlashAddrSize: 0xffffffff, checksEfuseBlockRevision: true, drom: 0x3c000000, dram: 0x3fc88000 }),
-  esp32c3: Object.freeze<EspChip>({ name: 'esp32c3', chipId: 0x0005, mapped: [[0x3c000000, 0x3c800000], [0x42000000, 0x42800000]], maxFlashAddrSize: 0x1000000, checksEfuseBlockRevision: true, drom: 0x3c000000, dram: 0x3fc80000 }),
+  esp32: Object.freeze<EspChip>({ name: 'esp32', chipId: 0x0000, mapped: ranges([0x3f400000, 0x3f800000], [0x400d0000, 0x40400000]), maxFlashAddrSize: 0x1000000, checksEfuseBlockRevision: false, drom: 0x3f400000, dram: 0x3ffb0000 }),
+  esp32s3: Object.freeze<EspChip>({ name: 'esp32s3', chipId: 0x0009, mapped: ranges([0x3c000000, 0x3e000000], [0x42000000, 0x44000000]), maxFlashAddrSize: 0xffffffff, checksEfuseBlockRevision: true, drom: 0x3c000000, dram: 0x3fc88000 }),
+  esp32c3: Object.freeze<EspChip>({ name: 'esp32c3', chipId: 0x0005, mapped: ranges([0x3c000000, 0x3c800000], [0x42000000, 0x42800000]), maxFlashAddrSize: 0x1000000, checksEfuseBlockRevision: true, drom: 0x3c000000, dram: 0x3fc80000 }),
 });
 
 /** The chip with this esp_chip_id_t, if holdfast knows it. */

@@ -17,6 +17,7 @@ import fc from 'fast-check';
 import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
 import { encodeImage } from '../../tools/sim/flash/image-codec.ts';
 import { assertNoStack, batch, BOARD, type Run } from './cli-harness.ts';
+import { writeEspImage } from './esp-image-fixture.ts';
 
 /** Every file under `dir` (relative path → mode and SHA-256 of its content). */
 function snapshot(dir: string): Map<string, string> {
@@ -150,11 +151,12 @@ describe('every command with hostile files and flags', () => {
     fixture = join(work, 'fixture');
     mkdirSync(join(fixture, 'fw/storage'), { recursive: true });
     writeFileSync(join(fixture, 'fw/storage/ok.ts'), 'export const ok = 1;\n');
-    writeFileSync(join(fixture, 'app.bin'), Uint8Array.from({ length: 3000 }, (_, i) => (i * 11) & 0xff));
+    // An ESP-IDF app image at version 3, security version 1: what the sign templates sign.
+    writeEspImage(join(fixture, 'app.bin'), { imageVersion: 3, securityVersion: 1, bodyLength: 2600 });
     writeFileSync(join(fixture, 'flash.hfimg'), encodeImage(new SimFlash({ blocks: 2, blockLength: 4096 })));
     const [init, sign] = await batch([
       ['keys', 'init', '--dir', join(fixture, 'keys'), '--root-keys', '2', '--root-threshold', '1'],
-      ['sign', join(fixture, 'app.bin'), '--version', '2', '--security-version', '1', '--board', BOARD, '--dir', join(fixture, 'keys')],
+      ['sign', join(fixture, 'app.bin'), '--version', '3', '--security-version', '1', '--board', BOARD, '--dir', join(fixture, 'keys')],
     ]);
     assert.equal(init.status, 0, init.stderr);
     assert.equal(sign.status, 0, sign.stderr);

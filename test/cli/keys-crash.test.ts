@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { assertOneLineError, batch, BOARD, expectExit, holdfast } from './cli-harness.ts';
+import { writeEspImage } from './esp-image-fixture.ts';
 
 /** Fails the HOLDFAST_FAIL_AT-th call of renameSync/linkSync with EIO. */
 const INJECTOR = `
@@ -54,7 +55,7 @@ describe('keys rotate interrupted at every write', () => {
     injector = join(work, 'inject.cjs');
     writeFileSync(injector, INJECTOR);
     image = join(work, 'app.bin');
-    writeFileSync(image, Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff));
+    writeEspImage(image, { imageVersion: 2, securityVersion: 1, bodyLength: 600 });
     expectExit((await batch([['keys', 'init', '--dir', base, '--root-keys', '2', '--root-threshold', '1']]))[0], 0, 'init');
   });
 

@@ -16,6 +16,7 @@ import { bytesToHex } from '../../firmware/security/verify.ts';
 import { rotateRoot, trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { decodeEnvelope, encodeEnvelope } from '../../firmware/update/signed-document.ts';
 import { batch, BOARD, expectExit, holdfast as run, transcript, type Run } from './cli-harness.ts';
+import { writeEspImage } from './esp-image-fixture.ts';
 
 /** bin/holdfast.js in a child process, from `cwd`. */
 function holdfast(cwd: string, ...args: string[]): Promise<Run> {
@@ -45,12 +46,17 @@ describe('holdfast keys / sign / verify', () => {
   let work: string;
   let keys: string;
   let image: string;
+  /** The same release as version 3, security version 2 (signed after the rotations). */
+  let image3: string;
+  let imageLength = 0;
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'holdfast-keys-'));
     keys = join(work, 'keys');
     image = join(work, 'app.bin');
-    writeFileSync(image, Uint8Array.from({ length: 20_000 }, (_, i) => (i * 31 + (i >> 7)) & 0xff));
+    imageLength = writeEspImage(image, { imageVersion: 2, securityVersion: 1, bodyLength: 19_600 }).length;
+    image3 = join(work, 'app3.bin');
+    writeEspImage(image3, { imageVersion: 3, securityVersion: 2, bodyLength: 19_600 });
   });
 
   after(() => {
@@ -148,7 +154,7 @@ describe('holdfast keys / sign / verify', () => {
     assert.equal(json.reason, null);
     assert.equal(json.manifest.imageVersion, 2);
     assert.equal(json.manifest.boardId, BOARD);
-    assert.equal(json.manifest.imageLength, 20_000);
+    assert.equal(json.manifest.imageLength, imageLength);
     assert.equal(json.manifest.rootVersion, 1);
   });
 
@@ -159,14 +165,14 @@ describe('holdfast keys / sign / verify', () => {
     bytes[777] ^= 0x40;
     writeFileSync(tampered, bytes);
     const truncated = join(work, 'truncated.bin');
-    writeFileSync(truncated, readFileSync(image).subarray(0, 19_000));
+    writeFileSync(truncated, readFileSync(image).subarray(0, imageLength - 1000));
     const rows: [string, string[]][] = [
       ['tampered', ['verify', tampered, manifest, '--dir', keys]],
       ['truncated', ['verify', truncated, manifest, '--dir', keys]],
-      ['wrong-board', ['verify', image, manifest, '--dir', keys, '--board', 'esp32-c3-devkit']],
+      ['wrong-board', ['verify', image, manifest, '--dir', keys, '--board', 'esp32-devkitc']],
       ['old-version', ['verify', image, manifest, '--dir', keys, '--running-version', '2']],
       ['below-security-floor', ['verify', image, manifest, '--dir', keys, '--floor', '2']],
-      ['too-large', ['verify', image, manifest, '--dir', keys, '--slot-size', '19999']],
+      ['too-large', ['verify', image, manifest, '--dir', keys, '--slot-size', String(imageLength - 1)]],
       ['malformed', ['verify', image, image, '--dir', keys]],
       ['wrong-kind', ['verify', image, join(keys, 'root.1.bin'), '--dir', keys]],
     ];
@@ -240,19 +246,19 @@ describe('holdfast keys / sign / verify', () => {
     const forged = join(work, 'forged.manifest');
     writeFileSync(forged, signEnvelope(encodeImageBody({ ...fields, rootVersion: 3, imageVersion: 9 }), [revoked]));
     const chain = ['--root', join(keys, 'root.1.bin'), join(keys, 'root.2.bin'), join(keys, 'root.3.bin')];
-    const fresh = `${image}.manifest`;
+    const fresh = `${image3}.manifest`;
     const runs = await batch([
       ['verify', image, old, ...chain],
       ['verify', image, old, '--dir', keys],
       ['verify', image, forged, ...chain],
       // A manifest signed now, by the new targets key.
-      ['sign', image, '--version', '3', '--security-version', '2', '--board', BOARD, '--dir', keys, '--rollout', '25', '--cohort', '4'],
-      ['verify', image, fresh, ...chain, '--running-version', '2', '--floor', '2', '--json'],
+      ['sign', image3, '--version', '3', '--security-version', '2', '--board', BOARD, '--dir', keys, '--rollout', '25', '--cohort', '4'],
+      ['verify', image3, fresh, ...chain, '--running-version', '2', '--floor', '2', '--json'],
       // A device still at root 1 must take the rotations first; a chain with a gap is refused.
-      ['verify', image, fresh, '--root', join(keys, 'root.1.bin')],
-      ['verify', image, fresh, '--root', join(keys, 'root.1.bin'), join(keys, 'root.3.bin')],
+      ['verify', image3, fresh, '--root', join(keys, 'root.1.bin')],
+      ['verify', image3, fresh, '--root', join(keys, 'root.1.bin'), join(keys, 'root.3.bin')],
       // Trusting root 3 directly (as provisioned) works: it is signed by its own root keys.
-      ['verify', image, fresh, '--root', join(keys, 'root.3.bin'), '--running-version', '2'],
+      ['verify', image3, fresh, '--root', join(keys, 'root.3.bin'), '--running-version', '2'],
     ]);
     assert.match(expectExit(runs[0], 1, 'old manifest, revoked key').stdout, /^wrong-key: /);
     assert.match(expectExit(runs[1], 1, 'old manifest, --dir').stdout, /^wrong-key: /);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { rotateRoot, trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { hostCrypto } from '../../tools/keys/signer.ts';
 import { assertOneLineError, batch, BOARD, expectExit, holdfast, jsonErrorOf } from './cli-harness.ts';
+import { writeEspImage } from './esp-image-fixture.ts';
 
 interface Keys {
   rootVersion: number;
@@ -46,7 +47,7 @@ describe('split-party threshold signing', () => {
     }
     assert.deepEqual(readdirSync(join(pub, 'private')), []);
     image = join(work, 'app.bin');
-    writeFileSync(image, Uint8Array.from({ length: 4096 }, (_, i) => (i * 5 + 1) & 0xff));
+    writeEspImage(image, { imageVersion: 5, securityVersion: 1, bodyLength: 3700 });
   });
 
   after(() => rmSync(work, { recursive: true, force: true }));

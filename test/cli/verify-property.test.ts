@@ -10,12 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { batch, type Run } from './cli-harness.ts';
+import { writeEspImage } from './esp-image-fixture.ts';
 
 /**
  * The CLI runs in a child process (cli-harness batch: one process for many
  * commands); the properties are checked over samples drawn up front.
  */
-async function holdfast(...args: string[]): Promise<Run> {
+async function holdfast(
+...args: string[]): Promise<Run> {
   return (await batch([args]))[0];
 }
 
@@ -37,8 +39,7 @@ describe('holdfast verify with mutated inputs', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'holdfast-verify-'));
     assert.equal((await holdfast('keys', 'init', '--dir', join(dir, 'keys'))).status, 0);
-    image = new Uint8Array(3000).map((_, i) => (i * 7 + 3) & 0xff);
-    writeFileSync(join(dir, 'app.bin'), image);
+    image = new Uint8Array(writeEspImage(join(dir, 'app.bin'), { imageVersion: 2, securityVersion: 1, bodyLength: 2600 }));
     const signed = await holdfast('sign', join(dir, 'app.bin'), '--version', '2', '--security-version', '1', '--board', 'esp32-wroom-32e-4mb', '--dir', join(dir, 'keys'));
     assert.equal(signed.status, 0, signed.stderr);
     manifest = new Uint8Array(readFileSync(join(dir, 'app.bin.manifest')));

@@ -11,13 +11,15 @@ import { encodeProgressEntry, ProgressKind } from '../../firmware/update/staging
 import { loadTrust } from '../../firmware/update/agent.ts';
 import { StorageError } from '../../firmware/storage/errors.ts';
 import { crc32 } from '../../firmware/base/crc32.ts';
-import { provisionDevice } from '../../tools/sim/bootloader.ts';
+import { buildAppImage, provisionDevice } from '../../tools/sim/bootloader.ts';
+import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
+import { manifestFields, signedManifest } from './manifest-fixtures.ts';
 import { VirtualClock } from '../../tools/sim/clock.ts';
 import { DeviceReset } from '../../tools/sim/watchdog.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { bytesEqual, equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
-import { agentFor, bootOnce, flashOptions, makeWorld, newDeviceState, partitionsOf, running, runDevice, type DeviceState, type World } from './agent-world.ts';
+import { agentFor, BODY_LENGTH, bootOnce, flashOptions, makeWorld, newDeviceState, partitionsOf, running, runDevice, type DeviceState, type World } from './agent-world.ts';
 
 const MODES: readonly FlashMode[] = ['plain', 'strict'];
 
@@ -70,9 +72,38 @@ function stageThenTearNewIntoValid(flash: FlashPartition, world: World, state: D
   writeOtadataCopy(otadata, copy, torn);
 }
 
+/** A release whose manifest is properly signed over `image` (so only the image check can refuse it). */
+function signedOver(world: World, image: Uint8Array, imageVersion: number, securityVersion: number): ReturnType<World['release']> {
+  const manifest = signedManifest(manifestFields(world.crypto, image, { imageVersion, securityVersion }), [world.root.targetsKeys[0]]);
+  return { image, manifest, imageVersion, securityVersion };
+}
+
 export const suite: CaseSuite = {
   name: 'update agent fails closed',
   cases: [
+    ...MODES.map((mode) => ({
+      name: `a signed image the bootloader would not take is never selected (tampered): another chip, a version or secure_version that is not the manifest's, no appended hash (${mode})`,
+      run(env: CaseEnv) {
+        const world = makeWorld();
+        const sha = () => world.crypto.createSha256();
+        const offers: [string, ReturnType<World['release']>, RegExp][] = [
+          ['ESP32-S3 image', signedOver(world, buildAppImage({ imageVersion: 2, secureVersion: 1, chipId: ESP_CHIPS.esp32s3.chipId }, BODY_LENGTH, sha), 2, 1), /wrong-chip: image for chip id 0x0009/],
+          ['version "3" signed as 2', signedOver(world, buildAppImage({ imageVersion: 3, secureVersion: 1 }, BODY_LENGTH, sha), 2, 1), /esp_app_desc_t\.version is "3", expected "2"/],
+          ['secure_version 1 signed as 2', signedOver(world, buildAppImage({ imageVersion: 2, secureVersion: 1 }, BODY_LENGTH, sha), 2, 2), /esp_app_desc_t\.secure_version is 1, expected 2/],
+          ['no appended hash', signedOver(world, buildAppImage({ imageVersion: 2, secureVersion: 1, hashAppended: false }, BODY_LENGTH, sha), 2, 1), /no-hash/],
+        ];
+        for (const [what, offer, says] of offers) {
+          const { flash, state } = settledFactory(env, mode, world);
+          const before = otadataBytes(flash);
+          const { outcome } = install(flash, world, state, offer);
+          equal(outcome.reason, 'tampered', `${what}: refused`);
+          ok(says.test(outcome.message), `${what}: ${outcome.message}`);
+          bytesEqual(otadataBytes(flash), before, `${what}: otadata untouched (nothing selected)`);
+          bootOnce(flash, world, state);
+          equal(running(state).version, 1, `${what}: the next boot still runs version 1`);
+        }
+      },
+    })),
     {
       name: 'otadata geometry: copy 1 at +0x1000; 512-byte or 64 KiB erase blocks, or a third sector, are refused (bad-geometry)',
       run(env) {

@@ -1,9 +1,10 @@
 /**
  * Host side of image signing and verification (`holdfast sign`, `holdfast
  * verify`): the same firmware functions the device runs (checkManifest,
- * checkImageDigest), fed from files.
+ * checkImageDigest, and the agent's ESP-IDF image check checkAppImage), fed
+ * from files: images are read in bounded pieces, never whole.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesToHex } from '../../firmware/security/verify.ts';
 import { UpdateError, type UpdateReason } from '../../firmware/update/errors.ts';
@@ -21,6 +22,10 @@ import { REPO_ROOT } from '../cli/package-info.ts';
 import { loadRootChain, loadTargetsSigners } from './keystore.ts';
 import { hostCrypto, keyIdHex, signEnvelope } from './signer.ts';
 import { hashInput, statInput } from '../cli/files.ts';
+import { checkAppImage, ESP_CHIPS, type AppImageVerdict, type EspChip } from '../../firmware/update/esp-app-image.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import { BoardError, listBoards, loadBoard, type Board } from '../boards/board.ts';
+import { CliError, UsageError } from '../cli/errors.ts';
 
 /** Reasons checkManifest gives only after the signatures passed. */
 const AFTER_SIGNATURES: ReadonlySet<UpdateReason> = new Set<UpdateReason>(['wrong-board', 'old-version', 'below-security-floor', 'too-large', 'not-in-rollout']);
@@ -42,6 +47,13 @@ export interface SignedImage {
 export interface ImageSource {
   length: number;
   digest(): Promise<Uint8Array>;
+  /** The image as a read-only partition for the ESP-IDF image checks (absent: not checked, e.g. a manifest alone). */
+  open?(): ImageSlot;
+}
+
+/** A read-only FlashPartition over a file, read in the validator's bounded pieces. */
+export interface ImageSlot extends FlashPartition {
+  close(): void;
 }
 
 /**
@@ -78,6 +90,13 @@ export interface VerifyImageOptions {
   boardId?: string;
   /** Default: the board's app slot from boards/<board>/board.json, else 2^32 - 1. */
   slotSize?: number;
+  /**
+   * The chip of a board, asked for only once the manifest passed (its board
+   * is then authenticated): with it (and an image that can be opened), the
+   * image must be a valid ESP-IDF app image for that chip carrying the
+   * manifest's versions. It may throw (an unknown board).
+   */
+  chipFor?: (boardId: string) => EspChip;
 }
 
 export type VerifyImageResult =
@@ -108,6 +127,11 @@ export async function verifyImage(image: ImageSource, manifestBytes: Uint8Array,
   const digest = image.length === verdict.manifest.imageLength ? await image.digest() : new Uint8Array(32);
   const image_ = checkImageDigest(verdict.manifest, digest, image.length);
   if (!image_.ok) return { ok: false, reason: image_.reason, message: image_.message, manifest: verdict.manifest, authenticated: true };
+  if (options.chipFor !== undefined && image.open !== undefined) {
+    // What the agent checks before it selects the staged slot (UpdateAgent.checkStagedImage), with its reason.
+    const app = checkImageFile(image, options.chipFor(boardId), verdict.manifest);
+    if (!app.ok) return { ok: false, reason: 'tampered', message: `the image disagrees with the signed manifest (version ${verdict.manifest.imageVersion}, security version ${verdict.manifest.securityVersion}): ${app.message}`, manifest: verdict.manifest, authenticated: true };
+  }
   return { ok: true, manifest: verdict.manifest, signers: verdict.signers, slotSize };
 }
 
@@ -138,7 +162,8 @@ export function manifestJson(manifest: ImageManifest): Record<string, unknown> {
   };
 }
 
-function tryDecode(bytes: Uint8Array): ImageManifest | undefined {
+/** The manifest's fields without checking its signatures, or undefined if it does not decode. */
+export function tryDecode(bytes: Uint8Array): ImageManifest | undefined {
   try {
     return decodeImageManifest(bytes).manifest;
   } catch (error) {
@@ -147,8 +172,70 @@ function tryDecode(bytes: Uint8Array): ImageManifest | undefined {
   }
 }
 
-/** An image file as an ImageSource: its size now, its SHA-256 streamed on demand. */
+/** An image file as an ImageSource: its size now, its SHA-256 streamed on demand, its bytes through `open`. */
 export function imageFile(path: string): ImageSource {
   const stats = statInput(path, 'an image file (the app binary)');
-  return { length: stats.size, digest: async () => (await hashInput(path, 'an image file (the app binary)', Number.MAX_SAFE_INTEGER)).digest };
+  return { length: stats.size, digest: async () => (await hashInput(path, 'an image file (the app binary)', Number.MAX_SAFE_INTEGER)).digest, open: () => openImageSlot(path) };
+}
+
+/** `path` as a read-only partition of its own size (offset 0 = the image's first byte). */
+export function openImageSlot(path: string): ImageSlot {
+  const fd = openSync(path, 'r');
+  const size = fstatSync(fd).size;
+  const refuse = (): never => {
+    throw new Error('an image file is read-only here');
+  };
+  return {
+    status: () => ({ size, blockLength: 4096, blocks: Math.ceil(size / 4096), writeAlign: 1, eraseValue: 0xff }),
+    read(offset: number, into: Uint8Array): void {
+      if (offset < 0 || offset + into.length > size) throw new RangeError(`read of ${into.length} bytes at ${offset} past the ${size}-byte image`);
+      for (let done = 0; done < into.length; ) {
+        const n = readSync(fd, into, done, into.length - done, offset + done);
+        if (n === 0) throw new Error(`the image file shrank while it was read (at ${offset + done})`);
+        done += n;
+      }
+    },
+    write: refuse,
+    eraseBlock: refuse,
+    close: () => closeSync(fd),
+  };
+}
+
+/** checkAppImage over an image source (its file opened, read in bounded pieces, closed). */
+export function checkImageFile(image: ImageSource, chip: EspChip, expected: { imageVersion: number; securityVersion: number }): AppImageVerdict {
+  if (image.open === undefined) throw new Error('internal: the image cannot be opened');
+  const slot = image.open();
+  try {
+    return checkAppImage(slot, chip, expected, hostCrypto().createSha256);
+  } finally {
+    slot.close();
+  }
+}
+
+/** The chip of a board (boards/<id>/board.json). */
+export function chipOf(board: Board): EspChip {
+  return ESP_CHIPS[board.chip];
+}
+
+/**
+ * boards/<id>/board.json, or a one-line CLI error: an id with no board
+ * folder is bad usage (exit 2) naming boards/<id>; a board.json that does
+ * not validate is a failure (exit 1).
+ */
+export function boardForFlag(id: string, field = '--board'): Board {
+  try {
+    return loadBoard(id);
+  } catch (error) {
+    if (!(error instanceof BoardError)) throw error;
+    if (error.code === 'unknown-board') throw new UsageError(`${JSON.stringify(id)}: no boards/${id}/board.json: expected one of ${knownBoards()}`, { field });
+    throw new CliError(error.message, { code: 'invalid-file', file: error.file, field: error.field });
+  }
+}
+
+function knownBoards(): string {
+  try {
+    return listBoards().join(', ');
+  } catch {
+    return 'a folder of boards/';
+  }
 }

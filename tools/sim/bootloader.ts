@@ -213,6 +213,8 @@ export interface TestImageMeta {
   readonly secureVersion: number;
   /** esp_chip_id_t; default ESP32 (0x0000). */
   readonly chipId?: number;
+  /** Default true; false builds an image with the checksum byte only (ESP-IDF boots it, holdfast refuses it). */
+  readonly hashAppended?: boolean;
 }
 
 /**
@@ -227,6 +229,7 @@ export function buildAppImage(meta: TestImageMeta, bodyLength: number, createSha
   return encodeEspAppImage(
     {
       chipId,
+      hashAppended: meta.hashAppended ?? true,
       segments: [
         { loadAddr: chip.drom + ESP_APP_DESC_OFFSET, data: new Uint8Array(0) },
         { loadAddr: chip.dram, data: testImageBody(bodyLength, meta.imageVersion) },

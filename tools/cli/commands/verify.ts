@@ -1,12 +1,14 @@
 /**
  * `holdfast verify <image> <manifest>`: the checks a device runs before and
- * after streaming an update (checkManifest, checkImageDigest), against a
- * root chain. Exit 0 only when valid; 1 with `<reason>: <message>` otherwise.
+ * after streaming an update (checkManifest, checkImageDigest, and the
+ * agent's ESP-IDF image check for the board's chip), against a root chain.
+ * Exit 0 only when the device would install it; 1 with `<reason>: <message>`
+ * otherwise; 2 for a board with no boards/<id>.
  */
 import type { Command } from 'commander';
 import { MAX_U32 } from '../../../firmware/update/signed-document.ts';
 import { parseInteger, usageError } from '../../keys/cli-options.ts';
-import { imageFile, manifestJson, verifyImage, type VerifyImageResult } from '../../keys/image.ts';
+import { boardForFlag, chipOf, imageFile, manifestJson, verifyImage, type VerifyImageResult } from '../../keys/image.ts';
 import { MAX_ENVELOPE_LENGTH } from '../../../firmware/update/signed-document.ts';
 import { readInput, statInput } from '../files.ts';
 import { loadRootChain, TrustChainError, trustRootFiles } from '../../keys/keystore.ts';
@@ -33,25 +35,29 @@ export function registerVerify(program: Command): void {
     .option('--root <files...>', 'trust the first root file (as provisioned) and apply the others as rotations, in order')
     .option('--running-version <v>', 'version the device runs; the image must be above it', parseInteger(0, MAX_U32), 0)
     .option('--floor <s>', 'anti-rollback floor; the security version must not be below it', parseInteger(0, MAX_U32), 0)
-    .option('--board <id>', "device's board id (default: the manifest's own)")
+    .option('--board <id>', "device's board id, a folder of boards/ (default: the manifest's own)")
     .option('--slot-size <bytes>', "app slot size, decimal or 0x hex (default: the board's from boards/, else no limit)", parseInteger(0, MAX_U32, { hex: true }))
     .option('--json', 'print {ok, reason, message, manifest, authenticated}')
     .action(async (image: string, manifestFile: string, flags: VerifyFlags, command: Command) => {
       if ((flags.dir === undefined) === (flags.root === undefined)) usageError(command, 'expected exactly one of --dir <dir> or --root <root.N.bin...>', '--dir');
       // Sizes first: a manifest is at most one envelope; the image is only stat'ed here and hashed as a stream.
+      if (flags.board !== undefined) boardForFlag(flags.board);
       const source = imageFile(image);
       const manifestSize = statInput(manifestFile, 'a manifest (holdfast sign)').size;
       const chain = trustChain(flags);
+      const manifestBytes = chain.ok && manifestSize <= MAX_ENVELOPE_LENGTH ? readInput(manifestFile, 'a manifest (holdfast sign)', MAX_ENVELOPE_LENGTH) : undefined;
       const result: VerifyImageResult = !chain.ok
         ? chain.result
-        : manifestSize > MAX_ENVELOPE_LENGTH
+        : manifestBytes === undefined
           ? { ok: false, reason: 'malformed', message: `${manifestFile} is ${manifestSize} bytes, a manifest envelope is at most ${MAX_ENVELOPE_LENGTH} (not read)`, manifest: undefined, authenticated: false }
-          : await verifyImage(source, readInput(manifestFile, 'a manifest (holdfast sign)', MAX_ENVELOPE_LENGTH), {
+          : await verifyImage(source, manifestBytes, {
             trusted: chain.trusted,
             runningVersion: flags.runningVersion,
             securityFloor: flags.floor,
             ...(flags.board !== undefined ? { boardId: flags.board } : {}),
             ...(flags.slotSize !== undefined ? { slotSize: flags.slotSize } : {}),
+            // The chip comes from the device's board: --board, else the board the (authenticated) manifest names, which must exist too.
+            chipFor: (boardId: string) => chipOf(boardForFlag(boardId, '--board')),
           });
       report(result, chain.ok ? chain.trusted : undefined, flags.json === true);
       process.exitCode = result.ok ? ExitCode.OK : ExitCode.FAILED;
