@@ -30,6 +30,7 @@ import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { exhaustiveTier, runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { IngestWindow } from '../../tools/ingest/window.ts';
+import { Rng } from '../../tools/sim/rng.ts';
 import { CheckFailure, equal, ok } from '../support/check.ts';
 import { runnerOptions } from '../support/case-helpers.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
@@ -352,6 +353,118 @@ function injectedOldPublish(env: CaseEnv, release: Release) {
   checkNothingLost(durable, boot.outbox, rig.ingest, `release on ${release}, at the end`);
   for (const c of durable) ok(rig.ingest.accepted.has(c), `counter ${c} accepted`);
   return { duplicates: rig.ingest.duplicates, resendPasses: boot.gate?.stats().resendPasses ?? 0 };
+}
+
+// ---------------------------------------------------------------- a seeded hostile gateway
+
+interface HostileTally {
+  flips: number;
+  swallowed: number;
+  injected: number;
+  duplicated: number;
+  drops: number;
+  reboots: number;
+  replays: number;
+  forgeries: number;
+  heldBack: number;
+  staleInjections: number;
+}
+
+/**
+ * `readings` readings through a gateway that, per PUBLISH, flips a byte
+ * (10 %), swallows it (4 %), puts a captured PUBLISH in its place (5 %,
+ * preferring one with the same packet id) or duplicates it (4 %); receipts
+ * delivered (60 %), replayed old (10 %), forged (5 %) or lost; link drops and
+ * reboots (with counter jumps of 699 half the time) at random. After every
+ * step: nothing lost, every record in flash still coverable, nothing dropped
+ * by the full policy. Then the gateway turns honest and everything drains.
+ */
+function hostileRun(env: CaseEnv, seed: number, readings: number, tally: HostileTally): void {
+  const rng = new Rng(seed);
+  const rig = freshRig(env, 16);
+  const reserve = rng.chance(0.5) ? 700 : 5;
+  const durable: number[] = [];
+  const captured: { id: number; bytes: Uint8Array }[] = [];
+  const oldReceipts: Uint8Array[] = [];
+  let hostile = true;
+  const gateway: Gateway = (packet, bytes) => {
+    const p = packet as PublishPacket;
+    const id = p.packetId ?? 0;
+    let out = [bytes];
+    if (hostile) {
+      const roll = rng.below(100);
+      if (roll < 10) {
+        const flipped = p.payload.slice();
+        flipped[rng.below(flipped.length)] ^= 1 << rng.below(8);
+        out = [rig.broker.encode({ ...p, payload: flipped })];
+        tally.flips++;
+      } else if (roll < 14) {
+        out = [];
+        tally.swallowed++;
+      } else if (roll < 19 && captured.length > 0) {
+        const same = captured.filter((c) => c.id === id && c.bytes !== bytes);
+        out = [(same.length > 0 ? same[rng.below(same.length)] : captured[rng.below(captured.length)]).bytes];
+        tally.injected++;
+      } else if (roll < 23) {
+        out = [bytes, bytes];
+        tally.duplicated++;
+      }
+    }
+    if (captured.length < 200) captured.push({ id, bytes });
+    else captured[rng.below(200)] = { id, bytes };
+    return out;
+  };
+  let boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt', { reserve, gate: { maxResends: 1000 } });
+  const connect = (): void => {
+    boot.wire.gateway = gateway;
+    boot.wire.open({ receiveMaximum: 1 + rng.below(8), autoAck: (p) => (rig.ingest.receive(p.payload), 0) });
+  };
+  connect();
+  const check = (where: string): void => {
+    checkNothingLost(durable, boot.outbox, rig.ingest, where);
+    checkCoverable(boot.outbox, rig.ingest, where);
+    equal(boot.outbox.stats().dropped, 0, `${where}: nothing dropped by the full policy`);
+  };
+  for (let step = 0; step < readings; step++) {
+    const where = `seed ${seed}, step ${step}`;
+    durable.push(boot.sealed.append(reading(step)).counter);
+    boot.wire.tick(0);
+    const roll = rng.below(100);
+    if (roll < 60) {
+      const receipt = rig.ingest.receipt();
+      oldReceipts.push(receipt);
+      boot.wire.receipt(receipt);
+    } else if (roll < 70 && oldReceipts.length > 0) {
+      boot.wire.receipt(oldReceipts[rng.below(oldReceipts.length)]);
+      tally.replays++;
+    } else if (roll < 75) {
+      const forged = rig.ingest.receipt();
+      forged[rng.below(forged.length)] ^= 1 << rng.below(8);
+      boot.wire.receipt(forged);
+      tally.forgeries++;
+    }
+    if (rng.chance(0.3)) boot.wire.tick(TIMEOUT_MS);
+    check(where);
+    if (rng.chance(0.04)) {
+      tally.heldBack += boot.gate?.stats().heldBack ?? 0;
+      boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt', { reserve, gate: { maxResends: 1000 } });
+      tally.reboots++;
+      check(`${where}, after a reboot`);
+      connect();
+    } else if (boot.wire.closedBySession || rng.chance(0.05)) {
+      boot.wire.close();
+      tally.drops++;
+      connect();
+    }
+  }
+  hostile = false;
+  boot.wire.close();
+  connect();
+  drainToEnd(boot, rig.ingest, 80);
+  tally.heldBack += boot.gate?.stats().heldBack ?? 0;
+  tally.staleInjections += rig.ingest.stale;
+  for (const c of durable) ok(rig.ingest.accepted.has(c), `seed ${seed}: counter ${c} never accepted`);
+  check(`seed ${seed}, at the end`);
 }
 
 // ---------------------------------------------------------------- power cuts
@@ -776,6 +889,18 @@ export const suite: CaseSuite = {
         ok(receipt !== undefined && receipt.kind === 'receipt' && receipt.released === 6, 'a receipt event released six');
         link.stop();
         return { ...link.stats().gate };
+      },
+    },
+    {
+      name: 'a seeded hostile gateway (flips, swallows, injected old PUBLISHes, duplicates, lost, replayed and forged receipts, link drops, reboots with counter jumps): nothing lost at any step, everything drains once it turns honest',
+      run(env) {
+        const tally: HostileTally = { flips: 0, swallowed: 0, injected: 0, duplicated: 0, drops: 0, reboots: 0, replays: 0, forgeries: 0, heldBack: 0, staleInjections: 0 };
+        // CI: 8 seeds of 40 readings; the exhaustive tier (HOLDFAST_EXHAUSTIVE=1): 200 seeds of 80.
+        const big = exhaustiveTier();
+        const seeds = big ? 200 : 8;
+        for (let seed = 1; seed <= seeds; seed++) hostileRun(env, seed, big ? 80 : 40, tally);
+        ok(tally.flips > 0 && tally.swallowed > 0 && tally.injected > 0 && tally.duplicated > 0 && tally.reboots > 0, 'every hostile act happened');
+        return { seeds, ...tally };
       },
     },
     ...(['plain', 'strict'] as const).map((mode) => ({
