@@ -99,13 +99,25 @@ export async function deviceClient(broker: { port: number; protocolVersions: rea
   });
 }
 
-/** Publish every envelope at QoS 1 and wait for every PUBACK; window bounds how many are in flight. */
+/**
+ * Publish every envelope at QoS 1 and wait for every PUBACK; window bounds how many are in flight.
+ * A publish that fails because the connection died (a hostile gateway cuts it) is sent again with the
+ * same bytes once the client reconnected, as a device resends the sealed record from its outbox.
+ */
 export async function publishAll(client: MqttClient, topic: string, envelopes: readonly Uint8Array[], window = 500): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < envelopes.length) {
       const e = envelopes[next++];
-      await client.publishAsync(topic, Buffer.from(e), { qos: 1 });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await client.publishAsync(topic, Buffer.from(e), { qos: 1 });
+          break;
+        } catch (error) {
+          if (attempt >= 50 || !/Connection closed|client disconnecting|connection lost/i.test(String(error))) throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(window, envelopes.length) }, worker));

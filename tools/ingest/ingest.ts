@@ -23,7 +23,7 @@ import { EnvelopeError, HEADER_OFFSETS, TELEMETRY_SUITES, type TelemetrySuite } 
 import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import type { Inventory, KnownKey } from './inventory.ts';
 import { nodeEnvelopePrimitives } from './node-primitives.ts';
-import type { IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
+import type { Batch, IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
 import { Subscriber, type IncomingMessage } from './subscriber.ts';
 import { IngestWindow } from './window.ts';
 
@@ -32,6 +32,15 @@ export const DEFAULT_TOPIC = 'holdfast/+/telemetry/#';
 export const DEFAULT_CLIENT_ID = 'holdfast-ingest';
 /** The subscriber stops reading from the broker while this many batches wait (memory bound). */
 const QUEUE_BATCHES = 4;
+/** Batches in flight: one committing, the next one classified meanwhile (docs/spec/ingest.md, "Acknowledgement order"). */
+const PIPELINE = 2;
+
+interface Prepared {
+  readonly batch: Batch;
+  readonly duplicates: number;
+  readonly replays: number;
+  readonly forgeries: number;
+}
 
 export interface IngestOptions {
   host: string;
@@ -80,7 +89,9 @@ export class IngestService {
   private readonly subscriber: Subscriber;
   private readonly primitives: EnvelopePrimitives = nodeEnvelopePrimitives();
   private readonly batchMax: number;
-  private committing = false;
+  private inFlight = 0;
+  private pumpScheduled = false;
+  private commitChain: Promise<void> = Promise.resolve();
   private stopping = false;
   private paused = false;
   private finished = false;
@@ -123,7 +134,7 @@ export class IngestService {
   async stop(): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
-      this.pump();
+      this.schedulePump();
     }
     await this.done;
   }
@@ -136,32 +147,62 @@ export class IngestService {
       this.paused = true;
       this.subscriber.pause();
     }
-    if (!this.committing) queueMicrotask(() => this.pump());
+    this.schedulePump();
   }
 
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /**
+   * Start batches: up to PIPELINE in flight. Batch N + 1 is classified while
+   * N commits (the store runs in a worker), but committed only after N
+   * (`commitChain`), and acknowledged only after its own commit. A second
+   * batch is started early only once enough has queued for it to be worth a
+   * transaction.
+   */
   private pump(): void {
-    if (this.committing || this.finished) return;
-    if (this.queue.length === 0) {
-      if (this.stopping) void this.finish();
-      return;
+    if (this.finished) return;
+    while (this.queue.length > 0 && this.inFlight < PIPELINE && !this.reachedExitAfter()) {
+      if (this.inFlight > 0 && this.queue.length < Math.max(1, this.batchMax >> 2)) break;
+      const batch = this.queue.splice(0, this.batchMax);
+      if (this.paused && this.queue.length < this.batchMax) {
+        this.paused = false;
+        this.subscriber.resume();
+      }
+      this.inFlight++;
+      const prepared = this.prepare(batch);
+      const commit = this.commitChain.then(() => this.options.store.commit(prepared.batch));
+      this.commitChain = commit.catch(() => undefined);
+      commit.then(
+        () => {
+          this.inFlight--;
+          this.settle(batch, prepared);
+          if (this.reachedExitAfter()) this.stopping = true;
+          this.pump();
+        },
+        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+      );
     }
-    const batch = this.queue.splice(0, this.batchMax);
-    if (this.paused && this.queue.length < this.batchMax) {
-      this.paused = false;
-      this.subscriber.resume();
-    }
-    this.committing = true;
-    this.commitBatch(batch).then(
-      () => {
-        this.committing = false;
-        if (this.options.exitAfter !== undefined && this.counts.accepted >= this.options.exitAfter) this.stopping = true;
-        this.pump();
-      },
-      (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
-    );
+    if (this.stopping && this.inFlight === 0 && (this.queue.length === 0 || this.reachedExitAfter())) void this.finish();
   }
 
-  private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: Date }[]): Promise<void> {
+  private reachedExitAfter(): boolean {
+    return this.options.exitAfter !== undefined && this.counts.accepted >= this.options.exitAfter;
+  }
+
+  /**
+   * Classify a batch in arrival order, moving the windows in memory, and
+   * build its transaction. The versions of the senders it touches move on
+   * now (the next batch's transaction expects them), so a failed commit is
+   * fatal: the service stops and the next run reloads the database.
+   */
+  private prepare(batch: readonly { message: IncomingMessage; arrivedAt: Date }[]): Prepared {
     const records: StoredRecord[] = [];
     const touched = new Map<string, { sender: Sender; readVersion: number }>();
     const refusals = new Map<string, number>();
@@ -175,7 +216,8 @@ export class IngestService {
         continue;
       }
       const { sender, counter, payload } = verdict;
-      if (!touched.has(`${sender.device}/${sender.keyId}`)) touched.set(`${sender.device}/${sender.keyId}`, { sender, readVersion: sender.version });
+      const id = `${sender.device}/${sender.keyId}`;
+      if (!touched.has(id)) touched.set(id, { sender, readVersion: sender.version });
       const decision = sender.window.check(counter);
       if (decision === 'fresh') {
         sender.window.accept(counter);
@@ -196,19 +238,22 @@ export class IngestService {
       replays: sender.replays,
       version: readVersion,
     }));
+    for (const { sender } of touched.values()) sender.version++;
     const refusalRows: RefusalCount[] = [...refusals.entries()].map(([key, count]) => {
       const [device, reason] = key.split('\u0000');
       return { device, reason, count };
     });
-    await this.options.store.commit({ records, senders, refusals: refusalRows });
-    for (const { sender } of touched.values()) sender.version++;
+    return { batch: { records, senders, refusals: refusalRows }, duplicates, replays, forgeries: refusalRows.reduce((n, r) => n + r.count, 0) };
+  }
+
+  /** After the batch's commit: acknowledge it, in arrival order, and count it. */
+  private settle(batch: readonly { message: IncomingMessage }[], prepared: Prepared): void {
     this.lastCommitAt = performance.now();
     this.subscriber.ack(batch.map((b) => b.message));
-    const forgeries = refusalRows.reduce((n, r) => n + r.count, 0);
-    this.counts.accepted += records.length;
-    this.counts.duplicates += duplicates;
-    this.counts.replays += replays;
-    this.counts.forgeries += forgeries;
+    this.counts.accepted += prepared.batch.records.length;
+    this.counts.duplicates += prepared.duplicates;
+    this.counts.replays += prepared.replays;
+    this.counts.forgeries += prepared.forgeries;
     this.counts.batches++;
     this.counts.messages += batch.length;
     if (batch.length > this.counts.largestBatch) this.counts.largestBatch = batch.length;
