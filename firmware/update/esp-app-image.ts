@@ -255,6 +255,20 @@ export function readEspAppDesc(slot: FlashPartition): EspAppDescReading {
   return { kind: 'desc', header, desc };
 }
 
+/**
+ * Exactly ESP-IDF's `bootloader_common_get_partition_description`, what the
+ * bootloader's anti-rollback check reads: the 256 bytes at offset 32, with
+ * the description's magic as the only check (not the image magic, not the
+ * segment). The simulated bootloader classifies slots with it, so a slot is
+ * `refused` exactly when ESP-IDF refuses it.
+ */
+export function readPartitionDescription(slot: FlashPartition): EspAppDesc | undefined {
+  if (slot.status().size < ESP_APP_DESC_OFFSET + ESP_APP_DESC_LENGTH) return undefined;
+  const bytes = new Uint8Array(ESP_APP_DESC_LENGTH);
+  slot.read(ESP_APP_DESC_OFFSET, bytes);
+  return decodeEspAppDesc(bytes);
+}
+
 // ------------------------------------------------------------- validating --
 
 /**

@@ -22,7 +22,7 @@ import {
   encodeEspAppImage,
   espChipById,
   imageVersionOf,
-  readEspAppDesc,
+  readPartitionDescription,
   verifyEspAppImage,
   type EspAppDesc,
   type EspChip,
@@ -153,11 +153,11 @@ export class SimBootloader {
     }
     if (plan.bootSlot === undefined) throw new BrickedError(plan);
     // The plan only boots a slot that verified; its app description is read again for the caller.
-    const reading = readEspAppDesc(this.slots[plan.bootSlot]);
-    if (reading.kind !== 'desc') throw new Error(`decision ${plan.row.id} boots slot ${plan.bootSlot}, whose app description does not read (${reading.kind})`);
+    const desc = readPartitionDescription(this.slots[plan.bootSlot]);
+    if (desc === undefined) throw new Error(`decision ${plan.row.id} boots slot ${plan.bootSlot}, whose app description does not read`);
     return {
       slot: plan.bootSlot,
-      header: { secureVersion: reading.desc.secureVersion, imageVersion: imageVersionOf(reading.desc), desc: reading.desc },
+      header: { secureVersion: desc.secureVersion, imageVersion: imageVersionOf(desc), desc },
       row: plan.row.id,
       reason: plan.row.reason,
       state: stateOfSlot(readOtadata(this.otadata), plan.bootSlot),
@@ -172,9 +172,9 @@ export class SimBootloader {
    * `check_anti_rollback` reads), and whether `esp_image_verify` passes.
    */
   checkSlot(slot: SlotIndex): SlotCheck {
-    const reading = readEspAppDesc(this.slots[slot]);
-    if (reading.kind !== 'desc') return { secureVersion: undefined, verifies: false };
-    return { secureVersion: reading.desc.secureVersion, verifies: verifyEspAppImage(this.slots[slot], this.rules, this.createSha256).ok };
+    const desc = readPartitionDescription(this.slots[slot]);
+    if (desc === undefined) return { secureVersion: undefined, verifies: false };
+    return { secureVersion: desc.secureVersion, verifies: verifyEspAppImage(this.slots[slot], this.rules, this.createSha256).ok };
   }
 }
 
