@@ -26,6 +26,7 @@ import { nodeEnvelopePrimitives } from './node-primitives.ts';
 import type { Batch, IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
 import { Subscriber, type IncomingMessage } from './subscriber.ts';
 import { IngestWindow } from './window.ts';
+import { receiptMessages } from './receipts.ts';
 
 export const DEFAULT_BATCH = 2000;
 export const DEFAULT_TOPIC = 'holdfast/+/telemetry/#';
@@ -68,6 +69,8 @@ export interface IngestCounts {
   batches: number;
   messages: number;
   largestBatch: number;
+  /** Receipts published (one per sender per committed batch, QoS 0, retained). */
+  receipts: number;
 }
 
 interface Sender {
@@ -80,7 +83,7 @@ interface Sender {
 }
 
 export class IngestService {
-  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0 };
+  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0, receipts: 0 };
   /** performance.now() of the first message received and of the last commit. */
   firstMessageAt: number | undefined;
   lastCommitAt: number | undefined;
@@ -250,6 +253,10 @@ export class IngestService {
   private settle(batch: readonly { message: IncomingMessage }[], prepared: Prepared): void {
     this.lastCommitAt = performance.now();
     this.subscriber.ack(batch.map((b) => b.message));
+    // Only now, from committed windows: a receipt releases records from the devices' flash (docs/spec/receipt.md).
+    for (const receipt of receiptMessages(prepared.batch.senders, this.options.inventory, this.primitives)) {
+      if (this.subscriber.publish(receipt.topic, receipt.payload, true)) this.counts.receipts++;
+    }
     this.counts.accepted += prepared.batch.records.length;
     this.counts.duplicates += prepared.duplicates;
     this.counts.replays += prepared.replays;

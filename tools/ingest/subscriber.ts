@@ -97,6 +97,17 @@ export class Subscriber {
     return sent;
   }
 
+  /**
+   * PUBLISH at QoS 0 (the receipts: a lost one costs the device a resend,
+   * never a record), retained when asked. False when not connected.
+   */
+  publish(topic: string, payload: Uint8Array, retain: boolean): boolean {
+    const socket = this.socket;
+    if (!socket || !this.connected) return false;
+    socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.length), qos: 0, retain, dup: false } as mqttPacket.Packet, { protocolVersion: this.options.protocolVersion }));
+    return true;
+  }
+
   /** Stop reading from the broker (TCP back-pressure) until `resume`. */
   pause(): void {
     this.paused = true;
