@@ -1,7 +1,9 @@
 /**
  * A simulated device for the update agent (engine-neutral: runs in Node and
  * XS): one cuttable flash holding otadata, two app slots and the staging
- * log; the simulated ESP-IDF bootloader with its eFuse floor; images whose
+ * log; the simulated ESP-IDF bootloader with its eFuse floor (ESP32); real
+ * ESP-IDF app images (buildAppImage: header, a DROM segment holding
+ * esp_app_desc_t, a DRAM segment, checksum, appended SHA-256) whose
  * behaviour on a trial boot is chosen by the test.
  */
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
@@ -13,7 +15,7 @@ import { TrustStore } from '../../firmware/update/trust-store.ts';
 import { combinedFloor, FloorStore } from '../../firmware/update/floor-store.ts';
 import type { UpdateAuditEvent } from '../../firmware/update/audit.ts';
 import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
-import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
+import { ESP_CHIPS, type EspChip } from '../../firmware/update/esp-app-image.ts';
 import { buildAppImage, otaLayout, otaLayoutBlocks, PartitionView, SimBootloader, SimEfuse, type BootDecision } from '../../tools/sim/bootloader.ts';
 import { VirtualClock } from '../../tools/sim/clock.ts';
 import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
@@ -41,20 +43,22 @@ export interface Release {
 
 export interface World {
   crypto: Crypto;
+  /** The device's chip: its bootloader's and agent's, and the chip id of every release image. */
+  chip: EspChip;
   root: ReturnType<typeof testWorld>;
   factory: Release;
   release(imageVersion: number, securityVersion: number, overrides?: Parameters<typeof manifestFields>[2]): Release;
 }
 
-export function makeWorld(): World {
+export function makeWorld(chip: EspChip = ESP_CHIPS.esp32): World {
   const crypto = createNobleCrypto();
   const root = testWorld(crypto);
   const release = (imageVersion: number, securityVersion: number, overrides = {}): Release => {
-    const image = buildAppImage({ imageVersion, secureVersion: securityVersion }, BODY_LENGTH, () => crypto.createSha256());
+    const image = buildAppImage({ imageVersion, secureVersion: securityVersion, chipId: chip.chipId }, BODY_LENGTH, () => crypto.createSha256());
     const manifest = signedManifest(manifestFields(crypto, image, { imageVersion, securityVersion, ...overrides }), [root.targetsKeys[0]]);
     return { image, manifest, imageVersion, securityVersion };
   };
-  return { crypto, root, factory: release(1, 1), release };
+  return { crypto, chip, root, factory: release(1, 1), release };
 }
 
 export function flashOptions(mode: FlashMode): SimFlashOptions {
@@ -121,7 +125,7 @@ function provisionedTrust(store: TrustStore, world: World): TrustReading {
  */
 export function bootOnce(flash: FlashPartition, world: World, state: DeviceState): TrialState | 'idle' {
   const { otadata, slots } = partitionsOf(flash);
-  const bootloader = new SimBootloader({ otadata, slots, createSha256: () => world.crypto.createSha256(), efuse: state.efuse });
+  const bootloader = new SimBootloader({ otadata, slots, createSha256: () => world.crypto.createSha256(), efuse: state.efuse, chip: world.chip });
   const decision: BootDecision = bootloader.boot();
   const version = decision.header.imageVersion;
   if (version === undefined) throw new Error(`slot ${decision.slot} booted with an app version that is not a holdfast version: ${JSON.stringify(decision.header.desc.version)}`);
@@ -182,7 +186,7 @@ export function agentFor(flash: FlashPartition, world: World, state: DeviceState
     trust: trusted,
     floor: combinedFloor(new FloorStore(state.floorFlash), state.efuse),
     boardId: BOARD,
-    chip: ESP_CHIPS.esp32,
+    chip: world.chip,
     watchdog,
     clock,
     system: { lastResetReason: () => state.resetReason, restart: (why: string) => { throw new DeviceReset('software', why); } },

@@ -1,15 +1,18 @@
 /**
  * The update agent end to end, in Node and in the real XS engine: stage,
  * trial boot under the watchdog, commit or roll back, through the simulated
- * ESP-IDF bootloader; exhaustive power cuts over the whole flow in both flash
- * modes; the failures real systems hit; and attacks, each refused with a
- * reason and nothing written to the running slot.
+ * ESP-IDF bootloader, with real ESP-IDF app images (docs/spec/esp-app-image.md)
+ * that the agent and the bootloader both check by esp_image_verify's rules;
+ * exhaustive power cuts over the whole flow in both flash modes; the failures
+ * real systems hit; and attacks, each refused with a reason and nothing
+ * written to the running slot.
  */
 import { countOperations, exhaustiveTier, runExhaustive, runRandom, type CutScenario } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { provisionDevice } from '../../tools/sim/bootloader.ts';
 import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
 import { MAX_TRIALS } from '../../firmware/update/agent.ts';
+import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
 import { bytesEqual, equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { manifestFields, signedManifest, signedRoot, testKey } from './manifest-fixtures.ts';
@@ -139,12 +142,32 @@ function doubleCutCase(mode: FlashMode, behaviour: Behaviour): FirmwareCase {
   };
 }
 
+/** The same flow on the other chips holdfast has boards for: images, bootloader and agent for that chip. */
+function otherChipsCase(): FirmwareCase {
+  return {
+    name: 'stage, trial boot, commit or roll back on an ESP32-S3 and an ESP32-C3 (images built for that chip id)',
+    run(env) {
+      for (const chip of [ESP_CHIPS.esp32s3, ESP_CHIPS.esp32c3]) {
+        const world = makeWorld(chip);
+        for (const behaviour of ['good', 'fails-self-test'] as const) {
+          const flash = provisioned(env, 'plain', world);
+          const state = newDeviceState(world, { 2: behaviour }, world.release(2, 2));
+          runDevice(flash, world, state);
+          expectSettled(state, behaviour);
+          equal(world.release(2, 2).image[12], chip.chipId, `${chip.name}: the image header carries the chip id`);
+        }
+      }
+    },
+  };
+}
+
 export const suite: CaseSuite = {
   name: 'update agent',
   cases: [
     flowCase('good'),
     flowCase('hang'),
     flowCase('fails-self-test'),
+    otherChipsCase(),
     {
       name: `a hanging image offered again is retried at most ${MAX_TRIALS} times, then refused`,
       run(env) {
