@@ -23,25 +23,15 @@ import { EnvelopeError, HEADER_OFFSETS, TELEMETRY_SUITES, type TelemetrySuite } 
 import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import type { Inventory, KnownKey } from './inventory.ts';
 import { nodeEnvelopePrimitives } from './node-primitives.ts';
-import type { Batch, IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
+import type { IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
 import { Subscriber, type IncomingMessage } from './subscriber.ts';
 import { IngestWindow } from './window.ts';
-import { receiptMessages } from './receipts.ts';
 
 export const DEFAULT_BATCH = 2000;
 export const DEFAULT_TOPIC = 'holdfast/+/telemetry/#';
 export const DEFAULT_CLIENT_ID = 'holdfast-ingest';
 /** The subscriber stops reading from the broker while this many batches wait (memory bound). */
 const QUEUE_BATCHES = 4;
-/** Batches in flight: one committing, the next one classified meanwhile (docs/spec/ingest.md, "Acknowledgement order"). */
-const PIPELINE = 2;
-
-interface Prepared {
-  readonly batch: Batch;
-  readonly duplicates: number;
-  readonly replays: number;
-  readonly forgeries: number;
-}
 
 export interface IngestOptions {
   host: string;
@@ -69,8 +59,6 @@ export interface IngestCounts {
   batches: number;
   messages: number;
   largestBatch: number;
-  /** Receipts published (one per sender per committed batch, QoS 0, retained). */
-  receipts: number;
 }
 
 interface Sender {
@@ -83,7 +71,7 @@ interface Sender {
 }
 
 export class IngestService {
-  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0, receipts: 0 };
+  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0 };
   /** performance.now() of the first message received and of the last commit. */
   firstMessageAt: number | undefined;
   lastCommitAt: number | undefined;
@@ -92,9 +80,7 @@ export class IngestService {
   private readonly subscriber: Subscriber;
   private readonly primitives: EnvelopePrimitives = nodeEnvelopePrimitives();
   private readonly batchMax: number;
-  private inFlight = 0;
-  private pumpScheduled = false;
-  private commitChain: Promise<void> = Promise.resolve();
+  private committing = false;
   private stopping = false;
   private paused = false;
   private finished = false;
@@ -137,7 +123,7 @@ export class IngestService {
   async stop(): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
-      this.schedulePump();
+      this.pump();
     }
     await this.done;
   }
@@ -150,62 +136,32 @@ export class IngestService {
       this.paused = true;
       this.subscriber.pause();
     }
-    this.schedulePump();
+    if (!this.committing) queueMicrotask(() => this.pump());
   }
 
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    queueMicrotask(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
-  }
-
-  /**
-   * Start batches: up to PIPELINE in flight. Batch N + 1 is classified while
-   * N commits (the store runs in a worker), but committed only after N
-   * (`commitChain`), and acknowledged only after its own commit. A second
-   * batch is started early only once enough has queued for it to be worth a
-   * transaction.
-   */
   private pump(): void {
-    if (this.finished) return;
-    while (this.queue.length > 0 && this.inFlight < PIPELINE && !this.reachedExitAfter()) {
-      if (this.inFlight > 0 && this.queue.length < Math.max(1, this.batchMax >> 2)) break;
-      const batch = this.queue.splice(0, this.batchMax);
-      if (this.paused && this.queue.length < this.batchMax) {
-        this.paused = false;
-        this.subscriber.resume();
-      }
-      this.inFlight++;
-      const prepared = this.prepare(batch);
-      const commit = this.commitChain.then(() => this.options.store.commit(prepared.batch));
-      this.commitChain = commit.catch(() => undefined);
-      commit.then(
-        () => {
-          this.inFlight--;
-          this.settle(batch, prepared);
-          if (this.reachedExitAfter()) this.stopping = true;
-          this.pump();
-        },
-        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
-      );
+    if (this.committing || this.finished) return;
+    if (this.queue.length === 0) {
+      if (this.stopping) void this.finish();
+      return;
     }
-    if (this.stopping && this.inFlight === 0 && (this.queue.length === 0 || this.reachedExitAfter())) void this.finish();
+    const batch = this.queue.splice(0, this.batchMax);
+    if (this.paused && this.queue.length < this.batchMax) {
+      this.paused = false;
+      this.subscriber.resume();
+    }
+    this.committing = true;
+    this.commitBatch(batch).then(
+      () => {
+        this.committing = false;
+        if (this.options.exitAfter !== undefined && this.counts.accepted >= this.options.exitAfter) this.stopping = true;
+        this.pump();
+      },
+      (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+    );
   }
 
-  private reachedExitAfter(): boolean {
-    return this.options.exitAfter !== undefined && this.counts.accepted >= this.options.exitAfter;
-  }
-
-  /**
-   * Classify a batch in arrival order, moving the windows in memory, and
-   * build its transaction. The versions of the senders it touches move on
-   * now (the next batch's transaction expects them), so a failed commit is
-   * fatal: the service stops and the next run reloads the database.
-   */
-  private prepare(batch: readonly { message: IncomingMessage; arrivedAt: Date }[]): Prepared {
+  private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: Date }[]): Promise<void> {
     const records: StoredRecord[] = [];
     const touched = new Map<string, { sender: Sender; readVersion: number }>();
     const refusals = new Map<string, number>();
@@ -219,8 +175,7 @@ export class IngestService {
         continue;
       }
       const { sender, counter, payload } = verdict;
-      const id = `${sender.device}/${sender.keyId}`;
-      if (!touched.has(id)) touched.set(id, { sender, readVersion: sender.version });
+      if (!touched.has(`${sender.device}/${sender.keyId}`)) touched.set(`${sender.device}/${sender.keyId}`, { sender, readVersion: sender.version });
       const decision = sender.window.check(counter);
       if (decision === 'fresh') {
         sender.window.accept(counter);
@@ -241,26 +196,19 @@ export class IngestService {
       replays: sender.replays,
       version: readVersion,
     }));
-    for (const { sender } of touched.values()) sender.version++;
     const refusalRows: RefusalCount[] = [...refusals.entries()].map(([key, count]) => {
       const [device, reason] = key.split('\u0000');
       return { device, reason, count };
     });
-    return { batch: { records, senders, refusals: refusalRows }, duplicates, replays, forgeries: refusalRows.reduce((n, r) => n + r.count, 0) };
-  }
-
-  /** After the batch's commit: acknowledge it, in arrival order, and count it. */
-  private settle(batch: readonly { message: IncomingMessage }[], prepared: Prepared): void {
+    await this.options.store.commit({ records, senders, refusals: refusalRows });
+    for (const { sender } of touched.values()) sender.version++;
     this.lastCommitAt = performance.now();
     this.subscriber.ack(batch.map((b) => b.message));
-    // Only now, from committed windows: a receipt releases records from the devices' flash (docs/spec/receipt.md).
-    for (const receipt of receiptMessages(prepared.batch.senders, this.options.inventory, this.primitives)) {
-      if (this.subscriber.publish(receipt.topic, receipt.payload, true)) this.counts.receipts++;
-    }
-    this.counts.accepted += prepared.batch.records.length;
-    this.counts.duplicates += prepared.duplicates;
-    this.counts.replays += prepared.replays;
-    this.counts.forgeries += prepared.forgeries;
+    const forgeries = refusalRows.reduce((n, r) => n + r.count, 0);
+    this.counts.accepted += records.length;
+    this.counts.duplicates += duplicates;
+    this.counts.replays += replays;
+    this.counts.forgeries += forgeries;
     this.counts.batches++;
     this.counts.messages += batch.length;
     if (batch.length > this.counts.largestBatch) this.counts.largestBatch = batch.length;
