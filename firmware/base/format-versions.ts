@@ -17,4 +17,5 @@ export const FORMAT_VERSIONS = Object.freeze({
   envelope: 1,
   auditLog: 1,
   receipt: 1,
+  commandJournal: 1,
 });

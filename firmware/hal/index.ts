@@ -13,3 +13,4 @@ export type { BootControl, OtaState, SlotIndex } from './boot-control.ts';
 export type { ByteStream, ByteStreamCallbacks, StreamConnector } from './stream.ts';
 export type { Crypto, Sha256 } from './crypto.ts';
 export type { Log, LogLevel } from './log.ts';
+export type { Actuator, ActuatorEffect } from './actuator.ts';

@@ -1,0 +1,355 @@
+/**
+ * Commands from the cloud (docs/spec/commands.md), in Node and in XS, plain
+ * and strict flash: the policy table row by row, replays, forgeries, the
+ * rate limit on a virtual monotonic clock, safe mode, and power cuts at
+ * every flash operation (and at the actuator) of a command sequence with
+ * duplicates. The invariants, checked at every call and every recovery:
+ * - the actuator never applies one command counter twice;
+ * - 'applied' means applied exactly once, by this call;
+ * - 'already-applied' means applied once before;
+ * - a command whose processing a cut interrupted is answered, when it comes
+ *   again, 'already-applied' (applied and its completion durable),
+ *   'outcome-unknown' (its intent durable: never applied again, applied or
+ *   not), or 'stale'/'replay' only if it was never applied.
+ */
+import * as ed from '@noble/ed25519';
+import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { envelopePrimitives, type EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
+import { commandKeyId, ed25519Signer, sealCommand } from '../../firmware/security/envelope-command.ts';
+import { ReplayStore, replayBlockLength } from '../../firmware/security/replay-store.ts';
+import type { Actuator, ActuatorEffect } from '../../firmware/hal/actuator.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import {
+  COMMAND_POLICY,
+  CommandJournal,
+  CommandProcessor,
+  encodeCommandPayload,
+  findRow,
+  journalBlockLength,
+  type CommandEvent,
+  type CommandResult,
+  type DeviceMode,
+  type PolicyRow,
+} from '../../firmware/runtime/commands.ts';
+import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
+import { PowerCut } from '../../tools/sim/flash/errors.ts';
+import { replayCuts, runExhaustive, runRandom, type CutScenario, type CuttableFlash } from '../../tools/sim/power-cut.ts';
+import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
+import { equal, ok } from '../support/check.ts';
+import { runnerOptions } from '../support/case-helpers.ts';
+import type { CaseEnv, CaseSuite } from '../support/cases.ts';
+
+const DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0c);
+const OTHER_DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0d);
+const SECRET = new Uint8Array(32).fill(0x5c);
+const MINUTE = 60_000;
+/** Flash: blocks 0-1 the replay store, blocks 2-3 the journal. */
+const BLOCK = 384;
+const SLOTS = 4;
+
+/** A virtual monotonic clock: starts near the 2^32 wrap so limits cross it. */
+class VirtualClock {
+  t = 0x1_0000_0000 - 90_000;
+  ticks(): number {
+    return this.t % 0x1_0000_0000;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+/** The recording fake: every apply, in order; a second apply of one counter fails the test on the spot. */
+class RecordingActuator implements Actuator {
+  constructor(
+    readonly log: { counter: number; effect: ActuatorEffect }[],
+    private readonly hook?: (counter: number) => 'before' | 'after' | undefined,
+  ) {}
+  apply(effect: ActuatorEffect, counter: number): void {
+    const cut = this.hook?.(counter);
+    if (cut === 'before') throw new Error('actuator: power lost before the effect');
+    ok(!this.log.some((e) => e.counter === counter), `command ${counter} applied twice`);
+    this.log.push({ counter, effect: { ...effect } });
+    if (cut === 'after') throw new Error('actuator: power lost after the effect');
+  }
+}
+
+interface Fleet {
+  primitives: EnvelopePrimitives;
+  keyId: number;
+  publicKey: Uint8Array;
+  seal(counter: number, payload: Uint8Array, deviceId?: Uint8Array): Uint8Array;
+}
+
+function fleet(): Fleet {
+  const crypto = createNobleCrypto();
+  const primitives = envelopePrimitives(crypto);
+  const publicKey = ed.getPublicKey(SECRET);
+  const keyId = commandKeyId(crypto, publicKey);
+  const sign = ed25519Signer(SECRET);
+  return {
+    primitives,
+    keyId,
+    publicKey,
+    seal: (counter, payload, deviceId = DEVICE) => sealCommand(payload, { deviceId, counter: { next: () => counter }, keyId, sign }),
+  };
+}
+
+/** Verification memoised by the exact bytes (sound: same bytes, same answer); keeps the power-cut runs fast in XS. */
+function memoPrimitives(inner: EnvelopePrimitives): EnvelopePrimitives {
+  const seen = new Map<string, boolean>();
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return {
+    ...inner,
+    ed25519Verify(signature, message, publicKey) {
+      const key = `${hex(signature)}:${hex(message)}:${hex(publicKey)}`;
+      let verdict = seen.get(key);
+      if (verdict === undefined) {
+        verdict = inner.ed25519Verify(signature, message, publicKey);
+        seen.set(key, verdict);
+      }
+      return verdict;
+    },
+  };
+}
+
+function row(name: string): PolicyRow {
+  const r = COMMAND_POLICY.find((x) => x.name === name);
+  ok(r, `row ${name}`);
+  return r;
+}
+
+/** A valid payload for a row: every parameter at its minimum. */
+function validPayload(r: PolicyRow, values: Record<string, number> = {}): Uint8Array {
+  const all: Record<string, number> = {};
+  for (const p of r.parameters) all[p.name] = values[p.name] ?? p.min;
+  return encodeCommandPayload(r, all);
+}
+
+interface Device {
+  flash: CuttableFlash;
+  clock: VirtualClock;
+  applied: { counter: number; effect: ActuatorEffect }[];
+  events: CommandEvent[];
+  processor: CommandProcessor;
+  reboot(): void;
+  handle(envelope: Uint8Array, mode?: DeviceMode): CommandResult;
+}
+
+function device(env: CaseEnv, f: Fleet, o: { reserve?: number; windowBits?: number; slots?: number; hook?: (counter: number) => 'before' | 'after' | undefined } = {}): Device {
+  const flash = env.createFlash({ blocks: 4, blockLength: BLOCK, mode: 'plain', onBitSet: 'throw' });
+  const replayPart = new PartitionView(flash, 0, 2);
+  const journalPart = new PartitionView(flash, 2, 2);
+  ReplayStore.format(replayPart);
+  CommandJournal.format(journalPart, o.slots ?? SLOTS);
+  const d: Device = {
+    flash,
+    clock: new VirtualClock(),
+    applied: [],
+    events: [],
+    processor: undefined as unknown as CommandProcessor,
+    reboot() {
+      const replay = ReplayStore.open(replayPart, { reserve: o.reserve ?? 3, windowBits: o.windowBits ?? 16 });
+      d.processor = CommandProcessor.open({
+        primitives: f.primitives,
+        deviceId: DEVICE,
+        commandKey: { keyId: f.keyId, publicKey: f.publicKey },
+        replay,
+        sender: 0,
+        journal: journalPart,
+        journalSlots: o.slots ?? SLOTS,
+        actuator: new RecordingActuator(d.applied, o.hook),
+        clock: d.clock,
+        onEvent: (e) => d.events.push(e),
+      });
+      // The rate budget starts spent at boot: a minute later every row has its whole budget.
+      d.clock.advance(MINUTE);
+    },
+    handle: (envelope, mode = 'normal') => d.processor.handle(envelope, mode),
+  };
+  d.reboot();
+  return d;
+}
+
+function expectStatus(result: CommandResult, status: CommandResult['status'], what: string, reason?: string): void {
+  equal(result.status, status, `${what}: status (${JSON.stringify(result)})`);
+  if (reason !== undefined && result.status === 'refused') equal(result.reason, reason, `${what}: reason (${result.detail})`);
+}
+
+// ---------------------------------------------------------------- the power-cut scenario
+
+interface Delivery {
+  readonly counter: number;
+  readonly row: string;
+  readonly values: Readonly<Record<string, number>>;
+  readonly mode: DeviceMode;
+}
+
+/** Commands with explicit duplicates, a safe-mode stretch, a reordered physical command, and every kind. */
+function commandScript(): Delivery[] {
+  const d = (counter: number, r: string, values: Record<string, number> = {}, mode: DeviceMode = 'normal'): Delivery => ({ counter, row: r, values, mode });
+  return [
+    d(3, 'set-output', { target: 1, value: 1 }),
+    d(3, 'set-output', { target: 1, value: 1 }), // duplicate: already-applied
+    d(4, 'report-status', { section: 2 }),
+    d(9, 'set-level', { target: 2, value: 400 }),
+    d(7, 'pulse-output', { target: 3, value: 250 }), // older than 9: reordered
+    d(11, 'set-output', { target: 1, value: 0 }, 'safe'), // refused in safe mode
+    d(12, 'check-update', {}, 'safe'),
+    d(11, 'set-output', { target: 1, value: 0 }), // refused before: a replay now
+    d(9, 'set-level', { target: 2, value: 400 }), // duplicate of an applied one
+    d(15, 'pulse-output', { target: 0, value: 100 }),
+    d(16, 'enter-safe-mode', {}),
+    d(20, 'set-output', { target: 5, value: 1 }),
+    d(15, 'pulse-output', { target: 0, value: 100 }),
+    d(20, 'set-output', { target: 5, value: 1 }),
+  ];
+}
+
+interface CutState {
+  next: number;
+  applied: { counter: number; effect: ActuatorEffect }[];
+  /** Physical counters whose processing a cut interrupted (the call never returned). */
+  interrupted: number[];
+  /** The physical command being processed when the boot ended, if any. */
+  inFlight: number | undefined;
+  appliedResults: number[];
+  applies: number;
+  actuatorStruck: boolean;
+  outcomes: Record<string, number>;
+}
+
+interface CutScenarioOptions {
+  mode: FlashMode;
+  /** Cut at the actuator: on the `at`-th apply call (0-based, over all boots), before or after the effect. */
+  actuatorCut?: { at: number; phase: 'before' | 'after' };
+}
+
+export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<CutState> {
+  const script = commandScript();
+  const primitives = memoPrimitives(f.primitives);
+  let envelopes: Uint8Array[] | undefined;
+  const name = `commands/${o.mode}${o.actuatorCut ? `/actuator-cut-${o.actuatorCut.at}-${o.actuatorCut.phase}` : ''}`;
+  return {
+    name,
+    flash: { blocks: 4, blockLength: BLOCK, mode: o.mode, onBitSet: 'throw' },
+    createState: () => ({ next: -1, applied: [], interrupted: [], inFlight: undefined, appliedResults: [], applies: 0, actuatorStruck: false, outcomes: {} }),
+    boot(flash, state) {
+      envelopes ??= script.map((s) => f.seal(s.counter, validPayload(row(s.row), s.values)));
+      const replayPart = new PartitionView(flash, 0, 2);
+      const journalPart = new PartitionView(flash, 2, 2);
+      if (state.next < 0) {
+        ReplayStore.format(replayPart);
+        CommandJournal.format(journalPart, SLOTS);
+        state.next = 0;
+      }
+      if (state.inFlight !== undefined) {
+        if (!state.interrupted.includes(state.inFlight)) state.interrupted.push(state.inFlight);
+        state.inFlight = undefined;
+      }
+      const clock = new VirtualClock();
+      const events: CommandEvent[] = [];
+      const actuator = new RecordingActuator(state.applied, () => {
+        const at = state.applies++;
+        if (o.actuatorCut === undefined || at !== o.actuatorCut.at || state.actuatorStruck) return undefined;
+        // The CPU stops here: any flash operation after it is cut too, and the boot ends when the call returns.
+        state.actuatorStruck = true;
+        (flash as CuttableFlash).armCut({ atOperation: 0, seed: 7 });
+        return o.actuatorCut.phase;
+      });
+      const processor = CommandProcessor.open({
+        primitives,
+        deviceId: DEVICE,
+        commandKey: { keyId: f.keyId, publicKey: f.publicKey },
+        replay: ReplayStore.open(replayPart, { reserve: 2, windowBits: 16 }),
+        sender: 0,
+        journal: journalPart,
+        journalSlots: SLOTS,
+        actuator,
+        clock,
+        onEvent: (e) => events.push(e),
+      });
+      // Recovery: every unfinished command the journal reports was interrupted by a cut.
+      for (const e of events) if (e.kind === 'command-interrupted') ok(state.interrupted.includes(e.counter), `open reports command ${e.counter} unfinished, but no cut interrupted it`);
+      clock.advance(MINUTE);
+      while (state.next < script.length) {
+        const s = script[state.next];
+        const physical = row(s.row).kind === 'physical';
+        const appliedBefore = state.applied.filter((a) => a.counter === s.counter).length;
+        if (physical) state.inFlight = s.counter;
+        const struck = state.actuatorStruck;
+        const result = processor.handle(envelopes[state.next], s.mode);
+        if (state.actuatorStruck && !struck) throw new PowerCut(-1); // the result was never seen
+        state.inFlight = undefined;
+        const appliedNow = state.applied.filter((a) => a.counter === s.counter).length;
+        ok(appliedNow <= 1, `command ${s.counter} applied ${appliedNow} times`);
+        const key = result.status === 'refused' ? `refused-${result.reason}` : result.status;
+        state.outcomes[key] = (state.outcomes[key] ?? 0) + 1;
+        if (result.status === 'applied') {
+          equal(appliedBefore, 0, `command ${s.counter} answered applied, applied before`);
+          equal(appliedNow, 1, `command ${s.counter} answered applied`);
+          state.appliedResults.push(s.counter);
+        } else if (result.status === 'already-applied') {
+          equal(appliedNow, 1, `command ${s.counter} answered already-applied`);
+        } else if (result.status === 'refused') {
+          equal(appliedNow, appliedBefore, `a refusal of ${s.counter} applied it`);
+          if (result.reason === 'outcome-unknown') ok(state.interrupted.includes(s.counter), `command ${s.counter} outcome-unknown, never interrupted`);
+          // A command applied before is never answered as if the device did not know it.
+          if (appliedNow === 1) ok(result.reason === 'outcome-unknown', `command ${s.counter}, applied, answered ${result.reason}`);
+        }
+        state.next++;
+        clock.advance(MINUTE);
+      }
+      // Every command answered 'applied' is in the actuator's log exactly once, and nothing else is applied twice.
+      for (const c of state.appliedResults) equal(state.applied.filter((a) => a.counter === c).length, 1, `applied command ${c}`);
+    },
+  };
+}
+
+/** What the clean run answers, row by row of the script. */
+const CLEAN_OUTCOMES = ['applied', 'already-applied', 'accepted', 'applied', 'refused', 'refused', 'accepted', 'refused', 'already-applied', 'applied', 'accepted', 'applied', 'already-applied', 'already-applied'];
+
+export const suite: CaseSuite = {
+  name: 'commands',
+  cases: [
+    {
+      name: 'the clean run of the power-cut script: what each delivery is answered',
+      run(env) {
+        const f = fleet();
+        const d = device(env, f, { reserve: 2 });
+        const results = commandScript().map((s) => {
+          const r = d.handle(f.seal(s.counter, validPayload(row(s.row), s.values)), s.mode);
+          d.clock.advance(MINUTE);
+          return r;
+        });
+        equal(results.map((r) => r.status).join(','), CLEAN_OUTCOMES.join(','), 'statuses');
+        const reasons = results.flatMap((r) => (r.status === 'refused' ? [r.reason] : []));
+        equal(reasons.join(','), 'reordered,safe-mode,replay', 'refusals');
+        equal(d.applied.map((a) => a.counter).join(','), '3,9,15,20', 'applied counters');
+        equal(d.events.length, results.length, 'one event per call');
+      },
+    },
+    ...(['plain', 'strict'] as const).map((mode) => ({
+      name: `power cut at every flash operation of the script, ${mode} (both tear modes)`,
+      run: (env: CaseEnv) => ({ ...runExhaustive(commandScenario(fleet(), { mode }), runnerOptions(env, { variants: 2 })) }),
+    })),
+    ...(['plain', 'strict'] as const).map((mode) => ({
+      name: `random multi-cut runs of the script (up to 3 cuts each), ${mode}`,
+      run: (env: CaseEnv) => ({ ...runRandom(commandScenario(fleet(), { mode }), { ...runnerOptions(env), runs: 20, maxCuts: 3, seed: mode === 'plain' ? 31 : 32 }) }),
+    })),
+    {
+      name: 'a cut at the actuator, before and after the effect, at every apply: never applied again, answered outcome-unknown',
+      run(env) {
+        const f = fleet();
+        let runs = 0;
+        for (let at = 0; at < 4; at++) {
+          for (const phase of ['before', 'after'] as const) {
+            const scenario = commandScenario(f, { mode: 'plain', actuatorCut: { at, phase } });
+            replayCuts(scenario, [], runnerOptions(env));
+            runs++;
+          }
+        }
+        return { runs };
+      },
+    },
+  ],
+};
