@@ -33,10 +33,11 @@ import {
 } from '../../firmware/runtime/commands.ts';
 import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { PowerCut } from '../../tools/sim/flash/errors.ts';
-import { replayCuts, runExhaustive, runRandom, type CutScenario, type CuttableFlash } from '../../tools/sim/power-cut.ts';
+import { exhaustiveTier, replayCuts, runExhaustive, runRandom, type CutScenario, type CuttableFlash } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { equal, ok } from '../support/check.ts';
-import { runnerOptions } from '../support/case-helpers.ts';
+import { caughtByInvariant, runnerOptions } from '../support/case-helpers.ts';
+import { WriteBackFlash } from '../support/write-back-flash.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 
 const DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0c);
@@ -220,6 +221,10 @@ interface CutState {
 
 interface CutScenarioOptions {
   mode: FlashMode;
+  /** Across every run of the scenario: how the redelivery of an interrupted command was answered. */
+  tally?: Record<string, number>;
+  /** Stand a different flash under the journal (the planted-bug demonstration). */
+  wrapJournal?: (flash: FlashPartition) => FlashPartition;
   /** Cut at the actuator: on the `at`-th apply call (0-based, over all boots), before or after the effect. */
   actuatorCut?: { at: number; phase: 'before' | 'after' };
 }
@@ -236,10 +241,11 @@ export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<Cu
     boot(flash, state) {
       envelopes ??= script.map((s) => f.seal(s.counter, validPayload(row(s.row), s.values)));
       const replayPart = new PartitionView(flash, 0, 2);
-      const journalPart = new PartitionView(flash, 2, 2);
+      const rawJournal = new PartitionView(flash, 2, 2);
+      const journalPart = o.wrapJournal ? o.wrapJournal(rawJournal) : rawJournal;
       if (state.next < 0) {
         ReplayStore.format(replayPart);
-        CommandJournal.format(journalPart, SLOTS);
+        CommandJournal.format(rawJournal, SLOTS);
         state.next = 0;
       }
       if (state.inFlight !== undefined) {
@@ -284,6 +290,7 @@ export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<Cu
         ok(appliedNow <= 1, `command ${s.counter} applied ${appliedNow} times`);
         const key = result.status === 'refused' ? `refused-${result.reason}` : result.status;
         state.outcomes[key] = (state.outcomes[key] ?? 0) + 1;
+        if (o.tally && state.interrupted.includes(s.counter)) o.tally[`${key}${appliedNow === 1 ? '/was-applied' : '/not-applied'}`] = (o.tally[`${key}${appliedNow === 1 ? '/was-applied' : '/not-applied'}`] ?? 0) + 1;
         if (result.status === 'applied') {
           equal(appliedBefore, 0, `command ${s.counter} answered applied, applied before`);
           equal(appliedNow, 1, `command ${s.counter} answered applied`);
@@ -329,9 +336,30 @@ export const suite: CaseSuite = {
       },
     },
     ...(['plain', 'strict'] as const).map((mode) => ({
-      name: `power cut at every flash operation of the script, ${mode} (both tear modes)`,
-      run: (env: CaseEnv) => ({ ...runExhaustive(commandScenario(fleet(), { mode }), runnerOptions(env, { variants: 2 })) }),
+      name: `power cut at every flash operation of the script, ${mode} (both tear modes): each branch of the rule for an interrupted command is reached`,
+      run: (env: CaseEnv) => {
+        const tally: Record<string, number> = {};
+        const report = runExhaustive(commandScenario(fleet(), { mode, tally }), runnerOptions(env, { variants: exhaustiveTier() ? 8 : 2 }));
+        // A cut before the intent was durable: never applied, refused as a replay or stale; after it: outcome unknown; after the completion: already applied.
+        ok((tally['refused-stale/not-applied'] ?? 0) + (tally['refused-replay/not-applied'] ?? 0) > 0, `no interrupted command was refused unapplied: ${JSON.stringify(tally)}`);
+        ok((tally['refused-outcome-unknown/was-applied'] ?? 0) > 0, `no applied, unfinished command was answered outcome-unknown: ${JSON.stringify(tally)}`);
+        ok((tally['refused-outcome-unknown/not-applied'] ?? 0) > 0, `no unapplied command with a durable intent (a torn second copy) was answered outcome-unknown: ${JSON.stringify(tally)}`);
+        ok((tally['already-applied/was-applied'] ?? 0) > 0, `no interrupted command was answered already-applied: ${JSON.stringify(tally)}`);
+        return { ...report, ...tally };
+      },
     })),
+    {
+      name: 'the invariants catch a journal whose writes return before they are durable',
+      run(env) {
+        const scenario = commandScenario(fleet(), { mode: 'plain', wrapJournal: (flash) => new WriteBackFlash(flash) });
+        const caught = caughtByInvariant(
+          () => runExhaustive(scenario, runnerOptions(env, { saveFailureImage: () => undefined, secondCuts: 'none' })),
+          /applied, answered|applied twice|unfinished/,
+          'a journal that is not durable',
+        );
+        return { caughtAtOperation: caught.cutPlans[0].atOperation };
+      },
+    },
     ...(['plain', 'strict'] as const).map((mode) => ({
       name: `random multi-cut runs of the script (up to 3 cuts each), ${mode}`,
       run: (env: CaseEnv) => ({ ...runRandom(commandScenario(fleet(), { mode }), { ...runnerOptions(env), runs: 20, maxCuts: 3, seed: mode === 'plain' ? 31 : 32 }) }),
@@ -341,12 +369,16 @@ export const suite: CaseSuite = {
       run(env) {
         const f = fleet();
         let runs = 0;
-        for (let at = 0; at < 4; at++) {
-          for (const phase of ['before', 'after'] as const) {
-            const scenario = commandScenario(f, { mode: 'plain', actuatorCut: { at, phase } });
-            replayCuts(scenario, [], runnerOptions(env));
+        for (const phase of ['before', 'after'] as const) {
+          const tally: Record<string, number> = {};
+          for (let at = 0; at < 4; at++) {
+            replayCuts(commandScenario(f, { mode: 'plain', actuatorCut: { at, phase }, tally }), [], runnerOptions(env));
             runs++;
           }
+          // Every later delivery of the interrupted command (the resend, and the script's own duplicates) is outcome-unknown.
+          const expected = `refused-outcome-unknown/${phase === 'before' ? 'not-applied' : 'was-applied'}`;
+          equal(Object.keys(tally).join(','), expected, `answers to an interrupted command, cut ${phase} the effect`);
+          ok(tally[expected] >= 4, `${expected}: ${tally[expected]}`);
         }
         return { runs };
       },
