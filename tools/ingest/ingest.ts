@@ -26,6 +26,7 @@ import { nodeEnvelopePrimitives } from './node-primitives.ts';
 import type { IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
 import { Subscriber, type IncomingMessage } from './subscriber.ts';
 import { IngestWindow } from './window.ts';
+import { receiptMessages } from './receipts.ts';
 
 export const DEFAULT_BATCH = 2000;
 export const DEFAULT_TOPIC = 'holdfast/+/telemetry/#';
@@ -59,6 +60,8 @@ export interface IngestCounts {
   batches: number;
   messages: number;
   largestBatch: number;
+  /** Receipts published (one per sender per committed batch, QoS 0, retained). */
+  receipts: number;
 }
 
 interface Sender {
@@ -71,7 +74,7 @@ interface Sender {
 }
 
 export class IngestService {
-  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0 };
+  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0, receipts: 0 };
   /** performance.now() of the first message received and of the last commit. */
   firstMessageAt: number | undefined;
   lastCommitAt: number | undefined;
@@ -204,6 +207,10 @@ export class IngestService {
     for (const { sender } of touched.values()) sender.version++;
     this.lastCommitAt = performance.now();
     this.subscriber.ack(batch.map((b) => b.message));
+    // Only now, from committed windows: a receipt releases records from the devices' flash (docs/spec/receipt.md).
+    for (const receipt of receiptMessages(senders, this.options.inventory, this.primitives)) {
+      if (this.subscriber.publish(receipt.topic, receipt.payload, true)) this.counts.receipts++;
+    }
     const forgeries = refusalRows.reduce((n, r) => n + r.count, 0);
     this.counts.accepted += records.length;
     this.counts.duplicates += duplicates;
