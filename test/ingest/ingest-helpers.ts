@@ -79,7 +79,8 @@ export type TestBroker = MosquittoBroker | AedesBroker;
 
 export async function startBroker(kind: 'mosquitto' | 'aedes', devices: readonly TestDevice[], options: { openAcl?: boolean } = {}): Promise<TestBroker> {
   const creds = devices.map((d) => ({ deviceId: d.name, password: d.password }));
-  const services = [{ ...INGEST_ACCOUNT, read: ['holdfast/#'] }];
+  // The ingest reads telemetry and writes receipts (docs/spec/receipt.md); a denied receipt PUBLISH makes mosquitto 2.0.11 close the connection.
+  const services = [{ ...INGEST_ACCOUNT, read: ['holdfast/#'], write: ['holdfast/+/receipt'] }];
   if (kind === 'mosquitto') return startMosquitto({ devices: creds, services, persistence: true, maxQueuedMessages: 0, ...(options.openAcl ? { openAcl: true } : {}) });
   return startAedes({ devices: creds, services, persistence: true, ...(options.openAcl ? { openAcl: true } : {}) });
 }
