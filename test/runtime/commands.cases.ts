@@ -35,8 +35,8 @@ import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { PowerCut } from '../../tools/sim/flash/errors.ts';
 import { exhaustiveTier, replayCuts, runExhaustive, runRandom, type CutScenario, type CuttableFlash } from '../../tools/sim/power-cut.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
-import { equal, ok } from '../support/check.ts';
-import { caughtByInvariant, runnerOptions } from '../support/case-helpers.ts';
+import { equal, ok, throws } from '../support/check.ts';
+import { caughtByInvariant, runnerOptions, throwsCode } from '../support/case-helpers.ts';
 import { WriteBackFlash } from '../support/write-back-flash.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 
@@ -312,12 +312,248 @@ export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<Cu
   };
 }
 
+/** The policy table as the spec states it (docs/spec/commands.md, "Policy table"): code, name, kind, safe mode, rate per minute, parameters. */
+const POLICY_SPEC = [
+  '0x01 set-output physical no 6 target:1:0..7 value:1:0..1',
+  '0x02 set-level physical no 6 target:1:0..3 value:2:0..1000',
+  '0x03 pulse-output physical no 2 target:1:0..7 value:2:1..10000',
+  '0x10 report-status diagnostic yes 10 section:1:0..3',
+  '0x20 check-update update yes 4',
+  '0x30 enter-safe-mode mode no 2',
+];
+
+function describeRow(r: PolicyRow): string {
+  const params = r.parameters.map((p) => `${p.name}:${p.bytes}:${p.min}..${p.max}`);
+  equal(r.rate.windowMs, MINUTE, `${r.name}: window`);
+  return [`0x${r.code.toString(16).padStart(2, '0')}`, r.name, r.kind, r.inSafeMode ? 'yes' : 'no', String(r.rate.count), ...params].join(' ');
+}
+
+const unitCases = [
+  {
+    name: 'policy table: the rows are the spec\'s',
+    run() {
+      equal(COMMAND_POLICY.map(describeRow).join('\n'), POLICY_SPEC.join('\n'), 'table');
+      ok(Object.isFrozen(COMMAND_POLICY) && COMMAND_POLICY.every((r) => Object.isFrozen(r)), 'frozen');
+    },
+  },
+  ...COMMAND_POLICY.map((r) => ({
+    name: `policy row ${r.name}: allowed in normal mode, ${r.inSafeMode ? 'allowed' : 'refused'} in safe mode, bounds, exact length, ${r.rate.count} per minute`,
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f);
+      let counter = 100;
+      const physical = r.kind === 'physical';
+      const send = (payload: Uint8Array, mode: DeviceMode = 'normal') => d.handle(f.seal(counter++, payload), mode);
+      // Normal mode, every parameter at its minimum then its maximum.
+      const max: Record<string, number> = {};
+      for (const p of r.parameters) max[p.name] = p.max;
+      const first = send(validPayload(r));
+      expectStatus(first, physical ? 'applied' : 'accepted', `${r.name} at minimum`);
+      const second = send(validPayload(r, max));
+      expectStatus(second, physical ? 'applied' : 'accepted', `${r.name} at maximum`);
+      if (physical && second.status === 'applied') {
+        equal(second.effect.kind, r.name, 'effect kind');
+        equal(second.effect.target, `${r.actuator}-${max.target}`, 'effect target');
+        equal(second.effect.value, max.value, 'effect value');
+      }
+      if (!physical && second.status === 'accepted') {
+        equal(second.kind, r.kind, 'kind');
+        for (const p of r.parameters) equal(second.parameters[p.name], p.max, `parameter ${p.name}`);
+      }
+      d.clock.advance(MINUTE);
+      // Safe mode.
+      expectStatus(send(validPayload(r), 'safe'), r.inSafeMode ? 'accepted' : 'refused', `${r.name} in safe mode`, r.inSafeMode ? undefined : 'safe-mode');
+      d.clock.advance(MINUTE);
+      // Bounds: one past each end (when the field can hold it), and lengths one short and one long.
+      for (const p of r.parameters) {
+        const limit = p.bytes === 1 ? 0xff : 0xffff;
+        if (p.max < limit) expectStatus(send(validPayload(r, { [p.name]: p.max + 1 })), 'refused', `${p.name} = max + 1`, 'bad-parameters');
+        if (p.min > 0) expectStatus(send(validPayload(r, { [p.name]: p.min - 1 })), 'refused', `${p.name} = min - 1`, 'bad-parameters');
+      }
+      const good = validPayload(r);
+      if (good.length > 1) expectStatus(send(good.subarray(0, good.length - 1)), 'refused', 'one byte short', 'bad-parameters');
+      const long = new Uint8Array(good.length + 1);
+      long.set(good);
+      expectStatus(send(long), 'refused', 'one byte long', 'bad-parameters');
+      // Rate: `count` starts in one minute, the next refused, then a whole budget again a minute later.
+      d.clock.advance(MINUTE);
+      for (let i = 0; i < r.rate.count; i++) {
+        expectStatus(send(validPayload(r)), physical ? 'applied' : 'accepted', `start ${i + 1} of ${r.rate.count}`);
+        d.clock.advance(Math.floor(MINUTE / (2 * r.rate.count)));
+      }
+      expectStatus(send(validPayload(r)), 'refused', `start ${r.rate.count + 1} within a minute`, 'rate-limited');
+      d.clock.advance(MINUTE / 2);
+      expectStatus(send(validPayload(r)), physical ? 'applied' : 'accepted', 'a minute after the first start');
+      const applied = d.applied.length;
+      equal(applied, physical ? 3 + r.rate.count : 0, 'actuator calls');
+      return { commands: counter - 100, applied };
+    },
+  })),
+  {
+    name: 'unknown command codes and an empty payload are refused; refusals reach no actuator and consume the counter',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f);
+      expectStatus(d.handle(f.seal(5, new Uint8Array(0))), 'refused', 'empty payload', 'unknown-command');
+      let counter = 6;
+      for (const code of [0x00, 0x04, 0x11, 0x21, 0x31, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
+      expectStatus(d.handle(f.seal(5, validPayload(row('set-output')))), 'refused', 'a valid command under a refused counter', 'replay');
+      equal(d.applied.length, 0, 'nothing applied');
+    },
+  },
+  {
+    name: 'replays: the same counter twice, after a restart, and below the window; a refused command never applies later',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f, { windowBits: 16 });
+      const set = f.seal(50, validPayload(row('set-output'), { target: 2, value: 1 }));
+      const status = f.seal(51, validPayload(row('report-status')));
+      const refused = f.seal(52, validPayload(row('set-output'), { target: 3, value: 1 }));
+      expectStatus(d.handle(set), 'applied', 'first delivery');
+      expectStatus(d.handle(set), 'already-applied', 'same counter again');
+      expectStatus(d.handle(status), 'accepted', 'diagnostic');
+      expectStatus(d.handle(status), 'refused', 'diagnostic again', 'replay');
+      expectStatus(d.handle(refused, 'safe'), 'refused', 'physical in safe mode', 'safe-mode');
+      expectStatus(d.handle(refused, 'normal'), 'refused', 'the same envelope after safe mode', 'replay');
+      expectStatus(d.handle(f.seal(100, validPayload(row('check-update')))), 'accepted', 'counter 100');
+      expectStatus(d.handle(f.seal(84, validPayload(row('check-update')))), 'refused', 'counter 84 = 100 - W', 'stale');
+      expectStatus(d.handle(f.seal(85, validPayload(row('check-update')))), 'accepted', 'counter 85, inside the window');
+      d.reboot();
+      expectStatus(d.handle(set), 'already-applied', 'applied command after a restart');
+      expectStatus(d.handle(status), 'refused', 'diagnostic after a restart', 'stale');
+      expectStatus(d.handle(refused, 'normal'), 'refused', 'refused command after a restart', 'stale');
+      equal(d.applied.map((a) => a.counter).join(','), '50', 'applied once');
+      const kinds = d.events.map((e) => e.kind);
+      equal(kinds.filter((k) => k === 'command-already-applied').length, 2, 'already-applied events');
+      equal(kinds.filter((k) => k === 'command-applied').length, 1, 'applied events');
+    },
+  },
+  {
+    name: 'physical commands apply in counter order: an older one, fresh in the window, is refused as reordered',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f);
+      expectStatus(d.handle(f.seal(10, validPayload(row('set-level'), { target: 1, value: 600 }))), 'applied', 'counter 10');
+      d.clock.advance(MINUTE);
+      expectStatus(d.handle(f.seal(8, validPayload(row('set-level'), { target: 1, value: 200 }))), 'refused', 'counter 8 after 10', 'reordered');
+      expectStatus(d.handle(f.seal(9, validPayload(row('report-status')))), 'accepted', 'a diagnostic may be reordered');
+      equal(d.applied.length, 1, 'one effect');
+    },
+  },
+  {
+    name: 'forged commands (bad signature, another device, unknown key, wrong suite, truncated) reach no actuator and move no window',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f);
+      const payload = validPayload(row('set-output'), { target: 0, value: 1 });
+      const tampered = f.seal(30, payload);
+      tampered[22] ^= 1;
+      const badSig = f.seal(31, payload);
+      badSig[badSig.length - 1] ^= 0x80;
+      const otherKey = sealCommand(payload, { deviceId: DEVICE, counter: { next: () => 32 }, keyId: (f.keyId ^ 1) >>> 0, sign: ed25519Signer(new Uint8Array(32).fill(7)) });
+      const otherSigner = sealCommand(payload, { deviceId: DEVICE, counter: { next: () => 33 }, keyId: f.keyId, sign: ed25519Signer(new Uint8Array(32).fill(7)) });
+      const cases: [string, Uint8Array, string][] = [
+        ['payload changed', tampered, 'bad-tag'],
+        ['signature changed', badSig, 'bad-tag'],
+        ['another key id', otherKey, 'unknown-key'],
+        ['signed by another key under our key id', otherSigner, 'bad-tag'],
+        ['for another device', f.seal(34, payload, OTHER_DEVICE), 'wrong-device'],
+        ['truncated', f.seal(35, payload).subarray(0, 40), 'too-short'],
+      ];
+      for (const [what, envelope, code] of cases) {
+        const result = d.handle(envelope);
+        expectStatus(result, 'refused', what, 'unauthenticated');
+        const event = d.events[d.events.length - 1];
+        ok(event.kind === 'command-refused' && event.code === code, `${what}: event ${JSON.stringify(event)}`);
+      }
+      equal(d.applied.length, 0, 'no effect');
+      // The counters the forgeries carried are still fresh for genuine commands.
+      for (const c of [30, 31, 32, 33]) expectStatus(d.handle(f.seal(c, validPayload(row('report-status')))), 'accepted', `genuine counter ${c}`);
+    },
+  },
+  {
+    name: 'rate limit on the monotonic clock: spent at boot, refilled a window later, across the 2^32 tick wrap',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f);
+      // A fresh boot starts spent; put its first tick 70 s before the 2^32 wrap.
+      d.clock.t = 0x1_0000_0000 - 70_000;
+      d.reboot();
+      d.clock.advance(-MINUTE); // as if no time passed since the boot
+      const pulse = row('pulse-output');
+      let counter = 200;
+      expectStatus(d.handle(f.seal(counter++, validPayload(pulse))), 'refused', 'right after boot', 'rate-limited');
+      d.clock.advance(MINUTE - 1);
+      expectStatus(d.handle(f.seal(counter++, validPayload(pulse))), 'refused', '1 ms before a minute after boot', 'rate-limited');
+      d.clock.advance(1);
+      const wrapBefore = d.clock.ticks();
+      expectStatus(d.handle(f.seal(counter++, validPayload(pulse))), 'applied', 'a minute after boot');
+      d.clock.advance(30_000);
+      const wrapAfter = d.clock.ticks();
+      ok(wrapAfter < wrapBefore, `the clock wrapped (${wrapBefore} -> ${wrapAfter})`);
+      expectStatus(d.handle(f.seal(counter++, validPayload(pulse))), 'applied', 'second of 2, across the wrap');
+      expectStatus(d.handle(f.seal(counter++, validPayload(pulse))), 'refused', 'third within a minute', 'rate-limited');
+      expectStatus(d.handle(f.seal(counter++, validPayload(row('set-output')))), 'applied', 'another row has its own budget');
+      d.clock.advance(30_000);
+      expectStatus(d.handle(f.seal(counter++, validPayload(pulse))), 'applied', 'a minute after the first');
+      equal(d.applied.length, 4, 'effects');
+    },
+  },
+  {
+    name: 'an actuator that fails: outcome-unknown now, after a restart (with a command-interrupted event), never applied again',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f, { hook: (counter) => (counter === 41 ? 'after' : undefined) });
+      const envelope = f.seal(41, validPayload(row('pulse-output'), { target: 4, value: 500 }));
+      expectStatus(d.handle(envelope), 'refused', 'actuator throws', 'outcome-unknown');
+      equal(d.processor.journalState(41), 'unknown', 'journal');
+      expectStatus(d.handle(envelope), 'refused', 'again', 'outcome-unknown');
+      const before = d.events.length;
+      d.reboot();
+      const interrupted = d.events.slice(before);
+      equal(JSON.stringify(interrupted), JSON.stringify([{ kind: 'command-interrupted', keyId: f.keyId, counter: 41 }]), 'open reports the interrupted command');
+      expectStatus(d.handle(envelope), 'refused', 'after a restart', 'outcome-unknown');
+      equal(d.applied.filter((a) => a.counter === 41).length, 1, 'applied once (the fake recorded it before throwing)');
+      expectStatus(d.handle(f.seal(50, validPayload(row('pulse-output'), { target: 4, value: 500 }))), 'applied', 'the cloud re-signs with a new counter, above the restart floor');
+    },
+  },
+  {
+    name: 'the journal keeps the last S physical commands: an older duplicate is refused stale, never applied again',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f, { slots: 2 });
+      const sent = [60, 61, 62].map((c) => f.seal(c, validPayload(row('set-output'), { target: c - 60, value: 1 })));
+      for (const e of sent) expectStatus(d.handle(e), 'applied', 'first delivery');
+      expectStatus(d.handle(sent[2]), 'already-applied', 'newest');
+      expectStatus(d.handle(sent[1]), 'already-applied', 'second newest');
+      expectStatus(d.handle(sent[0]), 'refused', 'forgotten by the journal', 'replay');
+      d.reboot();
+      expectStatus(d.handle(sent[0]), 'refused', 'forgotten, after a restart', 'stale');
+      expectStatus(d.handle(sent[1]), 'already-applied', 'kept, after a restart');
+      equal(d.applied.length, 3, 'three effects');
+    },
+  },
+  {
+    name: 'journal: slots and geometry are checked; a blank or foreign partition is refused',
+    run(env: CaseEnv) {
+      for (const slots of [0, 63, 1.5]) throws(() => CommandJournal.format(env.createFlash({ blocks: 2, blockLength: 4096 }), slots), 'RangeError', `slots ${slots}`);
+      equal(journalBlockLength(4), 352, 'block for 4 slots');
+      throwsCode(() => CommandJournal.open(env.createFlash({ blocks: 2, blockLength: 4096 })), 'StorageError', 'blank', 'blank');
+      const replay = env.createFlash({ blocks: 2, blockLength: replayBlockLength(1) });
+      ReplayStore.format(replay);
+      throws(() => CommandJournal.open(replay, 1), 'StorageError', 'a replay-store partition');
+      throwsCode(() => CommandJournal.format(env.createFlash({ blocks: 2, blockLength: 320 }), 8), 'StorageError', 'bad-geometry', '8 slots in 320-byte blocks');
+    },
+  },
+];
+
 /** What the clean run answers, row by row of the script. */
 const CLEAN_OUTCOMES = ['applied', 'already-applied', 'accepted', 'applied', 'refused', 'refused', 'accepted', 'refused', 'already-applied', 'applied', 'accepted', 'applied', 'already-applied', 'already-applied'];
 
 export const suite: CaseSuite = {
   name: 'commands',
   cases: [
+    ...unitCases,
     {
       name: 'the clean run of the power-cut script: what each delivery is answered',
       run(env) {
