@@ -47,6 +47,9 @@ const MINUTE = 60_000;
 /** Flash: blocks 0-1 the replay store, blocks 2-3 the journal. */
 const BLOCK = 384;
 const SLOTS = 4;
+/** The power-cut scenario: 2 slots in 224-byte blocks (5 data records each), so the logs rotate. */
+const SCENARIO_BLOCK = 224;
+const SCENARIO_SLOTS = 2;
 
 /** A virtual monotonic clock: starts near the 2^32 wrap so limits cross it. */
 class VirtualClock {
@@ -236,7 +239,7 @@ export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<Cu
   const name = `commands/${o.mode}${o.actuatorCut ? `/actuator-cut-${o.actuatorCut.at}-${o.actuatorCut.phase}` : ''}`;
   return {
     name,
-    flash: { blocks: 4, blockLength: BLOCK, mode: o.mode, onBitSet: 'throw' },
+    flash: { blocks: 4, blockLength: SCENARIO_BLOCK, mode: o.mode, onBitSet: 'throw' },
     createState: () => ({ next: -1, applied: [], interrupted: [], inFlight: undefined, appliedResults: [], applies: 0, actuatorStruck: false, outcomes: {} }),
     boot(flash, state) {
       envelopes ??= script.map((s) => f.seal(s.counter, validPayload(row(s.row), s.values)));
@@ -245,7 +248,7 @@ export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<Cu
       const journalPart = o.wrapJournal ? o.wrapJournal(rawJournal) : rawJournal;
       if (state.next < 0) {
         ReplayStore.format(replayPart);
-        CommandJournal.format(rawJournal, SLOTS);
+        CommandJournal.format(rawJournal, SCENARIO_SLOTS);
         state.next = 0;
       }
       if (state.inFlight !== undefined) {
@@ -269,7 +272,7 @@ export function commandScenario(f: Fleet, o: CutScenarioOptions): CutScenario<Cu
         replay: ReplayStore.open(replayPart, { reserve: 2, windowBits: 16 }),
         sender: 0,
         journal: journalPart,
-        journalSlots: SLOTS,
+        journalSlots: SCENARIO_SLOTS,
         actuator,
         clock,
         onEvent: (e) => events.push(e),
@@ -569,6 +572,13 @@ export const suite: CaseSuite = {
         equal(reasons.join(','), 'reordered,safe-mode,replay', 'refusals');
         equal(d.applied.map((a) => a.counter).join(','), '3,9,15,20', 'applied counters');
         equal(d.events.length, results.length, 'one event per call');
+        // The power-cut scenario's clean run rotates its logs (the two formats erase 4 blocks, each rotation 1).
+        const scenario = commandScenario(f, { mode: 'plain' });
+        const flash = env.createFlash(scenario.flash);
+        scenario.boot(flash, scenario.createState(), 0);
+        const erases = flash.counters.erases;
+        ok(erases >= 6, `rotations in the scenario: ${erases - 4}`);
+        return { scenarioOperations: flash.counters.operations, scenarioErases: erases };
       },
     },
     ...(['plain', 'strict'] as const).map((mode) => ({
