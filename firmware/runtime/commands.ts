@@ -25,6 +25,7 @@ import type { ReplayVerdict } from '../security/replay-window.ts';
 import { CommandJournal, DEFAULT_JOURNAL_SLOTS } from './_command-journal.ts';
 import { COMMAND_POLICY, decodeCommandPayload, type CommandKind, type PolicyRow } from './_command-policy.ts';
 import { RateLimiter } from './_command-rate.ts';
+import { StorageError, type StorageErrorCode } from '../base/storage-error.ts';
 
 export { COMMAND_POLICY, encodeCommandPayload, decodeCommandPayload, findRow, type CommandKind, type PolicyRow, type ParameterSpec, type RateLimit } from './_command-policy.ts';
 export { CommandJournal, COMMAND_JOURNAL_FORMAT, COMMAND_JOURNAL_KIND, DEFAULT_JOURNAL_SLOTS, MAX_JOURNAL_SLOTS, journalBlockLength, journalLog } from './_command-journal.ts';
@@ -45,7 +46,9 @@ export type CommandRefusal =
   | 'unknown-command'
   | 'bad-parameters'
   /** The journal holds the command's intent but not its completion (a cut or an actuator failure): never applied again. */
-  | 'outcome-unknown';
+  | 'outcome-unknown'
+  /** The journal could not be opened (blank, damaged, ...): no physical effect without it. */
+  | 'journal-unavailable';
 
 export type CommandResult =
   | { readonly status: 'applied'; readonly counter: number; readonly command: string; readonly effect: ActuatorEffect }
@@ -61,7 +64,9 @@ export type CommandEvent =
   | { readonly kind: 'command-already-applied'; readonly keyId: number; readonly counter: number }
   | { readonly kind: 'command-refused'; readonly keyId: number; readonly counter: number | null; readonly command: string | null; readonly reason: CommandRefusal; readonly code: EnvelopeErrorCode | null }
   /** Found by `open`: a command started (intent durable) and not known to have finished. */
-  | { readonly kind: 'command-interrupted'; readonly keyId: number; readonly counter: number };
+  | { readonly kind: 'command-interrupted'; readonly keyId: number; readonly counter: number }
+  /** Found by `open`: the journal's StorageError code; physical commands are refused until it is provisioned again. */
+  | { readonly kind: 'command-journal-unreadable'; readonly keyId: number; readonly code: StorageErrorCode };
 
 /** The replay store's two calls the processor needs (a ReplayStore). */
 export interface CommandReplayStore {
@@ -96,12 +101,12 @@ const AUTHENTICATE_ONLY: ReplayGuard = Object.freeze({ check: (): ReplayVerdict 
 
 export class CommandProcessor {
   private readonly options: CommandProcessorOptions;
-  private readonly journal: CommandJournal;
+  private readonly journal: CommandJournal | undefined;
   private readonly rate: RateLimiter;
   private readonly policy: readonly PolicyRow[];
   private readonly keyId: number;
 
-  private constructor(options: CommandProcessorOptions, journal: CommandJournal) {
+  private constructor(options: CommandProcessorOptions, journal: CommandJournal | undefined) {
     this.options = options;
     this.journal = journal;
     this.rate = new RateLimiter(options.clock);
@@ -109,17 +114,38 @@ export class CommandProcessor {
     this.keyId = options.commandKey.keyId;
   }
 
-  /** Open the journal (writes nothing; throws its StorageError) and report every command a cut left unfinished. */
+  /**
+   * Open the journal (writes nothing) and report every command a cut left
+   * unfinished. A journal that does not open (its StorageError: blank,
+   * damaged, not-formatted, format-too-new ...) is reported as an event and
+   * the processor still answers update, diagnostic and mode commands, while
+   * every physical command is refused 'journal-unavailable' (the runtime
+   * enters safe mode on that event). Other errors (bad options) throw.
+   */
   static open(options: CommandProcessorOptions): CommandProcessor {
     if (typeof options !== 'object' || options === null) throw new TypeError('command processor options must be an object');
-    const processor = new CommandProcessor(options, CommandJournal.open(options.journal, options.journalSlots ?? DEFAULT_JOURNAL_SLOTS));
-    for (const counter of processor.journal.unfinished()) processor.emit({ kind: 'command-interrupted', keyId: processor.keyId, counter });
+    let journal: CommandJournal | undefined;
+    let failure: StorageErrorCode | undefined;
+    try {
+      journal = CommandJournal.open(options.journal, options.journalSlots ?? DEFAULT_JOURNAL_SLOTS);
+    } catch (error) {
+      if (!(error instanceof StorageError) || error.code === 'bad-geometry') throw error;
+      failure = error.code;
+    }
+    const processor = new CommandProcessor(options, journal);
+    if (failure !== undefined) processor.emit({ kind: 'command-journal-unreadable', keyId: processor.keyId, code: failure });
+    for (const counter of journal?.unfinished() ?? []) processor.emit({ kind: 'command-interrupted', keyId: processor.keyId, counter });
     return processor;
+  }
+
+  /** Whether the journal opened (physical commands need it). */
+  get journalAvailable(): boolean {
+    return this.journal !== undefined;
   }
 
   /** What the journal knows of `counter` (diagnostics, tests). */
   journalState(counter: number): 'done' | 'unknown' | undefined {
-    return this.journal.lookup(counter);
+    return this.journal?.lookup(counter);
   }
 
   /** Process one command envelope as received, in `mode`. */
@@ -139,7 +165,7 @@ export class CommandProcessor {
     // Freshness: a counter the window does not call fresh is answered from the journal, or refused.
     const verdict = o.replay.check(o.sender, counter);
     if (verdict !== 'fresh') {
-      const known = this.journal.lookup(counter);
+      const known = this.journal?.lookup(counter);
       if (known === 'done') {
         this.emit({ kind: 'command-already-applied', keyId: this.keyId, counter });
         return { status: 'already-applied', counter };
@@ -157,8 +183,9 @@ export class CommandProcessor {
     } else {
       row = decoded.command.row;
       if (mode === 'safe' && !row.inSafeMode) refusal = { reason: 'safe-mode', detail: `${row.name} is refused in safe mode` };
-      else if (row.kind === 'physical' && counter <= this.journal.highestStarted()) {
-        refusal = { reason: 'reordered', detail: `physical command ${counter} is older than ${this.journal.highestStarted()}, already started` };
+      else if (row.kind === 'physical' && this.journal === undefined) refusal = { reason: 'journal-unavailable', detail: 'the command journal did not open' };
+      else if (row.kind === 'physical' && counter <= (this.journal as CommandJournal).highestStarted()) {
+        refusal = { reason: 'reordered', detail: `physical command ${counter} is older than ${(this.journal as CommandJournal).highestStarted()}, already started` };
       } else if (!this.rate.allows(row.code, row.rate)) refusal = { reason: 'rate-limited', detail: `${row.name}: ${row.rate.count} per ${row.rate.windowMs} ms` };
     }
     // The counter is decided once: refused or not, it can never be accepted again (a refused command cannot apply later).
@@ -175,14 +202,15 @@ export class CommandProcessor {
     }
     const effect: ActuatorEffect = Object.freeze({ kind: row.name, target: `${row.actuator ?? 'output'}-${parameters.target}`, value: parameters.value });
     // Intent durable before the effect, completion after it (docs/spec/commands.md, "State table").
-    const slot = this.journal.begin(counter);
+    const journal = this.journal as CommandJournal;
+    const slot = journal.begin(counter);
     try {
       o.actuator.apply(effect, counter);
     } catch (error) {
       // Nothing is written: the intent stays unfinished, so the command reads 'outcome-unknown' from now on.
       return this.refuse(counter, row.name, 'outcome-unknown', `the actuator failed: ${error instanceof Error ? error.message : String(error)}`);
     }
-    this.journal.finish(slot, counter);
+    journal.finish(slot, counter);
     this.emit({ kind: 'command-applied', keyId: this.keyId, counter, command: row.name, target: effect.target, value: effect.value });
     return { status: 'applied', counter, command: row.name, effect };
   }

@@ -537,6 +537,33 @@ const unitCases = [
     },
   },
   {
+    name: 'a journal that does not open: reported at open, physical commands refused journal-unavailable, the others still answered',
+    run(env: CaseEnv) {
+      const f = fleet();
+      const d = device(env, f);
+      expectStatus(d.handle(f.seal(70, validPayload(row('set-output'), { value: 1 }))), 'applied', 'before the damage');
+      // Both journal blocks erased (blank), then garbage in one (not-formatted / damaged).
+      for (const [what, spoil] of [
+        ['blank', () => { d.flash.eraseBlock(2); d.flash.eraseBlock(3); }],
+        ['garbage', () => d.flash.write(2 * BLOCK, new Uint8Array(64).fill(0x12))],
+      ] as const) {
+        spoil();
+        const before = d.events.length;
+        d.reboot();
+        ok(!d.processor.journalAvailable, `${what}: journal unavailable`);
+        const event = d.events[before];
+        ok(event.kind === 'command-journal-unreadable', `${what}: event ${JSON.stringify(event)}`);
+        const base = what === 'blank' ? 80 : 90;
+        expectStatus(d.handle(f.seal(base, validPayload(row('set-output'), { value: 0 }))), 'refused', `${what}: physical`, 'journal-unavailable');
+        expectStatus(d.handle(f.seal(base + 1, validPayload(row('report-status')))), 'accepted', `${what}: diagnostic`);
+        expectStatus(d.handle(f.seal(base + 2, validPayload(row('check-update'))), 'safe'), 'accepted', `${what}: update in safe mode`);
+        expectStatus(d.handle(f.seal(70, validPayload(row('set-output'), { value: 1 }))), 'refused', `${what}: the applied command, unknown to a lost journal`, 'stale');
+      }
+      equal(d.applied.length, 1, 'one effect');
+      throws(() => CommandProcessor.open({ ...({} as Parameters<typeof CommandProcessor.open>[0]), journal: env.createFlash({ blocks: 1, blockLength: 4096 }), commandKey: { keyId: f.keyId, publicKey: f.publicKey } }), 'StorageError', 'bad geometry still throws');
+    },
+  },
+  {
     name: 'journal: slots and geometry are checked; a blank or foreign partition is refused',
     run(env: CaseEnv) {
       for (const slots of [0, 63, 1.5]) throws(() => CommandJournal.format(env.createFlash({ blocks: 2, blockLength: 4096 }), slots), 'RangeError', `slots ${slots}`);
