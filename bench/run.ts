@@ -16,7 +16,7 @@ import { figureProblems, mergeFigures, misses, parseResultsJson, renderDocument,
  * not depend on all of it loading.
  */
 export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
-  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz, envelope, mqttWa, mqttDrain] = await Promise.all([
+  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz, envelope, mqttWa, mqttDrain, ingest] = await Promise.all([
     import('./outbox.bench.ts'),
     import('./outbox-powercut.bench.ts'),
     import('./counter.bench.ts'),
@@ -29,8 +29,9 @@ export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
     import('./envelope.bench.ts'),
     import('./mqtt-wa.bench.ts'),
     import('./mqtt-drain.bench.ts'),
+    import('./ingest.bench.ts'),
   ]);
-  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench, envelope.envelopeBench, mqttWa.mqttWaBench, mqttDrain.mqttDrainBench];
+  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench, envelope.envelopeBench, mqttWa.mqttWaBench, mqttDrain.mqttDrainBench, ingest.ingestBench];
 }
 
 export const BENCH_COMMAND = 'npm run bench';
