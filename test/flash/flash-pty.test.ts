@@ -14,10 +14,9 @@
  * skips it, saying so); a chip other than the board's is refused before
  * anything is written.
  *
- * The app is holdfast's stand-in image (firmware/update/app-image.ts, what
- * the simulated bootloader checks today), not an ESP-IDF image: the flasher
- * writes whatever bytes it is given, and the boot check follows the
- * simulated bootloader when its image format changes.
+ * The app is an ESP-IDF app image for the board's chip
+ * (firmware/update/esp-app-image.ts), and the simulated bootloader that
+ * boots it afterwards checks it with the same chip's rules.
  *
  * socat missing: skipped locally, failed under CI (tools/net/common.ts).
  */
@@ -33,6 +32,7 @@ import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { SimBootloader, buildAppImage, testImageBody } from '../../tools/sim/bootloader.ts';
+import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
 import { serveRomLoader, type EmulatorOnPort } from '../../tools/flash/emulator-port.ts';
 import type { EmulatedChip, FlashProgress } from '../../tools/flash/rom-loader-emulator.ts';
 import { decodePartitionTable, encodeBoardPartitionTable, entryOf } from '../../tools/flash/partition-table.ts';
@@ -72,8 +72,8 @@ function bootloaderFile(length: number, seed: number): string {
   return path;
 }
 
-function appFile(bodyLength: number, imageVersion: number): { path: string; bytes: Uint8Array } {
-  const bytes = buildAppImage({ secureVersion: 1, imageVersion }, bodyLength, createSha256);
+function appFile(bodyLength: number, imageVersion: number, chipId = ESP_CHIPS.esp32.chipId): { path: string; bytes: Uint8Array } {
+  const bytes = buildAppImage({ secureVersion: 1, imageVersion, chipId }, bodyLength, createSha256);
   const path = join(dir, `app-${imageVersion}-${bodyLength}.bin`);
   writeFileSync(path, bytes);
   return { path, bytes };
@@ -122,7 +122,7 @@ function bootloaderOf(board: Board, flash: SimFlash): SimBootloader {
     const p = board.partitions.find((q) => q.name === name)!;
     return new PartitionView(flash, p.offset / SECTOR, p.size / SECTOR);
   };
-  return new SimBootloader({ otadata: view('otadata'), slots: [view('ota_0'), view('ota_1')], createSha256 });
+  return new SimBootloader({ otadata: view('otadata'), slots: [view('ota_0'), view('ota_1')], createSha256, chip: ESP_CHIPS[board.chip] });
 }
 
 interface Rig {
@@ -163,7 +163,7 @@ describe('holdfast flash over a pty against the emulated ROM loader', { skip }, 
       const board = loadBoard(id);
       const { flash, before } = usedFlash(board, 100 + i);
       const bootloader = bootloaderFile(0x5a31 + i, 10 + i);
-      const app = appFile(150_001 + i * 777, 7 + i);
+      const app = appFile(150_001 + i * 777, 7 + i, board.chipId);
       await withRig(EMULATED[board.chip], flash, async ({ pair, served }) => {
         const run = await holdfast([...flashArgs(board, pair.paths[1], bootloader, app.path), '--json']);
         assert.equal(run.status, 0, `exit ${run.status}\nstdout: ${run.stdout}\nstderr: ${run.stderr}\nemulator refusals: ${served.emulator.refusals.join('; ')}`);
