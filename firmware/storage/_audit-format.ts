@@ -7,6 +7,7 @@
 import type { Crypto } from '../hal/crypto.ts';
 import { crc32, crc32Final, crc32Init, crc32Update } from '../base/crc32.ts';
 import { FORMAT_VERSIONS } from '../base/format-versions.ts';
+import { getU32, putU32 } from '../base/entry16.ts';
 import { AUDIT_MAX_BODY } from './_audit-events.ts';
 
 export const AUDIT_FORMAT_VERSION: number = FORMAT_VERSIONS.auditLog;
@@ -59,17 +60,6 @@ export type HeaderRead =
   /** A valid header of a newer format (byte 0 > ours, CRC of bytes 0..91 at 92 checks). */
   | { readonly state: 'newer'; readonly version: number }
   | { readonly state: 'valid'; readonly header: AuditHeader };
-
-export function putU32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value & 0xff;
-  bytes[at + 1] = (value >>> 8) & 0xff;
-  bytes[at + 2] = (value >>> 16) & 0xff;
-  bytes[at + 3] = (value >>> 24) & 0xff;
-}
-
-export function getU32(bytes: Uint8Array, at: number): number {
-  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16)) + bytes[at + 3] * 0x100_0000;
-}
 
 export function putU53(bytes: Uint8Array, at: number, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`a counter must be an integer in 0..2^53-1, got ${value}`);

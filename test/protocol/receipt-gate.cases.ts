@@ -15,8 +15,7 @@
  * accepted by the ingest" fails) and pass through the gate.
  */
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
-import { envelopePrimitives, type EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
-import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
+import { deriveDeviceKeys } from '../../firmware/security/envelope-keys.ts';
 import { EnvelopeError, EnvelopeSuite } from '../../firmware/security/envelope-format.ts';
 import { authenticateEnvelope } from '../../firmware/security/envelope.ts';
 import { RECEIPT_WINDOW_BITS, sealReceipt } from '../../firmware/security/receipt.ts';
@@ -36,38 +35,18 @@ import { runnerOptions } from '../support/case-helpers.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 import { BASE_OPTIONS, FakeBroker, type BrokerConfig } from './session-broker.ts';
 import { FakeClock, FakeNet, serve, xorshiftEntropy } from './client-fakes.ts';
+import { testDevice, testSecret, TEST_DEVICE_ID, TEST_KEY_ID, type TestDevice } from '../support/test-device.ts';
 
 // ---------------------------------------------------------------- fixtures
 
-const DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0a);
+const DEVICE = TEST_DEVICE_ID;
 const OTHER_DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0b);
-const KEY_ID = 1;
+const KEY_ID = TEST_KEY_ID;
 const TELEMETRY_TOPIC = deviceTopic(DEVICE, 'telemetry');
 const RECEIPT_TOPIC = deviceTopic(DEVICE, 'receipt');
 const TIMEOUT_MS = 1000;
 const COUNTER_BLOCKS = 2;
 
-function secret(seed = 0x11): Uint8Array {
-  const bytes = new Uint8Array(32);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (seed + i * 7) & 0xff;
-  return bytes;
-}
-
-interface Device {
-  primitives: EnvelopePrimitives;
-  keys: DeviceKeys;
-  lookup(deviceId: Uint8Array, keyId: number): DeviceKeys | undefined;
-}
-
-function device(): Device {
-  const crypto = createNobleCrypto();
-  const keys = deriveDeviceKeys(crypto, secret(), DEVICE, KEY_ID);
-  return {
-    primitives: envelopePrimitives(crypto),
-    keys,
-    lookup: (deviceId, keyId) => (keyId === KEY_ID && deviceId.length === 8 && deviceId.every((b, i) => b === DEVICE[i]) ? keys : undefined),
-  };
-}
 
 /** Reading `i`: 8 bytes, its index in the first two. */
 function reading(i: number): Uint8Array {
@@ -88,7 +67,7 @@ class FakeIngest {
   /** Counters in the order the ingest first accepted them. */
   readonly order: number[] = [];
 
-  constructor(private readonly d: Device) {}
+  constructor(private readonly d: TestDevice) {}
 
   receive(payload: Uint8Array): void {
     let counter: number;
@@ -200,7 +179,7 @@ interface Boot {
 const SESSION: SessionOptions = { ...BASE_OPTIONS, clientId: 'd10000000000000a', topic: TELEMETRY_TOPIC, maxInFlight: 8, subscriptions: [RECEIPT_TOPIC] };
 
 /** A device on `parts`: the receipt gate, or the plain OutboxSource (release on PUBACK) to show what it loses. */
-function bootDevice(parts: { counter: FlashPartition; outbox: FlashPartition }, d: Device, broker: FakeBroker, release: Release, o: { reserve?: number; outbox?: OutboxOptions; gate?: Partial<ReceiptGateOptions> } = {}): Boot {
+function bootDevice(parts: { counter: FlashPartition; outbox: FlashPartition }, d: TestDevice, broker: FakeBroker, release: Release, o: { reserve?: number; outbox?: OutboxOptions; gate?: Partial<ReceiptGateOptions> } = {}): Boot {
   const counter = Counter.open(parts.counter, { reserve: o.reserve ?? 4 });
   const outbox = Outbox.open(parts.outbox, o.outbox);
   const sealed = new SealedOutbox({ outbox, counter, primitives: d.primitives, keys: d.keys, suite: EnvelopeSuite.hmacSha256 });
@@ -267,7 +246,7 @@ function freshRig(env: CaseEnv, outboxBlocks = 6) {
   const flash = env.createFlash({ blocks: COUNTER_BLOCKS + outboxBlocks, blockLength: 1024, mode: 'plain', onBitSet: 'throw' });
   const parts = partitions(flash, outboxBlocks);
   Counter.format(parts.counter);
-  const d = device();
+  const d = testDevice();
   return { flash, parts, d, broker: new FakeBroker(), ingest: new FakeIngest(d) };
 }
 
@@ -515,7 +494,7 @@ interface CutTally {
  * is empty.
  */
 function cutScenario(o: CutOptions): CutScenario<CutState> {
-  const d = device();
+  const d = testDevice();
   return {
     name: o.name,
     flash: { blocks: COUNTER_BLOCKS + 4, blockLength: 256, mode: o.mode, onBitSet: 'throw' },
@@ -531,7 +510,7 @@ function cutScenario(o: CutOptions): CutScenario<CutState> {
   };
 }
 
-function cutBoot(parts: { counter: FlashPartition; outbox: FlashPartition }, state: CutState, o: CutOptions, d: Device): boolean {
+function cutBoot(parts: { counter: FlashPartition; outbox: FlashPartition }, state: CutState, o: CutOptions, d: TestDevice): boolean {
   // maxUnpersistedAcks 0: every release by a receipt is written at once, inside onReceipt, where the cuts strike it.
   const boot = bootDevice(parts, d, state.broker, o.release, { reserve: 3, outbox: { maxUnpersistedAcks: 0 } });
   if (state.inReceipt) state.cutsInReceipt++;
@@ -740,9 +719,9 @@ export const suite: CaseSuite = {
         const crypto = createNobleCrypto();
         const state = rig.ingest.window.state();
         const forgeries = [
-          sealReceipt(rig.d.primitives, deriveDeviceKeys(crypto, secret(), DEVICE, KEY_ID + 1), state),
-          sealReceipt(rig.d.primitives, deriveDeviceKeys(crypto, secret(), OTHER_DEVICE, KEY_ID), state),
-          sealReceipt(rig.d.primitives, deriveDeviceKeys(crypto, secret(0x77), DEVICE, KEY_ID), state),
+          sealReceipt(rig.d.primitives, deriveDeviceKeys(crypto, testSecret(), DEVICE, KEY_ID + 1), state),
+          sealReceipt(rig.d.primitives, deriveDeviceKeys(crypto, testSecret(), OTHER_DEVICE, KEY_ID), state),
+          sealReceipt(rig.d.primitives, deriveDeviceKeys(crypto, testSecret(0x77), DEVICE, KEY_ID), state),
           (() => {
             const r = rig.ingest.receipt();
             r[150] ^= 0x10;

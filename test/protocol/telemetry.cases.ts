@@ -11,9 +11,7 @@
  * one chip too (boards/esp32-wroom-32e-4mb), so a cut stops whichever write
  * or erase is in flight on either, and the operation count runs over both.
  */
-import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
-import { envelopePrimitives, type AeadSuite, type EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
-import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
+import type { AeadSuite, EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import { ENVELOPE_OVERHEAD, EnvelopeError, EnvelopeSuite, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
 import { authenticateEnvelope, openEnvelope, sealWithCounter } from '../../firmware/security/envelope.ts';
 import { ReplayWindow } from '../../firmware/security/replay-window.ts';
@@ -32,34 +30,13 @@ import { caughtByInvariant, runnerOptions } from '../support/case-helpers.ts';
 import { WriteBackFlash } from '../support/write-back-flash.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 import { BASE_OPTIONS, FakeBroker, Link } from './session-broker.ts';
+import { testDevice, testSecret, TEST_DEVICE_ID, TEST_KEY_ID, type TestDevice } from '../support/test-device.ts';
 
 // ---------------------------------------------------------------- fixtures
 
-const DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0a);
-const KEY_ID = 1;
+const DEVICE = TEST_DEVICE_ID;
+const KEY_ID = TEST_KEY_ID;
 
-function secret(): Uint8Array {
-  const bytes = new Uint8Array(32);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (0x11 + i * 7) & 0xff;
-  return bytes;
-}
-
-interface Device {
-  primitives: EnvelopePrimitives;
-  keys: DeviceKeys;
-  /** The receiver's key lookup: this device, key id 1, only. */
-  lookup(deviceId: Uint8Array, keyId: number): DeviceKeys | undefined;
-}
-
-function device(): Device {
-  const crypto = createNobleCrypto();
-  const keys = deriveDeviceKeys(crypto, secret(), DEVICE, KEY_ID);
-  return {
-    primitives: envelopePrimitives(crypto),
-    keys,
-    lookup: (deviceId, keyId) => (keyId === KEY_ID && deviceId.length === 8 && deviceId.every((b, i) => b === DEVICE[i]) ? keys : undefined),
-  };
-}
 
 function hex(bytes: Uint8Array): string {
   let out = '';
@@ -166,7 +143,7 @@ export interface Tally {
 const BLOCK_LENGTH = 256;
 
 export function telemetryScenario(o: TelemetryScenarioOptions): CutScenario<TelemetryState> {
-  const d = device();
+  const d = testDevice();
   return {
     name: o.name ?? `telemetry/${o.mode}/${suiteName(o.suite)}/K${o.reserve}/${o.total}${o.drain ? '/drain' : ''}`,
     flash: { blocks: COUNTER_BLOCKS + o.outboxBlocks, blockLength: BLOCK_LENGTH, mode: o.mode, onBitSet: 'throw' },
@@ -202,7 +179,7 @@ export function telemetryScenario(o: TelemetryScenarioOptions): CutScenario<Tele
 }
 
 /** One boot of the device: recover and check, connect, take readings; true when every reading was taken and delivered. */
-function runDevice(parts: { counter: FlashPartition; outbox: FlashPartition }, state: TelemetryState, o: TelemetryScenarioOptions, d: Device): boolean {
+function runDevice(parts: { counter: FlashPartition; outbox: FlashPartition }, state: TelemetryState, o: TelemetryScenarioOptions, d: TestDevice): boolean {
   const logging: EnvelopePrimitives = {
     ...d.primitives,
     aeadSeal(suite: AeadSuite, key, nonce, plaintext, aad) {
@@ -269,7 +246,7 @@ function noteBytes(state: TelemetryState, counter: number, bytes: string, where:
  * the cut struck, landed whole; every durable record is in the outbox or
  * reached the broker.
  */
-function checkOutbox(outbox: Outbox, state: TelemetryState, d: Device, tally: Tally | undefined): void {
+function checkOutbox(outbox: Outbox, state: TelemetryState, d: TestDevice, tally: Tally | undefined): void {
   const stats = outbox.stats();
   equal(stats.dropped, 0, 'nothing dropped (the ring is large enough)');
   const present = new Set<number>();
@@ -301,7 +278,7 @@ function checkOutbox(outbox: Outbox, state: TelemetryState, d: Device, tally: Ta
 }
 
 /** The broker's ingest: authenticate, compare with the bytes first seen, then the window; PUBACK 0x00 either way. */
-function ingest(p: PublishPacket, state: TelemetryState, d: Device, tally: Tally | undefined): number {
+function ingest(p: PublishPacket, state: TelemetryState, d: TestDevice, tally: Tally | undefined): number {
   const opened = authenticateEnvelope(p.payload, { primitives: d.primitives, keys: d.lookup, deviceId: DEVICE });
   const known = state.bytesByCounter.get(opened.counter);
   ok(known !== undefined, `the broker got counter ${opened.counter}, which no durable record carries: not the bytes in flash`);
@@ -345,7 +322,7 @@ function firstDevice(env: CaseEnv, o: { mode?: FlashMode; outboxBlocks?: number;
   const flash = env.createFlash({ blocks: COUNTER_BLOCKS + (o.outboxBlocks ?? 8), blockLength: 1024, mode: o.mode ?? 'plain', onBitSet: 'throw' });
   const parts = partitions(flash, o.outboxBlocks ?? 8);
   Counter.format(parts.counter);
-  const d = device();
+  const d = testDevice();
   const boot = () => {
     const counter = Counter.open(parts.counter, { reserve: o.reserve ?? 4 });
     const outbox = Outbox.open(parts.outbox, o.outbox);
