@@ -14,6 +14,7 @@ import { MqttStreamDecoder, type MqttPacket, type MqttVersion } from '../../firm
 import type { ClientEvent } from '../../firmware/protocol/mqtt-client/index.ts';
 import { CheckFailure } from '../support/check.ts';
 import type { FakeBroker } from './session-broker.ts';
+import { ChunkQueue } from '../../tools/net/chunk-queue.ts';
 
 export class FakeClock implements MonotonicClock {
   now = 0;
@@ -51,7 +52,7 @@ export function constantEntropy(byte: number): Entropy {
 }
 
 export class FakeStream implements ByteStream {
-  private inbox: Uint8Array[] = [];
+  private readonly inbox = new ChunkQueue();
   private taken = 0;
   /** Every chunk the client wrote, in order. */
   readonly chunks: Uint8Array[] = [];
@@ -70,16 +71,7 @@ export class FakeStream implements ByteStream {
   ) {}
 
   read(target: Uint8Array): number {
-    let n = 0;
-    while (n < target.length && this.inbox.length > 0) {
-      const head = this.inbox[0];
-      const k = Math.min(head.length, target.length - n);
-      target.set(head.subarray(0, k), n);
-      n += k;
-      if (k === head.length) this.inbox.shift();
-      else this.inbox[0] = head.subarray(k);
-    }
-    return n;
+    return this.inbox.read(target);
   }
 
   write(data: Uint8Array): number {
@@ -109,10 +101,8 @@ export class FakeStream implements ByteStream {
 
   /** Bytes from the broker. */
   deliver(bytes: Uint8Array): void {
-    let total = 0;
-    for (const b of this.inbox) total += b.length;
     this.inbox.push(bytes.slice());
-    if (!this.closed) this.callbacks.onReadable(total + bytes.length);
+    if (!this.closed) this.callbacks.onReadable(this.inbox.length);
   }
 
   fail(reason: string): void {

@@ -22,6 +22,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { ByteStream, ByteStreamCallbacks, StreamConnector } from '../../firmware/hal/stream.ts';
 import type { MonotonicClock } from '../../firmware/hal/clock.ts';
 import type { Entropy } from '../../firmware/hal/entropy.ts';
+import { ChunkQueue } from './chunk-queue.ts';
 
 export interface NodeTlsOptions {
   /** PEM of the CA that signed the broker's certificate. */
@@ -69,8 +70,7 @@ export class NodeStreamConnector implements StreamConnector {
 }
 
 class NodeStream implements ByteStream {
-  private inbox: Buffer[] = [];
-  private inboxBytes = 0;
+  private readonly inbox = new ChunkQueue();
   private ended = false;
   private paused = false;
   private corked = false;
@@ -88,12 +88,11 @@ class NodeStream implements ByteStream {
     socket.on('data', (chunk: Buffer) => {
       if (this.ended) return;
       this.inbox.push(chunk);
-      this.inboxBytes += chunk.length;
-      if (this.inboxBytes > this.maxInbox && !this.paused) {
+      if (this.inbox.length > this.maxInbox && !this.paused) {
         this.paused = true;
         socket.pause();
       }
-      this.callbacks.onReadable(this.inboxBytes);
+      this.callbacks.onReadable(this.inbox.length);
     });
     socket.on('drain', () => {
       if (!this.ended) this.callbacks.onWritable(this.room());
@@ -103,17 +102,8 @@ class NodeStream implements ByteStream {
   }
 
   read(target: Uint8Array): number {
-    let n = 0;
-    while (n < target.length && this.inbox.length > 0) {
-      const head = this.inbox[0];
-      const k = Math.min(head.length, target.length - n);
-      target.set(head.subarray(0, k), n);
-      n += k;
-      if (k === head.length) this.inbox.shift();
-      else this.inbox[0] = head.subarray(k);
-    }
-    this.inboxBytes -= n;
-    if (this.paused && this.inboxBytes <= this.maxInbox / 2) {
+    const n = this.inbox.read(target);
+    if (this.paused && this.inbox.length <= this.maxInbox / 2) {
       this.paused = false;
       this.socket.resume();
     }

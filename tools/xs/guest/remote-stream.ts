@@ -16,6 +16,7 @@ import type { MonotonicClock } from '../../../firmware/hal/clock.ts';
 import type { Entropy } from '../../../firmware/hal/entropy.ts';
 import { concatBytes, encodeStreamRequest, fromUtf8, GuestCommand, ReplyStatus, Service, STREAM_EVENT_HEADER_LENGTH, StreamEvent, StreamOp, u32le, utf8 } from '../wire.ts';
 import { callHost } from './host-call.ts';
+import { ChunkQueue } from '../../net/chunk-queue.ts';
 
 /** Host ticks as of the last command: time stands still while the guest runs (a command takes microseconds). */
 export class BridgeClock implements MonotonicClock {
@@ -66,8 +67,7 @@ export class RemoteStreamConnector implements StreamConnector {
 }
 
 class RemoteStream implements ByteStream {
-  private inbox: Uint8Array[] = [];
-  private inboxBytes = 0;
+  private readonly inbox = new ChunkQueue();
   private closed = false;
 
   constructor(
@@ -77,17 +77,7 @@ class RemoteStream implements ByteStream {
   ) {}
 
   read(target: Uint8Array): number {
-    let n = 0;
-    while (n < target.length && this.inbox.length > 0) {
-      const head = this.inbox[0];
-      const k = Math.min(head.length, target.length - n);
-      target.set(head.subarray(0, k), n);
-      n += k;
-      if (k === head.length) this.inbox.shift();
-      else this.inbox[0] = head.subarray(k);
-    }
-    this.inboxBytes -= n;
-    return n;
+    return this.inbox.read(target);
   }
 
   write(data: Uint8Array): number {
@@ -105,8 +95,7 @@ class RemoteStream implements ByteStream {
 
   arrived(bytes: Uint8Array): void {
     this.inbox.push(bytes);
-    this.inboxBytes += bytes.length;
-    this.callbacks.onReadable(this.inboxBytes);
+    this.callbacks.onReadable(this.inbox.length);
   }
 
   writable(room: number): void {
