@@ -38,7 +38,6 @@ export class XsTelemetryDevice {
   readonly durable = new Map<number, Uint8Array>();
   readonly uncertain: Uint8Array[] = [];
   readonly stats = { boots: 0, powerCuts: 0, appended: 0, cutAppends: 0, refusedFull: 0 };
-  private last: XsDeviceStatus | undefined;
 
   private constructor(private readonly options: XsDeviceOptions, private readonly bridge: XsStreamBridge) {
     this.hexId = Buffer.from(options.deviceId).toString('hex');
@@ -95,8 +94,10 @@ export class XsTelemetryDevice {
       this.stats.appended++;
       return true;
     }
-    if (reply.why === 'cut') this.uncertain.push(payload);
-    if (reply.why === 'cut') this.stats.cutAppends++;
+    if (reply.why === 'cut') {
+      this.uncertain.push(payload);
+      this.stats.cutAppends++;
+    }
     if (reply.why === 'full') this.stats.refusedFull++;
     return false;
   }
@@ -120,8 +121,8 @@ export class XsTelemetryDevice {
 
   private status(): XsDeviceStatus {
     if (this.bridge.failure) throw this.bridge.failure;
-    this.last = this.bridge.callJson({ status: true }) as XsDeviceStatus;
-    this.stats.powerCuts = this.last.powerCuts;
-    return this.last;
+    const status = this.bridge.callJson({ status: true }) as XsDeviceStatus;
+    this.stats.powerCuts = status.powerCuts;
+    return status;
   }
 }

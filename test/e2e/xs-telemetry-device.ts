@@ -21,6 +21,7 @@ import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { RemoteFlash } from '../../tools/xs/guest/remote-flash.ts';
 import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../../tools/xs/guest/remote-stream.ts';
 import { fromUtf8, utf8 } from '../../tools/xs/wire.ts';
+import { simulatedLinkSettings } from '../../tools/sim/telemetry-link-settings.ts';
 
 export interface XsDeviceBoot {
   readonly now: number;
@@ -122,24 +123,11 @@ function serve(): void {
           primitives: envelopePrimitives(crypto),
           host: init.host,
           port: init.port,
-          session: {
-            protocolVersion: init.protocolVersion,
-            clientId: init.deviceIdHex,
-            keepAliveSec: 30,
-            sessionExpirySec: 3600,
-            maximumPacketSize: 4096,
-            maxInFlight: 8,
-            responseTimeoutMs: 3000,
-            username: init.deviceIdHex,
-            password: utf8(init.password),
-          },
-          client: { backoff: { baseMs: 20, capMs: 500 } },
-          receiptTimeoutMs: 2000,
+          ...simulatedLinkSettings({ deviceHex: init.deviceIdHex, protocolVersion: init.protocolVersion, password: utf8(init.password) }),
         },
         { connector: guarded(boots), clock, entropy: hostEntropy },
       );
-      const started = link;
-      started.start(clock.now);
+      link.start(clock.now);
     });
   };
 

@@ -27,6 +27,7 @@ import { isPowerCut } from './flash/errors.ts';
 import { PartitionView } from './flash/partition-view.ts';
 import { SimFlash, type FlashMode, type TearMode } from './flash/sim-flash.ts';
 import { Rng } from './rng.ts';
+import { simulatedLinkSettings } from './telemetry-link-settings.ts';
 
 /** Counter blocks at the start of the device's flash; the outbox takes the rest. */
 const COUNTER_BLOCKS = 2;
@@ -130,19 +131,14 @@ export class TelemetryDevice {
         suite: this.options.suite ?? EnvelopeSuite.hmacSha256,
         host: this.options.host,
         port: this.options.port,
-        session: {
+        ...simulatedLinkSettings({
+          deviceHex: this.hexId,
           protocolVersion: this.options.protocolVersion,
-          clientId: this.hexId,
-          keepAliveSec: this.options.keepAliveSec ?? 30,
-          sessionExpirySec: 3600,
-          maximumPacketSize: 4096,
-          maxInFlight: this.options.maxInFlight ?? 8,
-          responseTimeoutMs: 3000,
-          username: this.hexId,
           ...(this.options.password !== undefined ? { password: new TextEncoder().encode(this.options.password) } : {}),
-        },
-        client: { backoff: { baseMs: 20, capMs: 500 } },
-        receiptTimeoutMs: this.options.receiptTimeoutMs ?? 2000,
+          keepAliveSec: this.options.keepAliveSec,
+          maxInFlight: this.options.maxInFlight,
+          receiptTimeoutMs: this.options.receiptTimeoutMs,
+        }),
       },
       { connector: this.guard(connector), clock: nodeClock, entropy: this.entropy, onEvent: (e) => this.options.onEvent?.(e) },
     );
