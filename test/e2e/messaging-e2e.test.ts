@@ -29,7 +29,7 @@ import { IngestService } from '../../tools/ingest/ingest.ts';
 import { parseInventory } from '../../tools/ingest/inventory.ts';
 import { PgliteStore } from '../../tools/ingest/store-pglite.ts';
 import type { FlashMode, SimFlash, TearMode } from '../../tools/sim/flash/sim-flash.ts';
-import { XsTelemetryDevice } from './xs-device-host.ts';
+import { XsTelemetryDevice } from '../../tools/sim/xs-device-host.ts';
 
 const mosquittoNeeds = [findMosquitto(), findMosquittoPasswd(), findOpenssl()];
 const INGEST = { username: 'ingest', password: 'ingest-secret' };

@@ -6,13 +6,13 @@
  * end-to-end scenario drives either engine.
  */
 import { fileURLToPath } from 'node:url';
-import { SimFlash, type FlashMode, type TearMode } from '../../tools/sim/flash/sim-flash.ts';
-import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
+import { SimFlash, type FlashMode, type TearMode } from './flash/sim-flash.ts';
+import { PartitionView } from './flash/partition-view.ts';
 import { Counter } from '../../firmware/storage/counter.ts';
 import { Outbox } from '../../firmware/storage/outbox.ts';
-import { HostServices } from '../../tools/xs/host-services.ts';
-import { XsStreamBridge } from '../../tools/xs/stream-bridge.ts';
-import { nodeClock } from '../../tools/net/node-stream.ts';
+import { HostServices } from '../xs/host-services.ts';
+import { XsStreamBridge } from '../xs/stream-bridge.ts';
+import { nodeClock } from '../net/node-stream.ts';
 import type { XsAppendReply, XsDeviceBoot, XsDeviceStatus } from './xs-telemetry-device.ts';
 
 const ENTRY = fileURLToPath(new URL('./xs-telemetry-device.ts', import.meta.url));

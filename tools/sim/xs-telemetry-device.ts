@@ -16,12 +16,12 @@ import { deriveDeviceKeys } from '../../firmware/security/envelope-keys.ts';
 import { envelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import type { ByteStream, ByteStreamCallbacks, StreamConnector } from '../../firmware/hal/stream.ts';
-import { isPowerCut } from '../../tools/sim/flash/errors.ts';
-import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
-import { RemoteFlash } from '../../tools/xs/guest/remote-flash.ts';
-import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../../tools/xs/guest/remote-stream.ts';
-import { fromUtf8, utf8 } from '../../tools/xs/wire.ts';
-import { simulatedLinkSettings } from '../../tools/sim/telemetry-link-settings.ts';
+import { isPowerCut } from './flash/errors.ts';
+import { PartitionView } from './flash/partition-view.ts';
+import { RemoteFlash } from '../xs/guest/remote-flash.ts';
+import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../xs/guest/remote-stream.ts';
+import { fromUtf8, utf8 } from '../xs/wire.ts';
+import { simulatedLinkSettings } from './telemetry-link-settings.ts';
 
 export interface XsDeviceBoot {
   readonly now: number;
