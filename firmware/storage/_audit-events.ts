@@ -50,7 +50,11 @@ export type AuditEvent =
    * null when a cut destroyed the block before it could be counted; then
    * `firstCounter` is a lower bound (the ack point + 1).
    */
-  | { readonly kind: 'dropped-unacknowledged'; readonly blockSeq: number; readonly count: number | null; readonly firstCounter: number; readonly lastCounter: number };
+  | { readonly kind: 'dropped-unacknowledged'; readonly blockSeq: number; readonly count: number | null; readonly firstCounter: number; readonly lastCounter: number }
+  /** The serial console refused `op` (a token: `unlock`, `reboot`, …) for `reason` (`locked`, `bad-signature`, `stale-challenge`, …; docs/spec/console.md). */
+  | { readonly kind: 'console-refused'; readonly op: string; readonly reason: string }
+  /** The unlocked serial console accepted the state-changing command `op` (written before it runs). */
+  | { readonly kind: 'console-command'; readonly op: string };
 
 export type AuditEventKind = AuditEvent['kind'];
 
@@ -74,6 +78,8 @@ export const AUDIT_KIND_CODES: Readonly<Record<AuditEventKind, number>> = Object
   'clock-jump': 0x24,
   'console-unlocked': 0x30,
   'dropped-unacknowledged': 0x40,
+  'console-refused': 0x31,
+  'console-command': 0x32,
 });
 
 const KEY_ROLES: readonly AuditKeyRole[] = Object.freeze(['root', 'targets', 'device', 'audit'] as const);
@@ -235,6 +241,12 @@ export function encodeAuditEvent(event: AuditEvent): { code: number; body: Uint8
       w.u32(event.blockSeq, 'blockSeq').optionalU32(event.count, 'count').u53(event.firstCounter, 'firstCounter').u53(event.lastCounter, 'lastCounter');
       if (event.firstCounter > event.lastCounter) throw new RangeError(`firstCounter ${event.firstCounter} is above lastCounter ${event.lastCounter}`);
       break;
+    case 'console-refused':
+      w.token(event.op, 'op').token(event.reason, 'reason');
+      break;
+    case 'console-command':
+      w.token(event.op, 'op');
+      break;
     default:
       throw new RangeError(`unknown audit event kind ${String((event as { kind: unknown }).kind)}`);
   }
@@ -373,6 +385,12 @@ export function decodeAuditEvent(code: number, body: Uint8Array): AuditEvent {
       event = { kind, blockSeq, count, firstCounter, lastCounter };
       break;
     }
+    case 'console-refused':
+      event = { kind, op: r.token('op'), reason: r.token('reason') };
+      break;
+    case 'console-command':
+      event = { kind, op: r.token('op') };
+      break;
   }
   r.end();
   return event;

@@ -1,0 +1,3 @@
+/** The serial console's line protocol on the device (docs/spec/console.md). */
+export { CONSOLE_MAX_FIELDS, CONSOLE_MAX_LINE, CONSOLE_MAX_NAME, CONSOLE_PROTOCOL_VERSION, ConsoleDecoder, ConsoleEncodeError, decodeConsoleLine, encodeConsoleFrame, valueText, type ConsoleDecoderStats, type ConsoleDropReason, type ConsoleFields, type ConsoleFrame, type ConsoleValue } from './frame.ts';
+export { CONSOLE_DEFAULT_AUDIT_TAIL, CONSOLE_MAX_AUDIT_TAIL, CONSOLE_OPS, ConsoleServer, type ConsoleActionResult, type ConsoleOutput, type ConsoleServerOptions, type ConsoleServerStats, type ConsoleTarget } from './server.ts';
