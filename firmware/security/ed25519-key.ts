@@ -16,10 +16,13 @@
  *
  * A key made the RFC 8032 way (clamped scalar times the base point) is
  * never refused. Pure computation on @noble/ed25519's Point (BigInt), no
- * module state.
+ * module state; the order check doubles three times instead of noble's
+ * `isSmallOrder()`, whose `multiply` builds noble's 4,224-point base table
+ * in its module state when the key is the base point itself.
  */
 import { Point } from '@noble/ed25519';
 import { PUBLIC_KEY_LENGTH } from './verify.ts';
+import { isSmallOrderPoint } from './ed25519-verifier.ts';
 
 /** p = 2^255 - 19 as 32 little-endian bytes. */
 const FIELD_PRIME_LE: readonly number[] = Object.freeze([0xed, ...new Array<number>(30).fill(0xff), 0x7f]);
@@ -38,7 +41,7 @@ export function ed25519PublicKeyProblem(publicKey: Uint8Array): string | undefin
   }
   const again = point.toBytes();
   for (let i = 0; i < PUBLIC_KEY_LENGTH; i++) if (again[i] !== publicKey[i]) return 'non-canonical encoding';
-  if (point.isSmallOrder()) return 'a small-order point (any signature verifies under it with some verifiers)';
+  if (isSmallOrderPoint(point)) return 'a small-order point (any signature verifies under it with some verifiers)';
   return undefined;
 }
 

@@ -6,18 +6,26 @@
  * Moddable target may wrap it and swap in the ESP32's native SHA-256 for
  * image hashing (1.6 s per MiB in pure JavaScript even on host XS).
  *
- * @noble/ed25519 3.x needs a synchronous SHA-512 for its synchronous API:
- * `hashes.sha512` must be set before `verify`/`sign`. Setting it is a write
- * to the library's module state, so it is not done at load (firmware rule
- * `top-level-effect`, docs/design/firmware-rules.md) but by
- * `configureEd25519()`, which `createNobleCrypto()` calls; it is idempotent.
+ * Ed25519 verification is not noble's `ed.verify`: its first call builds
+ * a 4,224-point base table in noble's module state, several times the
+ * device's JavaScript heap. `ed25519Verify` goes through an Ed25519Verifier
+ * (ed25519-verifier.ts) owned by the returned object: no table by default,
+ * or a smaller window table that lives and dies with this instance
+ * (docs/design/ram-budget.md has the trade-off).
+ *
+ * @noble/ed25519 3.x needs a synchronous SHA-512 for its synchronous API
+ * (`sign`, used by host tools and tests): `hashes.sha512` must be set first.
+ * Setting it is a write to the library's module state, so it is not done at
+ * load (firmware rule `top-level-effect`, docs/design/firmware-rules.md) but
+ * by `configureEd25519()`, which `createNobleCrypto()` calls; it is
+ * idempotent.
  */
 import * as ed from '@noble/ed25519';
+import { Ed25519Verifier } from './ed25519-verifier.ts';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { Crypto, Sha256 } from '../hal/crypto.ts';
-import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './verify.ts';
 
 /** ChaCha20-Poly1305 (RFC 8439): 32-byte key, 12-byte nonce, 16-byte tag. */
 export const AEAD_KEY_LENGTH = 32;
@@ -36,8 +44,18 @@ export function configureEd25519(): void {
   ed.hashes.sha512 = sha512;
 }
 
-export function createNobleCrypto(): Crypto {
+export interface NobleCryptoOptions {
+  /**
+   * Ed25519 base-point window: 0 (default) keeps no table; 2..8 builds a
+   * table of 2^(w-1) x (ceil(253/w) + 1) points at the first verify, kept
+   * as long as the returned Crypto (docs/design/ram-budget.md).
+   */
+  readonly ed25519BaseWindow?: number;
+}
+
+export function createNobleCrypto(options: NobleCryptoOptions = {}): Crypto {
   configureEd25519();
+  const verifier = new Ed25519Verifier({ baseWindow: options.ed25519BaseWindow ?? 0 });
   return Object.freeze<Crypto>({
     createSha256(): Sha256 {
       const state = sha256.create();
@@ -58,17 +76,9 @@ export function createNobleCrypto(): Crypto {
       return hmac(sha256, key, data);
     },
     ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
-      if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
-      if (!(publicKey instanceof Uint8Array) || publicKey.length !== PUBLIC_KEY_LENGTH) return false;
-      if (!(message instanceof Uint8Array)) return false;
-      try {
-        // zip215: false is RFC 8032 / FIPS 186-5 strict verification: canonical
-        // encodings only, small-order public keys rejected. The library default
-        // (ZIP-215) accepts any message under a small-order key.
-        return ed.verify(signature, message, publicKey, { zip215: false });
-      } catch {
-        return false;
-      }
+      // Strict RFC 8032 / FIPS 186-5 verification (noble's zip215: false): canonical
+      // encodings only, small-order public keys rejected; false for any malformed input.
+      return verifier.verify(signature, message, publicKey);
     },
     aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
       checkAeadParameters(key, nonce);
