@@ -25,7 +25,7 @@ import { envelopePrimitives } from '../firmware/security/envelope-primitives.ts'
 import { deriveDeviceKeys } from '../firmware/security/envelope-keys.ts';
 import { EnvelopeSuite } from '../firmware/security/envelope-format.ts';
 import { SimFlash, type FlashMode } from '../tools/sim/flash/sim-flash.ts';
-import { BASE_OPTIONS, FakeBroker, Link } from '../test/protocol/session-broker.ts';
+import { BASE_OPTIONS, FakeBroker, Link, MemorySource } from '../test/protocol/session-broker.ts';
 import type { BenchGroup, Figure } from './figures.ts';
 import { steadyState } from './outbox.bench.ts';
 import { DEVICE_TOPIC } from './envelope.bench.ts';
@@ -81,6 +81,7 @@ export function drainSteadyState(mode: FlashMode, size: number, burst: number, s
     if (source instanceof AckBatchingSource) source.flush();
     // The broker keeps what it decoded; the drain figures need none of it.
     broker.received.length = 0;
+    broker.topics.length = 0;
   };
   pass();
   flash.resetCounters();
@@ -129,6 +130,33 @@ class AckBatchingSource implements RecordSource {
     if (this.pending !== undefined) this.inner.ack(this.pending);
     this.pending = undefined;
   }
+}
+
+/**
+ * Bytes the session writes per record in steady state, minus the payload:
+ * everything the PUBLISH adds (fixed header, topic or topic alias, packet
+ * id, properties). The session drains `records` records of `payloadBytes`
+ * bytes to the scripted broker (Receive Maximum 20, PUBACK at once) whose
+ * CONNACK has Topic Alias Maximum `topicAliasMaximum` (0: none allowed,
+ * the full topic in every PUBLISH); every PUBLISH after the first of the
+ * connection is measured, and they must all be the same size.
+ */
+export function publishBytesPerRecord(topic: string, payloadBytes: number, topicAliasMaximum: number, records = 50): number {
+  const source = new MemorySource(records, payloadBytes);
+  const session = new MqttSession({ ...BASE_OPTIONS, topic }, source);
+  const sizes: number[] = [];
+  const broker = new (class extends FakeBroker {
+    override feed(bytes: Uint8Array): Uint8Array[] {
+      if (bytes[0] >> 4 === 3) sizes.push(bytes.length);
+      return super.feed(bytes);
+    }
+  })();
+  const link = new Link(session, broker);
+  link.open({ receiveMaximum: 20, topicAliasMaximum, autoAck: () => 0 });
+  if (source.ackedUpTo !== records - 1 || sizes.length !== records) throw new Error(`publishBytesPerRecord: ${sizes.length} PUBLISHes for ${records} records`);
+  const steady = sizes.slice(1);
+  if (steady.some((n) => n !== steady[0])) throw new Error(`publishBytesPerRecord: steady-state PUBLISH sizes differ: ${steady.join(',')}`);
+  return steady[0] - payloadBytes;
 }
 
 const CLIENT_FOLDERS = ['firmware/protocol/mqtt', 'firmware/protocol/mqtt-session', 'firmware/protocol/mqtt-client'];
@@ -194,6 +222,15 @@ export const mqttWaBench: BenchGroup = {
           { name: `mqtt.client.sealedDrainWa.${mode}.${size}`, value: round(sealed.wa), unit: '×', label: `sealed telemetry drained one PUBACK at a time: bytes programmed (outbox + counter) ÷ ${size}-byte application payloads (each record is the payload + 37 envelope bytes), ${mode}`, kind: 'count' },
         );
       }
+    }
+    for (const payloadBytes of [16, 69]) {
+      const plain = publishBytesPerRecord(DEVICE_TOPIC, payloadBytes, 0);
+      const aliased = publishBytesPerRecord(DEVICE_TOPIC, payloadBytes, 10);
+      const what = payloadBytes === 69 ? '69-byte payloads (a 32-byte reading in the 37-byte envelope)' : `${payloadBytes}-byte payloads`;
+      figures.push(
+        { name: `mqtt.client.publishOverhead.noAlias.${payloadBytes}`, value: plain, unit: 'bytes', label: `bytes the session writes per record beyond the payload, steady state, MQTT 5 QoS 1 to ${DEVICE_TOPIC} (${DEVICE_TOPIC.length} bytes), broker allows no topic alias, ${what} (publishBytesPerRecord)`, kind: 'count' },
+        { name: `mqtt.client.publishOverhead.topicAlias.${payloadBytes}`, value: aliased, unit: 'bytes', label: `the same with the broker's Topic Alias Maximum ≥ 1: the topic once per connection, then an empty topic and Topic Alias 1 (publishBytesPerRecord)`, kind: 'count' },
+      );
     }
     progress('  mqtt client bundle');
     const folders = CLIENT_FOLDERS.filter((f) => existsSync(join(f, 'index.ts')));

@@ -15,7 +15,10 @@
  *   pretending to be an old broker): refusals reported, no downgrade; and,
  *   with the fallbackTo311 policy, a drain over 3.1.1 after one refusal.
  *
- * Asserted: every record reached the subscriber (duplicates allowed: QoS 1),
+ * Asserted: every record reached the subscriber (duplicates allowed: QoS 1)
+ * under the device's full topic, though the device sends the topic once per
+ * connection and then Topic Alias 1 (mosquitto's Topic Alias Maximum is 10;
+ * the subscriber announces none, so mosquitto must resolve the alias),
  * the outbox is empty, no more than Receive Maximum PUBLISHes were ever in
  * flight, and a restart shows up as a closed link, a backoff and a
  * reconnect with the session present. Without mosquitto (or openssl for the
@@ -91,6 +94,8 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
   /** Per device, the record numbers the subscriber received (a set: QoS 1 may repeat). */
   const received = new Map<string, Set<number>>();
   let duplicates = 0;
+  /** Messages that arrived under a topic other than their device's full telemetry topic. */
+  const wrongTopics: string[] = [];
 
   before(async () => {
     requireComponents(needs);
@@ -109,8 +114,9 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
       properties: { sessionExpiryInterval: 600 },
       reconnectPeriod: 100,
     });
-    subscriber.on('message', (_topic, message) => {
+    subscriber.on('message', (topic, message) => {
       const [device, index] = message.toString('latin1').split(':');
+      if (topic !== `holdfast/${device}/telemetry`) wrongTopics.push(`${device}:${index} on '${topic}'`);
       const set = received.get(device) ?? new Set<number>();
       if (set.has(Number(index))) duplicates++;
       set.add(Number(index));
@@ -179,7 +185,11 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     // 3.1.1 has no Receive Maximum: there the window is the session's maxInFlight.
     const window = options.fallbackTo311 ? session.maxInFlight : RECEIVE_MAXIMUM;
     assert.ok(stats.peakInFlight <= window, `peak in flight ${stats.peakInFlight} ≤ ${window}`);
-    t.diagnostic(`${device}: ${records} records, ${stats.connects} connections, peak in flight ${stats.peakInFlight}, resent ${stats.session.resent}, ${events.filter((e) => e.kind === 'backoff').length} backoffs`);
+    // MQTT 5: one PUBLISH per connection carries the topic, the rest alias 1 alone; 3.1.1 has no aliases.
+    if (options.fallbackTo311) assert.equal(stats.session.aliased, 0, '3.1.1: no topic alias');
+    else assert.ok(stats.session.aliased >= records - stats.connacks, `aliased ${stats.session.aliased} of ${stats.session.published + stats.session.resent} PUBLISHes over ${stats.connacks} connections`);
+    assert.deepEqual(wrongTopics, [], 'every message under its full topic');
+    t.diagnostic(`${device}: ${records} records, ${stats.connects} connections, peak in flight ${stats.peakInFlight}, resent ${stats.session.resent}, aliased ${stats.session.aliased}, ${events.filter((e) => e.kind === 'backoff').length} backoffs`);
     return events;
   }
 
@@ -226,6 +236,8 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     assert.ok(stats);
     assert.equal(stats.session.quotaViolations, 0, 'send quota never exceeded');
     assert.ok(stats.peakInFlight <= RECEIVE_MAXIMUM, `peak in flight ${stats.peakInFlight} ≤ Receive Maximum ${RECEIVE_MAXIMUM}`);
+    assert.ok(stats.session.aliased >= RECORDS - stats.connacks, `XS: aliased ${stats.session.aliased} over ${stats.connacks} connections`);
+    assert.deepEqual(wrongTopics, [], 'every message under its full topic');
     assert.ok(bridge.streams.counts.writes > 0 && bridge.streams.counts.events > 0, 'bytes went through the bridge both ways');
     t.diagnostic(
       `${device} (XS): ${RECORDS} records, ${stats.connects} connections, peak in flight ${stats.peakInFlight}, resent ${stats.session.resent}; ` +
@@ -242,6 +254,14 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
     assert.ok(connected.length >= 2, 'reconnected');
     assert.ok(connected.slice(1).some((e) => e.kind === 'connected' && e.sessionPresent), 'the broker kept the session across its restart (persistence)');
     assert.equal(connected[0].kind === 'connected' && connected[0].receiveMaximum, RECEIVE_MAXIMUM, 'Receive Maximum from max_inflight_messages');
+    assertAliased(events);
+  }
+
+  /** Every CONNACK allowed topic aliases, and every message so far arrived under its full topic. */
+  function assertAliased(events: ClientEvent[]): void {
+    const connected = events.filter((e): e is Extract<ClientEvent, { kind: 'connected' }> => e.kind === 'connected');
+    assert.ok(connected.length > 0 && connected.every((e) => e.topicAliasMaximum >= 1), `mosquitto allows topic aliases: ${JSON.stringify(connected.map((e) => e.topicAliasMaximum))}`);
+    assert.deepEqual(wrongTopics, [], 'every message under its full topic');
   }
 
   it('in Node over TCP: every record reaches the subscriber across a broker restart', async (t) => {
@@ -259,6 +279,7 @@ describe('firmware MQTT client against mosquitto', { skip }, () => {
   it('in Node over TLS with the device certificate: every record reaches the subscriber', async (t) => {
     const events = await drainInNode('dev-node-tls', { tls: true, restart: false }, t);
     assert.ok(events.some((e) => e.kind === 'connected'), 'connected over TLS');
+    assertAliased(events);
     assert.ok(!events.some((e) => e.kind === 'refused'), 'accepted on the certificate (no password)');
     assert.equal(got('dev-node-tls'), RECORDS);
   });

@@ -4,7 +4,10 @@
  * configured CONNACK, holds QoS 1 PUBLISHes until the test releases their
  * PUBACKs (or acknowledges at once with `autoAck`), and counts every rule
  * the client breaks: PUBLISHes beyond its Receive Maximum, packets above its
- * Maximum Packet Size.
+ * Maximum Packet Size. With a Topic Alias Maximum it accepts aliases as a
+ * broker does (§3.3.2.3.4): the mapping lives for one connection, and a
+ * PUBLISH with an empty topic and an alias not mapped on this connection is
+ * a protocol error (a CheckFailure here).
  */
 import { encodePacket, MqttStreamDecoder, type MqttPacket, type MqttProperties, type PublishPacket } from '../../firmware/protocol/mqtt/index.ts';
 import { MqttSession, type SessionEvent, type SessionOptions, type SourceRecord, type RecordSource } from '../../firmware/protocol/mqtt-session/index.ts';
@@ -17,6 +20,8 @@ export interface BrokerConfig {
   connackReason?: number;
   /** Raw CONNACK bytes instead of an encoded one (for values the encoder refuses). */
   rawConnack?: Uint8Array;
+  /** Topic Alias Maximum announced in CONNACK (absent: 0, no alias allowed). */
+  topicAliasMaximum?: number;
   /** PUBACK at once, with this reason code per PUBLISH. */
   autoAck?: (publish: PublishPacket) => number | undefined;
 }
@@ -26,6 +31,10 @@ export class FakeBroker {
   private decoder = new MqttStreamDecoder({ protocolVersion: 5, maximumPacketSize: 1 << 20 });
   /** Every packet the client wrote, in order, over all connections. */
   readonly received: MqttPacket[] = [];
+  /** The topic of every PUBLISH in `received`, in order, with aliases resolved as a broker does. */
+  readonly topics: string[] = [];
+  /** Topic alias → topic on this connection. */
+  private aliases = new Map<number, string>();
   /** QoS 1 PUBLISHes held (no PUBACK yet) on this connection. */
   held: PublishPacket[] = [];
   inFlight = 0;
@@ -35,7 +44,8 @@ export class FakeBroker {
 
   reset(config: BrokerConfig): void {
     this.config = config;
-    this.decoder = new MqttStreamDecoder({ protocolVersion: 5, maximumPacketSize: 1 << 20 });
+    this.decoder = new MqttStreamDecoder({ protocolVersion: 5, maximumPacketSize: 1 << 20, topicAliasMaximum: config.topicAliasMaximum ?? 0 });
+    this.aliases = new Map();
     this.held = [];
     this.inFlight = 0;
   }
@@ -49,6 +59,7 @@ export class FakeBroker {
     const out: Uint8Array[] = [];
     for (const p of result.packets) {
       this.received.push(p);
+      if (p.type === 'publish') this.topics.push(this.resolveTopic(p));
       if (p.type === 'connect') {
         if (this.config.rawConnack) {
           out.push(this.config.rawConnack);
@@ -57,6 +68,7 @@ export class FakeBroker {
         const properties: MqttProperties = {};
         if (this.config.receiveMaximum !== undefined) properties.receiveMaximum = this.config.receiveMaximum;
         if (this.config.maximumPacketSize !== undefined) properties.maximumPacketSize = this.config.maximumPacketSize;
+        if (this.config.topicAliasMaximum !== undefined) properties.topicAliasMaximum = this.config.topicAliasMaximum;
         out.push(this.encode({ type: 'connack', sessionPresent: this.config.sessionPresent ?? false, reasonCode: this.config.connackReason ?? 0, properties }));
       } else if (p.type === 'publish' && p.qos === 1) {
         this.inFlight++;
@@ -72,6 +84,19 @@ export class FakeBroker {
       }
     }
     return out;
+  }
+
+  /** The PUBLISH's topic: its own, or the one its alias maps to on this connection (§3.3.2.3.4). */
+  private resolveTopic(p: PublishPacket): string {
+    const alias = p.properties.topicAlias;
+    if (alias === undefined) return p.topic;
+    if (p.topic !== '') {
+      this.aliases.set(alias, p.topic);
+      return p.topic;
+    }
+    const topic = this.aliases.get(alias);
+    if (topic === undefined) throw new CheckFailure(`PUBLISH with topic alias ${alias} not mapped on this connection (protocol error 0x82)`);
+    return topic;
   }
 
   /** PUBACK for the held PUBLISH at `index` of `held`. */

@@ -4,7 +4,10 @@
  * (max_inflight_messages) and Maximum Packet Size 512; the session drains
  * 200 records, never has more than 3 PUBLISHes unacknowledged, and reports
  * the one oversize record instead of sending it (mosquitto would close the
- * connection on it). No subscriber: PUBACK 0x10 counts as delivered.
+ * connection on it). mosquitto's default Topic Alias Maximum (10) lets the
+ * session send the topic once and alias 1 after it; mosquitto accepts every
+ * aliased PUBLISH (it would close the connection on an unmapped alias).
+ * No subscriber: PUBACK 0x10 counts as delivered.
  * Without mosquitto the test skips with a message, except under CI.
  */
 import { after, before, describe, it } from 'node:test';
@@ -84,6 +87,7 @@ describe('mqtt session against mosquitto', { skip }, () => {
     assert.ok(connected && connected.kind === 'connected');
     assert.equal(connected.receiveMaximum, 3, 'mosquitto advertises Receive Maximum 3');
     assert.equal(connected.maximumPacketSize, 512, 'and Maximum Packet Size 512');
+    assert.ok(connected.topicAliasMaximum >= 1, `mosquitto allows topic aliases (Topic Alias Maximum ${connected.topicAliasMaximum})`);
     const stats = session.stats();
     assert.equal(stats.quotaViolations, 0);
     assert.ok(stats.peakInFlight <= 3, `peak in flight ${stats.peakInFlight}`);
@@ -93,6 +97,7 @@ describe('mqtt session against mosquitto', { skip }, () => {
     assert.equal(oversize.length, 1);
     assert.equal(oversize[0].kind === 'oversize' && oversize[0].seq, 57);
     assert.equal(stats.published, 199, 'every other record published once');
+    assert.equal(stats.aliased, 198, 'all but the first with the topic alias alone');
     assert.equal(source.ackedUpTo, 199);
     t.diagnostic(`peak in flight ${stats.peakInFlight} (wire ${peak}), largest packet ${largest} bytes, ${stats.published} published`);
   });

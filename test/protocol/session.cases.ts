@@ -390,6 +390,178 @@ export const suite: CaseSuite = {
       },
     },
     {
+      name: 'topic alias: a broker without Topic Alias Maximum (absent or 0) never sees one; the full topic every time',
+      run() {
+        for (const config of [{ receiveMaximum: 4 }, { receiveMaximum: 4, topicAliasMaximum: 0 }]) {
+          const { link, broker, source, session } = setup(10);
+          link.open(config);
+          link.drain();
+          equal(source.ackedUpTo, 9, 'all delivered');
+          const pubs = broker.publishes();
+          equal(pubs.length, 10, 'ten PUBLISHes');
+          ok(pubs.every((p) => p.topic === BASE_OPTIONS.topic && p.properties.topicAlias === undefined), 'every PUBLISH has the topic and no alias property');
+          equal(link.eventsOf('connected')[0].topicAliasMaximum, 0, 'connected event: alias maximum 0');
+          equal(session.stats().aliased, 0, 'none aliased');
+        }
+      },
+    },
+    {
+      name: 'topic alias: with Topic Alias Maximum 1 or 10, the first PUBLISH carries topic + alias 1, every later one an empty topic + alias 1',
+      run() {
+        const report: Record<string, number> = {};
+        for (const max of [1, 10]) {
+          const { link, broker, source, session } = setup(20);
+          link.open({ receiveMaximum: 5, topicAliasMaximum: max });
+          link.drain();
+          equal(source.ackedUpTo, 19, `max ${max}: all delivered`);
+          const pubs = broker.publishes();
+          equal(pubs.length, 20, `max ${max}: twenty PUBLISHes`);
+          equal(pubs[0].topic, BASE_OPTIONS.topic, `max ${max}: first has the topic`);
+          equal(pubs[0].properties.topicAlias, 1, `max ${max}: and alias 1`);
+          ok(pubs.slice(1).every((p) => p.topic === '' && p.properties.topicAlias === 1), `max ${max}: later ones empty topic + alias 1`);
+          ok(broker.topics.every((t) => t === BASE_OPTIONS.topic), `max ${max}: the broker resolves every one to the topic`);
+          equal(link.eventsOf('connected')[0].topicAliasMaximum, max, `max ${max}: connected event carries it`);
+          equal(session.stats().aliased, 19, `max ${max}: 19 aliased`);
+          ok(pubs.every((p, i) => seqOf(p) === i), `max ${max}: in order`);
+        }
+        // The bytes saved per PUBLISH: topic length (2 + 7 here) minus the alias property (3).
+        const plain = new MqttSession(BASE_OPTIONS, new MemorySource(2));
+        const aliased = new MqttSession(BASE_OPTIONS, new MemorySource(2));
+        plain.opened(0);
+        aliased.opened(0);
+        const connack = (max: number): Uint8Array => encodePacket({ type: 'connack', sessionPresent: false, reasonCode: 0, properties: max > 0 ? { topicAliasMaximum: max } : {} }, { protocolVersion: 5 });
+        const a = plain.received(connack(0), 0).write;
+        const b = aliased.received(connack(5), 0).write;
+        equal(a.length, 2, 'two PUBLISHes without alias');
+        equal(b.length, 2, 'two PUBLISHes with alias');
+        equal(b[0].length, a[0].length + 3, 'first: the alias property costs 3 bytes');
+        equal(b[1].length, a[1].length + 3 - BASE_OPTIONS.topic.length, 'later: the topic is gone');
+        report.bytesSavedPerPublish = a[1].length - b[1].length;
+        return report;
+      },
+    },
+    {
+      name: 'topic alias: a new connection starts with no mapping; the DUP resend (original packet id) establishes it again',
+      run() {
+        const { link, broker, source } = setup(6);
+        link.open({ receiveMaximum: 3, topicAliasMaximum: 10 });
+        equal(broker.publishes().length, 3, '3 sent');
+        const firstIds = ids(broker.publishes());
+        link.deliver(broker.release(1)); // seq 1 delivered, seq 3 goes out aliased
+        equal(broker.publishes()[3].topic, '', 'seq 3: alias only');
+        link.close();
+        const before = broker.publishes().length;
+        link.open({ receiveMaximum: 3, sessionPresent: true, topicAliasMaximum: 10 });
+        const resent = broker.publishes().slice(before);
+        equal(resent.map(seqOf).join(','), '0,2,3', 'the unacknowledged ones first');
+        ok(resent.every((p) => p.dup), 'all DUP');
+        equal(resent[0].packetId, firstIds[0], 'seq 0 keeps its packet id');
+        equal(resent[0].topic, BASE_OPTIONS.topic, 'the first PUBLISH of the new connection (a DUP resend) carries the topic');
+        equal(resent[0].properties.topicAlias, 1, 'and alias 1');
+        ok(resent.slice(1).every((p) => p.topic === '' && p.properties.topicAlias === 1), 'then alias only');
+        link.drain();
+        equal(source.ackedUpTo, 5, 'all delivered');
+        ok(broker.topics.every((t) => t === BASE_OPTIONS.topic), 'every PUBLISH resolves to the topic on its own connection');
+
+        // A reconnect to a broker that allows no alias: the full topic again, no alias property.
+        const b = setup(4);
+        b.link.open({ receiveMaximum: 2, topicAliasMaximum: 5 });
+        b.link.close();
+        const n = b.broker.publishes().length;
+        b.link.open({ receiveMaximum: 2, sessionPresent: true });
+        const again = b.broker.publishes().slice(n);
+        ok(again.length > 0 && again.every((p) => p.topic === BASE_OPTIONS.topic && p.properties.topicAlias === undefined), 'no alias where the new CONNACK allows none');
+        b.link.drain();
+        equal(b.source.ackedUpTo, 3, 'all delivered');
+
+        // Session present 0: resent as new PUBLISHes; the first establishes the alias.
+        const c = setup(3);
+        c.link.open({ receiveMaximum: 3, topicAliasMaximum: 5 });
+        c.link.close();
+        const m = c.broker.publishes().length;
+        c.link.open({ receiveMaximum: 3, sessionPresent: false, topicAliasMaximum: 5 });
+        const fresh = c.broker.publishes().slice(m);
+        equal(fresh.length, 3, 'three resent');
+        equal(fresh[0].topic, BASE_OPTIONS.topic, 'first carries the topic');
+        ok(fresh.slice(1).every((p) => p.topic === ''), 'then alias only');
+      },
+    },
+    {
+      name: 'topic alias: topicAliases false and MQTT 3.1.1 never send one',
+      run() {
+        const { link, broker, session } = setup(5, { topicAliases: false });
+        link.open({ receiveMaximum: 5, topicAliasMaximum: 10 });
+        link.drain();
+        ok(broker.publishes().every((p) => p.topic === BASE_OPTIONS.topic && p.properties.topicAlias === undefined), 'topicAliases false: full topic, no alias');
+        equal(session.stats().aliased, 0, 'none aliased');
+
+        const s = new MqttSession({ ...BASE_OPTIONS, protocolVersion: 4, maxInFlight: 3 }, new MemorySource(3));
+        s.opened(0);
+        const out = s.received(encodePacket({ type: 'connack', sessionPresent: false, reasonCode: 0, properties: {} }, { protocolVersion: 4 }), 0);
+        equal(out.write.length, 3, 'three PUBLISHes in 3.1.1');
+        for (const bytes of out.write) {
+          const p = decodePacket(bytes, { protocolVersion: 4, maximumPacketSize: 4096 });
+          ok(p.type === 'publish' && p.topic === BASE_OPTIONS.topic, '3.1.1: the full topic every time');
+        }
+        const connected = out.events.find((e) => e.kind === 'connected');
+        ok(connected !== undefined && connected.kind === 'connected' && connected.topicAliasMaximum === 0, '3.1.1: alias maximum 0');
+      },
+    },
+    {
+      name: 'topic alias: the broker Maximum Packet Size is judged on the bytes actually written',
+      run() {
+        // Sizes: full topic (t/dev-1, 7 bytes) + alias = aliased + 9 bytes. Limit between the two forms of record 1.
+        const source = new MemorySource(0);
+        source.records.push({ seq: 0, payload: new Uint8Array(10) });
+        source.records.push({ seq: 1, payload: new Uint8Array(40).fill(1) });
+        source.records.push({ seq: 2, payload: new Uint8Array(10).fill(2) });
+        const probe = (topic: string, n: number): number => encodePacket({ type: 'publish', topic, payload: new Uint8Array(n), qos: 1, retain: false, dup: false, packetId: 1, properties: { topicAlias: 1 } }, { protocolVersion: 5 }).length;
+        const limit = probe('', 40);
+        ok(probe(BASE_OPTIONS.topic, 40) > limit, 'record 1 with its topic would be over the limit');
+        const session = new MqttSession(BASE_OPTIONS, source);
+        const broker = new FakeBroker();
+        const link = new Link(session, broker);
+        link.open({ receiveMaximum: 10, maximumPacketSize: limit, topicAliasMaximum: 2 });
+        equal(link.eventsOf('oversize').length, 0, 'record 1 fits with the alias alone: not dropped');
+        equal(broker.publishes().map(seqOf).join(','), '0,1,2', 'all three sent');
+        equal(broker.oversizeSeen, 0, 'nothing above the limit on the wire');
+        link.drain();
+        equal(source.ackedUpTo, 2, 'all delivered');
+
+        // The same record first on a connection (it must carry the topic): over the limit, dropped and reported; the next one maps the alias.
+        const s2 = new MemorySource(0);
+        s2.records.push({ seq: 0, payload: new Uint8Array(40).fill(0) });
+        s2.records.push({ seq: 1, payload: new Uint8Array(10).fill(1) });
+        s2.records.push({ seq: 2, payload: new Uint8Array(10).fill(2) });
+        const b = new FakeBroker();
+        const l2 = new Link(new MqttSession(BASE_OPTIONS, s2), b);
+        l2.open({ receiveMaximum: 10, maximumPacketSize: limit, topicAliasMaximum: 2 });
+        const over = l2.eventsOf('oversize');
+        equal(over.length, 1, 'first record dropped');
+        equal(over[0].size, probe(BASE_OPTIONS.topic, 40), 'reported with the size it would have had');
+        const pubs = b.publishes();
+        equal(pubs.map(seqOf).join(','), '1,2', 'the rest sent');
+        equal(pubs[0].topic, BASE_OPTIONS.topic, 'the first one written carries the topic');
+        equal(pubs[1].topic, '', 'then alias only');
+        equal(b.oversizeSeen, 0, 'nothing above the limit on the wire');
+      },
+    },
+    {
+      name: 'topic alias from the broker: refused (the session announces no Topic Alias Maximum) with DISCONNECT 0x94',
+      run() {
+        const { link, broker } = setup(0);
+        link.open({ topicAliasMaximum: 10 });
+        const connect = broker.received[0];
+        ok(connect.type === 'connect' && connect.properties.topicAliasMaximum === undefined, 'CONNECT announces no Topic Alias Maximum');
+        link.deliver(broker.encode({ type: 'publish', topic: 'cmd/x', payload: new Uint8Array([1]), qos: 1, retain: false, dup: false, packetId: 3, properties: { topicAlias: 1 } }));
+        const last = broker.received[broker.received.length - 1];
+        ok(last.type === 'disconnect' && last.reasonCode === 0x94, 'DISCONNECT 0x94 Topic Alias invalid');
+        equal(link.eventsOf('protocol-error')[0]?.reasonCode, 0x94, 'reported');
+        equal(link.eventsOf('message').length, 0, 'no message event');
+        equal(link.closedBySession, true, 'closed');
+      },
+    },
+    {
       name: 'backoff: full jitter within bounded exponential ceilings, from the entropy HAL',
       run() {
         const opts = { baseMs: 500, capMs: 60_000 };

@@ -7,7 +7,13 @@
  *
  * Send quota as MQTT 5 §4.9: set to the broker's Receive Maximum at each
  * CONNACK, decremented per QoS 1 PUBLISH sent, incremented per PUBACK.
- * PINGREQ and SUBSCRIBE never touch it. Topic aliases are never used.
+ * PINGREQ and SUBSCRIBE never touch it.
+ *
+ * Topic alias (MQTT 5 §3.3.2.3.4): when the broker's CONNACK allows at
+ * least one, the first PUBLISH of a connection carries the topic and Topic
+ * Alias 1, every later one an empty topic and Topic Alias 1. The mapping
+ * lives as long as the connection. The session announces no Topic Alias
+ * Maximum of its own, so an alias from the broker stays a protocol error.
  */
 import { elapsedMs } from '../../base/ticks.ts';
 import { seqAdd, seqDiff } from '../../base/seq.ts';
@@ -56,6 +62,12 @@ export interface SessionOptions {
    * the subscription); doing it every time survives a broker that lost it.
    */
   readonly subscriptions?: readonly string[];
+  /**
+   * MQTT 5: send the topic once per connection and then Topic Alias 1 with
+   * an empty topic, when the broker's CONNACK Topic Alias Maximum is ≥ 1.
+   * Default true; false sends the full topic every time. Never in 3.1.1.
+   */
+  readonly topicAliases?: boolean;
 }
 
 export const SessionState = Object.freeze({
@@ -71,7 +83,8 @@ export const SessionState = Object.freeze({
 export type SessionStateName = (typeof SessionState)[keyof typeof SessionState];
 
 export type SessionEvent =
-  | { readonly kind: 'connected'; readonly sessionPresent: boolean; readonly receiveMaximum: number; readonly maximumPacketSize: number; readonly maximumQos: number }
+  /** `topicAliasMaximum`: the broker's (0 when absent or in 3.1.1); the session uses alias 1 when it is ≥ 1 and `topicAliases` is not false. */
+  | { readonly kind: 'connected'; readonly sessionPresent: boolean; readonly receiveMaximum: number; readonly maximumPacketSize: number; readonly maximumQos: number; readonly topicAliasMaximum: number }
   /** CONNACK refused the CONNECT. `unsupportedVersion`: 0x84 (MQTT 5), return code 1 (3.1.1), or a 3.1.1-format refusal answering our MQTT 5 CONNECT. */
   | { readonly kind: 'refused'; readonly reasonCode: number; readonly unsupportedVersion: boolean }
   /** CONNACK Maximum QoS 0 (§3.2.2.3.4): our QoS 1 PUBLISHes would be refused, so none is written on this connection. */
@@ -103,6 +116,8 @@ export interface SessionStats {
   resent: number;
   oversize: number;
   parked: number;
+  /** PUBLISHes written with an empty topic and the topic alias (the topic sent once per connection). */
+  aliased: number;
 }
 
 type EntryState = 'queued' | 'inflight' | 'done' | 'parked';
@@ -114,6 +129,9 @@ interface Entry {
   state: EntryState;
   dup: boolean;
 }
+
+/** The one Topic Alias the session uses (for its one topic). */
+export const TOPIC_ALIAS = 1;
 
 /** Receive Maximum when CONNACK has none (MQTT 5 §3.2.2.3.3). */
 export const DEFAULT_RECEIVE_MAXIMUM = 65535;
@@ -149,8 +167,12 @@ export class MqttSession {
   private halted = false;
   /** The broker's Maximum QoS is 0 on this connection: write no PUBLISH at all. */
   private qosBlocked = false;
+  /** Topic Alias 1 may be used on this connection (MQTT 5, broker's Topic Alias Maximum ≥ 1, not turned off). */
+  private aliasAllowed = false;
+  /** Topic Alias 1 is mapped to the topic on this connection (a PUBLISH carrying both was written). */
+  private aliasMapped = false;
   private readonly subscribes = new Set<number>();
-  private readonly counters: SessionStats = { inFlight: 0, peakInFlight: 0, quotaViolations: 0, published: 0, resent: 0, oversize: 0, parked: 0 };
+  private readonly counters: SessionStats = { inFlight: 0, peakInFlight: 0, quotaViolations: 0, published: 0, resent: 0, oversize: 0, parked: 0, aliased: 0 };
 
   constructor(options: SessionOptions, source: RecordSource) {
     if (options.protocolVersion !== 4 && options.protocolVersion !== 5) throw new RangeError(`protocolVersion ${String(options.protocolVersion)} is not 4 or 5`);
@@ -214,6 +236,8 @@ export class MqttSession {
     this.quota = 0;
     this.halted = false;
     this.qosBlocked = false;
+    this.aliasAllowed = false;
+    this.aliasMapped = false;
     this.subscribes.clear();
     const properties = this.opts.protocolVersion === 5 ? { sessionExpiryInterval: this.opts.sessionExpirySec, maximumPacketSize: this.opts.maximumPacketSize } : {};
     const connect: MqttPacket = { type: 'connect', protocolVersion: this.opts.protocolVersion, clientId: this.opts.clientId, keepAlive: this.opts.keepAliveSec, cleanStart: false, properties };
@@ -234,6 +258,9 @@ export class MqttSession {
     this.waitingSince = undefined;
     this.quota = 0;
     this.counters.inFlight = 0;
+    // Topic alias mappings exist only within one network connection (§3.3.2.3.4).
+    this.aliasAllowed = false;
+    this.aliasMapped = false;
     for (const e of this.entries) {
       if (e.state === 'inflight') {
         e.state = 'queued';
@@ -351,7 +378,7 @@ export class MqttSession {
     }
   }
 
-  private onConnack(reasonCode: number, sessionPresent: boolean, properties: { receiveMaximum?: number; maximumPacketSize?: number; serverKeepAlive?: number; maximumQoS?: number }, step: Step, now: number): void {
+  private onConnack(reasonCode: number, sessionPresent: boolean, properties: { receiveMaximum?: number; maximumPacketSize?: number; serverKeepAlive?: number; maximumQoS?: number; topicAliasMaximum?: number }, step: Step, now: number): void {
     this.waitingSince = undefined;
     if (reasonCode !== 0) {
       // Refused (e.g. 0x84 / 3.1.1 return code 1): reported, never retried as another version.
@@ -373,6 +400,10 @@ export class MqttSession {
     this.brokerMaxPacket = v5 ? properties.maximumPacketSize ?? 0 : 0;
     const keepAlive = v5 && properties.serverKeepAlive !== undefined ? properties.serverKeepAlive : this.opts.keepAliveSec;
     this.keepAliveMs = keepAlive * 1000;
+    // §3.2.2.3.8: absent means 0, no alias may be sent; a new connection starts with no mapping.
+    const topicAliasMaximum = v5 ? properties.topicAliasMaximum ?? 0 : 0;
+    this.aliasAllowed = topicAliasMaximum >= TOPIC_ALIAS && this.opts.topicAliases !== false;
+    this.aliasMapped = false;
     this.current = SessionState.CONNECTED;
     this.counters.inFlight = 0;
     this.counters.peakInFlight = 0;
@@ -387,7 +418,7 @@ export class MqttSession {
     }
     // §3.2.2.3.4: absent means QoS 2 is supported; 3.1.1 has no such property.
     const maximumQos = v5 ? properties.maximumQoS ?? 2 : 2;
-    step.events.push({ kind: 'connected', sessionPresent, receiveMaximum, maximumPacketSize: this.brokerMaxPacket, maximumQos });
+    step.events.push({ kind: 'connected', sessionPresent, receiveMaximum, maximumPacketSize: this.brokerMaxPacket, maximumQos, topicAliasMaximum });
     // Configured subscriptions first: a receipt queued at the broker can then arrive while the backlog drains.
     if (this.opts.subscriptions !== undefined && this.opts.subscriptions.length > 0) this.writeSubscribe(this.opts.subscriptions, step, now);
     if (maximumQos < 1) {
@@ -462,7 +493,12 @@ export class MqttSession {
 
   private publish(entry: Entry, step: Step, now: number): void {
     if (entry.packetId === 0) entry.packetId = this.allocatePacketId();
-    const packet: MqttPacket = { type: 'publish', topic: this.opts.topic, payload: entry.payload, qos: 1, retain: false, dup: entry.dup, packetId: entry.packetId, properties: {} };
+    // With an alias: the topic and alias 1 until a PUBLISH carrying both is written on this connection, then alias 1 alone.
+    const aliasOnly = this.aliasAllowed && this.aliasMapped;
+    const topic = aliasOnly ? '' : this.opts.topic;
+    const properties = this.aliasAllowed ? { topicAlias: TOPIC_ALIAS } : {};
+    const packet: MqttPacket = { type: 'publish', topic, payload: entry.payload, qos: 1, retain: false, dup: entry.dup, packetId: entry.packetId, properties };
+    // Judged by the size actually written (with or without the topic).
     const bytes = encodePacket(packet, { protocolVersion: this.opts.protocolVersion });
     if (this.brokerMaxPacket > 0 && bytes.length > this.brokerMaxPacket) {
       // Oversize policy: never sent; reported and dropped (acknowledged to the source in order).
@@ -479,6 +515,8 @@ export class MqttSession {
     if (this.counters.inFlight > this.counters.peakInFlight) this.counters.peakInFlight = this.counters.inFlight;
     if (entry.dup) this.counters.resent += 1;
     else this.counters.published += 1;
+    if (aliasOnly) this.counters.aliased += 1;
+    if (this.aliasAllowed) this.aliasMapped = true;
     entry.state = 'inflight';
     entry.dup = true; // a later resend of this packet id carries DUP
     step.write.push(bytes);
