@@ -49,6 +49,8 @@ export const COMMAND_POLICY: readonly PolicyRow[] = Object.freeze([
   row(0x10, 'report-status', 'diagnostic', true, 10, [Object.freeze({ name: 'section', bytes: 1, min: 0, max: 3 })]),
   row(0x20, 'check-update', 'update', true, 4, []),
   row(0x30, 'enter-safe-mode', 'mode', false, 2, []),
+  /** Refused by the runtime (not the table) while a cause found in this boot stands (docs/spec/safe-mode.md). */
+  row(0x31, 'leave-safe-mode', 'mode', true, 2, []),
 ] as const);
 
 /** A decoded payload: the row and its parameter values by name. */

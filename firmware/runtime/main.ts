@@ -1,25 +1,754 @@
 /**
- * The firmware's entry: a function, so loading the module has no effect and
- * every boot builds fresh instances (Moddable preload; a reboot is a fresh
- * instance). The runtime issue wires storage, protocol and update here; for
- * now it reports the boot.
+ * The firmware's entry (docs/spec/boot-sequence.md): `startRuntime(hal,
+ * config)` runs the boot stages in order (reset reason, storage recovery,
+ * boot slot, policy, connect, drain, serve commands) and returns the
+ * runtime the host drives with `service(now)` / `nextDueMs(now)`. A
+ * function, so loading the module has no effect and every boot builds
+ * fresh instances (Moddable preload; a reboot is a fresh instance).
+ *
+ * Every stage failure is named (BootFailureCode), observable (an audit
+ * event and a bit in the health record) and, per the table in boot.ts,
+ * sends the device to safe mode (safe-mode.ts), which only a verified
+ * command leaves. No timers, no promises: the scheduler runs on the clock
+ * HAL's ticks.
  */
+import type { Actuator } from '../hal/actuator.ts';
+import type { BootControl, SlotIndex } from '../hal/boot-control.ts';
+import type { MonotonicClock } from '../hal/clock.ts';
+import type { Crypto } from '../hal/crypto.ts';
+import type { Entropy } from '../hal/entropy.ts';
+import type { FlashPartition } from '../hal/flash.ts';
 import type { Log } from '../hal/log.ts';
+import type { StreamConnector } from '../hal/stream.ts';
 import type { ResetReason, System } from '../hal/system.ts';
+import type { Watchdog } from '../hal/watchdog.ts';
+import { elapsedMs } from '../base/ticks.ts';
+import { StorageError } from '../base/storage-error.ts';
+import { Counter, type CounterStats } from '../storage/counter.ts';
+import { Outbox, type OutboxOptions, type OutboxStats } from '../storage/outbox.ts';
+import { AuditLog, type AuditEvent, type AuditLogStats, type AuditRecord } from '../storage/audit-log.ts';
+import type { CommandKey } from '../security/envelope-command.ts';
+import type { CommandSuite } from '../security/envelope-format.ts';
+import { deriveDeviceKeys, type DeviceKeys } from '../security/envelope-keys.ts';
+import { envelopePrimitives } from '../security/envelope-primitives.ts';
+import { ReplayStore, type ReplayStoreOptions } from '../security/replay-store.ts';
+import { TelemetryLink, type TelemetryLinkEvent, type TelemetryLinkOptions, type TelemetryLinkStats } from '../protocol/telemetry/index.ts';
+import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialBoot, type TrialState, type TrustReading } from '../update/agent.ts';
+import { TrustStore } from '../update/trust-store.ts';
+import { FloorStore } from '../update/floor-store.ts';
+import { runtimeStarted, type HealthCheck } from '../update/health.ts';
+import type { EspChip } from '../update/esp-app-image.ts';
+import { readOtadata, stateOfSlot } from '../update/otadata.ts';
+import { CommandProcessor, type CommandEvent, type CommandResult } from './commands.ts';
+import { SafeModeStore, type SafeModeEntryCause, type SafeModeState } from './safe-mode.ts';
+import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
+import { Scheduler, type TaskStats } from './scheduler.ts';
+import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
 
 export const RUNTIME_NAME = 'holdfast';
 
 export interface RuntimeHal {
   readonly system: System;
   readonly log: Log;
+  readonly clock: MonotonicClock;
+  readonly entropy: Entropy;
+  readonly watchdog: Watchdog;
+  readonly crypto: Crypto;
+  readonly connector: StreamConnector;
+  readonly actuator: Actuator;
+  /** Absent on a board without A/B slots: slot states read as unknown, running slot 0. */
+  readonly bootControl?: BootControl;
+  /** The flash partition with this label (boot.ts, PARTITION_LABELS), or undefined when the table has none. */
+  partition(label: string): FlashPartition | undefined;
+}
+
+export interface RuntimeUpdateConfig {
+  readonly boardId: string;
+  readonly chip: EspChip;
+  /** Watchdog timeout during a trial boot. */
+  readonly watchdogTimeoutMs: number;
+  /** Health checks of a trial boot (default: runtime started). */
+  readonly checks?: readonly HealthCheck[];
+  /** How often the trial is stepped (default a quarter of the watchdog timeout). */
+  readonly stepMs?: number;
+}
+
+export interface RuntimeConfig {
+  /** 8 bytes. */
+  readonly deviceId: Uint8Array;
+  /** The provisioned device secret (32..64 bytes): envelope, receipt and audit keys derive from it. */
+  readonly deviceSecret: Uint8Array;
+  readonly keyId: number;
+  /** The fleet's command key, and its sender index in the replay store (default 0). */
+  readonly commandKey: CommandKey;
+  readonly commandSender?: number;
+  readonly commandSuites?: readonly CommandSuite[];
+  /** Broker, session, client and receipt settings of the telemetry link (topic defaults to the device's). */
+  readonly link: Omit<TelemetryLinkOptions, 'outbox' | 'counter' | 'keys' | 'primitives'>;
+  readonly counterReserve?: number;
+  readonly replay?: ReplayStoreOptions;
+  readonly journalSlots?: number;
+  readonly outbox?: OutboxOptions;
+  /** Absent: no update agent (slot states are still read when the partitions exist). */
+  readonly update?: RuntimeUpdateConfig;
+  /** Health record period (default 60 s; the first goes out at boot). */
+  readonly healthPeriodMs?: number;
+  /** How often unpublished audit entries are appended to the outbox (default 10 s), and how many at a time (default 8). */
+  readonly auditPublishPeriodMs?: number;
+  readonly auditPublishBatch?: number;
+  /** Outbox sectors found damaged at recovery from which on the device goes to safe mode (default 1). */
+  readonly outboxDamageThreshold?: number;
+  /** A signed time that disagrees with the monotonic clock by more than this is a clock jump (default 2 min). */
+  readonly clockJumpBoundMs?: number;
+  /** ... and by more than this, clock manipulation: safe mode (default 24 h). */
+  readonly clockManipulationBoundMs?: number;
+}
+
+export type DeviceModeName = 'normal' | 'safe';
+
+/** What `handleCommand` did: the processor's result and what it did to the mode. */
+export interface CommandOutcome {
+  readonly result: CommandResult | { readonly status: 'unavailable'; readonly reason: string };
+  readonly mode: 'unchanged' | 'entered' | 'left' | 'leave-refused';
+  readonly detail?: string;
+}
+
+export type AppendOutcome = { readonly accepted: true; readonly counter: number; readonly seq: number } | { readonly accepted: false; readonly reason: 'link-unavailable' | 'full' | 'too-large' | 'storage' };
+
+export interface RuntimeStatus {
+  readonly mode: DeviceModeName;
+  readonly safeMode: SafeModeState;
+  readonly resetReason: ResetReason;
+  readonly failures: readonly BootFailure[];
+  readonly bootFailureBits: number;
+  readonly uptimeMs: number;
+  readonly runningSlot: SlotIndex | null;
+  readonly slotStates: readonly [SlotStateReading, SlotStateReading];
+  readonly imageVersion: number | null;
+  readonly securityFloor: number | null;
+  readonly trial: TrialState | 'none';
+  readonly linkConnected: boolean;
+  readonly replayRejections: number;
+  readonly forgeryRejections: number;
+  readonly clockJumps: number;
+  /** Audit events that could not be appended (no log, or the log refused). */
+  readonly auditLost: number;
+  readonly healthRecords: number;
+  readonly auditPublished: number;
 }
 
 export interface Runtime {
   readonly resetReason: ResetReason;
+  service(now?: number): void;
+  nextDueMs(now?: number): number | undefined;
+  append(reading: Uint8Array): AppendOutcome;
+  /** A command envelope as received (the command topic, or a host that delivers it). */
+  handleCommand(envelope: Uint8Array): CommandOutcome;
+  /** A time carried by a signed message (wall-clock ms, untrusted metadata): compared, audited, never a reason to refuse. */
+  noteSignedTime(wallMs: number, now?: number): void;
+  status(): RuntimeStatus;
+  counterStats(): CounterStats | undefined;
+  outboxStats(): OutboxStats | undefined;
+  linkStats(): TelemetryLinkStats | undefined;
+  auditStats(): AuditLogStats | undefined;
+  /** The newest `count` audit entries, oldest first (reads the ring: a console command, not a loop). */
+  auditTail(count: number): readonly AuditRecord[];
+  tasks(): TaskStats[];
+  /** The health record as it would be published now. */
+  healthRecord(now?: number): HealthRecord;
 }
 
-export function startRuntime(hal: RuntimeHal): Runtime {
-  const resetReason = hal.system.lastResetReason();
-  hal.log.write('info', 'runtime', 'boot', { resetReason });
-  return Object.freeze({ resetReason });
+export function startRuntime(hal: RuntimeHal, config: RuntimeConfig): Runtime {
+  return new DeviceRuntime(hal, config);
+}
+
+const DEFAULTS = Object.freeze({
+  healthPeriodMs: 60_000,
+  auditPublishPeriodMs: 10_000,
+  auditPublishBatch: 8,
+  outboxDamageThreshold: 1,
+  clockJumpBoundMs: 120_000,
+  clockManipulationBoundMs: 86_400_000,
+});
+
+class DeviceRuntime implements Runtime {
+  readonly resetReason: ResetReason;
+  private readonly hal: RuntimeHal;
+  private readonly config: RuntimeConfig;
+  private readonly scheduler = new Scheduler();
+  private readonly failures: BootFailure[] = [];
+  private readonly pendingAudit: AuditEvent[] = [];
+  private counter: Counter | undefined;
+  private audit: AuditLog | undefined;
+  private auditOpened = false;
+  private outbox: Outbox | undefined;
+  private replay: ReplayStore | undefined;
+  private trust: TrustReading | undefined;
+  private floor: FloorStore | undefined;
+  private safe!: SafeModeStore;
+  private commands: CommandProcessor | undefined;
+  private agent: UpdateAgent | undefined;
+  private trial: TrialBoot | undefined;
+  private trialState: TrialState | 'none' = 'none';
+  private link: TelemetryLink | undefined;
+  private keys: DeviceKeys | undefined;
+  private linkConnected = false;
+  private lastTick: number;
+  private uptimeMs = 0;
+  private lastDropped = 0;
+  private replayRejections = 0;
+  private forgeryRejections = 0;
+  private clockJumps = 0;
+  private clockBase: { wallMs: number; monoMs: number } | undefined;
+  private clockManipulated = false;
+  private auditLost = 0;
+  private healthRecords = 0;
+  private auditPublished = 0;
+  private lastPublished = 0;
+
+  constructor(hal: RuntimeHal, config: RuntimeConfig) {
+    if (typeof hal !== 'object' || hal === null) throw new TypeError('runtime hal must be an object');
+    if (typeof config !== 'object' || config === null) throw new TypeError('runtime config must be an object');
+    this.hal = hal;
+    this.config = config;
+    this.lastTick = hal.clock.ticks();
+    // Stage 1: reset reason.
+    this.resetReason = hal.system.lastResetReason();
+    hal.log.write('info', 'runtime', 'boot', { resetReason: this.resetReason });
+    if (this.resetReason === 'watchdog') this.auditEvent({ kind: 'watchdog-reset', reason: 'watchdog', resets: 1 });
+    // Stage 2: storage recovery.
+    this.recoverStorage();
+    // Stage 3: boot slot (a trial boot arms the watchdog and runs the health checks).
+    this.bootSlot();
+    // Stage 4: policy, and the mode that follows from every failure so far.
+    this.decideMode();
+    // Stages 5-7: connect, drain (the link task), serve commands (handleCommand).
+    this.connect();
+    const now = this.lastTick;
+    this.scheduler.every('health', this.config.healthPeriodMs ?? DEFAULTS.healthPeriodMs, (t) => this.publishHealth(t), now, 0);
+    this.scheduler.every('audit-publish', this.config.auditPublishPeriodMs ?? DEFAULTS.auditPublishPeriodMs, () => this.publishAudit(), now, 0);
+  }
+
+  // ------------------------------------------------------------ stages
+
+  private partition(key: PartitionKey, failure: BootFailureCode | undefined): FlashPartition | undefined {
+    const label = PARTITION_LABELS[key];
+    const flash = this.hal.partition(label);
+    if (flash === undefined && failure !== undefined) {
+      this.fail('partition-missing', 'storage', label, `no partition labelled ${label}`);
+      this.fail(failure, failureRow(failure).stage, 'partition-missing', `no partition labelled ${label}`);
+    }
+    return flash;
+  }
+
+  /** Open `open()` and turn its StorageError into failure `code`; other errors propagate (bugs, bad configuration). */
+  private openStore<T>(code: BootFailureCode, open: () => T): T | undefined {
+    try {
+      return open();
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      this.fail(code, failureRow(code).stage, error.code, error.message);
+      return undefined;
+    }
+  }
+
+  private recoverStorage(): void {
+    const { hal, config } = this;
+    const counterFlash = this.partition('counter', 'counter-unreadable');
+    if (counterFlash) this.counter = this.openStore('counter-unreadable', () => Counter.open(counterFlash, config.counterReserve === undefined ? undefined : { reserve: config.counterReserve }));
+
+    const auditFlash = this.partition('audit', 'audit-unreadable');
+    if (auditFlash) {
+      // Entries are numbered by the persistent counter; without it, by the log's own newest counter + 1 (still strictly increasing).
+      let local = 0;
+      const counter = this.counter;
+      const source = counter ? { next: () => counter.next() } : { next: () => ++local };
+      const key = deriveAuditKey(hal.crypto, config.deviceSecret, config.deviceId, config.keyId);
+      this.audit = this.openStore('audit-unreadable', () => AuditLog.open(auditFlash, { crypto: hal.crypto, key, counter: source }));
+      if (this.audit) {
+        local = this.audit.stats().lastCounter;
+        const report = this.audit.report();
+        if (report.headBreaks.length > 0) this.fail('audit-damaged', 'storage', 'damaged', `${report.headBreaks.length} chain break(s) in the head block`);
+      }
+    }
+    this.auditOpened = true;
+    const pending = this.pendingAudit.splice(0, this.pendingAudit.length);
+    for (const e of pending) this.auditEvent(e);
+
+    const outboxFlash = this.partition('outbox', 'outbox-unreadable');
+    if (outboxFlash) {
+      this.outbox = this.openStore('outbox-unreadable', () => Outbox.open(outboxFlash, config.outbox));
+      if (this.outbox) {
+        const s = this.outbox.stats();
+        this.lastDropped = s.dropped;
+        const threshold = config.outboxDamageThreshold ?? DEFAULTS.outboxDamageThreshold;
+        if (s.damagedSectors >= threshold) this.fail('outbox-damaged', 'storage', 'damage-threshold', `${s.damagedSectors} damaged sector(s), threshold ${threshold}`);
+      }
+    }
+
+    const replayFlash = this.partition('replay', 'replay-unreadable');
+    if (replayFlash) this.replay = this.openStore('replay-unreadable', () => ReplayStore.open(replayFlash, config.replay));
+
+    const trustFlash = this.partition('trust', 'trust-unavailable');
+    if (trustFlash) {
+      const trust = this.openStore('trust-unavailable', () => loadTrust(new TrustStore(trustFlash, hal.crypto)));
+      this.trust = trust ?? { unavailable: 'bad-geometry', message: 'the trust store partition cannot hold a root' };
+      if (trust !== undefined && isTrustUnavailable(trust)) this.fail('trust-unavailable', 'policy', trust.unavailable, trust.message);
+    } else this.trust = { unavailable: 'partition-missing', message: `no partition labelled ${PARTITION_LABELS.trust}` };
+
+    const floorFlash = this.partition('floor', 'floor-unreadable');
+    if (floorFlash) this.floor = this.openStore('floor-unreadable', () => new FloorStore(floorFlash));
+
+    const safeFlash = this.partition('safeMode', 'safe-mode-unreadable');
+    if (safeFlash) {
+      this.safe = SafeModeStore.open(safeFlash);
+      const s = this.safe.status();
+      if (s.unreadable !== undefined) this.fail('safe-mode-unreadable', 'storage', s.unreadable, 'the safe-mode state does not open: safe mode (fail closed)');
+    } else this.safe = SafeModeStore.open(unreadablePartition());
+
+    const journalFlash = this.partition('journal', 'journal-unreadable');
+    if (this.replay && journalFlash) {
+      const keys = this.deviceKeys();
+      this.commands = CommandProcessor.open({
+        primitives: envelopePrimitives(hal.crypto),
+        deviceId: config.deviceId,
+        commandKey: config.commandKey,
+        keys,
+        suites: config.commandSuites,
+        replay: this.replay,
+        sender: config.commandSender ?? 0,
+        journal: journalFlash,
+        journalSlots: config.journalSlots,
+        actuator: hal.actuator,
+        clock: hal.clock,
+        onEvent: (event) => this.onCommandEvent(event),
+      });
+    }
+  }
+
+  private bootSlot(): void {
+    const { hal, config } = this;
+    const update = config.update;
+    if (update === undefined) return;
+    const otadata = this.partition('otadata', 'update-blocked');
+    const ota0 = this.partition('ota0', 'update-blocked');
+    const ota1 = this.partition('ota1', 'update-blocked');
+    const progress = this.partition('progress', 'update-blocked');
+    const floor = this.floor;
+    if (!otadata || !ota0 || !ota1 || !progress) return;
+    if (floor === undefined) {
+      this.fail('update-blocked', 'boot-slot', 'floor-unreadable', 'no update agent without a readable security floor');
+      return;
+    }
+    this.agent = new UpdateAgent({
+      otadata,
+      slots: [ota0, ota1],
+      runningSlot: this.runningSlot() ?? 0,
+      progress,
+      crypto: hal.crypto,
+      trust: this.trust ?? { unavailable: 'partition-missing', message: 'no trust store' },
+      floor,
+      boardId: update.boardId,
+      chip: update.chip,
+      watchdog: hal.watchdog,
+      clock: hal.clock,
+      system: hal.system,
+      audit: { emit: (event) => this.auditEvent(auditOfUpdate(event)) },
+    });
+    const blocked = this.agent.blockedBy();
+    if (blocked !== undefined && blocked.reason !== 'trust-unavailable') this.fail('update-blocked', 'boot-slot', blocked.reason, blocked.message);
+    this.trial = this.agent.beginTrial(update.checks ?? [runtimeStarted()], { watchdogTimeoutMs: update.watchdogTimeoutMs });
+    if (this.trial !== undefined) {
+      this.trialState = 'running';
+      const stepMs = update.stepMs ?? Math.max(1, Math.floor(update.watchdogTimeoutMs / 4));
+      this.scheduler.every('trial', stepMs, () => this.stepTrial(), this.lastTick, 0);
+    }
+  }
+
+  private stepTrial(): void {
+    const trial = this.trial;
+    if (trial === undefined) return;
+    const state = trial.step();
+    this.trialState = state;
+    if (state === 'running') return;
+    this.trial = undefined;
+    this.scheduler.setEnabled('trial', false, this.lastTick);
+    if (state === 'rollback-impossible') {
+      this.fail('rollback-impossible', 'boot-slot', 'rollback-impossible', 'a failed trial cannot be rolled back');
+      this.enterSafeMode('no-rollback');
+    }
+  }
+
+  /** Stage 4: every failure with a safe-mode cause enters safe mode (the first cause is kept); a persisted safe mode is recorded again. */
+  private decideMode(): void {
+    const before = this.safe.status();
+    if (before.active) this.auditEvent({ kind: 'safe-mode-entered', reason: auditToken(`boot.${before.cause}`) });
+    for (const f of this.failures) {
+      const cause = failureRow(f.code).safeMode;
+      if (cause !== undefined) this.enterSafeMode(cause);
+    }
+  }
+
+  private connect(): void {
+    const { hal, config } = this;
+    if (this.counter === undefined || this.outbox === undefined) {
+      this.fail('link-unavailable', 'connect', this.counter === undefined ? 'counter-unreadable' : 'outbox-unreadable', 'no telemetry without the counter and the outbox');
+      return;
+    }
+    this.link = new TelemetryLink(
+      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto) },
+      { connector: hal.connector, clock: hal.clock, entropy: hal.entropy, onEvent: (event) => this.onLinkEvent(event) },
+    );
+    this.link.start(this.lastTick);
+    this.scheduler.poll('link', this.link);
+  }
+
+  // ------------------------------------------------------------ events
+
+  private fail(code: BootFailureCode, stage: BootStage, cause: string, message: string): void {
+    if (this.failures.some((f) => f.code === code)) return;
+    this.failures.push(Object.freeze({ code, stage, cause, message }));
+    this.hal.log.write('error', 'runtime', `boot stage ${stage} failed: ${code}`, { cause, message });
+    if (code !== 'audit-unreadable') this.auditEvent({ kind: 'store-unreadable', store: auditToken(failureRow(code).store), code: auditToken(code === cause ? code : `${code}.${cause}`) });
+    // A failure found after the mode was decided (a trial that cannot roll back) enters safe mode where it is raised.
+  }
+
+  /** Append an audit event now (before the log is opened: queued; without a log: counted as lost). */
+  private auditEvent(event: AuditEvent): void {
+    if (!this.auditOpened) {
+      this.pendingAudit.push(event);
+      return;
+    }
+    const audit = this.audit;
+    if (audit === undefined) {
+      this.auditLost++;
+      return;
+    }
+    try {
+      audit.append(event);
+    } catch (error) {
+      if (!(error instanceof StorageError) && !(error instanceof RangeError)) throw error;
+      this.auditLost++;
+      this.hal.log.write('error', 'runtime', 'audit append refused', { kind: event.kind, error: error.message });
+    }
+  }
+
+  private onCommandEvent(event: CommandEvent): void {
+    if (event.kind === 'command-journal-unreadable') {
+      this.fail('journal-unreadable', 'storage', event.code, 'the command journal does not open: physical commands are refused');
+      return;
+    }
+    if (event.kind !== 'command-refused') return;
+    if (event.reason === 'unauthenticated') {
+      this.forgeryRejections++;
+      this.auditEvent({ kind: 'forgery-rejected', channel: 'command', keyId: event.keyId, counter: event.counter ?? 0 });
+    } else if (event.reason === 'replay' || event.reason === 'stale') {
+      this.replayRejections++;
+      this.auditEvent({ kind: 'replay-rejected', channel: 'command', keyId: event.keyId, counter: event.counter ?? 0 });
+    }
+  }
+
+  private onLinkEvent(event: TelemetryLinkEvent): void {
+    switch (event.kind) {
+      case 'connected':
+        this.linkConnected = true;
+        break;
+      case 'closed':
+      case 'dead':
+      case 'server-disconnect':
+      case 'backoff':
+      case 'connecting':
+        this.linkConnected = false;
+        break;
+      case 'receipt-refused':
+        this.forgeryRejections++;
+        this.auditEvent({ kind: 'forgery-rejected', channel: 'telemetry', keyId: this.config.keyId, counter: 0 });
+        break;
+      case 'dropped-unreceipted':
+        this.auditEvent({ kind: 'records-dropped', store: 'outbox', count: 1, total: Math.min(0xffffffff, (this.outbox?.stats().dropped ?? 0) + 1) });
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ------------------------------------------------------------ safe mode
+
+  private enterSafeMode(cause: SafeModeEntryCause): void {
+    let outcome: string;
+    try {
+      outcome = this.safe.enter(cause);
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      // The log refused the write: this boot is in safe mode all the same (RAM), the next re-detects or reads unreadable.
+      outcome = 'entered';
+      this.hal.log.write('error', 'runtime', 'safe-mode state not written', { error: error.message });
+    }
+    if (outcome === 'entered') {
+      this.hal.log.write('warn', 'runtime', 'safe mode entered', { cause });
+      this.auditEvent({ kind: 'safe-mode-entered', reason: cause });
+    }
+  }
+
+  /** Causes found in this boot that still stand (a leave is refused while any does). */
+  private standingCauses(): string[] {
+    const causes: string[] = [];
+    for (const f of this.failures) if (failureRow(f.code).safeMode !== undefined) causes.push(f.code);
+    if (this.clockManipulated) causes.push('clock');
+    return causes;
+  }
+
+  // ------------------------------------------------------------ host API
+
+  private advance(now: number): number {
+    const t = now >>> 0;
+    this.uptimeMs += elapsedMs(this.lastTick, t);
+    this.lastTick = t;
+    return t;
+  }
+
+  service(now: number = this.hal.clock.ticks()): void {
+    this.scheduler.service(this.advance(now));
+  }
+
+  nextDueMs(now: number = this.hal.clock.ticks()): number | undefined {
+    return this.scheduler.nextDueMs(now >>> 0);
+  }
+
+  append(reading: Uint8Array): AppendOutcome {
+    if (!(reading instanceof Uint8Array)) throw new TypeError('a reading is a Uint8Array');
+    const payload = new Uint8Array(reading.length + 1);
+    payload[0] = RECORD_TYPES.reading;
+    payload.set(reading, 1);
+    return this.appendPayload(payload);
+  }
+
+  private appendPayload(payload: Uint8Array): AppendOutcome {
+    const link = this.link;
+    if (link === undefined) return { accepted: false, reason: 'link-unavailable' };
+    let outcome: AppendOutcome;
+    try {
+      const record = link.append(payload);
+      outcome = { accepted: true, counter: record.counter, seq: record.seq };
+    } catch (error) {
+      if (error instanceof RangeError) outcome = { accepted: false, reason: 'too-large' };
+      else if (error instanceof StorageError) outcome = { accepted: false, reason: error.code === 'full' ? 'full' : 'storage' };
+      else throw error;
+    }
+    this.checkDrops();
+    return outcome;
+  }
+
+  /** Records that left the outbox unacknowledged since the last look: audited. */
+  private checkDrops(): void {
+    const outbox = this.outbox;
+    if (outbox === undefined) return;
+    const dropped = outbox.stats().dropped;
+    if (dropped > this.lastDropped) {
+      const count = dropped - this.lastDropped;
+      this.lastDropped = dropped;
+      this.auditEvent({ kind: 'records-dropped', store: 'outbox', count: Math.min(count, 0xffffffff), total: Math.min(dropped, 0xffffffff) });
+    }
+  }
+
+  handleCommand(envelope: Uint8Array): CommandOutcome {
+    const processor = this.commands;
+    if (processor === undefined) return { result: { status: 'unavailable', reason: this.replay === undefined ? 'replay-unreadable' : 'journal-missing' }, mode: 'unchanged' };
+    const result = processor.handle(envelope, this.safe.active ? 'safe' : 'normal');
+    if (result.status !== 'accepted' || result.kind !== 'mode') return { result, mode: 'unchanged' };
+    if (result.command === 'enter-safe-mode') {
+      const was = this.safe.active;
+      this.enterSafeMode('command');
+      return { result, mode: was ? 'unchanged' : 'entered' };
+    }
+    if (result.command === 'leave-safe-mode') {
+      if (!this.safe.active) return { result, mode: 'unchanged' };
+      const standing = this.standingCauses();
+      if (standing.length > 0) {
+        const detail = `causes found in this boot still stand: ${standing.join(', ')}`;
+        this.hal.log.write('warn', 'runtime', 'leave-safe-mode refused', { standing: standing.join(',') });
+        return { result, mode: 'leave-refused', detail };
+      }
+      this.safe.leave('command');
+      this.auditEvent({ kind: 'safe-mode-left', reason: 'command' });
+      return { result, mode: 'left' };
+    }
+    return { result, mode: 'unchanged' };
+  }
+
+  noteSignedTime(wallMs: number, now: number = this.hal.clock.ticks()): void {
+    if (!Number.isSafeInteger(wallMs) || wallMs < 0) throw new RangeError(`wallMs must be a non-negative safe integer, got ${wallMs}`);
+    this.advance(now);
+    const base = this.clockBase;
+    if (base === undefined) {
+      this.clockBase = { wallMs, monoMs: this.uptimeMs };
+      return;
+    }
+    const deltaMs = wallMs - base.wallMs - (this.uptimeMs - base.monoMs);
+    const magnitude = Math.abs(deltaMs);
+    if (magnitude <= (this.config.clockJumpBoundMs ?? DEFAULTS.clockJumpBoundMs)) return;
+    this.clockJumps++;
+    this.auditEvent({ kind: 'clock-jump', deltaMs, wallMs });
+    // Re-anchor: the next comparison measures drift from this message on.
+    this.clockBase = { wallMs, monoMs: this.uptimeMs };
+    if (magnitude > (this.config.clockManipulationBoundMs ?? DEFAULTS.clockManipulationBoundMs)) {
+      this.clockManipulated = true;
+      this.enterSafeMode('clock');
+    }
+  }
+
+  // ------------------------------------------------------------ periodic work
+
+  private publishHealth(now: number): void {
+    this.advance(now);
+    if (this.link === undefined) return;
+    const outcome = this.appendPayload(encodeHealthRecord(this.healthRecord(now)));
+    if (outcome.accepted) this.healthRecords++;
+  }
+
+  /** Unpublished audit entries go to the outbox, one record each; an entry is acknowledged once its record is durable there. */
+  private publishAudit(): void {
+    const audit = this.audit;
+    if (audit === undefined || this.link === undefined) return;
+    const last = audit.stats().lastCounter;
+    if (last <= this.lastPublished) return;
+    const batch = this.config.auditPublishBatch ?? DEFAULTS.auditPublishBatch;
+    const read = audit.read(this.lastPublished, batch);
+    for (const record of read.records) {
+      const payload = new Uint8Array(record.bytes.length + 1);
+      payload[0] = RECORD_TYPES.audit;
+      payload.set(record.bytes, 1);
+      const outcome = this.appendPayload(payload);
+      if (!outcome.accepted) return;
+      this.lastPublished = record.counter;
+      this.auditPublished++;
+      audit.ack(record.counter);
+    }
+    if (read.records.length === 0) this.lastPublished = last;
+  }
+
+  // ------------------------------------------------------------ read-only views
+
+  private deviceKeys(): DeviceKeys {
+    if (this.keys === undefined) this.keys = deriveDeviceKeys(this.hal.crypto, this.config.deviceSecret, this.config.deviceId, this.config.keyId);
+    return this.keys;
+  }
+
+  private runningSlot(): SlotIndex | null {
+    return this.hal.bootControl?.runningSlot() ?? null;
+  }
+
+  private slotStates(): [SlotStateReading, SlotStateReading] {
+    const otadata = this.hal.partition(PARTITION_LABELS.otadata);
+    if (otadata === undefined) return [null, null];
+    try {
+      const readings = readOtadata(otadata);
+      return [stateOfSlot(readings, 0) ?? null, stateOfSlot(readings, 1) ?? null];
+    } catch {
+      return [null, null];
+    }
+  }
+
+  private bootFailureBits(): number {
+    let bits = 0;
+    for (const f of this.failures) bits |= failureBit(f.code);
+    return bits >>> 0;
+  }
+
+  status(): RuntimeStatus {
+    return Object.freeze({
+      mode: this.safe.active ? 'safe' : 'normal',
+      safeMode: this.safe.status(),
+      resetReason: this.resetReason,
+      failures: Object.freeze(this.failures.slice()),
+      bootFailureBits: this.bootFailureBits(),
+      uptimeMs: this.uptimeMs,
+      runningSlot: this.runningSlot(),
+      slotStates: this.slotStates(),
+      imageVersion: this.agent?.runningVersion() ?? null,
+      securityFloor: this.floor?.secureVersion ?? null,
+      trial: this.trialState,
+      linkConnected: this.linkConnected,
+      replayRejections: this.replayRejections,
+      forgeryRejections: this.forgeryRejections,
+      clockJumps: this.clockJumps,
+      auditLost: this.auditLost,
+      healthRecords: this.healthRecords,
+      auditPublished: this.auditPublished,
+    } satisfies RuntimeStatus);
+  }
+
+  healthRecord(now: number = this.hal.clock.ticks()): HealthRecord {
+    this.advance(now);
+    const o = this.outbox?.stats();
+    return {
+      safeMode: this.safe.active,
+      trialRunning: this.trialState === 'running',
+      linkConnected: this.linkConnected,
+      commandsUnavailable: this.commands === undefined || !this.commands.journalAvailable,
+      auditUnavailable: this.audit === undefined || this.auditLost > 0,
+      clockJumpSeen: this.clockJumps > 0,
+      safeModeCause: this.safe.status().code,
+      resetReason: this.resetReason,
+      runningSlot: this.runningSlot(),
+      slotStates: this.slotStates(),
+      imageVersion: this.agent?.runningVersion() ?? null,
+      securityFloor: this.floor?.secureVersion ?? null,
+      bootFailures: this.bootFailureBits(),
+      counter: this.counter?.current() ?? 0,
+      outboxQueued: o?.queued ?? 0,
+      outboxDropped: o?.dropped ?? 0,
+      outboxLost: o === undefined ? 0 : o.lost + o.corrupt,
+      replayRejections: this.replayRejections,
+      forgeryRejections: this.forgeryRejections,
+      clockJumps: this.clockJumps,
+      uptimeSeconds: Math.floor(this.uptimeMs / 1000),
+      auditLastCounter: this.audit?.stats().lastCounter ?? 0,
+    };
+  }
+
+  counterStats(): CounterStats | undefined {
+    return this.counter?.stats();
+  }
+
+  outboxStats(): OutboxStats | undefined {
+    return this.outbox?.stats();
+  }
+
+  linkStats(): TelemetryLinkStats | undefined {
+    return this.link?.stats();
+  }
+
+  auditStats(): AuditLogStats | undefined {
+    return this.audit?.stats();
+  }
+
+  auditTail(count: number): readonly AuditRecord[] {
+    const audit = this.audit;
+    if (audit === undefined || count <= 0) return [];
+    // Counters are not dense (the counter is shared with telemetry): read the ring and keep the tail.
+    const all = audit.read(0).records;
+    return all.slice(Math.max(0, all.length - count));
+  }
+
+  tasks(): TaskStats[] {
+    return this.scheduler.stats();
+  }
+}
+
+/** A partition that reads as nothing (no safe-mode partition in the table): SafeModeStore.open reads it as unreadable. */
+function unreadablePartition(): FlashPartition {
+  const status = Object.freeze({ size: 0, blockLength: 4096, blocks: 0, writeAlign: 1, eraseValue: 0xff });
+  return {
+    status: () => status,
+    read: () => {
+      throw new StorageError('bad-geometry', 'no safe-mode partition');
+    },
+    write: () => {
+      throw new StorageError('bad-geometry', 'no safe-mode partition');
+    },
+    eraseBlock: () => {
+      throw new StorageError('bad-geometry', 'no safe-mode partition');
+    },
+  };
 }
