@@ -105,6 +105,9 @@ const planted: { name: string; file: string; text: string; rule: RuleId; line: n
   { name: 'import() type', file: 'runtime/bad.ts', text: "export type S = import('node:fs').Stats;\n", rule: 'import-outside', line: 1 },
   { name: 'embedded: outside targets/moddable', file: 'storage/bad.ts', text: "import Flash from 'embedded:storage/flash';\n", rule: 'import-outside', line: 1 },
   { name: 'embedded: in another target', file: 'targets/host/bad.ts', text: "import Flash from 'embedded:storage/flash';\n", rule: 'import-outside', line: 1 },
+  { name: 'Moddable module outside targets/moddable', file: 'runtime/bad.ts', text: "import Time from 'time';\n", rule: 'import-outside', line: 1 },
+  { name: 'holdfast-native outside targets/moddable', file: 'update/bad.ts', text: "import { restart } from 'holdfast-native';\n", rule: 'import-outside', line: 1 },
+  { name: 'a Moddable-looking name not in the list', file: 'targets/moddable/bad.ts', text: "import Files from 'files';\n", rule: 'import-outside', line: 1 },
   { name: 'types reference directive', file: 'base/bad.ts', text: '/// <reference types="node" />\nexport {};\n', rule: 'import-outside', line: 1 },
   // layer
   { name: 'storage imports runtime', file: 'storage/bad.ts', text: "import { run } from '../runtime/run.ts';\n", rule: 'layer', line: 1 },
@@ -227,6 +230,7 @@ const nearMisses: { name: string; files: Record<string, string> }[] = [
   { name: 'top-level const, functions, classes, types, enums', files: { 'base/a.ts': "'use strict';\nexport const TABLE = new Uint32Array(256);\nexport function f() {\n  let n = 0;\n  n += 1;\n  return n;\n}\nexport class C {\n  #n = 0;\n}\nexport type T = number;\nexport interface I {\n  n: number;\n}\nexport enum E {\n  A,\n}\n;\n" } },
   { name: 'embedded: inside targets/moddable', files: { 'targets/moddable/flash.ts': "import Flash from 'embedded:storage/flash';\nexport { Flash };\n" } },
   { name: 'embedded: in a nested folder of targets/moddable', files: { 'targets/moddable/io/tcp.ts': "export async function load() {\n  return import('embedded:io/socket/tcp');\n}\n" } },
+  { name: 'Moddable modules inside targets/moddable', files: { 'targets/moddable/device.ts': "import Time from 'time';\nimport Timer from 'timer';\nimport { Socket } from 'socket';\nimport SecureSocket from 'securesocket';\nimport { Digest } from 'crypt';\nimport * as native from 'holdfast-native';\nexport { Time, Timer, Socket, SecureSocket, Digest, native };\n" } },
   { name: '@noble packages and subpaths', files: { 'security/a.ts': "import { sha256 } from '@noble/hashes/sha2.js';\nimport * as ed from '@noble/ed25519';\nimport { chacha20poly1305 } from '@noble/ciphers/chacha.js';\nimport { x25519 } from '@noble/curves/ed25519.js';\nexport { sha256, ed, chacha20poly1305, x25519 };\n" } },
   { name: 'relative imports inside the same area', files: {
     'storage/a.ts': 'export const A = 1;\n',

@@ -39,7 +39,7 @@ export interface Violation {
 /** Every rule with what it forbids and why, in one line each. */
 export const RULES: Readonly<Record<RuleId, string>> = Object.freeze({
   'import-outside':
-    'imports stay inside firmware/ (relative specifiers) or the @noble packages; embedded:* only under targets/moddable/: no Node built-ins, no other packages',
+    'imports stay inside firmware/ (relative specifiers) or the @noble packages; embedded:* and the Moddable modules of MODDABLE_MODULES only under targets/moddable/: no Node built-ins, no other packages',
   layer: 'imports point downward in the area table (LAYERS): same area, hal, or an area of strictly lower rank',
   'unknown-area': 'every file lives in one of the areas of LAYERS (first folder under firmware/)',
   'forbidden-global':
@@ -96,8 +96,15 @@ export const ALLOWED_PACKAGES: readonly string[] = Object.freeze([
   '@noble/curves',
 ]);
 
-/** Only files under this folder may import Moddable's ECMA-419 `embedded:*` modules. */
+/** Only files under this folder may import Moddable's ECMA-419 `embedded:*` modules and the modules below. */
 export const EMBEDDED_FOLDER = 'targets/moddable/';
+
+/**
+ * Moddable SDK modules without an `embedded:` prefix that the Moddable
+ * target imports (plus holdfast's own native glue, tools/boards/moddable/):
+ * allowed under EMBEDDED_FOLDER only, exactly these names.
+ */
+export const MODDABLE_MODULES: readonly string[] = Object.freeze(['time', 'timer', 'socket', 'securesocket', 'crypt', 'holdfast-native']);
 
 const WALL_CLOCK = 'wall clock: time comes from the HAL (MonotonicClock)';
 const TIMER = 'host timer (Node global, a Moddable module, absent from bare XS): scheduling belongs to the runtime, driven by the HAL clock';
@@ -509,6 +516,7 @@ class ReferenceWalker {
       }
       return;
     }
+    if (MODDABLE_MODULES.includes(specifier) && this.file.startsWith(EMBEDDED_FOLDER)) return;
     const why = specifier.startsWith('node:') || isBuiltin(specifier)
       ? 'is a Node built-in: XS has none of Node\'s modules, the platform is reached through firmware/hal'
       : `is outside firmware/: besides its own files firmware may import only ${ALLOWED_PACKAGES.join(', ')}`;

@@ -1,0 +1,33 @@
+/**
+ * The device entry of the Moddable target: the one file that imports the
+ * Moddable SDK's modules by name (declared in moddable-sdk.d.ts) and the
+ * runtime. `holdfast build --board <id>` bundles it (the SDK's and the
+ * glue's specifiers stay imports) as the project's "holdfast" module;
+ * tools/boards/moddable/main.js builds the HAL with `createDeviceHal` and
+ * hands it to `startRuntime`.
+ */
+import Flash from 'embedded:storage/flash';
+import Serial from 'embedded:io/serial';
+import Time from 'time';
+import Timer from 'timer';
+import { Socket } from 'socket';
+import SecureSocket from 'securesocket';
+import { Digest } from 'crypt';
+import * as native from 'holdfast-native';
+import { createModdableHal, type ModdableHal, type ModdableHalOptions } from './hal.ts';
+import type { ModdableModules } from './modules.ts';
+
+export { startRuntime, RUNTIME_NAME } from '../../runtime/main.ts';
+export { createModdableHal } from './hal.ts';
+
+/** The real modules; the type checker proves here that they fit the adapters' shapes. */
+export function deviceModules(): ModdableModules {
+  return Object.freeze<ModdableModules>({ flash: Flash, time: Time, timer: Timer, Socket, SecureSocket, Digest, Serial, native });
+}
+
+export type DeviceOptions = Partial<ModdableHalOptions>;
+
+/** Every adapter over the real modules; log lines go to `trace` unless told otherwise. */
+export function createDeviceHal(options: DeviceOptions = {}): ModdableHal {
+  return createModdableHal(deviceModules(), { writeLine: (line) => trace(line), ...options });
+}
