@@ -60,10 +60,37 @@ export interface Board {
   antiRollbackBits: number;
   /** Flash erase unit (4096) and program units, for the simulator. */
   flash: { blockLength: number; eraseValue: number; writeAlignPlain: number; writeAlignEncrypted: number };
+  /** The XS machine the Moddable build gives the board, and holdfast's RAM budget within it (boards/README.md, "JavaScript heap"). */
+  jsHeap: BoardJsHeap;
   description?: string;
   /** The board.json it came from. */
   file: string;
 }
+
+/**
+ * The JavaScript heap of a board: the `creation` values of the Moddable
+ * manifest (static 0: separate fixed slot and chunk heaps) and the budget
+ * holdfast's live data must stay within, after the margin.
+ */
+export interface BoardJsHeap {
+  /** creation.chunk.initial: bytes of the chunk heap (strings, BigInt digits, ArrayBuffers, arrays' items). */
+  chunkBytes: number;
+  /** creation.heap.initial: slots of the slot heap (JS_SLOT_BYTES each on a 32-bit device). */
+  slots: number;
+  /** creation.stack: slots of the machine stack. */
+  stackSlots: number;
+  /** Share of each heap kept free for what the measurement cannot see (the platform's own objects, fragmentation, peaks between collections). */
+  marginPercent: number;
+  /** Where the numbers come from. */
+  source: string;
+  /** floor(slots x (100 - margin) / 100): the most live slots holdfast may keep. */
+  budgetSlots: number;
+  /** floor(chunkBytes x (100 - margin) / 100). */
+  budgetChunkBytes: number;
+}
+
+/** Bytes of one XS slot on a 32-bit microcontroller (Moddable's manifest documentation, "creation"). */
+export const JS_SLOT_BYTES = 16;
 
 export type BoardErrorCode = 'unknown-board' | 'invalid-board';
 
@@ -142,6 +169,13 @@ const boardSchema = z.strictObject({
   statusLedPin: z.number().int().min(0).max(48).nullable(),
   statusLedKind: z.enum(['gpio', 'ws2812']).nullable().optional(),
   antiRollbackBits: z.number().int().min(1).max(32),
+  jsHeap: z.strictObject({
+    chunkBytes: z.number().int().min(4096),
+    slots: z.number().int().min(256),
+    stackSlots: z.number().int().min(64),
+    marginPercent: z.number().int().min(0).max(90),
+    source: z.string().min(1),
+  }),
 });
 
 type BoardJson = z.infer<typeof boardSchema>;
@@ -230,6 +264,11 @@ export function validateBoard(json: unknown, file: string, id?: string): Board {
     statusLedKind: b.statusLedPin === null ? null : (b.statusLedKind ?? 'gpio'),
     antiRollbackBits: b.antiRollbackBits,
     flash: { blockLength: 4096, eraseValue: 255, writeAlignPlain: 1, writeAlignEncrypted: 16 },
+    jsHeap: {
+      ...b.jsHeap,
+      budgetSlots: Math.floor((b.jsHeap.slots * (100 - b.jsHeap.marginPercent)) / 100),
+      budgetChunkBytes: Math.floor((b.jsHeap.chunkBytes * (100 - b.jsHeap.marginPercent)) / 100),
+    },
     ...(b.description !== undefined ? { description: b.description } : {}),
     file,
   };
