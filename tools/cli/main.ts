@@ -20,6 +20,7 @@ import { registerInspect } from './commands/inspect.ts';
 import { registerIngest } from './commands/ingest.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerFlash } from './commands/flash.ts';
+import { registerConsole } from './commands/console.ts';
 import { packageInfo } from './package-info.ts';
 
 export { EnvironmentError };
@@ -34,7 +35,7 @@ export function createProgram(commandName = ''): Command {
     // Usage errors: one line, naming the command and where its help is.
     .configureOutput({ outputError: (text, write) => write(`holdfast${commandName ? ` ${commandName}` : ''}: ${oneLine(text)} (see holdfast ${commandName ? `${commandName} ` : ''}--help)\n`) })
     .exitOverride();
-  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerAudit]) register(program);
+  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit]) register(program);
   program.addHelpText('after', () => `\nCommand flags:\n${describeFlags(program)}`);
   program.addHelpText('after', `\n${EXIT_CODES_HELP}`);
   const override = (cmd: Command): void => {
@@ -78,7 +79,7 @@ export function wantsJson(args: readonly string[]): boolean {
 
 /** The command named by `args` (after node and the script): "keys rotate", "sign", or '' */
 export function commandNameOf(args: readonly string[]): string {
-  const names = new Set(['version', 'build', 'check', 'demo', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'audit']);
+  const names = new Set(['version', 'build', 'check', 'demo', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit']);
   const first = args.find((a) => !a.startsWith('-'));
   if (first === undefined || !names.has(first)) return '';
   const sub = args[args.indexOf(first) + 1];

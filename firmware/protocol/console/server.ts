@@ -202,7 +202,7 @@ export class ConsoleServer implements Log {
         return;
       case 'status': {
         const rx = this.decoder.stats;
-        this.ok(id, op, { device: this.deviceId, ...t.status(), locked: !this.unlock.unlocked(), 'unlock-ms': this.unlock.remainingMs(), 'rx-frames': rx.frames, 'rx-skipped': rx.skippedBytes, 'rx-bad': rx.badCrc + rx.malformed + rx.overlong + rx.interrupted });
+        this.ok(id, op, merge({ device: this.deviceId, locked: !this.unlock.unlocked(), 'unlock-ms': this.unlock.remainingMs(), 'rx-frames': rx.frames, 'rx-skipped': rx.skippedBytes, 'rx-bad': rx.badCrc + rx.malformed + rx.overlong + rx.interrupted }, t.status()));
         return;
       }
       case 'outbox':
@@ -300,12 +300,12 @@ export class ConsoleServer implements Log {
   }
 
   private items(id: string, op: string, list: readonly ConsoleFields[]): void {
-    for (let i = 0; i < list.length; i++) this.send('item', { id, op, i, ...list[i] }, { id, op, i, error: 'item too long for a frame' });
+    for (let i = 0; i < list.length; i++) this.send('item', merge({ id, op, i }, list[i]), { id, op, i, error: 'item too long for a frame' });
     this.ok(id, op, { count: list.length });
   }
 
   private ok(id: string, op: string, fields: ConsoleFields): void {
-    this.send('ok', { id, op, ...fields }, { id, op, error: 'reply too long for a frame' });
+    this.send('ok', merge({ id, op }, fields), { id, op, error: 'reply too long for a frame' });
   }
 
   private error(id: string, op: string, code: string, message: string): void {
@@ -324,6 +324,13 @@ export class ConsoleServer implements Log {
     }
     this.output.write(bytes);
   }
+}
+
+/** The reply's own fields first; a target field with the same key (or an invalid key) is left out. */
+function merge(own: ConsoleFields, fields: ConsoleFields): ConsoleFields {
+  const out: Record<string, string | number | boolean | null> = { ...own };
+  for (const key of Object.keys(fields)) if (!Object.prototype.hasOwnProperty.call(own, key) && KEY.test(key)) out[key] = fields[key];
+  return out;
 }
 
 function refusalText(reason: string): string {
