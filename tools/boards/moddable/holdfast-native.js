@@ -22,4 +22,13 @@ function raiseSecureVersion(version) @ "xs_holdfast_raise_secure_version";
 /* The secure_version of the running image (esp_app_desc_t). */
 function imageSecureVersion() @ "xs_holdfast_image_secure_version";
 
-export { resetReason, restart, feedWatchdog, watchdogTimeout, runningPartition, secureVersion, raiseSecureVersion, imageSecureVersion };
+/* Block the XS task without feeding the task watchdog, which then panics and resets ("watchdog"): the Watchdog adapter's deadline passed. */
+function expireWatchdog() @ "xs_holdfast_expire_watchdog";
+/* esp_fill_random(): fill the buffer (ArrayBuffer or view) from the hardware RNG. */
+function fillRandom(buffer) @ "xs_holdfast_fill_random";
+/* Whether ESP-IDF encrypts the partition ("running", "nextota" or a data partition's label). */
+function partitionEncrypted(name) @ "xs_holdfast_partition_encrypted";
+/* esp_partition_read_raw(): fill the buffer with the partition's stored bytes at byteOffset, not decrypted. */
+function readPartitionRaw(name, byteOffset, buffer) @ "xs_holdfast_read_partition_raw";
+
+export { expireWatchdog, fillRandom, partitionEncrypted, readPartitionRaw, resetReason, restart, feedWatchdog, watchdogTimeout, runningPartition, secureVersion, raiseSecureVersion, imageSecureVersion };
