@@ -10,7 +10,7 @@ import { createNobleCrypto } from '../firmware/security/noble-crypto.ts';
 import { envelopePrimitives } from '../firmware/security/envelope-primitives.ts';
 import { deriveDeviceKeys } from '../firmware/security/envelope-keys.ts';
 import { sealWithCounter } from '../firmware/security/envelope.ts';
-import { ENVELOPE_OVERHEAD, EnvelopeSuite, TELEMETRY_SUITES, type TelemetrySuite } from '../firmware/security/envelope-format.ts';
+import { ENVELOPE_MAX_OVERHEAD, envelopeHeaderLength, envelopeOverhead, EnvelopeSuite, TELEMETRY_SUITES, type TelemetrySuite } from '../firmware/security/envelope-format.ts';
 import { encodePacket, type MqttProperties, type MqttVersion } from '../firmware/protocol/mqtt/index.ts';
 import type { BenchGroup, Figure } from './figures.ts';
 import { openGuest } from './xs-guest.ts';
@@ -25,6 +25,14 @@ const DEVICE_ID = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0a);
 export const DEVICE_TOPIC = `holdfast/${hexId(DEVICE_ID)}/telemetry`;
 const WIRE_TARGET = '≤ 40';
 const WIRE_LIMIT = 40;
+/** The key id of the wire cases: a device's key generation, below 128 (one LEB128 byte) for its first 127 rotations. */
+const KEY_ID = 1;
+/**
+ * A realistic counter: 10^6 records (a record a minute for about two years,
+ * reboot skips included): 3 LEB128 bytes. The worst case, 2^53 - 1, takes 8.
+ */
+const COUNTER_TYPICAL = 1_000_000;
+const COUNTER_MAX = Number.MAX_SAFE_INTEGER;
 
 function hexId(bytes: Uint8Array): string {
   let out = '';
@@ -37,51 +45,73 @@ interface WireCase {
   topic: string;
   version: MqttVersion;
   properties: MqttProperties;
+  counter: number;
   label: string;
+  /** Only the steady state a device's session sends has the target; the others are informational (why: in the label). */
+  target: boolean;
 }
 
 /**
- * Bytes of the encoded QoS 1 PUBLISH carrying the sealed envelope of a
- * `payloadLength`-byte payload, minus that payload: fixed header, topic,
- * packet id, properties and the envelope's 37 bytes.
+ * Bytes of the encoded QoS 1 PUBLISH carrying the sealed envelope (key id
+ * `keyId`, counter `counter`) of a `payloadLength`-byte payload, minus that
+ * payload: fixed header, topic, packet id, properties and the envelope's
+ * header and tag (envelopeOverhead(keyId, counter): 20..31 bytes).
  */
-export function wireOverhead(topic: string, version: MqttVersion, properties: MqttProperties, payloadLength: number): number {
+export function wireOverhead(topic: string, version: MqttVersion, properties: MqttProperties, payloadLength: number, counter = COUNTER_TYPICAL, keyId = KEY_ID): number {
   const crypto = createNobleCrypto();
-  const keys = deriveDeviceKeys(crypto, new Uint8Array(32).fill(0x11), DEVICE_ID, 1);
+  const keys = deriveDeviceKeys(crypto, new Uint8Array(32).fill(0x11), DEVICE_ID, keyId);
   const payload = new Uint8Array(payloadLength).fill(0x42);
-  const envelope = sealWithCounter(envelopePrimitives(crypto), keys, EnvelopeSuite.hmacSha256, 1, payload);
+  const envelope = sealWithCounter(envelopePrimitives(crypto), keys, EnvelopeSuite.hmacSha256, counter, payload);
+  if (envelope.length !== payloadLength + envelopeOverhead(keyId, counter)) throw new Error(`envelope of ${envelope.length} bytes for ${payloadLength}`);
   const packet = encodePacket({ type: 'publish', topic, payload: envelope, qos: 1, retain: false, dup: false, packetId: 1, properties }, { protocolVersion: version });
   return packet.length - payloadLength;
 }
 
 const WIRE_CASES: readonly WireCase[] = [
   {
+    key: 'topicAlias',
+    topic: '',
+    version: 5,
+    properties: { topicAlias: 1 },
+    counter: COUNTER_TYPICAL,
+    label: `MQTT 5 PUBLISH with a Topic Alias and an empty topic (every PUBLISH after the first on a connection: the steady state), key id ${KEY_ID}, counter 10^6 (3-byte varint). 10 bytes of MQTT 5 QoS 1 framing + ${envelopeOverhead(KEY_ID, COUNTER_TYPICAL)} of envelope`,
+    target: true,
+  },
+  {
+    key: 'topicAlias.counterMax',
+    topic: '',
+    version: 5,
+    properties: { topicAlias: 1 },
+    counter: COUNTER_MAX,
+    label: `the same at the largest counter, 2^53 - 1 (8-byte varint), key id ${KEY_ID}: 10 + ${envelopeOverhead(KEY_ID, COUNTER_MAX)}`,
+    target: true,
+  },
+  {
     key: 'deviceTopic',
     topic: DEVICE_TOPIC,
     version: 5,
     properties: {},
-    label: `MQTT 5 PUBLISH to ${DEVICE_TOPIC} (35 bytes, the topic the brokers' ACLs give a device), what the session sends today`,
+    counter: COUNTER_TYPICAL,
+    label: `MQTT 5 PUBLISH to ${DEVICE_TOPIC} (35 bytes, the topic the brokers' ACLs give a device), counter 10^6. Informational, no target: sent once per connection (the PUBLISH that sets the alias), amortised over the connection's records`,
+    target: false,
   },
   {
     key: 'oneByteTopic',
     topic: 't',
     version: 5,
     properties: {},
-    label: 'MQTT 5 PUBLISH to a 1-byte topic (the device identified by its envelope and connection only; needs a broker ACL by client id)',
-  },
-  {
-    key: 'topicAlias',
-    topic: '',
-    version: 5,
-    properties: { topicAlias: 1 },
-    label: 'MQTT 5 PUBLISH with a Topic Alias and an empty topic (every PUBLISH after the first on a connection; the session does not use aliases yet). The floor of MQTT 5 QoS 1 framing: 10 bytes',
+    counter: COUNTER_TYPICAL,
+    label: 'MQTT 5 PUBLISH to a 1-byte topic, counter 10^6. Informational, no target: needs a broker ACL by client id (the ingest takes the device id from the holdfast/<id>/ topic)',
+    target: false,
   },
   {
     key: 'mqtt311.oneByteTopic',
     topic: 't',
     version: 4,
     properties: {},
-    label: 'MQTT 3.1.1 PUBLISH to a 1-byte topic (no properties byte): 7 bytes of framing',
+    counter: COUNTER_TYPICAL,
+    label: 'MQTT 3.1.1 PUBLISH to a 1-byte topic (no properties byte: 7 bytes of framing), counter 10^6. Informational, no target: MQTT 3.1.1 has no topic aliases, so a real device sends its full topic every time',
+    target: false,
   },
 ];
 
@@ -89,27 +119,38 @@ export const envelopeBench: BenchGroup = {
   title: 'Sealed telemetry: wire bytes and XS cost',
   prefix: 'envelope.',
   workload:
-    `Wire: the QoS 1 PUBLISH holdfast's codec encodes for one ${PAYLOAD}-byte payload sealed (hmac-sha256; every suite has the same 37-byte overhead), ` +
-    'minus the payload: fixed header, remaining length, topic, packet id, properties length (MQTT 5) and the envelope. ' +
+    `Wire: the QoS 1 PUBLISH holdfast's codec encodes for one ${PAYLOAD}-byte payload sealed in envelope format 2 (hmac-sha256; every telemetry suite has the same overhead; key id ${KEY_ID}, counter 10^6 unless stated), ` +
+    'minus the payload: fixed header, remaining length, topic, packet id, properties (MQTT 5) and the envelope (header with varint key id and counter, 16-byte tag; the device id is not sent). ' +
+    'The ≤ 40 target applies to the steady state (topic alias); the first PUBLISH of a connection and MQTT 3.1.1 are informational. ' +
     `XS: compute per record for seal (persistent counter on the Node side, default K) + PUBLISH encode of a ${PAYLOAD}-byte payload, the difference between a batch of 1,000 and a batch of 100 records over 900, per suite, ` +
     'and live heap slots after gc at both points; then the device path (SealedOutbox on its counter and outbox partitions, OutboxSource, MqttSession with 20 PUBLISHes held unacknowledged by the broker) ' +
     'at a backlog of 100 and of 10,000 sealed records.',
   async run(progress) {
     const figures: Figure[] = [];
-    figures.push({ name: 'envelope.wire.envelopeBytes', value: ENVELOPE_OVERHEAD, unit: 'bytes', label: 'envelope bytes beyond the payload (21 header + 16 tag), any telemetry suite', kind: 'count' });
-    for (const c of WIRE_CASES) {
-      const value = wireOverhead(c.topic, c.version, c.properties, PAYLOAD);
-      figures.push({
-        name: `envelope.wire.overhead.${c.key}`,
-        value,
+    figures.push(
+      {
+        name: 'envelope.wire.envelopeBytes',
+        value: envelopeOverhead(KEY_ID, COUNTER_TYPICAL),
         unit: 'bytes',
-        label: `wire bytes per record beyond a ${PAYLOAD}-byte payload, envelope included: ${c.label}`,
+        label: `envelope bytes beyond the payload at key id ${KEY_ID}, counter 10^6 (${envelopeHeaderLength(KEY_ID, COUNTER_TYPICAL)}-byte header + 16-byte tag), any telemetry suite`,
         kind: 'count',
-        target: WIRE_TARGET,
-        limit: WIRE_LIMIT,
-        direction: 'max',
-        anchor: 'coreMQTT / any MQTT 5 client: the same framing; the 37-byte envelope alone leaves 3 bytes for it',
-      });
+      },
+      {
+        name: 'envelope.wire.envelopeBytesMax',
+        value: ENVELOPE_MAX_OVERHEAD,
+        unit: 'bytes',
+        label: 'largest envelope bytes beyond the payload, key id 2^32 - 1 and counter 2^53 - 1 (15-byte header + 16-byte tag): what buffers and outbox records are sized for',
+        kind: 'count',
+      },
+    );
+    for (const c of WIRE_CASES) {
+      const value = wireOverhead(c.topic, c.version, c.properties, PAYLOAD, c.counter);
+      const base = { name: `envelope.wire.overhead.${c.key}`, value, unit: 'bytes', label: `wire bytes per record beyond a ${PAYLOAD}-byte payload, envelope included: ${c.label}`, kind: 'count' as const };
+      figures.push(
+        c.target
+          ? { ...base, target: WIRE_TARGET, limit: WIRE_LIMIT, direction: 'max' as const, anchor: 'coreMQTT / any MQTT 5 client: the same 10 bytes of framing with a topic alias' }
+          : base,
+      );
     }
     progress('  envelope: seal + encode in XS');
     figures.push(...(await xsSealFigures()));

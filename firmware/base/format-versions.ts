@@ -14,7 +14,8 @@ export const FORMAT_VERSIONS = Object.freeze({
   /** 2: ESP-IDF's own app image (esp-app-image.ts; ESP-IDF owns the layout), replacing holdfast's HFAP header (1). */
   appImage: 2,
   counter: 2,
-  envelope: 1,
+  /** 2: compact wire header (key id and counter as canonical LEB128 varints), device id implicit and authenticated; 1 (fixed 21-byte header with the device id) never shipped and is refused. */
+  envelope: 2,
   auditLog: 1,
   receipt: 1,
   commandJournal: 1,

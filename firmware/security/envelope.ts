@@ -2,14 +2,19 @@
  * Sealed telemetry records (docs/spec/envelope.md).
  *
  * Seal side (the device): `EnvelopeSealer.seal(payload)` takes the next value
- * of the persistent counter, writes the header and appends the tag (HMAC or
- * AEAD). Seal when the record is appended to the outbox: the outbox keeps
+ * of the persistent counter, writes the wire header (format 2: version,
+ * suite, key id and counter as canonical varints) and appends the tag (HMAC
+ * or AEAD) over the wire header, the device's id (not sent: the receiver
+ * knows it from the authenticated connection) and the payload. Seal when the record is appended to the outbox: the outbox keeps
  * the sealed bytes, so every resend, after any reboot, carries exactly the
  * same bytes (and the same counter), which the receiver's window turns into
  * a harmless duplicate.
  *
- * Open side (the receiver): `openEnvelope` checks the header early (length,
- * version, suite, counter, device id, key id), verifies the tag FIRST, and
+ * Open side (the receiver): `openEnvelope` takes the device id from its
+ * context (the broker-authenticated topic), checks the header early (length,
+ * version, suite, key id, counter, then the key lookup), verifies the tag
+ * FIRST (a record of another device fails it: the device id is in the
+ * authenticated header), and
  * only then asks the replay window: `check`, then `accept`. The decision
  * uses the counter, the tag and the window state only: no clock.
  *
@@ -19,14 +24,16 @@
 import { constantTimeEqual } from './_ct.ts';
 import type { AeadSuite, EnvelopePrimitives } from './envelope-primitives.ts';
 import {
+  authenticatedHeader,
+  authenticatedMessage,
   checkDeviceId,
   checkMaxLength,
   decodeHeader,
   encodeHeader,
   ENVELOPE_COUNTER_MAX,
-  ENVELOPE_HEADER_LENGTH,
-  ENVELOPE_OVERHEAD,
+  ENVELOPE_MAX_OVERHEAD,
   ENVELOPE_TAG_LENGTH,
+  envelopeHeaderLength,
   EnvelopeError,
   envelopeNonce,
   EnvelopeSuite,
@@ -55,7 +62,7 @@ export interface ReplayGuard {
 
 export interface EnvelopeSealerOptions {
   primitives: EnvelopePrimitives;
-  /** This device's keys (deriveDeviceKeys); they carry the device id and key id written in every header. */
+  /** This device's keys (deriveDeviceKeys); they carry the key id written in every header and the device id every tag covers. */
   keys: DeviceKeys;
   counter: CounterSource;
   /** Default: hmac-sha256 (authenticated, payload in clear). */
@@ -84,8 +91,13 @@ export class EnvelopeSealer {
     this.counter = options.counter;
   }
 
+  /** The counter value of this instance's last seal (0: none yet): what the envelope it returned carries. */
+  get lastCounter(): number {
+    return this.last;
+  }
+
   /**
-   * Seal `payload` (0..65,535 − 37 bytes) under the next counter value.
+   * Seal `payload` (0..65,535 − 31 bytes) under the next counter value.
    * Takes exactly one counter value; if `next()` throws (a power cut while
    * it raises its bound, exhaustion), nothing is sealed and the error
    * propagates. Refuses (EnvelopeError 'counter-out-of-range' or
@@ -93,7 +105,7 @@ export class EnvelopeSealer {
    */
   seal(payload: Uint8Array): Uint8Array {
     if (!(payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array');
-    if (payload.length > 0xffff - ENVELOPE_OVERHEAD) throw new RangeError(`payload of ${payload.length} bytes, at most ${0xffff - ENVELOPE_OVERHEAD}`);
+    if (payload.length > 0xffff - ENVELOPE_MAX_OVERHEAD) throw new RangeError(`payload of ${payload.length} bytes, at most ${0xffff - ENVELOPE_MAX_OVERHEAD}`);
     const counter = this.counter.next();
     if (typeof counter !== 'number' || !Number.isSafeInteger(counter) || counter < 1 || counter > ENVELOPE_COUNTER_MAX) {
       throw new EnvelopeError('counter-out-of-range', `counter source returned ${String(counter)}, not an integer in 1..2^53-1`);
@@ -110,17 +122,18 @@ export class EnvelopeSealer {
  * own counter values can reuse a nonce; `EnvelopeSealer` cannot.
  */
 export function sealWithCounter(primitives: EnvelopePrimitives, keys: DeviceKeys, suite: TelemetrySuite, counter: number, payload: Uint8Array): Uint8Array {
-  const envelope = new Uint8Array(ENVELOPE_OVERHEAD + payload.length);
-  encodeHeader(suite, keys.keyId, keys.deviceId, counter, envelope);
-  const header = envelope.subarray(0, ENVELOPE_HEADER_LENGTH);
+  const headerLength = envelopeHeaderLength(keys.keyId, counter);
+  const envelope = new Uint8Array(headerLength + payload.length + ENVELOPE_TAG_LENGTH);
+  encodeHeader(suite, keys.keyId, counter, envelope);
+  const header = envelope.subarray(0, headerLength);
   if (suite === EnvelopeSuite.hmacSha256) {
-    envelope.set(payload, ENVELOPE_HEADER_LENGTH);
-    const mac = primitives.hmacSha256(keys.upHmacSha256, envelope.subarray(0, ENVELOPE_HEADER_LENGTH + payload.length));
-    envelope.set(mac.subarray(0, ENVELOPE_TAG_LENGTH), ENVELOPE_HEADER_LENGTH + payload.length);
+    envelope.set(payload, headerLength);
+    const mac = primitives.hmacSha256(keys.upHmacSha256, authenticatedMessage(header, keys.deviceId, payload));
+    envelope.set(mac.subarray(0, ENVELOPE_TAG_LENGTH), headerLength + payload.length);
   } else {
-    const sealed = primitives.aeadSeal(suite, aeadKey(keys, suite), envelopeNonce(counter), payload, header);
+    const sealed = primitives.aeadSeal(suite, aeadKey(keys, suite), envelopeNonce(counter), payload, authenticatedHeader(header, keys.deviceId));
     if (sealed.length !== payload.length + ENVELOPE_TAG_LENGTH) throw new Error(`AEAD returned ${sealed.length} bytes for ${payload.length}`);
-    envelope.set(sealed, ENVELOPE_HEADER_LENGTH);
+    envelope.set(sealed, headerLength);
   }
   return envelope;
 }
@@ -131,8 +144,14 @@ export type KeyLookup = (deviceId: Uint8Array, keyId: number) => DeviceKeys | un
 export interface AuthenticateOptions {
   primitives: EnvelopePrimitives;
   keys: KeyLookup;
-  /** The device the envelope must come from (from the broker-authenticated topic or client identity). Omit only where any known device may send. */
-  deviceId?: Uint8Array;
+  /**
+   * The device the envelope comes from, 8 bytes: not on the wire, so the
+   * receiver supplies it from the identity the broker authenticated (the
+   * device id in the topic holdfast/<id>/..., which the ACL binds to the
+   * client's credentials). The tag covers it: a record of another device
+   * fails as 'bad-tag' (or 'unknown-key' when this device has no such key id).
+   */
+  deviceId: Uint8Array;
   /** Suites accepted (default: all three telemetry suites). A receiver that requires encryption lists only the AEAD suites. */
   suites?: readonly TelemetrySuite[];
   /** Longest envelope accepted, bytes (default and largest 65,535): bounds the memory of one open. */
@@ -140,7 +159,7 @@ export interface AuthenticateOptions {
 }
 
 export interface OpenOptions extends AuthenticateOptions {
-  /** The sender's window, or a function giving the window of (device id, key id). */
+  /** The sender's window, or a function giving the window of (device id, key id) (the device id is options.deviceId). */
   replay: ReplayGuard | ((deviceId: Uint8Array, keyId: number) => ReplayGuard);
 }
 
@@ -148,6 +167,7 @@ export interface OpenOptions extends AuthenticateOptions {
 export interface OpenedEnvelope {
   readonly suite: TelemetrySuite;
   readonly keyId: number;
+  /** The device id the opener was given (a copy): authenticated by the tag. */
   readonly deviceId: Uint8Array;
   readonly counter: number;
   /** The plaintext payload (a copy). */
@@ -156,20 +176,19 @@ export interface OpenedEnvelope {
 
 /**
  * Header checks and tag verification, no freshness: an authentic envelope
- * may still be a replay. Throws EnvelopeError: too-short, too-long,
- * unsupported-version, suite-not-allowed, bad-counter, wrong-device,
- * unknown-key, bad-tag (first failure in that order).
+ * may still be a replay. `options.deviceId` is required (TypeError or
+ * RangeError when it is not 8 bytes). Throws EnvelopeError: too-short,
+ * too-long, unsupported-version, suite-not-allowed, bad-key-id,
+ * bad-counter, unknown-key, bad-tag (first failure in that order).
  */
 export function authenticateEnvelope(envelope: Uint8Array, options: AuthenticateOptions): OpenedEnvelope {
+  const deviceId = checkDeviceId(options.deviceId).slice();
   const header = decodeHeader(envelope, options.suites ?? TELEMETRY_SUITES, checkMaxLength(options.maxLength));
-  if (options.deviceId !== undefined && !sameBytes(header.deviceId, checkDeviceId(options.deviceId))) {
-    throw new EnvelopeError('wrong-device', 'device id is not the expected one');
-  }
-  const keys = options.keys(header.deviceId, header.keyId);
+  const keys = options.keys(deviceId, header.keyId);
   if (keys === undefined) throw new EnvelopeError('unknown-key', `no key ${header.keyId} for this device`);
-  if (!sameBytes(keys.deviceId, header.deviceId) || keys.keyId !== header.keyId) throw new EnvelopeError('unknown-key', 'the key lookup returned keys of another device or key id');
+  if (!sameBytes(keys.deviceId, deviceId) || keys.keyId !== header.keyId) throw new EnvelopeError('unknown-key', 'the key lookup returned keys of another device or key id');
   const payload = verifyTag(options.primitives, keys, header, envelope);
-  return { suite: header.suite as TelemetrySuite, keyId: header.keyId, deviceId: header.deviceId, counter: header.counter, payload };
+  return { suite: header.suite as TelemetrySuite, keyId: header.keyId, deviceId, counter: header.counter, payload };
 }
 
 /**
@@ -198,16 +217,18 @@ export function replayStoreGuard(store: { check(sender: number, counter: number)
   return { check: (counter) => store.check(sender, counter), accept: (counter) => store.accept(sender, counter) };
 }
 
+/** The tag over the authenticated header (wire header || keys.deviceId, the device id the opener was given) and the payload. */
 function verifyTag(primitives: EnvelopePrimitives, keys: DeviceKeys, header: EnvelopeHeader, envelope: Uint8Array): Uint8Array {
   const suite = header.suite;
+  const wireHeader = envelope.subarray(0, header.headerLength);
   if (suite === EnvelopeSuite.hmacSha256) {
-    const mac = primitives.hmacSha256(keys.upHmacSha256, envelope.subarray(0, header.tagOffset));
+    const mac = primitives.hmacSha256(keys.upHmacSha256, authenticatedMessage(wireHeader, keys.deviceId, envelope.subarray(header.headerLength, header.tagOffset)));
     if (!constantTimeEqual(mac.subarray(0, ENVELOPE_TAG_LENGTH), envelope.subarray(header.tagOffset))) throw new EnvelopeError('bad-tag', 'MAC does not verify');
-    return envelope.slice(ENVELOPE_HEADER_LENGTH, header.tagOffset);
+    return envelope.slice(header.headerLength, header.tagOffset);
   }
   if (!isAeadSuite(suite)) throw new EnvelopeError('suite-not-allowed', `suite 0x${suite.toString(16)} is not a telemetry suite`);
   const aead = suite as AeadSuite;
-  const plaintext = primitives.aeadOpen(aead, aeadKey(keys, aead), envelopeNonce(header.counter), envelope.subarray(ENVELOPE_HEADER_LENGTH), envelope.subarray(0, ENVELOPE_HEADER_LENGTH));
+  const plaintext = primitives.aeadOpen(aead, aeadKey(keys, aead), envelopeNonce(header.counter), envelope.subarray(header.headerLength), authenticatedHeader(wireHeader, keys.deviceId));
   if (plaintext === undefined) throw new EnvelopeError('bad-tag', 'AEAD tag does not verify');
   return plaintext;
 }

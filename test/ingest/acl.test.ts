@@ -17,7 +17,7 @@ import { IngestService } from '../../tools/ingest/ingest.ts';
 import { parseInventory } from '../../tools/ingest/inventory.ts';
 import { PgliteStore } from '../../tools/ingest/store-pglite.ts';
 import { buildReport } from '../../tools/ingest/report.ts';
-import { deviceClient, INGEST_ACCOUNT, inventoryJson, makeFleet, seal, startBroker, tempDir, waitUntil, type TestDevice } from './ingest-helpers.ts';
+import { deviceClient, INGEST_ACCOUNT, inventoryJson, makeFleet, rewriteHeader, seal, startBroker, tempDir, waitUntil, type TestDevice } from './ingest-helpers.ts';
 
 const needs = [findMosquitto(), findMosquittoPasswd()];
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -34,12 +34,14 @@ after(async () => {
   t.cleanup();
 });
 
-/** dev B's attempts to write as dev A: its own record under A's topic, and a record claiming A's id with B's keys. */
+/**
+ * dev B's attempts to write as dev A: its own records under A's topic (B's
+ * key id, which A does not have), and one of them with A's key id written
+ * in (the device id is not on the wire: A's topic names A, and the tag
+ * covers B's id under B's key).
+ */
 function impersonations(a: TestDevice, b: TestDevice): Uint8Array[] {
-  const asA = seal(b, 1).slice();
-  asA.set(Buffer.from(a.name, 'hex'), 6);
-  new DataView(asA.buffer).setUint32(2, a.keyId, true);
-  return [seal(b, 1), seal(b, 2), asA];
+  return [seal(b, 1), seal(b, 2), rewriteHeader(seal(b, 1), { keyId: a.keyId })];
 }
 
 describe('ingest: broker ACL and topic identity (mosquitto)', { skip: skipUnless(needs) }, () => {
@@ -82,7 +84,8 @@ describe('ingest: broker ACL and topic identity (mosquitto)', { skip: skipUnless
         assert.equal(c.forgeries, 3, 'the ingest refuses all three');
         const report = buildReport(await store.load());
         const rowA = report.devices.find((r) => r.device === a.name);
-        assert.deepEqual(rowA?.forgeriesByReason, { 'wrong-device': 2, 'bad-tag': 1 }, 'B\'s own records under A\'s topic: wrong-device; relabelled as A: bad-tag under A\'s key');
+        assert.notEqual(a.keyId, b.keyId, 'the fleet gives A and B different key ids');
+        assert.deepEqual(rowA?.forgeriesByReason, { 'unknown-key': 2, 'bad-tag': 1 }, 'B\'s own records under A\'s topic: B\'s key id is not A\'s (unknown-key); with A\'s key id written in: bad-tag under A\'s key');
         assert.equal(rowA?.accepted, 2);
         assert.equal(report.devices.find((r) => r.device === b.name)?.accepted, 1, 'B\'s counters 1 and 2 were not taken as B\'s either');
       }

@@ -32,7 +32,7 @@ import { INGEST_WINDOW_BITS } from '../../tools/ingest/window.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import { sealWithCounter } from '../../firmware/security/envelope.ts';
 import { EnvelopeSuite } from '../../firmware/security/envelope-format.ts';
-import { deviceClient, INGEST_ACCOUNT, inventoryJson, makeFleet, payloadOf, PRIMITIVES, publishAll, seal, startBroker, tempDir, waitUntil, type TestBroker, type TestDevice } from './ingest-helpers.ts';
+import { deviceClient, INGEST_ACCOUNT, inventoryJson, makeFleet, payloadOf, PRIMITIVES, publishAll, rewriteHeader, seal, startBroker, tempDir, waitUntil, type TestBroker, type TestDevice } from './ingest-helpers.ts';
 
 const needs = [findMosquitto(), findMosquittoPasswd()];
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -123,26 +123,20 @@ function flipBit(rng: Rng, bytes: Uint8Array): Uint8Array {
 function forge(rng: Rng, fleet: readonly TestDevice[], victim: TestDevice, captured: Uint8Array, highest: number): { topic: string; bytes: Uint8Array; kind: string } {
   const other = fleet[(fleet.indexOf(victim) + 1 + rng.below(fleet.length - 1)) % fleet.length];
   const kind = rng.below(10);
-  const b = captured.slice();
   switch (kind) {
     case 0:
       return { topic: victim.topic, bytes: flipBit(rng, captured), kind: 'bit flip' };
     case 1: {
       // Counter rewritten far ahead under the old tag: must not move the window.
       const forged = highest + 1 + rng.below(1_000_000);
-      let v = forged;
-      for (let i = 0; i < 7; i++) {
-        b[14 + i] = v % 256;
-        v = Math.floor(v / 256);
-      }
-      return { topic: victim.topic, bytes: b, kind: 'counter rewritten' };
+      return { topic: victim.topic, bytes: rewriteHeader(captured, { counter: forged }), kind: 'counter rewritten' };
     }
     case 2:
-      // Another device's genuine record under this device's topic: the topic and the envelope disagree.
+      // Another device's genuine record under this device's topic: the tag covers the other device's id (not on the wire), the topic names this one.
       return { topic: victim.topic, bytes: seal(other, rng.between(1, 1000)), kind: 'wrong device' };
     case 3:
-      // Relabelled: this device's id written into another device's record.
-      return { topic: victim.topic, bytes: relabel(seal(other, rng.between(1, 1000)), victim), kind: 'relabelled' };
+      // Relabelled: this device's key id written into another device's record.
+      return { topic: victim.topic, bytes: rewriteHeader(seal(other, rng.between(1, 1000)), { keyId: victim.keyId }), kind: 'relabelled' };
     case 4: {
       // Authentic bytes under this device's keys, but a suite it was not provisioned for (downgrade / misconfiguration).
       const suite = victim.suite === EnvelopeSuite.hmacSha256 ? EnvelopeSuite.chacha20Poly1305 : EnvelopeSuite.hmacSha256;
@@ -157,8 +151,7 @@ function forge(rng: Rng, fleet: readonly TestDevice[], victim: TestDevice, captu
       return { topic: victim.topic, bytes: captured.subarray(0, rng.below(captured.length)), kind: 'truncated' };
     case 7:
       // Unknown key id.
-      new DataView(b.buffer).setUint32(2, victim.keyId + 100 + rng.below(1000), true);
-      return { topic: victim.topic, bytes: b, kind: 'unknown key' };
+      return { topic: victim.topic, bytes: rewriteHeader(captured, { keyId: victim.keyId + 100 + rng.below(1000) }), kind: 'unknown key' };
     case 8:
       return { topic: `holdfast/${'f'.repeat(15)}${rng.below(10)}/telemetry`, bytes: captured, kind: 'unknown device topic' };
     default: {
@@ -168,12 +161,6 @@ function forge(rng: Rng, fleet: readonly TestDevice[], victim: TestDevice, captu
       return { topic: victim.topic, bytes: tagged, kind: 'random tag' };
     }
   }
-}
-
-function relabel(envelope: Uint8Array, as: TestDevice): Uint8Array {
-  const b = envelope.slice();
-  b.set(Buffer.from(as.name, 'hex'), 6);
-  return b;
 }
 
 describe('ingest under hostile traffic', () => {

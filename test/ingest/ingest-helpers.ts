@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
 import { sealWithCounter } from '../../firmware/security/envelope.ts';
-import { EnvelopeSuite, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import { encodeHeader, envelopeHeaderLength, EnvelopeSuite, peekHeader, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { nodeEnvelopePrimitives } from '../../tools/ingest/node-primitives.ts';
 import { LOOPBACK } from '../../tools/net/common.ts';
@@ -73,6 +73,23 @@ export function payloadOf(device: TestDevice, counter: number): Uint8Array {
 /** The envelope device `device` seals for `counter` (deterministic: the same bytes every time, as a resend from the outbox). */
 export function seal(device: TestDevice, counter: number, payload = payloadOf(device, counter)): Uint8Array {
   return sealWithCounter(PRIMITIVES, device.keys, device.suite, counter, payload);
+}
+
+/**
+ * `envelope` (format 2) with its key id and/or counter rewritten in the wire
+ * header (varints re-encoded, so the length may change), payload and tag
+ * kept: a forgery. The device id is not on the wire: the topic names it.
+ */
+export function rewriteHeader(envelope: Uint8Array, change: { keyId?: number; counter?: number }): Uint8Array {
+  const header = peekHeader(envelope);
+  if (header === undefined) throw new Error('rewriteHeader: not an envelope');
+  const keyId = change.keyId ?? header.keyId;
+  const counter = change.counter ?? header.counter;
+  const length = envelopeHeaderLength(keyId, counter);
+  const out = new Uint8Array(length + envelope.length - header.headerLength);
+  encodeHeader(header.suite, keyId, counter, out);
+  out.set(envelope.subarray(header.headerLength), length);
+  return out;
 }
 
 export type TestBroker = MosquittoBroker | AedesBroker;

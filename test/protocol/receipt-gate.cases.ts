@@ -789,7 +789,7 @@ export const suite: CaseSuite = {
             const p = packet as PublishPacket;
             if (recordCounter(p.payload) !== victim) return [bytes];
             const flipped = p.payload.slice();
-            flipped[30] ^= 2;
+            flipped[flipped.length - 3] ^= 2; // a tag byte
             return [rig.broker.encode({ ...p, payload: flipped })];
           };
           boot.wire.open({ receiveMaximum: 8, autoAck: (p) => (rig.ingest.receive(p.payload), 0) });

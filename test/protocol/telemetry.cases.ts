@@ -12,7 +12,7 @@
  * or erase is in flight on either, and the operation count runs over both.
  */
 import type { AeadSuite, EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
-import { ENVELOPE_OVERHEAD, EnvelopeError, EnvelopeSuite, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import { envelopeOverhead, EnvelopeError, EnvelopeSuite, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
 import { authenticateEnvelope, openEnvelope, sealWithCounter } from '../../firmware/security/envelope.ts';
 import { ReplayWindow } from '../../firmware/security/replay-window.ts';
 import { Counter } from '../../firmware/storage/counter.ts';
@@ -198,7 +198,7 @@ function runDevice(parts: { counter: FlashPartition; outbox: FlashPartition }, s
   if (o.drain) {
     let source: RecordSource = new OutboxSource(outbox);
     if (o.resealOnSend) {
-      const opened = (envelope: Uint8Array) => authenticateEnvelope(envelope, { primitives: d.primitives, keys: d.lookup }).payload;
+      const opened = (envelope: Uint8Array) => authenticateEnvelope(envelope, { primitives: d.primitives, keys: d.lookup, deviceId: DEVICE }).payload;
       // The planted bug: seal the payload again, under a new value of the same counter, when it is sent.
       source = new ResealingSource(source, (envelope) => sealWithCounter(logging, d.keys, o.suite, counter.next(), opened(envelope)));
     }
@@ -217,7 +217,7 @@ function runDevice(parts: { counter: FlashPartition; outbox: FlashPartition }, s
     const record = sealed.append(reading(i));
     state.inFlight = undefined;
     inThisBoot++;
-    equal(record.envelope.length, 8 + ENVELOPE_OVERHEAD, 'envelope length');
+    equal(record.envelope.length, 8 + envelopeOverhead(d.keys.keyId, record.counter), 'envelope length');
     const last = state.durable[state.durable.length - 1];
     ok(last === undefined || record.counter > last, `counter ${record.counter} not above ${last}, the last durable record's`);
     noteBytes(state, record.counter, hex(record.envelope), 'returned by append');
@@ -428,7 +428,7 @@ export const suite: CaseSuite = {
         equal(counter.current(), undefined, 'no counter value taken by a refused size or type');
         const a = sealed.append(new Uint8Array(sealed.maxPayload));
         equal(a.counter, 1, 'first value');
-        equal(a.envelope.length, sealed.maxPayload + ENVELOPE_OVERHEAD, 'largest record');
+        equal(a.envelope.length, sealed.maxPayload + envelopeOverhead(dev.d.keys.keyId, a.counter), 'largest record');
         let last = a.counter;
         let refused = 0;
         for (let k = 0; k < 40 && refused === 0; k++) {

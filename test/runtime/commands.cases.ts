@@ -323,6 +323,7 @@ const POLICY_SPEC = [
   '0x10 report-status diagnostic yes 10 section:1:0..3',
   '0x20 check-update update yes 4',
   '0x30 enter-safe-mode mode no 2',
+  '0x31 leave-safe-mode mode yes 2',
 ];
 
 function describeRow(r: PolicyRow): string {
@@ -399,7 +400,7 @@ const unitCases = [
       const d = device(env, f);
       expectStatus(d.handle(f.seal(5, new Uint8Array(0))), 'refused', 'empty payload', 'unknown-command');
       let counter = 6;
-      for (const code of [0x00, 0x04, 0x11, 0x21, 0x31, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
+      for (const code of [0x00, 0x04, 0x11, 0x21, 0x32, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
       expectStatus(d.handle(f.seal(5, validPayload(row('set-output')))), 'refused', 'a valid command under a refused counter', 'replay');
       equal(d.applied.length, 0, 'nothing applied');
     },
@@ -460,7 +461,7 @@ const unitCases = [
         ['signature changed', badSig, 'bad-tag'],
         ['another key id', otherKey, 'unknown-key'],
         ['signed by another key under our key id', otherSigner, 'bad-tag'],
-        ['for another device', f.seal(34, payload, OTHER_DEVICE), 'wrong-device'],
+        ['for another device (the signature covers the device id, which is not on the wire)', f.seal(34, payload, OTHER_DEVICE), 'bad-tag'],
         ['truncated', f.seal(35, payload).subarray(0, 40), 'too-short'],
       ];
       for (const [what, envelope, code] of cases) {

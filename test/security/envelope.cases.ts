@@ -1,6 +1,8 @@
 /**
- * The envelope (docs/spec/envelope.md) in Node and in XS: byte layout,
- * round trips of every suite, early typed refusals, forgeries, the nonce
+ * The envelope, format 2 (docs/spec/envelope.md) in Node and in XS: byte
+ * layout and the spec's test vector, canonical varints, round trips of
+ * every suite, early typed refusals, the implicit (authenticated) device
+ * id, forgeries, the nonce
  * under power cuts at every flash operation of the persistent counter, a
  * device back from a long time offline with a backlog, commands, and the
  * cost of a seal (the XS run reports compute).
@@ -9,14 +11,23 @@ import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { envelopePrimitives, type AeadSuite, type EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import { deriveDeviceKeys, type DeviceKeys } from '../../firmware/security/envelope-keys.ts';
 import {
-  COMMAND_OVERHEAD,
-  ENCRYPTED_COMMAND_OVERHEAD,
+  COMMAND_MAX_OVERHEAD,
+  commandOverhead,
+  ENCRYPTED_COMMAND_MAX_OVERHEAD,
   ENVELOPE_FORMAT_VERSION,
-  ENVELOPE_HEADER_LENGTH,
-  ENVELOPE_OVERHEAD,
+  ENVELOPE_MAX_OVERHEAD,
+  ENVELOPE_MIN_OVERHEAD,
   EnvelopeError,
+  envelopeHeaderLength,
+  envelopeOverhead,
   EnvelopeSuite,
+  peekHeader,
+  readVarint,
   TELEMETRY_SUITES,
+  VARINT_INVALID,
+  VARINT_TRUNCATED,
+  varintLength,
+  writeVarint,
   type EnvelopeErrorCode,
   type TelemetrySuite,
 } from '../../firmware/security/envelope-format.ts';
@@ -87,6 +98,12 @@ export function plainCounter(start: number): CounterSource & { value: number } {
   };
 }
 
+export function fromHex(text: string): Uint8Array {
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substring(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 export function hex(bytes: Uint8Array): string {
   let out = '';
   for (let i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
@@ -96,6 +113,42 @@ export function hex(bytes: Uint8Array): string {
 function refusedWith(run: () => unknown, code: EnvelopeErrorCode, message: string): void {
   const error = throws(run, 'EnvelopeError', message) as EnvelopeError;
   equal(error.code, code, `${message}: code (${error.message})`);
+}
+
+/** Unsigned LEB128 of `value` (up to 2^53 - 1), written independently of envelope-format.ts: 7 bits per byte, low first. */
+export function leb128(value: number): number[] {
+  const out: number[] = [];
+  do {
+    const low = value % 128;
+    value = (value - low) / 128;
+    out.push(value > 0 ? low + 128 : low);
+  } while (value > 0);
+  return out;
+}
+
+/**
+ * `envelope` with its wire header replaced by version, suite, then the given
+ * key id and counter field bytes (any bytes: non-canonical, overlong), and
+ * the payload and tag kept.
+ */
+export function withFields(envelope: Uint8Array, keyIdField: readonly number[], counterField: readonly number[]): Uint8Array {
+  const header = peekHeader(envelope);
+  if (header === undefined) throw new Error('withFields: not an envelope');
+  const rest = envelope.subarray(header.headerLength);
+  const out = new Uint8Array(2 + keyIdField.length + counterField.length + rest.length);
+  out[0] = envelope[0];
+  out[1] = envelope[1];
+  out.set(keyIdField, 2);
+  out.set(counterField, 2 + keyIdField.length);
+  out.set(rest, 2 + keyIdField.length + counterField.length);
+  return out;
+}
+
+/** The payload start (wire header length) of a well-formed envelope. */
+export function headerLengthOf(envelope: Uint8Array): number {
+  const header = peekHeader(envelope);
+  if (header === undefined) throw new Error('not an envelope');
+  return header.headerLength;
 }
 
 function suiteName(suite: number): string {
@@ -195,18 +248,21 @@ function attack(f: Fixture, rng: Rng, genuine: readonly { envelope: Uint8Array; 
     const bit = rng.below(forged.length * 8);
     forged[bit >>> 3] ^= 1 << (bit & 7);
   } else if (roll < 75) {
-    // A fresh-looking counter under an old tag.
+    // A fresh-looking counter under an old tag (the varint may change length).
     const counter = latest.counter + 1 + rng.below(1000);
-    for (let i = 0; i < 4; i++) forged[14 + i] = Math.floor(counter / 2 ** (8 * i)) & 0xff;
+    return { envelope: withFields(forged, leb128(f.keysA.keyId), leb128(counter)), kind: 'forgery', counter: pick.counter };
   } else if (roll < 82) {
-    forged[6 + 7] ^= 0x01; // A's record presented as B's (B is a known device)
-  } else if (roll < 90) {
-    // Sealed by B with B's key, relabelled as A's.
+    // Sealed by B with B's key (B is a known device), delivered on A's topic: the device id is not on the wire, the tag covers A's.
     const other = sealWithCounter(f.primitives, f.keysB, suite, latest.counter + 1 + rng.below(100), fixedBytes(8, roll));
-    other.set(DEVICE_A, 6);
     return { envelope: other, kind: 'forgery', counter: latest.counter };
+  } else if (roll < 90) {
+    // The same record re-encoded with a non-canonical counter (one more byte: a set continuation bit and a zero byte): other bytes, same values.
+    const field = leb128(pick.counter);
+    field[field.length - 1] |= 0x80;
+    field.push(0);
+    return { envelope: withFields(forged, leb128(f.keysA.keyId), field), kind: 'forgery', counter: pick.counter };
   } else {
-    for (let i = ENVELOPE_HEADER_LENGTH; i < forged.length; i++) forged[i] = rng.below(256);
+    for (let i = headerLengthOf(forged); i < forged.length; i++) forged[i] = rng.below(256);
   }
   return { envelope: forged, kind: 'forgery', counter: pick.counter };
 }
@@ -300,7 +356,7 @@ export function nonceScenario(f: Fixture, o: NonceScenarioOptions): CutScenario<
       for (let i = 0; i < o.perSession && state.sealed < o.total; i++) {
         const sealer = sealers[state.sealed % 2];
         const envelope = sealer.seal(fixedBytes(5, state.sealed));
-        equal(envelope.length, 5 + ENVELOPE_OVERHEAD, 'sealed length');
+        equal(envelope.length, 5 + envelopeOverhead(f.keysA.keyId, sealer.lastCounter), 'sealed length');
         state.sealed++;
       }
     },
@@ -315,34 +371,113 @@ export const suite: CaseSuite = {
   name: 'envelope',
   cases: [
     {
-      name: 'byte layout: version, suite, key id, device id, counter (7 bytes LE), payload, 16-byte tag; overhead 37',
+      name: 'byte layout and test vector (docs/spec/envelope.md): version 2, suite, key id and counter as LEB128, payload, tag over wire header || device id || payload; overhead 22 at key id 1, counter 10^6',
       run() {
         const f = fixture();
-        const keys = deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_A, 0x04030201);
-        const counter = 0x1f_eedd_ccbb_aa99; // 2^53 - 1 > this
-        const envelope = sealWithCounter(f.primitives, keys, EnvelopeSuite.hmacSha256, counter, Uint8Array.of(0xca, 0xfe));
+        // The spec's example: device A (d1 00 00 00 00 00 00 0a), secret fixedBytes(32, 0x11) = 11 18 1f .. ea, key id 1, counter 1,000,000, payload ca fe.
+        bytesEqual(f.keysA.upHmacSha256, fromHex('eeb365c5789be19c8f2da201c9a9059b0f27d3eec94e2bde5c22a84e08cb4643'), 'K_up_hmac of the example');
+        const envelope = sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 1_000_000, Uint8Array.of(0xca, 0xfe));
         bytesEqual(
-          envelope.subarray(0, ENVELOPE_HEADER_LENGTH + 2),
+          envelope,
           Uint8Array.of(
-            0x01, //                                           format version
+            0x02, //                                           format version 2
             0x01, //                                           suite: hmac-sha256
-            0x01, 0x02, 0x03, 0x04, //                         key id 0x04030201, LE
-            0xd1, 0, 0, 0, 0, 0, 0, 0x0a, //                   device id
-            0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x1f, //       counter, LE
+            0x01, //                                           key id 1 (LEB128, 1 byte)
+            0xc0, 0x84, 0x3d, //                               counter 1,000,000 = 0x0f4240 (LEB128: 0x40|0x80, 0x04|0x80, 0x3d)
             0xca, 0xfe, //                                     payload
+            // tag: HMAC-SHA-256(K_up_hmac, 02 01 01 c0 84 3d || d1 00 00 00 00 00 00 0a || ca fe)[0..16)
+            0xef, 0x04, 0x13, 0x5e, 0x87, 0x73, 0xd2, 0xce, 0xa2, 0x73, 0x59, 0x36, 0xd3, 0x80, 0x8e, 0x82,
           ),
-          'header and payload',
+          'the test vector, byte for byte',
         );
-        equal(envelope.length, 2 + 37, 'length');
-        const mac = f.crypto.hmacSha256(keys.upHmacSha256, envelope.subarray(0, 23));
-        bytesEqual(envelope.subarray(23), mac.subarray(0, 16), 'tag = HMAC-SHA-256(K_up_mac, header || payload)[0..16)');
-        equal(ENVELOPE_OVERHEAD, 37, 'overhead');
-        equal(COMMAND_OVERHEAD, 85, 'command overhead');
-        return { overheadBytes: ENVELOPE_OVERHEAD, commandOverheadBytes: COMMAND_OVERHEAD };
+        const authenticated = new Uint8Array(16);
+        authenticated.set(Uint8Array.of(0x02, 0x01, 0x01, 0xc0, 0x84, 0x3d), 0);
+        authenticated.set(DEVICE_A, 6);
+        authenticated.set(Uint8Array.of(0xca, 0xfe), 14);
+        bytesEqual(envelope.subarray(8), f.crypto.hmacSha256(f.keysA.upHmacSha256, authenticated).subarray(0, 16), 'tag = HMAC-SHA-256(K_up_hmac, wire header || device id || payload)[0..16)');
+        equal(envelope.length - 2, 22, 'overhead at key id 1, counter 10^6');
+        equal(envelopeOverhead(1, 1_000_000), 22, 'envelopeOverhead(1, 10^6)');
+        // The AEAD suites of the same record: same header, AAD = wire header || device id.
+        equal(hex(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.chacha20Poly1305, 1_000_000, Uint8Array.of(0xca, 0xfe))), '020201c0843df9edfd4fd21db7f8702d37aecc25e5104705', 'chacha20-poly1305 vector');
+        equal(hex(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.aes256Gcm, 1_000_000, Uint8Array.of(0xca, 0xfe))), '020301c0843dec923b6e13deb20830ab6a086d33dbb9f50a', 'aes-256-gcm vector');
+        // The longest header: key id 2^32 - 1 (5 bytes), counter 2^53 - 1 (8 bytes): overhead 31 = ENVELOPE_MAX_OVERHEAD.
+        const widest = deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_A, 0xffff_ffff);
+        const longest = sealWithCounter(f.primitives, widest, EnvelopeSuite.hmacSha256, Number.MAX_SAFE_INTEGER, Uint8Array.of(0xca, 0xfe));
+        bytesEqual(longest.subarray(0, 17), fromHex('0201ffffffff0fffffffffffffff0fcafe'), 'longest header');
+        equal(longest.length - 2, ENVELOPE_MAX_OVERHEAD, 'largest overhead');
+        equal(ENVELOPE_MAX_OVERHEAD, 31, 'ENVELOPE_MAX_OVERHEAD');
+        equal(ENVELOPE_MIN_OVERHEAD, 20, 'ENVELOPE_MIN_OVERHEAD');
+        equal(COMMAND_MAX_OVERHEAD, 79, 'COMMAND_MAX_OVERHEAD');
+        equal(ENCRYPTED_COMMAND_MAX_OVERHEAD, 95, 'ENCRYPTED_COMMAND_MAX_OVERHEAD');
+        equal(ENVELOPE_FORMAT_VERSION, 2, 'format version');
+        return { overheadAtCounter1e6: envelopeOverhead(1, 1_000_000), overheadMax: ENVELOPE_MAX_OVERHEAD, commandOverheadMax: COMMAND_MAX_OVERHEAD };
       },
     },
     {
-      name: 'every suite round-trips every payload size; AEAD payloads are encrypted; overhead is 37 bytes',
+      name: 'varints: LEB128 vectors, canonical only (one byte string per value), lengths at every 7-bit boundary, overhead per (key id, counter)',
+      run() {
+        const vectors: [number, string][] = [
+          [0, '00'],
+          [1, '01'],
+          [127, '7f'],
+          [128, '8001'],
+          [300, 'ac02'],
+          [16_383, 'ff7f'],
+          [16_384, '808001'],
+          [1_000_000, 'c0843d'],
+          [0x0403_0201, '81848c20'],
+          [0xffff_ffff, 'ffffffff0f'],
+          [2 ** 49 - 1, 'ffffffffffff7f'],
+          [2 ** 49, '8080808080808001'],
+          [Number.MAX_SAFE_INTEGER, 'ffffffffffffff0f'],
+        ];
+        for (const [value, encoded] of vectors) {
+          const out = new Uint8Array(10);
+          const end = writeVarint(value, out, 1);
+          equal(hex(out.subarray(1, end)), encoded, `writeVarint(${value})`);
+          equal(hex(Uint8Array.from(leb128(value))), encoded, `independent LEB128 of ${value}`);
+          equal(varintLength(value), encoded.length / 2, `varintLength(${value})`);
+          equal(readVarint(fromHex(encoded), 0, encoded.length / 2, 8, 0x0f), value, `readVarint(${encoded})`);
+        }
+        // Every length boundary of the counter round-trips, and the overhead grows one byte per 7 bits.
+        for (let bits = 1; bits <= 53; bits++) {
+          for (const value of [2 ** (bits - 1), 2 ** bits - 1]) {
+            const bytes = Uint8Array.from(leb128(value));
+            equal(readVarint(bytes, 0, bytes.length, 8, 0x0f), value, `counter ${value}`);
+            equal(envelopeOverhead(1, value), 2 + 1 + Math.ceil(bits / 7) + 16, `overhead at counter ${value}`);
+          }
+        }
+        equal(envelopeOverhead(0, 1), 20, 'smallest overhead');
+        equal(envelopeOverhead(127, 127), 20, 'key id and counter below 128');
+        equal(envelopeOverhead(128, 128), 22, 'both at 128');
+        equal(envelopeOverhead(0xffff_ffff, Number.MAX_SAFE_INTEGER), 31, 'largest');
+        equal(commandOverhead(0xffff_ffff, 1, false), 2 + 5 + 1 + 64, 'command, 5-byte key id');
+        equal(commandOverhead(0xffff_ffff, 1, true), 2 + 5 + 1 + 16 + 64, 'encrypted command');
+        equal(envelopeHeaderLength(1, 1_000_000), 6, 'header length');
+        throws(() => envelopeOverhead(2 ** 32, 1), 'RangeError', 'key id above u32');
+        throws(() => envelopeOverhead(1, 0), 'RangeError', 'counter 0');
+        throws(() => envelopeOverhead(1, 2 ** 53), 'RangeError', 'counter 2^53');
+        // Refused: non-minimal (a zero last byte after the first), overlong, above the range, running past the end.
+        const refused: [string, number, number][] = [
+          ['8000', 8, VARINT_INVALID], // 0 in two bytes
+          ['8100', 8, VARINT_INVALID], // 1 in two bytes
+          ['ff8000', 8, VARINT_INVALID], // 127 in three bytes
+          ['ffffffff1f', 5, VARINT_INVALID], // 2^33 - 1 > u32
+          ['ffffffff8f01', 5, VARINT_INVALID], // a sixth key id byte
+          ['8080808080808010', 8, VARINT_INVALID], // 2^53
+          ['ffffffffffffff8f01', 8, VARINT_INVALID], // a ninth counter byte
+          ['80', 8, VARINT_TRUNCATED],
+          ['ffff', 8, VARINT_TRUNCATED],
+          ['', 8, VARINT_TRUNCATED],
+        ];
+        for (const [encoded, maxBytes, expected] of refused) {
+          equal(readVarint(fromHex(encoded), 0, encoded.length / 2, maxBytes, 0x0f), expected, `readVarint('${encoded}', at most ${maxBytes} bytes)`);
+        }
+        return { vectors: vectors.length };
+      },
+    },
+    {
+      name: 'every suite round-trips every payload size; AEAD payloads are encrypted; overhead is envelopeOverhead(key id, counter) (20 at counters below 128)',
       run() {
         const f = fixture();
         for (const suite of TELEMETRY_SUITES) {
@@ -351,10 +486,11 @@ export const suite: CaseSuite = {
           for (const size of PAYLOADS) {
             const payload = fixedBytes(size, size);
             const envelope = sealer.seal(payload);
-            equal(envelope.length - size, ENVELOPE_OVERHEAD, `${suiteName(suite)} overhead at ${size}`);
+            equal(envelope.length - size, envelopeOverhead(1, sealer.lastCounter), `${suiteName(suite)} overhead at ${size}`);
+            equal(envelope.length - size, 20, `${suiteName(suite)} overhead at ${size}, counter ${sealer.lastCounter}`);
             equal(envelope[0], ENVELOPE_FORMAT_VERSION, 'version byte');
             equal(envelope[1], suite, 'suite byte');
-            if (suite !== EnvelopeSuite.hmacSha256 && size >= 16) ok(hex(envelope.subarray(21, 21 + size)) !== hex(payload), `${suiteName(suite)} leaves the payload in clear`);
+            if (suite !== EnvelopeSuite.hmacSha256 && size >= 16) ok(hex(envelope.subarray(4, 4 + size)) !== hex(payload), `${suiteName(suite)} leaves the payload in clear`);
             const opened = openEnvelope(envelope, { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: window });
             bytesEqual(opened.payload, payload, `${suiteName(suite)} payload at ${size}`);
             equal(opened.suite, suite, 'suite');
@@ -374,7 +510,7 @@ export const suite: CaseSuite = {
           const b = sealWithCounter(f.primitives, f.keysA, suite, 77, fixedBytes(20, 3));
           bytesEqual(a, b, `${suiteName(suite)}: sealing is deterministic`);
           const window = new ReplayWindow();
-          const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, replay: window };
+          const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: window };
           openEnvelope(a, options);
           refusedWith(() => openEnvelope(b, options), 'duplicate', 'resend');
           equal(window.acceptedCount(), 1, 'accepted once');
@@ -382,34 +518,93 @@ export const suite: CaseSuite = {
       },
     },
     {
-      name: 'early, typed refusals in byte order: length, version, suite, counter, device, key, tag',
+      name: 'early, typed refusals in byte order: length, version (format 1 too), suite, key id, counter (canonical varints only), then key, tag',
       run() {
         const f = fixture();
         const good = sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 9, fixedBytes(10, 1));
+        equal(hex(good.subarray(0, 4)), '02010109', 'header: version 2, suite 1, key id 1, counter 9');
         const opts = (extra: Partial<OpenOptions> = {}): OpenOptions => ({ primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: new ReplayWindow(), ...extra });
         const mutate = (edit: (bytes: Uint8Array) => void): Uint8Array => {
           const bytes = good.slice();
           edit(bytes);
           return bytes;
         };
-        refusedWith(() => openEnvelope(good.subarray(0, 36), opts()), 'too-short', '36 bytes');
+        const fields = (keyIdHex: string, counterHex: string): Uint8Array => withFields(good, Array.from(fromHex(keyIdHex)), Array.from(fromHex(counterHex)));
+        refusedWith(() => openEnvelope(good.subarray(0, 19), opts()), 'too-short', '19 bytes');
         refusedWith(() => openEnvelope(new Uint8Array(0), opts()), 'too-short', 'empty');
         refusedWith(() => openEnvelope(good, opts({ maxLength: good.length - 1 })), 'too-long', 'above maxLength');
         refusedWith(() => openEnvelope(new Uint8Array(70_000), opts()), 'too-long', '70,000 bytes');
-        for (const version of [0, 2, 0xff]) refusedWith(() => openEnvelope(mutate((b) => (b[0] = version)), opts()), 'unsupported-version', `version ${version}`);
+        // Format 1 never shipped: its version byte is refused like any other unknown one.
+        for (const version of [0, 1, 3, 0xff]) refusedWith(() => openEnvelope(mutate((b) => (b[0] = version)), opts()), 'unsupported-version', `version ${version}`);
         for (const s of [0, 4, 0x41, 0xff]) refusedWith(() => openEnvelope(mutate((b) => (b[1] = s)), opts()), 'suite-not-allowed', `suite ${s}`);
         refusedWith(() => openEnvelope(good, opts({ suites: [EnvelopeSuite.chacha20Poly1305] })), 'suite-not-allowed', 'clear text where encryption is required');
-        refusedWith(() => openEnvelope(mutate((b) => b.fill(0, 14, 21)), opts()), 'bad-counter', 'counter 0');
-        refusedWith(() => openEnvelope(mutate((b) => (b[20] = 0x20)), opts()), 'bad-counter', 'counter 2^53');
-        refusedWith(() => openEnvelope(good, opts({ deviceId: DEVICE_B })), 'wrong-device', 'another device');
+        // Key id: non-minimal, overlong, above 2^32 - 1, running into the tag.
+        refusedWith(() => openEnvelope(fields('8100', '09'), opts()), 'bad-key-id', 'key id 1 in two bytes');
+        refusedWith(() => openEnvelope(fields('8000', '09'), opts()), 'bad-key-id', 'key id 0 in two bytes');
+        refusedWith(() => openEnvelope(fields('8180808000', '09'), opts()), 'bad-key-id', 'key id 1 in five bytes');
+        refusedWith(() => openEnvelope(fields('ffffffff10', '09'), opts()), 'bad-key-id', 'key id 2^32');
+        refusedWith(() => openEnvelope(fields('8180808080', '09'), opts()), 'bad-key-id', 'a sixth key id byte');
+        refusedWith(() => openEnvelope(fields('ffffffff0f', '09'), opts()), 'unknown-key', 'key id 2^32 - 1 is well-formed (and unknown)');
+        const keyIntoTag = new Uint8Array(20);
+        keyIntoTag.set(Uint8Array.of(0x02, 0x01, 0x80, 0x80));
+        keyIntoTag.fill(0x80, 4);
+        refusedWith(() => openEnvelope(keyIntoTag, opts()), 'too-short', 'key id runs into the tag');
+        // Counter: 0, non-minimal, above 2^53 - 1, overlong, running into the tag.
+        refusedWith(() => openEnvelope(fields('01', '00'), opts()), 'bad-counter', 'counter 0');
+        refusedWith(() => openEnvelope(fields('01', '8900'), opts()), 'bad-counter', 'counter 9 in two bytes');
+        refusedWith(() => openEnvelope(fields('01', '8980808080808000'), opts()), 'bad-counter', 'counter 9 in eight bytes');
+        refusedWith(() => openEnvelope(fields('01', '8080808080808010'), opts()), 'bad-counter', 'counter 2^53');
+        refusedWith(() => openEnvelope(fields('01', '898080808080808000'), opts()), 'bad-counter', 'a ninth counter byte');
+        refusedWith(() => openEnvelope(fields('01', 'ffffffffffffff0f'), opts()), 'bad-tag', 'counter 2^53 - 1 is well-formed (and not what the tag covers)');
+        const counterIntoTag = new Uint8Array(20);
+        counterIntoTag.set(Uint8Array.of(0x02, 0x01, 0x01, 0x89));
+        counterIntoTag.fill(0xff, 4);
+        refusedWith(() => openEnvelope(counterIntoTag, opts()), 'too-short', 'counter runs into the tag');
+        // First failure wins, in byte order.
+        refusedWith(
+          () =>
+            openEnvelope(
+              mutate((b) => {
+                b[0] = 1;
+                b[2] = 0x81;
+                b[3] = 0;
+              }),
+              opts(),
+            ),
+          'unsupported-version',
+          'bad version before bad key id',
+        );
+        refusedWith(() => openEnvelope(fields('8100', '00'), opts()), 'bad-key-id', 'bad key id before bad counter');
+        // Keys: key id 2 unknown; a device the lookup does not know; the device id of another known device (B): its keys, and the tag covers A's id.
         refusedWith(() => openEnvelope(mutate((b) => (b[2] = 2)), opts()), 'unknown-key', 'key id 2');
-        refusedWith(() => openEnvelope(mutate((b) => (b[13] = 0x0c)), opts({ deviceId: undefined })), 'unknown-key', 'unknown device');
+        refusedWith(() => openEnvelope(good, opts({ deviceId: Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0c) })), 'unknown-key', 'unknown device');
+        refusedWith(() => openEnvelope(good, opts({ deviceId: DEVICE_B })), 'bad-tag', 'A\'s record presented as B\'s');
         refusedWith(() => openEnvelope(mutate((b) => (b[good.length - 1] ^= 1)), opts()), 'bad-tag', 'tag bit');
         throws(() => openEnvelope('x' as unknown as Uint8Array, opts()), 'TypeError', 'not bytes');
+        throws(() => openEnvelope(good, opts({ deviceId: undefined as unknown as Uint8Array })), 'TypeError', 'no device id');
+        throws(() => openEnvelope(good, opts({ deviceId: new Uint8Array(7) })), 'RangeError', '7-byte device id');
         // All of those left a fresh window untouched, and the genuine one is still accepted.
         const window = new ReplayWindow();
         openEnvelope(good, opts({ replay: window }));
         equal(window.highest(), 9, 'accepted after the refusals');
+      },
+    },
+    {
+      name: 'the device id is implicit and authenticated: the same key with another device id fails the tag, in every suite; a re-encoded header fails too',
+      run() {
+        const f = fixture();
+        for (const suite of TELEMETRY_SUITES) {
+          const good = sealWithCounter(f.primitives, f.keysA, suite, 300, fixedBytes(12, 3));
+          // A lookup that hands A's own keys for B: only the device id in the authenticated header differs.
+          const relabelled = (deviceId: Uint8Array, keyId: number): DeviceKeys | undefined => (keyId === 1 ? { ...f.keysA, deviceId: deviceId.slice() } : undefined);
+          refusedWith(() => openEnvelope(good, { primitives: f.primitives, keys: relabelled, deviceId: DEVICE_B, replay: new ReplayWindow() }), 'bad-tag', `${suiteName(suite)}: A's record, A's key, device id B`);
+          equal(openEnvelope(good, { primitives: f.primitives, keys: relabelled, deviceId: DEVICE_A, replay: new ReplayWindow() }).counter, 300, `${suiteName(suite)}: accepted as A's`);
+          // B's genuine record on A's topic.
+          const ofB = sealWithCounter(f.primitives, f.keysB, suite, 301, fixedBytes(12, 3));
+          refusedWith(() => openEnvelope(ofB, { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: new ReplayWindow() }), 'bad-tag', `${suiteName(suite)}: B's record as A's`);
+          // The header of the same values in other bytes (300 with a zero-padded varint) never reaches the tag.
+          refusedWith(() => openEnvelope(withFields(good, [0x01], [0xac, 0x82, 0x00]), { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: new ReplayWindow() }), 'bad-counter', `${suiteName(suite)}: counter 300 re-encoded`);
+        }
       },
     },
     {
@@ -425,7 +620,7 @@ export const suite: CaseSuite = {
             const bad = good.slice();
             bad[bit >>> 3] ^= 1 << (bit & 7);
             try {
-              openEnvelope(bad, { primitives: f.primitives, keys: f.lookup, replay: guard });
+              openEnvelope(bad, { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: guard });
               ok(false, `${suiteName(suite)}: bit ${bit} flipped was accepted`);
             } catch (error) {
               ok(error instanceof EnvelopeError, `bit ${bit}: ${String(error)}`);
@@ -451,7 +646,7 @@ export const suite: CaseSuite = {
         refusedWith(() => sealer.seal(new Uint8Array(1)), 'counter-out-of-range', '2^53');
         refusedWith(() => sealer.seal(new Uint8Array(1)), 'counter-out-of-range', 'fraction');
         throws(() => new EnvelopeSealer({ primitives: f.primitives, keys: f.keysA, counter: source, suite: 0x41 as TelemetrySuite }), 'RangeError', 'command suite');
-        throws(() => sealer.seal(new Uint8Array(0xffff - 36)), 'RangeError', 'payload too long');
+        throws(() => sealer.seal(new Uint8Array(0xffff - ENVELOPE_MAX_OVERHEAD + 1)), 'RangeError', 'payload too long (one byte above 65,535 - 31)');
         throws(() => deriveDeviceKeys(f.crypto, new Uint8Array(31), DEVICE_A, 1), 'RangeError', 'short secret');
         throws(() => deriveDeviceKeys(f.crypto, SECRET_A, new Uint8Array(7), 1), 'RangeError', 'short device id');
         throws(() => deriveDeviceKeys(f.crypto, SECRET_A, DEVICE_A, 2 ** 32), 'RangeError', 'key id');
@@ -514,14 +709,14 @@ export const suite: CaseSuite = {
       run() {
         const f = fixture();
         const window = new ReplayWindow({ bits: 64 });
-        const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, replay: window };
+        const options: OpenOptions = { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: window };
         openEnvelope(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 100, new Uint8Array(1)), options);
         openEnvelope(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 37, new Uint8Array(1)), options); // 100 - 37 = 63 < 64: inside
         refusedWith(() => openEnvelope(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 36, new Uint8Array(1)), options), 'stale', '100 - 36 = 64');
       },
     },
     {
-      name: 'commands: signed by the fleet key, for one device, own counter; wrong device, unknown key, bad signature, replay refused',
+      name: 'commands: signed by the fleet key over the target device id (not on the wire), own counter; another device (bad signature), unknown key, bad signature, replay refused',
       run() {
         const f = fixture();
         const secret = fixedBytes(32, 0x42);
@@ -532,22 +727,23 @@ export const suite: CaseSuite = {
         const window = new ReplayWindow();
         const opts = { primitives: f.primitives, deviceId: DEVICE_A, commandKeys: [{ keyId, publicKey }], replay: window };
         const command = sealCommand(fixedBytes(9, 1), { deviceId: DEVICE_A, counter: signer, keyId, sign });
-        equal(command.length, 9 + COMMAND_OVERHEAD, 'command length');
+        equal(command.length, 9 + commandOverhead(keyId, 1, false), 'command length');
+        equal(command.length, 9 + 2 + varintLength(keyId) + 1 + 64, 'command length: header, payload, signature');
         equal(command[1], EnvelopeSuite.commandEd25519, 'suite byte');
         const opened = openCommand(command, opts);
         bytesEqual(opened.payload, fixedBytes(9, 1), 'payload');
         equal(opened.counter, 1, 'counter');
         refusedWith(() => openCommand(command, opts), 'duplicate', 'the same command again');
         const forB = sealCommand(new Uint8Array(3), { deviceId: DEVICE_B, counter: signer, keyId, sign });
-        refusedWith(() => openCommand(forB, opts), 'wrong-device', 'command for B');
+        refusedWith(() => openCommand(forB, opts), 'bad-tag', 'command for B: the signature covers B\'s id');
         const unknown = sealCommand(new Uint8Array(3), { deviceId: DEVICE_A, counter: signer, keyId: (keyId ^ 1) >>> 0, sign });
         refusedWith(() => openCommand(unknown, opts), 'unknown-key', 'unknown command key');
         const tampered = sealCommand(Uint8Array.of(1, 2, 3), { deviceId: DEVICE_A, counter: signer, keyId, sign });
-        tampered[21] ^= 1;
+        tampered[headerLengthOf(tampered)] ^= 1;
         refusedWith(() => openCommand(tampered, opts), 'bad-tag', 'payload changed');
         const telemetry = sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, 999, new Uint8Array(70));
         refusedWith(() => openCommand(telemetry, opts), 'suite-not-allowed', 'telemetry where a command is expected');
-        refusedWith(() => openEnvelope(command, { primitives: f.primitives, keys: f.lookup, replay: new ReplayWindow() }), 'suite-not-allowed', 'command where telemetry is expected');
+        refusedWith(() => openEnvelope(command, { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: new ReplayWindow() }), 'suite-not-allowed', 'command where telemetry is expected');
         equal(window.acceptedCount(), 1, 'only the genuine command moved the window');
         const later = sealCommand(new Uint8Array(1), { deviceId: DEVICE_A, counter: signer, keyId, sign });
         equal(openCommand(later, opts).counter, 5, 'the next genuine command is accepted');
@@ -555,10 +751,22 @@ export const suite: CaseSuite = {
         const decoy = ed.getPublicKey(fixedBytes(32, 0x99));
         const shared = sealCommand(new Uint8Array(2), { deviceId: DEVICE_A, counter: signer, keyId, sign });
         equal(openCommand(shared, { ...opts, commandKeys: [{ keyId, publicKey: decoy }, { keyId, publicKey }] }).counter, 6, 'accepted under the second key of a shared key id');
+        // The signed message is wire header || device id || payload (rebuilt here by hand).
+        const signedFor = (deviceId: Uint8Array, envelope: Uint8Array): Uint8Array => {
+          const h = headerLengthOf(envelope);
+          const message = new Uint8Array(envelope.length - 64 + 8);
+          message.set(envelope.subarray(0, h), 0);
+          message.set(deviceId, h);
+          message.set(envelope.subarray(h, envelope.length - 64), h + 8);
+          return message;
+        };
+        ok(f.primitives.ed25519Verify(shared.subarray(shared.length - 64), signedFor(DEVICE_A, shared), publicKey), 'signature over wire header || device id || payload');
+        ok(!f.primitives.ed25519Verify(shared.subarray(shared.length - 64), signedFor(DEVICE_B, shared), publicKey), 'not over another device id');
+        throws(() => openCommand(shared, { ...opts, deviceId: new Uint8Array(9) }), 'RangeError', '9-byte device id');
       },
     },
     {
-      name: 'encrypted commands (0x42): payload hidden, signed over the ciphertext, opened only with this device\'s down key; overhead 101',
+      name: 'encrypted commands (0x42): payload hidden, signed over the ciphertext, opened only with this device\'s down key; overhead header + 80 (at most 95)',
       run() {
         const f = fixture();
         const secret = fixedBytes(32, 0x43);
@@ -570,9 +778,13 @@ export const suite: CaseSuite = {
         const opts = { primitives: f.primitives, deviceId: DEVICE_A, commandKeys: [{ keyId, publicKey }], replay: window, keys: f.keysA };
         const payload = fixedBytes(24, 5);
         const command = sealCommand(payload, { deviceId: DEVICE_A, counter: signer, keyId, sign, encrypt: { primitives: f.primitives, keys: f.keysA } });
-        equal(command.length, 24 + ENCRYPTED_COMMAND_OVERHEAD, 'length');
+        equal(command.length, 24 + commandOverhead(keyId, 100, true), 'length');
         equal(command[1], EnvelopeSuite.commandEd25519Chacha20Poly1305, 'suite byte');
-        ok(hex(command.subarray(21, 45)) !== hex(payload), 'payload in clear');
+        const h = headerLengthOf(command);
+        ok(hex(command.subarray(h, h + 24)) !== hex(payload), 'payload in clear');
+        // Sealed for B with B's down key and signed for B: A refuses it (the signature covers B's id).
+        const forB = sealCommand(payload, { deviceId: DEVICE_B, counter: plainCounter(500), keyId, sign, encrypt: { primitives: f.primitives, keys: f.keysB } });
+        refusedWith(() => openCommand(forB, opts), 'bad-tag', 'encrypted command for B');
         refusedWith(() => openCommand(command, { ...opts, keys: undefined }), 'unknown-key', 'no down key');
         refusedWith(() => openCommand(command, { ...opts, suites: [EnvelopeSuite.commandEd25519] }), 'suite-not-allowed', 'encrypted where only clear commands are accepted');
         equal(window.acceptedCount(), 0, 'refusals moved nothing');
@@ -584,10 +796,10 @@ export const suite: CaseSuite = {
         const misaddressed = sealCommand(payload, { deviceId: DEVICE_A, counter: signer, keyId, sign, encrypt: { primitives: f.primitives, keys: { ...f.keysB, deviceId: DEVICE_A } } });
         refusedWith(() => openCommand(misaddressed, opts), 'bad-tag', 'encrypted under another key');
         const flipped = sealCommand(payload, { deviceId: DEVICE_A, counter: signer, keyId, sign, encrypt: { primitives: f.primitives, keys: f.keysA } });
-        flipped[30] ^= 4;
+        flipped[headerLengthOf(flipped) + 9] ^= 4;
         refusedWith(() => openCommand(flipped, opts), 'bad-tag', 'ciphertext changed');
         equal(window.acceptedCount(), 1, 'one command accepted');
-        return { encryptedCommandOverheadBytes: ENCRYPTED_COMMAND_OVERHEAD };
+        return { encryptedCommandOverheadBytes: commandOverhead(keyId, 100, true), encryptedCommandMaxOverheadBytes: ENCRYPTED_COMMAND_MAX_OVERHEAD };
       },
     },
     ...TELEMETRY_SUITES.map((suite) => ({
@@ -605,7 +817,7 @@ export const suite: CaseSuite = {
         const envelopes: Uint8Array[] = [];
         for (let i = 1; i <= 40; i++) envelopes.push(sealWithCounter(f.primitives, f.keysA, EnvelopeSuite.hmacSha256, i, fixedBytes(32, i)));
         const window = new ReplayWindow();
-        for (const e of envelopes) openEnvelope(e, { primitives: f.primitives, keys: f.lookup, replay: window });
+        for (const e of envelopes) openEnvelope(e, { primitives: f.primitives, keys: f.lookup, deviceId: DEVICE_A, replay: window });
         return { opened: envelopes.length };
       },
     },

@@ -19,7 +19,7 @@
  * Host tool (Node).
  */
 import { authenticateEnvelope } from '../../firmware/security/envelope.ts';
-import { EnvelopeError, HEADER_OFFSETS, TELEMETRY_SUITES, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import { EnvelopeError, peekHeader, TELEMETRY_SUITES, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
 import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import type { Inventory, KnownKey } from './inventory.ts';
 import { nodeEnvelopePrimitives } from './node-primitives.ts';
@@ -228,11 +228,9 @@ export class IngestService {
     // Unknown names are pooled under '': a flood of invented topics adds no rows.
     if (topicDevice === undefined || !this.options.inventory.devices.has(topicDevice)) return { kind: 'refused', device: '', reason: topicDevice === undefined ? 'bad-topic' : 'unknown-device' };
     const bytes = new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.length);
-    let known: KnownKey | undefined;
-    if (bytes.length >= HEADER_OFFSETS.keyId + 4) {
-      const keyId = (bytes[2] | (bytes[3] << 8) | (bytes[4] << 16)) + bytes[5] * 0x100_0000;
-      known = this.options.inventory.keys.get(`${topicDevice}/${keyId}`);
-    }
+    // The key id (a varint after version and suite) picks the suite this sender must use; the device id is not in the envelope: it is the topic's.
+    const peeked = peekHeader(bytes);
+    const known: KnownKey | undefined = peeked === undefined ? undefined : this.options.inventory.keys.get(`${topicDevice}/${peeked.keyId}`);
     const suites: readonly TelemetrySuite[] = known ? [known.suite] : TELEMETRY_SUITES;
     try {
       const opened = authenticateEnvelope(bytes, {

@@ -30,7 +30,7 @@
 import type { Outbox, OutboxRecord } from '../../storage/outbox.ts';
 import { elapsedMs } from '../../base/ticks.ts';
 import { seqAdd, seqDiff } from '../../base/seq.ts';
-import { ENVELOPE_OVERHEAD, HEADER_OFFSETS, readCounter } from '../../security/envelope-format.ts';
+import { peekHeader } from '../../security/envelope-format.ts';
 import type { DeviceKeys } from '../../security/envelope-keys.ts';
 import { openReceipt, RECEIPT_WINDOW_BITS, ReceiptError, type OpenedReceipt, type ReceiptErrorCode, type ReceiptMac } from '../../security/receipt.ts';
 import type { RecordSource, SourceRecord } from '../mqtt-session/session.ts';
@@ -109,9 +109,10 @@ interface Head {
   heldBackReported: boolean;
 }
 
-/** The counter sealed in a record (NaN when the record is too short to be an envelope: never covered, never holds back). */
+/** The counter sealed in a record (NaN when the record is not a well-formed envelope: never covered, never holds back). */
 export function recordCounter(payload: Uint8Array): number {
-  return payload.length >= ENVELOPE_OVERHEAD ? readCounter(payload, HEADER_OFFSETS.counter) : Number.NaN;
+  const header = peekHeader(payload);
+  return header === undefined ? Number.NaN : header.counter;
 }
 
 export class ReceiptGate implements RecordSource {

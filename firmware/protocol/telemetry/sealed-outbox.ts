@@ -4,8 +4,8 @@
  *
  * `SealedOutbox.append(payload)` takes one value of the persistent counter
  * (through `EnvelopeSealer`), seals the payload into an envelope (format
- * version, suite, key id, device id, counter, payload, tag;
- * docs/spec/envelope.md) and appends the envelope to the outbox; it returns
+ * version, suite, key id, counter, payload, tag over all of it and the
+ * device id; docs/spec/envelope.md) and appends the envelope to the outbox; it returns
  * once the append is durable. The bytes in flash are the bytes the session
  * sends (`OutboxSource` hands the outbox's records to the session
  * unchanged), so a resend, after any number of reboots, is byte-identical
@@ -19,7 +19,7 @@
 import type { Counter } from '../../storage/counter.ts';
 import type { Outbox } from '../../storage/outbox.ts';
 import { EnvelopeSealer } from '../../security/envelope.ts';
-import { ENVELOPE_OVERHEAD, HEADER_OFFSETS, readCounter, type TelemetrySuite } from '../../security/envelope-format.ts';
+import { ENVELOPE_MAX_OVERHEAD, type TelemetrySuite } from '../../security/envelope-format.ts';
 import type { DeviceKeys } from '../../security/envelope-keys.ts';
 import type { EnvelopePrimitives } from '../../security/envelope-primitives.ts';
 
@@ -63,9 +63,9 @@ export class SealedOutbox {
     this.outbox = options.outbox;
   }
 
-  /** Largest payload `append` takes: the outbox's largest record minus the 37-byte envelope overhead. */
+  /** Largest payload `append` takes: the outbox's largest record minus the envelope's largest overhead (31 bytes: any key id, any counter). */
   get maxPayload(): number {
-    return Math.max(0, this.outbox.maxPayload - ENVELOPE_OVERHEAD);
+    return Math.max(0, this.outbox.maxPayload - ENVELOPE_MAX_OVERHEAD);
   }
 
   /**
@@ -84,6 +84,6 @@ export class SealedOutbox {
     if (payload.length > max) throw new RangeError(`payload of ${payload.length} bytes: a sealed record on this outbox holds at most ${max}`);
     const envelope = this.sealer.seal(payload);
     const seq = this.outbox.append(envelope);
-    return { seq, counter: readCounter(envelope, HEADER_OFFSETS.counter), envelope };
+    return { seq, counter: this.sealer.lastCounter, envelope };
   }
 }
