@@ -25,7 +25,7 @@ export const PRIMITIVES = nodeEnvelopePrimitives();
 const SUITE_BY_NAME: Record<SuiteName, TelemetrySuite> = { 'hmac-sha256': EnvelopeSuite.hmacSha256, 'chacha20-poly1305': EnvelopeSuite.chacha20Poly1305, 'aes-256-gcm': EnvelopeSuite.aes256Gcm };
 
 export interface TestDevice {
-  /** 16 hex digits: envelope device id, topic level, broker user name. */
+  /** 16 hex digits: the device id (covered by every envelope tag, not sent in it), topic level, broker user name. */
   readonly name: string;
   readonly keyId: number;
   readonly secretHex: string;

@@ -29,7 +29,7 @@ export type SuiteName = keyof typeof SUITE_NAMES;
 
 const entrySchema = z.strictObject({
   /** The envelope's 8-byte device id as 16 lowercase hex digits; also the device's topic level and broker user name. */
-  deviceId: z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 lowercase hex digits (the 8-byte envelope device id)'),
+  deviceId: z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 lowercase hex digits (the 8-byte device id the envelope tags cover)'),
   keyId: z.number().int('expected an integer 0..4294967295').min(0, 'expected an integer 0..4294967295').max(0xffff_ffff, 'expected an integer 0..4294967295'),
   secret: z.string().regex(/^(?:[0-9a-f]{2}){32,64}$/, 'expected 64..128 lowercase hex digits (a 32..64-byte device secret)'),
   suite: z.enum(Object.keys(SUITE_NAMES) as [SuiteName, ...SuiteName[]], 'expected one of hmac-sha256, chacha20-poly1305, aes-256-gcm'),
