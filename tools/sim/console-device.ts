@@ -279,6 +279,8 @@ export interface ServedConsoleDevice {
   /** Why the port closed, once it has ('' while open). */
   readonly closedReason: () => string;
   close(): Promise<void>;
+  /** Bytes on the line now, without waiting for them to drain. */
+  write(bytes: Uint8Array): void;
 }
 
 /**
@@ -286,7 +288,12 @@ export interface ServedConsoleDevice {
  * or the fleet simulator's `--console-pty PATH`): bytes read from the port
  * go to its console, its frames are written back.
  */
-export async function serveConsoleDevice(path: string, options: Omit<ConsoleDeviceOptions, 'output'> = {}): Promise<ServedConsoleDevice> {
+export interface ServeOptions extends Omit<ConsoleDeviceOptions, 'output'> {
+  /** Sees each chunk from the host before the device does (tests inject line noise or pull the cable here); `false` keeps it from the device. */
+  readonly onReceive?: (bytes: Uint8Array, served: ServedConsoleDevice) => boolean | void;
+}
+
+export async function serveConsoleDevice(path: string, options: ServeOptions = {}): Promise<ServedConsoleDevice> {
   const port = new SerialPort({ path, baudRate: 115200, autoOpen: false, hupcl: false });
   await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
   let closed = '';
@@ -294,7 +301,11 @@ export async function serveConsoleDevice(path: string, options: Omit<ConsoleDevi
     if (port.isOpen) port.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   };
   const device = new ConsoleDevice({ ...options, output: write });
-  port.on('data', (chunk: Buffer) => device.receive(new Uint8Array(chunk)));
+  port.on('data', (chunk: Buffer) => {
+    const bytes = new Uint8Array(chunk);
+    if (options.onReceive?.(bytes, served) === false) return;
+    if (port.isOpen) device.receive(bytes);
+  });
   port.on('close', (error: Error | null) => {
     closed = error?.message ?? 'closed';
   });
@@ -302,7 +313,7 @@ export async function serveConsoleDevice(path: string, options: Omit<ConsoleDevi
     closed = error.message;
   });
   device.boot();
-  return {
+  const served: ServedConsoleDevice = {
     device,
     path,
     writeRaw: (bytes) =>
@@ -316,5 +327,7 @@ export async function serveConsoleDevice(path: string, options: Omit<ConsoleDevi
         if (!port.isOpen) return resolve();
         port.close(() => resolve());
       }),
+    write,
   };
+  return served;
 }
