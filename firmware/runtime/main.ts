@@ -32,6 +32,7 @@ import type { CommandSuite } from '../security/envelope-format.ts';
 import { deriveDeviceKeys, type DeviceKeys } from '../security/envelope-keys.ts';
 import { envelopePrimitives } from '../security/envelope-primitives.ts';
 import { ReplayStore, type ReplayStoreOptions } from '../security/replay-store.ts';
+import { ReplayError } from '../security/replay-window.ts';
 import { TelemetryLink, type TelemetryLinkEvent, type TelemetryLinkOptions, type TelemetryLinkStats } from '../protocol/telemetry/index.ts';
 import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialBoot, type TrialState, type TrustReading } from '../update/agent.ts';
 import { TrustStore } from '../update/trust-store.ts';
@@ -227,6 +228,8 @@ class DeviceRuntime implements Runtime {
     const now = this.lastTick;
     this.scheduler.every('health', this.config.healthPeriodMs ?? DEFAULTS.healthPeriodMs, (t) => this.publishHealth(t), now, 0);
     this.scheduler.every('audit-publish', this.config.auditPublishPeriodMs ?? DEFAULTS.auditPublishPeriodMs, () => this.publishAudit(), now, 0);
+    // The link last: what the tasks before it appended goes out in the same turn.
+    if (this.link !== undefined) this.scheduler.poll('link', this.link);
   }
 
   // ------------------------------------------------------------ stages
@@ -241,12 +244,12 @@ class DeviceRuntime implements Runtime {
     return flash;
   }
 
-  /** Open `open()` and turn its StorageError into failure `code`; other errors propagate (bugs, bad configuration). */
+  /** Open `open()` and turn its typed refusal (StorageError, or the replay store's ReplayError) into failure `code`; other errors propagate (bugs, bad configuration). */
   private openStore<T>(code: BootFailureCode, open: () => T): T | undefined {
     try {
       return open();
     } catch (error) {
-      if (!(error instanceof StorageError)) throw error;
+      if (!(error instanceof StorageError) && !(error instanceof ReplayError)) throw error;
       this.fail(code, failureRow(code).stage, error.code, error.message);
       return undefined;
     }
@@ -400,7 +403,6 @@ class DeviceRuntime implements Runtime {
       { connector: hal.connector, clock: hal.clock, entropy: hal.entropy, onEvent: (event) => this.onLinkEvent(event) },
     );
     this.link.start(this.lastTick);
-    this.scheduler.poll('link', this.link);
   }
 
   // ------------------------------------------------------------ events
@@ -409,7 +411,7 @@ class DeviceRuntime implements Runtime {
     if (this.failures.some((f) => f.code === code)) return;
     this.failures.push(Object.freeze({ code, stage, cause, message }));
     this.hal.log.write('error', 'runtime', `boot stage ${stage} failed: ${code}`, { cause, message });
-    if (code !== 'audit-unreadable') this.auditEvent({ kind: 'store-unreadable', store: auditToken(failureRow(code).store), code: auditToken(code === cause ? code : `${code}.${cause}`) });
+    if (code !== 'audit-unreadable') this.auditEvent({ kind: 'store-unreadable', store: auditToken(failureRow(code).store), code: auditToken(cause) });
     // A failure found after the mode was decided (a trial that cannot roll back) enters safe mode where it is raised.
   }
 
