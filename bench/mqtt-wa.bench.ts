@@ -190,7 +190,7 @@ export const mqttWaBench: BenchGroup = {
     'to the in-memory broker of test/protocol/session-broker.ts, which PUBACKs each PUBLISH at once: every record is acknowledged, one by one, before the next append. ' +
     'Write amplification = bytes programmed ÷ record bytes, compared with W2 measured in the same run (target: within 10 %). ' +
     'Burst 10: ten appends, then the session drains them (PUBACKs still one by one). Sealed: 16/64/256-byte payloads through SealedOutbox (hmac-sha256, counter on its own flash), ' +
-    'bytes programmed (outbox and counter) ÷ application payload bytes: the envelope\'s 37 bytes per record included. ' +
+    'bytes programmed (outbox and counter) ÷ application payload bytes: the envelope\'s bytes per record included (format 2, key id 1: 22 bytes at the measured pass\'s counters, 20,001..40,000). ' +
     'Bundle: firmware/protocol/mqtt and mqtt-session (and mqtt-client once it exists), every export kept, esbuild es2021 IIFE as tools/xs/bundle.ts builds it, minified.',
   async run(progress) {
     const figures: Figure[] = [];
@@ -219,14 +219,14 @@ export const mqttWaBench: BenchGroup = {
           { name: `mqtt.client.drainErasesPerMiB.${mode}.${size}`, value: Math.round(drain.erasesPerMiB), unit: 'erases/MiB', label: `drain erases per MiB of records, ${size}-byte records, ${mode} (W2: ${Math.round(w2.erasesPerMiB)})`, kind: 'count' },
           { name: `mqtt.client.drainWaBurst10.${mode}.${size}`, value: round(burst.wa), unit: '×', label: `drain write amplification when records come in bursts of 10 and are then drained, PUBACKs one by one, ${size}-byte records, ${mode}`, kind: 'count' },
           ...(batched ? [{ name: `mqtt.client.drainWaAckEvery10.${mode}.${size}`, value: round(batched.wa), unit: '×', label: `what would meet the target: the same drain, the outbox acknowledged every 10th PUBACK (bench-only AckBatchingSource), ${size}-byte records, ${mode}`, kind: 'count' as const }] : []),
-          { name: `mqtt.client.sealedDrainWa.${mode}.${size}`, value: round(sealed.wa), unit: '×', label: `sealed telemetry drained one PUBACK at a time: bytes programmed (outbox + counter) ÷ ${size}-byte application payloads (each record is the payload + 37 envelope bytes), ${mode}`, kind: 'count' },
+          { name: `mqtt.client.sealedDrainWa.${mode}.${size}`, value: round(sealed.wa), unit: '×', label: `sealed telemetry drained one PUBACK at a time: bytes programmed (outbox + counter) ÷ ${size}-byte application payloads (each record is the payload + its 22-byte envelope: format 2, key id 1, counters 20,001..40,000), ${mode}`, kind: 'count' },
         );
       }
     }
     for (const payloadBytes of [16, 69]) {
       const plain = publishBytesPerRecord(DEVICE_TOPIC, payloadBytes, 0);
       const aliased = publishBytesPerRecord(DEVICE_TOPIC, payloadBytes, 10);
-      const what = payloadBytes === 69 ? '69-byte payloads (a 32-byte reading in the 37-byte envelope)' : `${payloadBytes}-byte payloads`;
+      const what = payloadBytes === 69 ? '69-byte payloads (a 32-byte reading in the retired format 1\'s 37-byte envelope; format 2 envelopes are 20..31 bytes)' : `${payloadBytes}-byte payloads`;
       figures.push(
         { name: `mqtt.client.publishOverhead.noAlias.${payloadBytes}`, value: plain, unit: 'bytes', label: `bytes the session writes per record beyond the payload, steady state, MQTT 5 QoS 1 to ${DEVICE_TOPIC} (${DEVICE_TOPIC.length} bytes), broker allows no topic alias, ${what} (publishBytesPerRecord)`, kind: 'count' },
         { name: `mqtt.client.publishOverhead.topicAlias.${payloadBytes}`, value: aliased, unit: 'bytes', label: `the same with the broker's Topic Alias Maximum ≥ 1: the topic once per connection, then an empty topic and Topic Alias 1 (publishBytesPerRecord)`, kind: 'count' },
