@@ -4,7 +4,10 @@
  * board's partitions.csv, sdkconfig/sdkconfig.defaults composed from
  * bootloader-config/ and board.json, the device entry and the native glue
  * (tools/boards/moddable/), and the resolved board.json. The firmware
- * bundle itself (moddable/holdfast.js) is build.ts's.
+ * bundle itself (moddable/holdfast.js) is build.ts's: the device entry
+ * DEVICE_ENTRY (firmware/targets/moddable/device.ts: the runtime plus every
+ * HAL adapter), with the Moddable SDK's module specifiers left as imports
+ * (MODDABLE_EXTERNALS), which the manifest's includes provide.
  *
  * Moddable facts used (SDK 8.2, tools/mcmanifest.js): `build` values that
  * start with "./" resolve against the manifest's folder; SDKCONFIGPATH is a
@@ -36,6 +39,16 @@ export interface ProjectFile {
 /** The firmware bundle's place in the project (build.ts writes it). */
 export const BUNDLE_PATH = 'moddable/holdfast.js';
 
+/** The Moddable bundle's entry: the runtime and the target's adapters (createDeviceHal). */
+export const DEVICE_ENTRY = fileURLToPath(new URL('../../firmware/targets/moddable/device.ts', import.meta.url));
+
+/**
+ * Specifiers the device bundle leaves as imports, for the Moddable build to
+ * resolve: the SDK's modules (the manifest includes them) and holdfast's
+ * glue. The same names firmware-rules allows under targets/moddable.
+ */
+export const MODDABLE_EXTERNALS: readonly string[] = Object.freeze(['embedded:*', 'time', 'timer', 'socket', 'securesocket', 'crypt', 'holdfast-native']);
+
 /** Every project file except the bundle, in the order to rename them (the manifest last: it is what makes the folder a project). */
 export function projectFiles(board: Board, options: ProjectOptions = {}): ProjectFile[] {
   const template = (name: string): string => readFileSync(join(DEVICE_TEMPLATE_DIR, name), 'utf8');
@@ -65,6 +78,13 @@ export function moddableManifest(board: Board): Record<string, unknown> {
       '$(MODDABLE)/modules/io/manifest.json',
       // embedded:storage/flash: partitions by label, plus "running" and "nextota".
       '$(MODDABLE)/modules/io/flash/manifest.json',
+      // socket (the MQTT stream's TCP, host names resolved by lwIP) and Wi-Fi setup (setup/network joins config.ssid when set).
+      '$(MODDABLE)/examples/manifest_net.json',
+      // securesocket: the MQTT stream over TLS (ModdableHalOptions.tls).
+      '$(MODDABLE)/modules/crypt/tls.json',
+      // crypt's Digest: SHA-256 on the chip's engine (the adapter falls back to @noble without it).
+      '$(MODDABLE)/modules/crypt/digest/manifest.json',
+      // time and timer come with every esp32 build (build/devices/esp32/manifest.json).
     ],
     modules: {
       main: './main',

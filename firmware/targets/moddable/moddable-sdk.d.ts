@@ -103,11 +103,16 @@ declare module 'socket' {
   export { Socket };
 }
 
-/** modules/crypt/ssl/securesocket.js: the socket API over TLS. */
+/** modules/crypt/securesocket/securesocket.js: its own class with the socket's API (callback messages, read, write) over TLS. */
 declare module 'securesocket' {
-  import type { Socket } from 'socket';
-  class SecureSocket extends Socket {
+  class SecureSocket {
     constructor(options: { host?: string; address?: string; port: number; secure?: Readonly<Record<string, unknown>> });
+    read(): number;
+    read(type: typeof ArrayBuffer, count?: number): ArrayBuffer;
+    write(): number;
+    write(data: ArrayBufferLike | ArrayBufferView): void;
+    close(): void;
+    callback: (message: number, value?: number) => void;
   }
   export default SecureSocket;
 }

@@ -3,35 +3,22 @@
  * `holdfast build --board <id>` (tools/boards/moddable/). Moddable runs the
  * default export of "main" once its setup modules have run.
  *
- * It hands the runtime (module "holdfast", the bundle of
- * firmware/runtime/main.ts) the adapters it needs today: System and Log. The
- * flash, OTA, watchdog and security-floor adapters belong in
- * firmware/targets/moddable (docs/PORTING.md); the native calls they need are
- * in holdfast-native.c already.
+ * Module "holdfast" is the bundle of firmware/targets/moddable/device.ts:
+ * the runtime (startRuntime) and every HAL adapter over Moddable's modules
+ * (createDeviceHal: flash partitions by label, otadata boot control, app
+ * slots, clock, entropy, watchdog, SHA-256, TCP/TLS stream, eFuse floor,
+ * console UART, log; docs/PORTING.md). The runtime takes the adapters it
+ * needs from `hal`.
  */
-import { startRuntime } from "holdfast";
-import { resetReason, restart, runningPartition } from "holdfast-native";
+import { startRuntime, createDeviceHal } from "holdfast";
 import config from "mc/config";
-
-const system = Object.freeze({
-	lastResetReason() {
-		return resetReason();
-	},
-	restart(reason) {
-		trace(`holdfast: restart (${reason})\n`);
-		restart();
-		throw new Error("restart returned");
-	},
-});
-
-const log = Object.freeze({
-	write(level, area, message, fields) {
-		trace(`${level} ${area}: ${message}${fields === undefined ? "" : ` ${JSON.stringify(fields)}`}\n`);
-	},
-});
 
 export default function main() {
 	const board = config.holdfast;
-	trace(`holdfast: board ${board.board} (${board.chip}), running from ${runningPartition()}\n`);
-	startRuntime({ system, log });
+	const hal = createDeviceHal({
+		// The console UART (the USB bridge of the DevKit boards); opened only by whoever asks (hal.openConsole).
+		console: { port: 0, baud: 115200 },
+	});
+	hal.log.write("info", "boot", "board", { board: board.board, chip: board.chip, runningSlot: hal.runningSlot, sha256: hal.crypto.sha256Engine });
+	startRuntime(hal);
 }

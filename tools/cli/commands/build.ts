@@ -22,7 +22,7 @@ import { checkOutputDir, writeFilesAtomically, type OutputFile } from '../files.
 import { CliError, EnvironmentError, fromNodeError, UsageError } from '../errors.ts';
 import { parseInteger } from '../../keys/cli-options.ts';
 import { type Board, BoardError, loadBoard } from '../../boards/board.ts';
-import { BUNDLE_PATH, mcconfigArgs, projectFiles, shellCommand } from '../../boards/moddable-project.ts';
+import { BUNDLE_PATH, DEVICE_ENTRY, MODDABLE_EXTERNALS, mcconfigArgs, projectFiles, shellCommand } from '../../boards/moddable-project.ts';
 
 export const FIRMWARE_ENTRY = join(REPO_ROOT, 'firmware/runtime/main.ts');
 
@@ -193,8 +193,10 @@ export async function bundleFirmware(outDir: string): Promise<Output[]> {
 async function bundles_(outDir: string): Promise<(OutputFile & { kind: string; data: string })[]> {
   const esbuild = await import('esbuild');
   const { bundleForXs } = await import('../../xs/bundle.ts');
+  // The Moddable bundle is the device entry (runtime + target adapters); the SDK's module names stay imports.
   const esm = await esbuild.build({
-    entryPoints: [FIRMWARE_ENTRY],
+    entryPoints: [DEVICE_ENTRY],
+    external: [...MODDABLE_EXTERNALS],
     bundle: true,
     write: false,
     format: 'esm',
