@@ -17,6 +17,15 @@ export interface OutboxWorkload {
   flash: SimFlashOptions;
   policy: FullPolicy;
   maxUnpersistedAcks: number;
+  /** The outbox's ackRideFrom (default: its own). */
+  ackRideFrom?: number;
+  /**
+   * When set, also checked at every recovery: at most this many acknowledged
+   * records (appends that returned; numbers skipped after a torn append do
+   * not count) come back. Tighter than maxUnpersistedAcks (which counts
+   * numbers), for workloads that ack one record per append.
+   */
+  redeliveryBound?: number;
   /** Appends in the whole run. */
   appends: number;
   /** Payload length of the i-th append. */
@@ -44,6 +53,8 @@ export interface OutboxGhost {
   formatted: boolean;
   delivered: number;
   redelivered: number;
+  /** The most acknowledged records (appends that returned) one recovery brought back. */
+  maxRedelivered: number;
 }
 
 export function payloadFor(index: number, length: number): Uint8Array {
@@ -68,12 +79,13 @@ export function outboxScenario(w: OutboxWorkload): CutScenario<OutboxGhost> {
       formatted: !w.garbageAtStart,
       delivered: 0,
       redelivered: 0,
+      maxRedelivered: 0,
     }),
     boot(flash, ghost) {
       if (!ghost.formatted) {
         ghost.formatted = formatIfForeign(flash, w);
       }
-      const outbox = Outbox.open(flash, { policy: w.policy, maxUnpersistedAcks: w.maxUnpersistedAcks });
+      const outbox = Outbox.open(flash, { policy: w.policy, maxUnpersistedAcks: w.maxUnpersistedAcks, ...(w.ackRideFrom === undefined ? {} : { ackRideFrom: w.ackRideFrom }) });
       verifyRecovery(outbox, ghost, w);
       while (ghost.nextIndex < w.appends) {
         const payload = payloadFor(ghost.nextIndex, w.size(ghost.nextIndex));
@@ -181,6 +193,10 @@ function verifyRecovery(outbox: Outbox, ghost: OutboxGhost, w: OutboxWorkload): 
   const behind = seqDiff(ghost.knownAck, stats.ackSeq);
   const bound = Math.max(w.maxUnpersistedAcks, ghost.reportedUnpersisted);
   ok(behind <= bound, `recovered ack point ${stats.ackSeq} is ${behind} behind the acked ${ghost.knownAck} (bound ${bound})`);
+  let behindRecords = 0;
+  for (const seq of ghost.records.keys()) if (seqDiff(seq, stats.ackSeq) >= 0 && seqDiff(seq, ghost.knownAck) < 0) behindRecords++;
+  if (w.redeliveryBound !== undefined) ok(behindRecords <= w.redeliveryBound, `recovery brings back ${behindRecords} acknowledged records (ack point ${stats.ackSeq}, acked ${ghost.knownAck}; workload bound ${w.redeliveryBound})`);
+  if (behindRecords > ghost.maxRedelivered) ghost.maxRedelivered = behindRecords;
   // What the app acknowledged, counting an ack() under way when the power went.
   const inFlight = ghost.ackInFlight !== undefined && seqDiff(ghost.ackInFlight, ghost.knownAck) > 0 ? seqDiff(ghost.ackInFlight, ghost.knownAck) : 0;
   const appAck = (ghost.knownAck + inFlight) >>> 0;
