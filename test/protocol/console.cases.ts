@@ -11,6 +11,7 @@ import { configureEd25519, createNobleCrypto } from '../../firmware/security/nob
 import { ConsoleUnlock } from '../../firmware/security/console-unlock.ts';
 import { decodeAuditEvent, encodeAuditEvent, type AuditEvent } from '../../firmware/storage/audit-log.ts';
 import { crc16 } from '../../firmware/base/crc16.ts';
+import { StorageError } from '../../firmware/storage/errors.ts';
 import {
   CONSOLE_MAX_LINE,
   ConsoleDecoder,
@@ -103,7 +104,7 @@ interface Rig {
   send(op: string, fields?: Record<string, string>): ConsoleFrame[];
 }
 
-function rig(options: { consoleKey?: Uint8Array | undefined; auditFails?: boolean } = {}): Rig {
+function rig(options: { consoleKey?: Uint8Array | undefined; auditFails?: boolean; auditFault?: boolean } = {}): Rig {
   const out: ConsoleFrame[] = [];
   const audit: AuditEvent[] = [];
   const actions: string[] = [];
@@ -125,7 +126,8 @@ function rig(options: { consoleKey?: Uint8Array | undefined; auditFails?: boolea
     setSafeMode: (on) => reply(on ? 'safe-mode-on' : 'safe-mode-off'),
     reboot: () => reply('reboot'),
     audit: (event) => {
-      if (options.auditFails) throw new Error('audit partition damaged');
+      if (options.auditFails) throw new StorageError('damaged', 'audit partition damaged');
+      if (options.auditFault) throw new Error('a fault that is not a storage failure');
       encodeAuditEvent(event); // a malformed event would throw here, as the real log does
       audit.push(event);
     },
@@ -360,7 +362,7 @@ export const suite: CaseSuite = {
       },
     },
     {
-      name: 'an audit sink that fails makes a state-changing command and an unlock refused (fail closed)',
+      name: 'an audit sink that fails (StorageError) makes a state-changing command and an unlock refused (fail closed); any other fault propagates',
       run() {
         const r = rig({ auditFails: true });
         const refused = only(r.send('reboot'), 'reboot');
@@ -369,6 +371,9 @@ export const suite: CaseSuite = {
         const unlocked = unlockWith(r, SEED);
         equal(unlocked.fields.code, 'audit-failed', 'an unaudited unlock is refused');
         equal(only(r.send('reboot'), 'reboot').fields.code, 'locked', 'and the console stays locked');
+        const faulty = rig({ auditFault: true });
+        throws(() => faulty.send('reboot'), 'Error', 'a fault that is not a StorageError propagates (a power cut stops everything)', 'not a storage failure');
+        equal(faulty.out.length, 0, 'and nothing was answered');
       },
     },
     {

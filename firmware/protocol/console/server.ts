@@ -13,12 +13,19 @@
  * `reboot`) need the console unlocked (security/console-unlock.ts); every
  * unlock, every refusal of an unlock or of a locked command, and every
  * accepted state-changing command is given to `target.audit` before the
- * reply is written. An audit sink that throws makes the command refused
- * (fail closed).
+ * reply is written. An audit sink that throws StorageError makes the
+ * command refused (fail closed).
+ *
+ * Failures: a target reports what it knows went wrong by throwing
+ * StorageError (a store that is damaged, full, exhausted), answered as an
+ * `err` frame, or by an action's `{ ok: false }`. Anything else thrown is a
+ * fault, not an answer (a power cut in the simulator stops the CPU, a bug)
+ * and propagates out of `receive`: nothing after it runs.
  */
 import type { Log, LogLevel } from '../../hal/log.ts';
 import type { AuditEvent } from '../../storage/audit-log.ts';
 import type { ConsoleUnlock } from '../../security/console-unlock.ts';
+import { StorageError } from '../../storage/errors.ts';
 import { ConsoleDecoder, ConsoleEncodeError, CONSOLE_PROTOCOL_VERSION, encodeConsoleFrame, type ConsoleDecoderStats, type ConsoleFields, type ConsoleFrame } from './frame.ts';
 
 /** The result of an action: done (with fields for the reply) or refused by the target (a token code and a message). */
@@ -48,7 +55,7 @@ export interface ConsoleTarget {
   setSafeMode(on: boolean): ConsoleActionResult;
   /** Schedule a restart. */
   reboot(): ConsoleActionResult;
-  /** Append an event to the audit log (durable when it returns); throws when it cannot. */
+  /** Append an event to the audit log (durable when it returns); throws StorageError when it cannot. */
   audit(event: AuditEvent): void;
 }
 
@@ -190,7 +197,8 @@ export class ConsoleServer implements Log {
     try {
       this.run(id, op, f);
     } catch (error) {
-      this.error(id, op, 'failed', error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+      if (!(error instanceof StorageError)) throw error;
+      this.error(id, op, 'failed', describe(error));
     }
   }
 
@@ -244,6 +252,7 @@ export class ConsoleServer implements Log {
           t.audit({ kind: 'console-unlocked', keyId: result.keyId, counter: result.number });
         } catch (error) {
           this.unlock.lock();
+          if (!(error instanceof StorageError)) throw error;
           this.error(id, op, 'audit-failed', `the unlock could not be audited, so it is refused: ${describe(error)}`);
           return;
         }
@@ -280,6 +289,7 @@ export class ConsoleServer implements Log {
     try {
       this.target.audit({ kind: 'console-command', op });
     } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
       this.error(id, op, 'audit-failed', `the command could not be audited, so it is refused: ${describe(error)}`);
       return;
     }
@@ -293,7 +303,8 @@ export class ConsoleServer implements Log {
     let audited = true;
     try {
       this.target.audit({ kind: 'console-refused', op, reason });
-    } catch {
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
       audited = false;
     }
     this.send('err', { id, op, code: reason, audited, msg: message }, { id, op, code: reason, audited });
