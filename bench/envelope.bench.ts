@@ -180,7 +180,7 @@ async function xsSealFigures(): Promise<Figure[]> {
       const perRecord = Math.round((c1100 - c100) / 900);
       const key = SUITE_KEY[suite];
       figures.push(
-        { name: `envelope.xs.computePerRecord.${key}`, value: perRecord, unit: 'compute', label: `XS compute per record, seal (${key}) + PUBLISH encode, ${PAYLOAD}-byte payload, topic ${DEVICE_TOPIC}`, kind: 'count', anchor: 'envelope.md "Costs": seal of 32 bytes ≈ 142,000 (HMAC), 55,000 (ChaCha20-Poly1305), 180,000 (AES-256-GCM)' },
+        { name: `envelope.xs.computePerRecord.${key}`, value: perRecord, unit: 'compute', label: `XS compute per record, seal (${key}) + PUBLISH encode, ${PAYLOAD}-byte payload, topic ${DEVICE_TOPIC}`, kind: 'count', anchor: 'envelope.md "Costs": seal of 32 bytes ≈ 142,000 (HMAC), 52,000 (ChaCha20-Poly1305), 173,000 (AES-256-GCM)' },
         {
           name: `envelope.xs.heapSlotsPerRecord.${key}`,
           value: Number(((h1100 - h100) / 1_000).toFixed(3)),
