@@ -28,8 +28,8 @@ const WIRE_LIMIT = 40;
 /** The key id of the wire cases: a device's key generation, below 128 (one LEB128 byte) for its first 127 rotations. */
 const KEY_ID = 1;
 /**
- * A realistic counter: 10^6 records (a record a minute for about two years,
- * reboot skips included): 3 LEB128 bytes. The worst case, 2^53 - 1, takes 8.
+ * A realistic counter: 10^6 (a record a minute for about two years; less
+ * with reboot skips): 3 LEB128 bytes. The worst case, 2^53 - 1, takes 8.
  */
 const COUNTER_TYPICAL = 1_000_000;
 const COUNTER_MAX = Number.MAX_SAFE_INTEGER;
