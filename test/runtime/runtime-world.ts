@@ -155,6 +155,7 @@ export class RecordingActuator implements Actuator {
 export interface Device {
   readonly runtime: Runtime;
   readonly clock: VirtualClock;
+  readonly watchdog: SimWatchdog;
   readonly net: FakeNet;
   readonly actuator: RecordingActuator;
   readonly logs: string[];
@@ -166,6 +167,9 @@ export interface BootOptions {
   /** Partitions the table lacks. */
   missing?: readonly PartitionKey[];
   startMs?: number;
+  /** More partitions by label (the update's otadata, slots, progress log). */
+  extraPartitions?: Readonly<Record<string, FlashPartition>>;
+  bootControl?: RuntimeHal['bootControl'];
 }
 
 export function deviceConfig(fleet: Fleet, extra: Partial<RuntimeConfig> = {}): RuntimeConfig {
@@ -195,6 +199,8 @@ export function bootDevice(flash: FlashPartition, fleet: Fleet, options: BootOpt
   const missing = options.missing ?? [];
   const byLabel = new Map<string, FlashPartition>();
   for (const [key] of LAYOUT) if (!missing.includes(key)) byLabel.set(PARTITION_LABELS[key], parts[key] as FlashPartition);
+  for (const [label, flash2] of Object.entries(options.extraPartitions ?? {})) byLabel.set(label, flash2);
+  const watchdog = new SimWatchdog(clock);
   const hal: RuntimeHal = {
     system: {
       lastResetReason: () => options.resetReason ?? 'power-on',
@@ -205,14 +211,15 @@ export function bootDevice(flash: FlashPartition, fleet: Fleet, options: BootOpt
     log: { write: (level, area, message) => void logs.push(`${level} ${area}: ${message}`) },
     clock,
     entropy: xorshiftEntropy(7),
-    watchdog: new SimWatchdog(clock),
+    watchdog,
     crypto: fleet.crypto,
     connector: net,
     actuator,
     partition: (label) => byLabel.get(label),
+    ...(options.bootControl === undefined ? {} : { bootControl: options.bootControl }),
   };
   const runtime = startRuntime(hal, deviceConfig(fleet, options.config));
-  return { runtime, clock, net, actuator, logs };
+  return { runtime, clock, watchdog, net, actuator, logs };
 }
 
 /** The audit log as a verifier reads it: every entry, chain breaks, under the device's audit key. */

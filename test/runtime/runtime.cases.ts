@@ -19,6 +19,12 @@ import type { CommandOutcome, Runtime } from '../../firmware/runtime/main.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
 import { serve } from '../protocol/client-fakes.ts';
+import { bootOnce, flashOptions as updateFlashOptions, makeWorld, newDeviceState, partitionsOf as updatePartitionsOf, WATCHDOG_MS } from '../update/agent-world.ts';
+import { BOARD } from '../update/manifest-fixtures.ts';
+import { provisionDevice, SimBootloader } from '../../tools/sim/bootloader.ts';
+import { DeviceReset } from '../../tools/sim/watchdog.ts';
+import { selfTest } from '../../firmware/update/health.ts';
+import type { HealthCheck } from '../../firmware/update/health.ts';
 import { FakeBroker } from '../protocol/session-broker.ts';
 import { equal, ok } from '../support/check.ts';
 import { garbage, runnerOptions } from '../support/case-helpers.ts';
@@ -450,6 +456,54 @@ const cases: FirmwareCase[] = [
       return { published: payloads.length };
     },
   },
+  {
+    name: 'boot slot: a trial boot arms the watchdog, its health checks run as a scheduler task, and it commits (trial-started, update-committed; slot states in the health record)',
+    run(env) {
+      const t = trialDevice(env);
+      equal(t.d.runtime.status().trial, 'running', 'a trial');
+      equal(t.d.watchdog.armed, true, 'the watchdog is armed');
+      t.d.runtime.service();
+      equal(t.d.runtime.status().trial, 'committed', 'committed');
+      equal(t.d.watchdog.armed, false, 'the watchdog disarmed');
+      const h = t.d.runtime.healthRecord();
+      equal(h.runningSlot, 1, 'running slot');
+      equal(h.slotStates[1], 'valid', 'slot 1 valid');
+      equal(h.imageVersion, 2, 'image version');
+      equal(h.trialRunning, false, 'no trial now');
+      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,update-committed', 'audit');
+    },
+  },
+  {
+    name: 'boot slot: a trial whose health check fails rolls back (update-rolled-back audited, the device restarts)',
+    run(env) {
+      const t = trialDevice(env, [selfTest(() => false)]);
+      equal(t.d.runtime.status().trial, 'running', 'a trial');
+      let reset: DeviceReset | undefined;
+      try {
+        t.d.runtime.service();
+      } catch (error) {
+        if (!(error instanceof DeviceReset)) throw error;
+        reset = error;
+      }
+      ok(reset !== undefined, 'the device restarted');
+      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,update-rolled-back:self-test-passed-self-te', 'audit: the reason as a 24-byte token');
+      const slots = new SimBootloader({ otadata: t.update.otadata, slots: t.update.slots, createSha256: () => t.world.crypto.createSha256(), chip: t.world.chip }).boot();
+      equal(slots.slot, 0, 'the bootloader boots the old slot');
+    },
+  },
+  {
+    name: 'transition normal → safe (no-rollback): a failed trial that cannot roll back keeps running, is a boot failure and enters safe mode',
+    run(env) {
+      const t = trialDevice(env, [selfTest(() => false)], true);
+      t.d.runtime.service();
+      const s = t.d.runtime.status();
+      equal(s.trial, 'rollback-impossible', 'rollback impossible');
+      equal(codes(t.d.runtime), 'rollback-impossible', 'the failure');
+      equal(s.mode, 'safe', 'safe mode');
+      equal(s.safeMode.cause, 'no-rollback', 'cause');
+      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,rollback-impossible:self-test-passed-self-te,store-unreadable:update/rollback-impossible,safe-mode-entered:no-rollback', 'audit');
+    },
+  },
   ...(['plain', 'strict'] as const).map((mode): FirmwareCase => ({
     name: `power cuts at every flash operation of boots that enter safe mode for a policy cause, audit it and publish (${mode}): every boot is safe, the audit chain verifies, no returned entry is lost`,
     run: (env) => ({ ...runExhaustive(policyBootScenario(mode), runnerOptions(env, { variants: 2 })) }),
@@ -466,6 +520,34 @@ const cases: FirmwareCase[] = [
     },
   })),
 ];
+
+/** A device whose update partitions hold a staged release in its trial boot (slot 1, pending-verify). */
+function trialDevice(env: CaseEnv, checks?: readonly HealthCheck[], eraseOldSlot = false) {
+  const fleet = makeFleet();
+  const { flash } = freshDevice(env, fleet);
+  const world = makeWorld();
+  const updateFlash = env.createFlash(updateFlashOptions('plain'));
+  const update = updatePartitionsOf(updateFlash);
+  provisionDevice(update, world.factory.image);
+  // The factory image installs release 2 and restarts into it (the update agent's own test world).
+  const state = newDeviceState(world, {}, world.release(2, 1));
+  try {
+    bootOnce(updateFlash, world, state);
+    throw new Error('the factory boot should stage the release and restart');
+  } catch (error) {
+    if (!(error instanceof DeviceReset)) throw error;
+  }
+  const decision = new SimBootloader({ otadata: update.otadata, slots: update.slots, createSha256: () => world.crypto.createSha256(), chip: world.chip }).boot();
+  equal(decision.slot, 1, 'the bootloader starts the trial of slot 1');
+  // Damage after the bootloader chose: the old image no longer verifies, so a failed trial cannot roll back.
+  if (eraseOldSlot) update.slots[0].eraseBlock(0);
+  const d = bootDevice(flash, fleet, {
+    extraPartitions: { otadata: update.otadata, ota_0: update.slots[0], ota_1: update.slots[1], hf_progress: update.progress },
+    bootControl: { runningSlot: () => decision.slot, runningState: () => 'pending-verify', requestTrial: () => undefined, confirmRunning: () => undefined, rejectRunning: () => undefined },
+    config: { update: { boardId: BOARD, chip: world.chip, watchdogTimeoutMs: WATCHDOG_MS, ...(checks === undefined ? {} : { checks }) } },
+  });
+  return { fleet, flash, world, update, d };
+}
 
 interface PolicyState {
   provisioned: boolean;
