@@ -18,6 +18,7 @@ import { createModdableSystem, createModdableWatchdog } from '../../firmware/tar
 import { createModdableSecurityFloor } from '../../firmware/targets/moddable/security-floor.ts';
 import { createModdableHal, type ModdableHal } from '../../firmware/targets/moddable/hal.ts';
 import { createLineLog } from '../../firmware/targets/moddable/log.ts';
+import { openConsoleUart, type ConsoleUartOptions } from '../../firmware/targets/moddable/serial.ts';
 import { createEmuModdable, EmuTime, type EmuModdable, type EmuPartition } from '../../tools/xs/moddable-emu/index.ts';
 import type { CuttableFlash } from '../../tools/sim/power-cut.ts';
 import { bytesEqual, equal, ok, throws } from '../support/check.ts';
@@ -310,7 +311,7 @@ function boot(d: Device, running: string, canBootSlot?: (slot: 0 | 1) => boolean
   };
   const emu = createEmuModdable({ partitions, runningPartition: running });
   const lines: string[] = [];
-  const hal = createModdableHal(emu.modules, { writeLine: (line) => lines.push(line), console: { baud: 115200, port: 0 }, ...(canBootSlot === undefined ? {} : { canBootSlot }) });
+  const hal = createModdableHal(emu.modules, { writeLine: (line) => lines.push(line), console: { baud: 115200, port: 1, receive: 16, transmit: 17 }, ...(canBootSlot === undefined ? {} : { canBootSlot }) });
   return { emu, hal, lines };
 }
 
@@ -411,7 +412,9 @@ const consoleCase: FirmwareCase = {
     const stream = hal.openConsole(callbacks);
     const port = emu.serialPorts[0];
     equal(port.options.baud, 115200, 'baud');
-    equal(port.options.port, 0, 'UART 0');
+    equal(port.options.port, 1, 'UART 1');
+    equal(port.options.receive, 16, 'RX pin');
+    equal(port.options.transmit, 17, 'TX pin');
     equal(port.options.format, 'buffer', 'buffer format');
     throwsCode<Code>(() => stream.write(new Uint8Array(1)), 'TargetError', 'write-overflow', 'no room reported yet');
     port.drain(16);
@@ -430,6 +433,10 @@ const consoleCase: FirmwareCase = {
     stream.close();
     const noConsole = createModdableHal(createEmuModdable({ partitions: { otadata: { flash: env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' }), encrypted: true }, ota_0: { flash: env.createFlash({ blocks: 1, blockLength: 4096 }), encrypted: false }, ota_1: { flash: env.createFlash({ blocks: 1, blockLength: 4096 }), encrypted: false } } }).modules, { writeLine: () => {} });
     throws(() => noConsole.openConsole(recorder().callbacks), 'TypeError', 'no console options');
+    const Serial = emu.modules.Serial;
+    ok(Serial !== undefined, 'serial module');
+    throws(() => openConsoleUart(Serial, { baud: 115200 } as unknown as ConsoleUartOptions, recorder().callbacks), 'RangeError', 'no pins (the module would throw "invalid")');
+    throws(() => openConsoleUart(Serial, { baud: 0, receive: 3, transmit: 1 }, recorder().callbacks), 'RangeError', 'baud 0');
   },
 };
 

@@ -14,20 +14,24 @@ import type { SerialClass, SerialInstance } from './modules.ts';
 
 export interface ConsoleUartOptions {
   readonly baud: number;
-  /** UART number (0: the USB bridge on a DevKitC); the module's default when absent. */
+  /** UART number; the module's default (0) when absent. ESP-IDF refuses a UART whose driver is installed ("port in use"). */
   readonly port?: number;
-  readonly receive?: number;
-  readonly transmit?: number;
+  /** GPIO of RX and TX: ESP32's serial module needs the pins (it throws "invalid" without them). */
+  readonly receive: number;
+  readonly transmit: number;
 }
 
 export function openConsoleUart(Serial: SerialClass, options: ConsoleUartOptions, callbacks: ByteStreamCallbacks): ByteStream {
   if (!Number.isInteger(options.baud) || options.baud <= 0) throw new RangeError(`baud ${String(options.baud)}: expected a positive integer`);
+  if (!Number.isInteger(options.receive) || options.receive < 0 || !Number.isInteger(options.transmit) || options.transmit < 0) {
+    throw new RangeError(`console UART pins receive ${String(options.receive)}, transmit ${String(options.transmit)}: expected GPIO numbers`);
+  }
   let open = true;
   let room = 0;
   const serial: SerialInstance = new Serial({
     ...(options.port === undefined ? {} : { port: options.port }),
-    ...(options.receive === undefined ? {} : { receive: options.receive }),
-    ...(options.transmit === undefined ? {} : { transmit: options.transmit }),
+    receive: options.receive,
+    transmit: options.transmit,
     baud: options.baud,
     format: 'buffer',
     onReadable: (count: number) => {

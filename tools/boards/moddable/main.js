@@ -13,11 +13,20 @@
 import { startRuntime, createDeviceHal } from "holdfast";
 import config from "mc/config";
 
+/* UART0 RX/TX GPIOs per chip (ESP32: U0RXD 3, U0TXD 1; ESP32-S3: 44, 43; ESP32-C3: 20, 21). */
+const CONSOLE_PINS = Object.freeze({
+	esp32: Object.freeze({ receive: 3, transmit: 1 }),
+	esp32s3: Object.freeze({ receive: 44, transmit: 43 }),
+	esp32c3: Object.freeze({ receive: 20, transmit: 21 }),
+});
+
 export default function main() {
 	const board = config.holdfast;
 	const hal = createDeviceHal({
-		// The console UART (the USB bridge of the DevKit boards); opened only by whoever asks (hal.openConsole).
-		console: { port: 0, baud: 115200 },
+		// The console UART: UART0 on the pins of each chip's USB-serial bridge. Opened only on demand
+		// (hal.openConsole); a debug build (mcconfig -d) keeps UART0 for xsbug, and then opening it
+		// fails with "port in use": the console needs a release build or another UART.
+		console: { port: 0, baud: 115200, ...CONSOLE_PINS[board.chip] },
 	});
 	hal.log.write("info", "boot", "board", { board: board.board, chip: board.chip, runningSlot: hal.runningSlot, sha256: hal.crypto.sha256Engine });
 	startRuntime(hal);

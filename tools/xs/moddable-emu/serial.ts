@@ -1,6 +1,7 @@
 /**
  * Emulated `embedded:io/serial` (Moddable SDK modules/io/serial/esp32):
- * `read(buffer)` fills the buffer from what arrived and returns the count,
+ * pins as modules/io/serial/esp32/serial.c checks them (neither receive nor
+ * transmit: "invalid"), `read(buffer)` fills the buffer from what arrived and returns the count,
  * `write(buffer)` beyond the room throws "output full"; the test delivers
  * bytes (`arrive`), room (`drain`) and errors (`fail`).
  */
@@ -14,6 +15,7 @@ export class EmuSerial implements SerialInstance {
   private roomLeft: number;
 
   constructor(readonly options: SerialOptions, initialRoom: number) {
+    if (options.receive === undefined && options.transmit === undefined) throw new Error('invalid');
     this.roomLeft = initialRoom;
   }
 
