@@ -296,6 +296,61 @@ describe('holdfast console over a pty against the simulated device', { skip }, (
       assert.match(clean.stdout, /^ {2}counter=\d+ kind=safe-mode-entered reason=console$/m);
     });
   });
+
+  it('--json session from stdin: after an accepted reboot the device\'s hello and boot log arrive as events, then the second boot answers', async () => {
+    await withDevice({}, async ({ served, port }) => {
+      const run = await holdfastWithInput(['console', '--port', port, '--unlock-key', keyFile, '--json'], 'reboot\nstatus\n');
+      assert.equal(run.status, 0, show(run));
+      assert.equal(run.stderr, '', 'nothing on stderr under --json');
+      const list = events(run, 'session');
+      const kinds = list.map((e) => e.event);
+      const at = (event: string, from = 0): number => kinds.indexOf(event, from);
+      const rebootReply = list.findIndex((e) => e.event === 'reply' && e.op === 'reboot');
+      assert.deepEqual(list.slice(0, at('unlock')).map((e) => `${e.event}:${String(e.op)}:${String(e.ok)}`), ['reply:unlock:true', 'reply:unlock-response:true'], 'the unlock exchange as reply events');
+      assert.ok(at('unlock') >= 0 && at('unlock') < rebootReply, `unlock before the reboot: ${kinds.join(',')}`);
+      const hello = list[at('hello')] as unknown as { fields: Record<string, string> } | undefined;
+      assert.ok(hello, `a hello event: ${kinds.join(',')}`);
+      assert.deepEqual(hello.fields, { proto: '1', device: 'pump-0007', locked: 'true' });
+      const log = list.find((e) => e.event === 'log') as unknown as { level: string; area: string; msg: string; fields: Record<string, string> } | undefined;
+      assert.ok(log, 'the boot log line as an event');
+      assert.deepEqual([log.level, log.area, log.msg, log.fields.boot, log.fields.slot], ['info', 'boot', 'booted', '2', '0']);
+      const status = replyOf(list, 'status', 'session');
+      assert.equal(status.fields.boot, '2');
+      assert.ok(at('hello') < kinds.lastIndexOf('reply'), 'the hello came before the status reply');
+      assert.equal(kinds[kinds.length - 1], 'end');
+      assert.equal(served.device.boots, 2);
+      assert.deepEqual(served.faults, []);
+    });
+  });
+
+  it('on a terminal: a prompt, replies and log lines in colour (script(1) gives the CLI a pty as stdin and stdout)', async () => {
+    await withDevice(
+      {
+        onReceive: (_bytes, served) => {
+          served.device.console.write('warn', 'net', 'broker unreachable', { attempt: 3 });
+        },
+      },
+      async ({ port }) => {
+        const command = [process.execPath, BIN, 'console', '--port', port].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+        const run = await new Promise<Run>((resolve) => {
+          const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm', NO_COLOR: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d) => {
+            stdout += String(d);
+            // Type once the prompt is there (the pty echoes what is typed).
+            if (stdout.includes('holdfast> ') && !child.stdin.writableEnded) child.stdin.end('status\nquit\n');
+          });
+          child.stderr.on('data', (d) => (stderr += String(d)));
+          child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+        });
+        assert.equal(run.status, 0, show(run));
+        assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
+        assert.ok(run.stdout.includes('\x1b[32mstatus ok\x1b[0m: device=pump-0007'), `a green reply:\n${JSON.stringify(run.stdout)}`);
+        assert.ok(run.stdout.includes('\x1b[33m[warn]\x1b[0m \x1b[1mnet\x1b[0m: broker unreachable \x1b[2mattempt=3\x1b[0m'), `a yellow warn line:\n${JSON.stringify(run.stdout)}`);
+      },
+    );
+  });
 });
 
 describe('holdfast console: bad usage and a missing port (no pty needed)', () => {

@@ -204,10 +204,16 @@ export class ConsoleDevice {
       },
       slots(): readonly ConsoleFields[] {
         const b = boot();
-        const readings = readOtadata(device.partitions.otadata);
+        let readings: ReturnType<typeof readOtadata> | undefined;
+        try {
+          readings = readOtadata(device.partitions.otadata);
+        } catch (error) {
+          if (!(error instanceof OtadataError)) throw error;
+        }
         return ([0, 1] as const).map((slot) => {
           const check = device.bootloader.checkSlot(slot);
-          return { slot, running: slot === b.decision.slot, state: stateOfSlot(readings, slot) ?? 'none', verifies: check.verifies, 'secure-version': check.secureVersion ?? null };
+          const state = readings === undefined ? 'unreadable' : (stateOfSlot(readings, slot) ?? 'none');
+          return { slot, running: slot === b.decision.slot, state, verifies: check.verifies, 'secure-version': check.secureVersion ?? null };
         });
       },
       auditTail(max: number): readonly ConsoleFields[] {
@@ -281,6 +287,8 @@ export interface ServedConsoleDevice {
   close(): Promise<void>;
   /** Bytes on the line now, without waiting for them to drain. */
   write(bytes: Uint8Array): void;
+  /** Exceptions the simulated firmware threw while handling console input (faults, not answers: docs/spec/console.md). */
+  readonly faults: readonly string[];
 }
 
 /**
@@ -301,10 +309,17 @@ export async function serveConsoleDevice(path: string, options: ServeOptions = {
     if (port.isOpen) port.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   };
   const device = new ConsoleDevice({ ...options, output: write });
+  const faults: string[] = [];
   port.on('data', (chunk: Buffer) => {
     const bytes = new Uint8Array(chunk);
     if (options.onReceive?.(bytes, served) === false) return;
-    if (port.isOpen) device.receive(bytes);
+    if (!port.isOpen) return;
+    try {
+      device.receive(bytes);
+    } catch (error) {
+      // A fault in the simulated firmware (not an answer): kept for the simulation to report; the port stays up.
+      faults.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    }
   });
   port.on('close', (error: Error | null) => {
     closed = error?.message ?? 'closed';
@@ -322,6 +337,7 @@ export async function serveConsoleDevice(path: string, options: ServeOptions = {
         port.drain(() => resolve());
       }),
     closedReason: () => closed,
+    faults,
     close: () =>
       new Promise<void>((resolve) => {
         if (!port.isOpen) return resolve();
