@@ -1,0 +1,98 @@
+/**
+ * firmware/targets/moddable/device.ts as the device runs it: its imports of
+ * the Moddable SDK's module names (`embedded:storage/flash`, `time`, `timer`,
+ * `socket`, `securesocket`, `crypt`, `embedded:io/serial`, `holdfast-native`)
+ * resolve to the by-name emulations (tools/xs/moddable-emu/named/; a resolve
+ * hook in Node, an esbuild plugin for XS: moddable-device.test.ts), so the
+ * real import statements and export shapes are exercised, not only the
+ * adapters' logic.
+ */
+import { createDeviceHal, deviceModules, startRuntime } from '../../firmware/targets/moddable/device.ts';
+import { Counter } from '../../firmware/storage/counter.ts';
+import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
+import { createEmuModdable, type EmuModdable } from '../../tools/xs/moddable-emu/index.ts';
+import { installEmuModdable } from '../../tools/xs/moddable-emu/installed.ts';
+import { equal, ok, throws } from '../support/check.ts';
+import type { CaseEnv, CaseSuite } from '../support/cases.ts';
+
+function install(env: CaseEnv, running: 'ota_0' | 'ota_1'): EmuModdable {
+  const strict = () => env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' });
+  const emu = createEmuModdable({
+    partitions: {
+      otadata: { flash: strict(), encrypted: true },
+      ota_0: { flash: strict(), encrypted: true },
+      ota_1: { flash: strict(), encrypted: true },
+      hf_counter: { flash: strict(), encrypted: true },
+    },
+    runningPartition: running,
+    secureVersion: 1,
+    watchdogTimeoutMs: 5000,
+    startMs: 0xffff_fff0,
+  });
+  installEmuModdable(emu);
+  return emu;
+}
+
+export const suite: CaseSuite = {
+  name: 'moddable target: device.ts over the modules by name',
+  cases: [
+    {
+      name: 'the imported modules have the shapes the adapters take (default and named exports as the SDK has them)',
+      run(env) {
+        const emu = install(env, 'ota_0');
+        const modules = deviceModules();
+        equal(typeof modules.flash.open, 'function', 'embedded:storage/flash default export has open');
+        equal(typeof modules.time.ticks, 'number', 'time default export has ticks');
+        equal(typeof modules.timer.set, 'function', 'timer default export has set');
+        equal(typeof modules.Socket, 'function', 'socket exports Socket');
+        equal(typeof modules.SecureSocket, 'function', 'securesocket default export');
+        equal(typeof modules.Digest, 'function', 'crypt exports Digest');
+        equal(typeof modules.Serial, 'function', 'embedded:io/serial default export');
+        equal(modules.native.runningPartition(), 'ota_0', 'holdfast-native namespace');
+        equal(typeof startRuntime, 'function', 'device.ts re-exports startRuntime');
+        ok(emu.flash.opens.length === 0, 'importing opened nothing');
+        installEmuModdable(undefined);
+      },
+    },
+    {
+      name: 'createDeviceHal: flash by label, boot control, clock across the wrap, entropy, native SHA-256, TLS stream, watchdog, floor',
+      run(env) {
+        const emu = install(env, 'ota_1');
+        const lines: string[] = [];
+        const hal = createDeviceHal({ writeLine: (line) => lines.push(line), tls: { protocolVersion: 0x303 }, canBootSlot: () => true });
+        equal(hal.runningSlot, 1, 'running slot from holdfast-native');
+        const counterFlash = hal.partition('hf_counter');
+        ok(counterFlash !== undefined, 'a data partition by label');
+        equal(counterFlash.status().writeAlign, 16, 'encrypted: strict units');
+        Counter.format(counterFlash);
+        const counter = Counter.open(counterFlash);
+        equal(counter.next(), 1, 'a Counter over the device flash');
+        equal(Counter.open(counterFlash).next() > 1, true, 'and after a reopen');
+        hal.bootControl.requestTrial(1);
+        equal(stateOfSlot(readOtadata(hal.otadata), 1), 'new', 'otadata written through the by-name flash module');
+        const t0 = hal.clock.ticks();
+        emu.time.ms += 0x20;
+        equal((hal.clock.ticks() - t0) >>> 0, 0x20, 'clock across 2^32 via time');
+        const random = new Uint8Array(16);
+        hal.entropy.fill(random);
+        ok(random.some((b) => b !== 0), 'entropy via holdfast-native');
+        equal(hal.crypto.sha256Engine, 'native', 'Digest via crypt');
+        const events: string[] = [];
+        hal.connector.connect('broker.example', 8883, { onReadable: (n) => events.push(`r${n}`), onWritable: (n) => events.push(`w${n}`), onError: (e) => events.push(e) });
+        const socket = emu.sockets.sockets[0];
+        equal(socket.tls, true, 'TLS through securesocket');
+        socket.connected();
+        equal(events.join(','), 'w1460', 'first onWritable');
+        hal.watchdog.arm(1000);
+        throws(() => emu.timer.advance(1000), 'EmuReset', 'the unfed watchdog resets via timer and holdfast-native');
+        equal(emu.native.resetReason(), 'watchdog', 'reset reason after it');
+        equal(hal.floor.secureVersion, 1, 'eFuse floor');
+        hal.floor.raise(3);
+        equal(hal.floor.secureVersion, 3, 'raised');
+        hal.log.write('info', 'boot', 'ok');
+        equal(lines[0], 'info boot: ok\n', 'log line');
+        installEmuModdable(undefined);
+      },
+    },
+  ],
+};
