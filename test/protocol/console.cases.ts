@@ -393,6 +393,38 @@ export const suite: CaseSuite = {
       },
     },
     {
+      name: 'the unlock ends on the monotonic clock: a command after unlockMs is refused; readFrom reads a ByteStream in chunks',
+      run() {
+        const r = rig();
+        equal(unlockWith(r, SEED).kind, 'ok', 'unlocked');
+        r.clock.now += 59_999;
+        equal(only(r.send('status'), 'status').fields['unlock-ms'], '1', 'one millisecond left');
+        equal(only(r.send('confirm'), 'in time').kind, 'ok', 'accepted within the unlock time');
+        r.clock.now += 1;
+        const late = only(r.send('confirm'), 'late');
+        equal(late.fields.code, 'locked', 'refused once the unlock time is over');
+        const frames = [encodeConsoleFrame('cmd', { id: 90, op: 'counter' }), encodeConsoleFrame('cmd', { id: 91, op: 'outbox' })];
+        const bytes = concat(ascii('noise'), frames[0], frames[1]);
+        let at = 0;
+        const stream = {
+          read(target: Uint8Array): number {
+            const n = Math.min(target.length, bytes.length - at, 7);
+            target.set(bytes.subarray(at, at + n));
+            at += n;
+            return n;
+          },
+        };
+        const before = r.out.length;
+        r.server.readFrom(stream, 10);
+        equal(at, 10, 'only the bytes announced are read');
+        equal(r.out.length, before, 'no frame complete yet');
+        r.server.readFrom(stream, bytes.length - at);
+        equal(r.out.length, before + 2, 'both commands answered');
+        equal(r.out[before].fields.id, '90', 'in order');
+        equal(r.out[before + 1].fields.queued, '3', 'outbox');
+      },
+    },
+    {
       name: 'the console audit kinds round-trip through the audit event codec',
       run() {
         for (const event of [{ kind: 'console-refused', op: 'reboot', reason: 'locked' }, { kind: 'console-command', op: 'safe-mode' }, { kind: 'console-unlocked', keyId: 0xdeadbeef, counter: 2 ** 40 }] as AuditEvent[]) {

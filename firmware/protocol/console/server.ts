@@ -151,7 +151,7 @@ export class ConsoleServer implements Log {
   readFrom(stream: { read(target: Uint8Array): number }, byteCount: number): void {
     let left = byteCount;
     while (left > 0) {
-      const n = stream.read(this.scratch);
+      const n = stream.read(left < READ_CHUNK ? this.scratch.subarray(0, left) : this.scratch);
       if (n <= 0) break;
       this.decoder.push(this.scratch, (frame) => this.handle(frame), undefined, 0, n);
       left -= n;
