@@ -112,6 +112,7 @@ export const suite: CaseSuite = {
         const c = f.unlock.challenge();
         const signature = sign(SEED, c.bytes);
         ok(f.unlock.respond(c.number, signature).ok, 'first use unlocks');
+        equal(JSON.stringify(f.unlock.respond(c.number, signature)), JSON.stringify({ ok: false, reason: 'no-challenge' }), 'the same response at once again');
         f.unlock.lock();
         equal(JSON.stringify(f.unlock.respond(c.number, signature)), JSON.stringify({ ok: false, reason: 'no-challenge' }), 'replay without a challenge');
         const again = f.unlock.challenge();

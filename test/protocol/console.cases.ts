@@ -348,13 +348,14 @@ export const suite: CaseSuite = {
         const challenge = only(r.send('unlock'), 'unlock');
         const response = { number: challenge.fields.number, sig: hexOf(sign(SEED, unhex(challenge.fields.challenge))) };
         equal(only(r.send('unlock-response', response), 'first').kind, 'ok', 'the right key unlocks');
+        equal(only(r.send('unlock-response', response), 'replay while unlocked').fields.code, 'no-challenge', 'the same response at once again is refused');
         r.send('lock');
-        equal(only(r.send('unlock-response', response), 'replay').fields.code, 'no-challenge', 'the same response again is refused');
+        equal(only(r.send('unlock-response', response), 'replay').fields.code, 'no-challenge', 'the same response after a lock is refused');
         only(r.send('unlock'), 'new challenge');
         equal(only(r.send('unlock-response', response), 'replay against a new challenge').fields.code, 'wrong-challenge', 'an old response does not answer a new challenge');
         equal(only(r.send('reboot'), 'still locked').fields.code, 'locked', 'still locked');
         const reasons = r.audit.filter((e) => e.kind === 'console-refused').map((e) => (e as { reason: string }).reason);
-        equal(JSON.stringify(reasons), JSON.stringify(['bad-signature', 'no-challenge', 'wrong-challenge', 'locked']), 'every refusal audited');
+        equal(JSON.stringify(reasons), JSON.stringify(['bad-signature', 'no-challenge', 'no-challenge', 'wrong-challenge', 'locked']), 'every refusal audited');
         const none = rig({ consoleKey: undefined });
         const refused = only(none.send('unlock'), 'no key');
         equal(refused.fields.code, 'no-key', 'no key provisioned');
