@@ -361,6 +361,8 @@ const bootControlCase: FirmwareCase = {
     const slot0 = new Uint8Array(32);
     hal.slots[0].read(0, slot0);
     ok(slot0.every((b) => b === 0xff), 'slots[0] is ota_0 (now "nextota"): never written, reads 0xFF through the adapter');
+    throws(() => hal.slots[1].write(0, new Uint8Array(16)), 'Error', 'the running slot is read-only', 'read-only');
+    throws(() => hal.slots[1].eraseBlock(0), 'Error', 'the running slot cannot be erased', 'read-only');
     hal.bootControl.rejectRunning();
     const after = readOtadata(hal.otadata);
     equal(stateOfSlot(after, 1), 'invalid', 'slot 1 INVALID');

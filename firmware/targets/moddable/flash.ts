@@ -123,10 +123,11 @@ export class ModdableFlash implements FlashPartition {
 /**
  * Open partition `name` (a data partition's label, "running" or "nextota")
  * through the flash module, asking the glue whether ESP-IDF encrypts it.
+ * `mode` 'r' makes the module refuse writes and erases ("read-only").
  */
-export function openModdableFlash(flash: FlashModule, native: HoldfastNative, name: string): ModdableFlash {
+export function openModdableFlash(flash: FlashModule, native: HoldfastNative, name: string, mode: 'r' | 'r+' = 'r+'): ModdableFlash {
   if (typeof name !== 'string' || name.length === 0) throw new TypeError('partition name must be a non-empty string');
-  const storage = flash.open({ path: name, mode: 'r+' });
+  const storage = flash.open({ path: name, mode });
   const encrypted = native.partitionEncrypted(name) === true;
   return new ModdableFlash(storage, { encrypted, readRaw: (byteOffset, target) => native.readPartitionRaw(name, byteOffset, target) });
 }

@@ -60,7 +60,7 @@ export interface ModdableHal {
   readonly runningSlot: SlotIndex;
   readonly otadata: FlashPartition;
   readonly bootControl: ModdableBootControl;
-  /** The two app slots, by index: the running one and the other ("running", "nextota"). */
+  /** The two app slots, by index: the running one ("running", read-only) and the other ("nextota"). */
   readonly slots: readonly [FlashPartition, FlashPartition];
   readonly actuator: Actuator;
   /**
@@ -78,10 +78,9 @@ export function createModdableHal(modules: ModdableModules, options: ModdableHal
   const log = createLineLog(options.writeLine);
   const runningSlot = slotOfPartition(native.runningPartition());
   const otadata = openModdableFlash(flash, native, 'otadata');
-  const slots: readonly [FlashPartition, FlashPartition] = Object.freeze([
-    openModdableFlash(flash, native, slotFlashName(0, runningSlot)),
-    openModdableFlash(flash, native, slotFlashName(1, runningSlot)),
-  ]) as readonly [FlashPartition, FlashPartition];
+  // The running image's own slot is opened read-only: nothing in holdfast writes it, and a write there would break the image the device runs.
+  const openSlot = (slot: SlotIndex): FlashPartition => openModdableFlash(flash, native, slotFlashName(slot, runningSlot), slot === runningSlot ? 'r' : 'r+');
+  const slots: readonly [FlashPartition, FlashPartition] = Object.freeze([openSlot(0), openSlot(1)]) as readonly [FlashPartition, FlashPartition];
   const opened = new Map<string, FlashPartition | undefined>();
   const partition = (label: string): FlashPartition | undefined => {
     if (typeof label !== 'string' || label.length === 0) throw new TypeError('label must be a non-empty string');
