@@ -571,7 +571,14 @@ class DeviceRuntime implements Runtime {
         this.hal.log.write('warn', 'runtime', 'leave-safe-mode refused', { standing: standing.join(',') });
         return { result, mode: 'leave-refused', detail };
       }
-      this.safe.leave('command');
+      try {
+        this.safe.leave('command');
+      } catch (error) {
+        if (!(error instanceof StorageError)) throw error;
+        // The log refused the write (or the format of an unreadable partition failed): still safe, nothing left.
+        this.hal.log.write('error', 'runtime', 'safe-mode state not written', { error: error.message });
+        return { result, mode: 'leave-refused', detail: `the safe-mode state cannot be written: ${error.message}` };
+      }
       this.auditEvent({ kind: 'safe-mode-left', reason: 'command' });
       return { result, mode: 'left' };
     }

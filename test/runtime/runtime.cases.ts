@@ -27,7 +27,8 @@ import { selfTest } from '../../firmware/update/health.ts';
 import type { HealthCheck } from '../../firmware/update/health.ts';
 import { FakeBroker } from '../protocol/session-broker.ts';
 import { equal, ok } from '../support/check.ts';
-import { garbage, runnerOptions } from '../support/case-helpers.ts';
+import { caughtByInvariant, garbage, runnerOptions } from '../support/case-helpers.ts';
+import { WriteBackFlash } from '../support/write-back-flash.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { auditSummary, bootDevice, flashOptions, makeFleet, partsOf, provision, readAudit, type Device, type Fleet, type BootOptions } from './runtime-world.ts';
 
@@ -519,6 +520,18 @@ const cases: FirmwareCase[] = [
       return { ...report, ...tally };
     },
   })),
+  {
+    name: 'planted bug: a safe-mode partition whose writes are not durable when they return loses an answered transition, and the command scenario catches it',
+    run(env) {
+      const tally: CommandTally = { enterLanded: 0, enterNotYet: 0, leaveLanded: 0, leaveNotYet: 0 };
+      const failure = caughtByInvariant(
+        () => runExhaustive(commandScenario('plain', tally, (f) => new WriteBackFlash(f)), runnerOptions(env, { variants: 1, tears: ['prefix'] })),
+        /answered (enter|leave|transition) was lost/,
+        'a write-back safe-mode partition',
+      );
+      return { caughtAt: failure.cutPlans[0].atOperation };
+    },
+  },
 ];
 
 /** A device whose update partitions hold a staged release in its trial boot (slot 1, pending-verify). */
@@ -599,6 +612,8 @@ interface CommandState {
   /** 0: enter not answered yet; 1: entered answered; 2: left answered. */
   step: number;
   inFlight: 'enter' | 'leave' | undefined;
+  /** Transitions the state held when the last answer returned. */
+  answered: number;
   entries: number[];
   boots: number;
 }
@@ -610,12 +625,12 @@ interface CommandTally {
   leaveNotYet: number;
 }
 
-function commandScenario(mode: FlashMode, tally: CommandTally): CutScenario<CommandState> {
+function commandScenario(mode: FlashMode, tally: CommandTally, wrapSafe?: (flash: FlashPartition) => FlashPartition): CutScenario<CommandState> {
   const fleet = makeFleet();
   return {
     name: `runtime/command-safe-mode/${mode}`,
     flash: flashOptions(mode),
-    createState: () => ({ provisioned: false, step: 0, inFlight: undefined, entries: [], boots: 0 }),
+    createState: () => ({ provisioned: false, step: 0, inFlight: undefined, answered: 0, entries: [], boots: 0 }),
     boot(flash, state) {
       if (!state.provisioned) {
         provision(flash, fleet);
@@ -623,8 +638,10 @@ function commandScenario(mode: FlashMode, tally: CommandTally): CutScenario<Comm
       }
       state.boots++;
       checkAudit(flash, fleet, state);
-      const d = bootDevice(flash, fleet);
+      const d = bootDevice(flash, fleet, wrapSafe === undefined ? {} : { extraPartitions: { hf_safemode: wrapSafe(part(flash, 'safeMode')) } });
       const safe = d.runtime.status().mode === 'safe';
+      const transitions = d.runtime.status().safeMode.transitions ?? -1;
+      ok(transitions >= state.answered, `an answered transition was lost: the state holds ${transitions} transitions, ${state.answered} were answered`);
       // An unanswered transition (a cut struck while it was in flight) may have landed; an answered one is never lost.
       if (state.step === 0 && safe) {
         equal(state.inFlight, 'enter', 'safe mode without an enter in flight');
@@ -645,6 +662,7 @@ function commandScenario(mode: FlashMode, tally: CommandTally): CutScenario<Comm
         state.inFlight = 'enter';
         equal(d.runtime.handleCommand(fleet.command(counter, 'enter-safe-mode')).mode, 'entered', 'entered');
         state.inFlight = undefined;
+        state.answered = d.runtime.status().safeMode.transitions ?? -1;
         state.step = 1;
       }
       state.entries = checkAudit(flash, fleet, state);
@@ -652,6 +670,7 @@ function commandScenario(mode: FlashMode, tally: CommandTally): CutScenario<Comm
         state.inFlight = 'leave';
         equal(d.runtime.handleCommand(fleet.command(counter + 1, 'leave-safe-mode')).mode, 'left', 'left');
         state.inFlight = undefined;
+        state.answered = d.runtime.status().safeMode.transitions ?? -1;
         state.step = 2;
       }
       state.entries = checkAudit(flash, fleet, state);
