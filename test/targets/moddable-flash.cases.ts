@@ -7,6 +7,8 @@
  * over it survives a power cut at every flash operation in both modes.
  */
 import { Counter } from '../../firmware/storage/counter.ts';
+import { activeCopy, readOtadata, slotForSeq, stateOfSlot } from '../../firmware/update/otadata.ts';
+import { createModdableHal } from '../../firmware/targets/moddable/hal.ts';
 import { openModdableFlash, ModdableFlash } from '../../firmware/targets/moddable/flash.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { SimFlash, type FlashMode } from '../../tools/sim/flash/sim-flash.ts';
@@ -209,6 +211,49 @@ function counterOverAdapter(encrypted: boolean): CutScenario<CounterRunState> {
   };
 }
 
+interface BootControlRunState {
+  confirmed: boolean;
+  trialled: boolean;
+}
+
+/**
+ * Boot control through the encrypted otadata adapter, cut at every flash
+ * operation: trial slot 0, confirm it, then request a trial of slot 1, each
+ * step redone from what otadata says (as the agent does). After confirm
+ * returned, the active copy is slot 0 VALID (or slot 1 NEW once that write
+ * landed); after the trial request returned, slot 1 NEW over a slot 0 VALID.
+ */
+function bootControlOverAdapter(): CutScenario<BootControlRunState> {
+  return {
+    name: 'moddable-adapter/boot-control/encrypted',
+    flash: { blocks: 2, blockLength: 4096, mode: 'strict' },
+    createState: () => ({ confirmed: false, trialled: false }),
+    boot(flash, state) {
+      const slot = () => new SimFlash({ blocks: 1, blockLength: 4096, mode: 'strict' });
+      const emu = createEmuModdable({ partitions: { otadata: { flash, encrypted: true }, ota_0: { flash: slot(), encrypted: true }, ota_1: { flash: slot(), encrypted: true } }, runningPartition: 'ota_0' });
+      const hal = createModdableHal(emu.modules, { writeLine: () => {} });
+      const readings = readOtadata(hal.otadata);
+      const active = activeCopy(readings);
+      const activeSlot = active === undefined ? undefined : slotForSeq(readings[active].seq);
+      const activeState = active === undefined ? undefined : readings[active].state;
+      if (state.trialled) {
+        ok(activeSlot === 1 && activeState === 'new', `after the trial request: active slot ${String(activeSlot)} ${String(activeState)}, expected slot 1 new`);
+        equal(stateOfSlot(readings, 0), 'valid', 'slot 0 stays VALID beneath');
+        return;
+      }
+      if (state.confirmed) {
+        ok((activeSlot === 0 && activeState === 'valid') || (activeSlot === 1 && activeState === 'new'), `after confirm: active slot ${String(activeSlot)} ${String(activeState)}`);
+      }
+      const zero = stateOfSlot(readings, 0);
+      if (zero !== 'new' && zero !== 'valid') hal.bootControl.requestTrial(0);
+      if (hal.bootControl.runningState() !== 'valid') hal.bootControl.confirmRunning();
+      state.confirmed = true;
+      hal.bootControl.requestTrial(1);
+      state.trialled = true;
+    },
+  };
+}
+
 export const suite: CaseSuite = {
   name: 'moddable target: flash adapter',
   cases: [
@@ -220,5 +265,6 @@ export const suite: CaseSuite = {
     encryptedGeometry,
     exhaustiveCase('a Counter over the adapter survives a cut at every flash operation, plain partition', counterOverAdapter(false)),
     exhaustiveCase('a Counter over the adapter survives a cut at every flash operation, encrypted partition', counterOverAdapter(true)),
+    exhaustiveCase('boot control over the encrypted otadata adapter: trial, confirm, trial of the other slot, cut at every flash operation', bootControlOverAdapter()),
   ],
 };
