@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { BOOT_FAILURES, BOOT_STAGES } from '../../firmware/runtime/boot.ts';
 import { SAFE_MODE_CAUSE_CODES } from '../../firmware/runtime/safe-mode.ts';
+import { encodeHealthRecord, HEALTH_RECORD_LENGTH } from '../../firmware/runtime/health-record.ts';
+import { SAMPLE } from './health-scheduler.cases.ts';
 
 function tableRows(path: string, heading: string): string[][] {
   const text = readFileSync(new URL(`../../docs/spec/${path}`, import.meta.url), 'utf8');
@@ -53,5 +55,20 @@ describe('boot sequence and safe mode specs', () => {
       assert.ok(documented.has(code), `code 0x${code.toString(16)} (${name}) documented`);
     }
     assert.equal(documented.size, Object.keys(SAFE_MODE_CAUSE_CODES).length, 'no undocumented rows');
+  });
+
+  it('health-record.md: the byte table covers bytes 0..63 once, in order, and the example is the encoding of the test sample', () => {
+    const rows = tableRows('health-record.md', '## Byte table');
+    let next = 0;
+    for (const r of rows) {
+      assert.equal(Number(r[0]), next, `field ${r[2]} at ${next}`);
+      next += Number(r[1]);
+    }
+    assert.equal(next, HEALTH_RECORD_LENGTH);
+    const text = readFileSync(new URL('../../docs/spec/health-record.md', import.meta.url), 'utf8');
+    const block = /Example[\s\S]*?```\n([\s\S]*?)```/.exec(text)?.[1] ?? '';
+    const documented = block.trim().split(/\s+/).join(' ');
+    const encoded = Array.from(encodeHealthRecord(SAMPLE), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    assert.equal(documented, encoded);
   });
 });

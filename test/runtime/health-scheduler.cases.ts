@@ -9,7 +9,8 @@ import { Scheduler } from '../../firmware/runtime/scheduler.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseSuite, FirmwareCase } from '../support/cases.ts';
 
-const SAMPLE: HealthRecord = Object.freeze({
+/** The record of the spec's example (docs/spec/health-record.md; test/runtime/boot-spec.test.ts compares the hex). */
+export const SAMPLE: HealthRecord = Object.freeze({
   safeMode: true,
   trialRunning: false,
   linkConnected: true,
