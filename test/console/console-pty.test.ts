@@ -234,6 +234,40 @@ describe('holdfast console over a pty against the simulated device', { skip }, (
     );
   });
 
+  it('a device that does not answer: one line naming the command and the wait, exit 1', async () => {
+    await withDevice({ onReceive: () => false }, async ({ port }) => {
+      const run = await holdfast(['console', '--port', port, '--command', 'counter', '--timeout-ms', '300']);
+      assert.equal(run.status, 1, show(run));
+      assert.match(assertOneLineError(run, 'console', 'timeout'), /no reply to counter within 300 ms: is a holdfast device on this port, at this baud rate\?/);
+    });
+  });
+
+  it('a link lost while the interactive console waits for input: one error line, exit 1', async () => {
+    await withDevice({}, async ({ pair, port }) => {
+      const run = await new Promise<Run>((resolve) => {
+        const child = spawn(process.execPath, [BIN, 'console', '--port', port], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        let pulled = false;
+        child.stdout.on('data', (d) => (stdout += String(d)));
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          if (!pulled && stderr.includes('reading commands from stdin')) {
+            pulled = true;
+            void pair.close();
+          }
+        });
+        child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+        // stdin stays open: the console is idle, waiting for a command.
+      });
+      assert.equal(run.status, 1, show(run));
+      const lines = run.stderr.split('\n').filter((l) => l !== '');
+      assert.equal(lines.length, 2, `the connected note and one error line:\n${run.stderr}`);
+      assert.match(lines[1], /^holdfast console: .*: console: the serial link was lost/);
+      assertNoStack(run, 'idle link loss');
+    });
+  });
+
   it('an unauthenticated reboot is refused and audited; unlocked with the console key it is accepted, audited, and the device reboots locked', async () => {
     await withDevice({}, async ({ served, port }) => {
       const refused = await holdfast(['console', '--port', port, '--command', 'reboot', '--json']);
