@@ -197,6 +197,7 @@ class DeviceRuntime implements Runtime {
   private lastTick: number;
   private uptimeMs = 0;
   private lastDropped = 0;
+  private unreceiptedDrops = 0;
   private replayRejections = 0;
   private forgeryRejections = 0;
   private clockJumps = 0;
@@ -270,6 +271,8 @@ class DeviceRuntime implements Runtime {
       this.audit = this.openStore('audit-unreadable', () => AuditLog.open(auditFlash, { crypto: hal.crypto, key, counter: source }));
       if (this.audit) {
         local = this.audit.stats().lastCounter;
+        // Publishing resumes above the ack point of the newest header: entries acknowledged since go again (the receiver knows them by counter).
+        this.lastPublished = this.audit.stats().ackCounter;
         const report = this.audit.report();
         if (report.headBreaks.length > 0) this.fail('audit-damaged', 'storage', 'damaged', `${report.headBreaks.length} chain break(s) in the head block`);
       }
@@ -467,7 +470,9 @@ class DeviceRuntime implements Runtime {
         this.auditEvent({ kind: 'forgery-rejected', channel: 'telemetry', keyId: this.config.keyId, counter: 0 });
         break;
       case 'dropped-unreceipted':
-        this.auditEvent({ kind: 'records-dropped', store: 'outbox', count: 1, total: Math.min(0xffffffff, (this.outbox?.stats().dropped ?? 0) + 1) });
+        // The gate's drop policy released a record without a receipt: `total` counts these drops in this boot.
+        this.unreceiptedDrops++;
+        this.auditEvent({ kind: 'records-dropped', store: 'outbox', count: 1, total: Math.min(0xffffffff, this.unreceiptedDrops) });
         break;
       default:
         break;
@@ -622,7 +627,15 @@ class DeviceRuntime implements Runtime {
     const last = audit.stats().lastCounter;
     if (last <= this.lastPublished) return;
     const batch = this.config.auditPublishBatch ?? DEFAULTS.auditPublishBatch;
-    const read = audit.read(this.lastPublished, batch);
+    let read: ReturnType<AuditLog['read']>;
+    try {
+      read = audit.read(this.lastPublished, batch);
+    } catch (error) {
+      // An entry of a newer format in the ring (never stepped over): nothing is published, the log says why.
+      if (!(error instanceof StorageError)) throw error;
+      this.hal.log.write('error', 'runtime', 'audit entries not published', { error: error.message });
+      return;
+    }
     for (const record of read.records) {
       const payload = new Uint8Array(record.bytes.length + 1);
       payload[0] = RECORD_TYPES.audit;
