@@ -27,7 +27,17 @@ export function deviceModules(): ModdableModules {
 
 export type DeviceOptions = Partial<ModdableHalOptions>;
 
+/**
+ * Moddable's `trace` (xsbug, or the serial console in a release build): a
+ * global of the device, looked up when a line is written so that it is
+ * not declared for the whole code base.
+ */
+function traceLine(line: string): void {
+  const trace = (globalThis as { trace?: (text: string) => void }).trace;
+  if (typeof trace === 'function') trace(line);
+}
+
 /** Every adapter over the real modules; log lines go to `trace` unless told otherwise. */
 export function createDeviceHal(options: DeviceOptions = {}): ModdableHal {
-  return createModdableHal(deviceModules(), { writeLine: (line) => trace(line), ...options });
+  return createModdableHal(deviceModules(), { writeLine: traceLine, ...options });
 }

@@ -143,6 +143,3 @@ declare module 'holdfast-native' {
   export function partitionEncrypted(name: string): boolean;
   export function readPartitionRaw(name: string, byteOffset: number, buffer: ArrayBufferLike | ArrayBufferView): void;
 }
-
-/** Moddable's debug output (xsbug or the serial console). */
-declare function trace(message: string): void;
