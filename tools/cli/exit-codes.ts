@@ -7,4 +7,6 @@ export const ExitCode = Object.freeze({
   USAGE: 2,
   /** The environment is missing something (XS engine not built, tool not installed). */
   ENVIRONMENT: 3,
+  /** `holdfast sim`: the simulated fleet broke a promise (a record lost, a counter regressed, a replay or forgery accepted, a device bricked, an audit chain broken). */
+  INVARIANT_BROKEN: 4,
 });

@@ -20,12 +20,13 @@ import { registerInspect } from './commands/inspect.ts';
 import { registerIngest } from './commands/ingest.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerFlash } from './commands/flash.ts';
+import { registerSim } from './commands/sim.ts';
 import { registerConsole } from './commands/console.ts';
 import { packageInfo } from './package-info.ts';
 
 export { EnvironmentError };
 
-export const EXIT_CODES_HELP = 'Exit codes: 0 ok, 1 the command found a problem, 2 bad usage, 3 the machine lacks something (the XS engine), 130 interrupted (see docs/cli.md).';
+export const EXIT_CODES_HELP = 'Exit codes: 0 ok, 1 the command found a problem, 2 bad usage, 3 the machine lacks something (the XS engine), 4 a simulated fleet broke a promise (sim), 130 interrupted (see docs/cli.md).';
 
 export function createProgram(commandName = ''): Command {
   const program = new Command('holdfast')
@@ -35,7 +36,7 @@ export function createProgram(commandName = ''): Command {
     // Usage errors: one line, naming the command and where its help is.
     .configureOutput({ outputError: (text, write) => write(`holdfast${commandName ? ` ${commandName}` : ''}: ${oneLine(text)} (see holdfast ${commandName ? `${commandName} ` : ''}--help)\n`) })
     .exitOverride();
-  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit]) register(program);
+  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerSim, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit]) register(program);
   program.addHelpText('after', () => `\nCommand flags:\n${describeFlags(program)}`);
   program.addHelpText('after', `\n${EXIT_CODES_HELP}`);
   const override = (cmd: Command): void => {
@@ -79,7 +80,7 @@ export function wantsJson(args: readonly string[]): boolean {
 
 /** The command named by `args` (after node and the script): "keys rotate", "sign", or '' */
 export function commandNameOf(args: readonly string[]): string {
-  const names = new Set(['version', 'build', 'check', 'demo', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit']);
+  const names = new Set(['version', 'build', 'check', 'demo', 'sim', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit']);
   const first = args.find((a) => !a.startsWith('-'));
   if (first === undefined || !names.has(first)) return '';
   const sub = args[args.indexOf(first) + 1];

@@ -112,6 +112,16 @@ export class TelemetryDevice {
     return this.firmware?.outbox.stats().queued;
   }
 
+  /**
+   * Whether a record the device can deliver still waits for its receipt
+   * (the receipt gate's oldest record; undefined while dark). Unlike
+   * `queued`, a torn record at the end of the outbox, which can never be
+   * sent, does not count.
+   */
+  get awaitingReceipt(): boolean | undefined {
+    return this.firmware === undefined ? undefined : this.firmware.link.gate.oldest() !== undefined;
+  }
+
   /** Power on: recover the counter and the outbox from flash and start the client. */
   boot(): void {
     if (this.firmware !== undefined) throw new Error(`${this.hexId} is already running`);

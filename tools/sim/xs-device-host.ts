@@ -30,6 +30,42 @@ export interface XsDeviceOptions {
   readonly outboxBlocks: number;
   /** Flash handle in the host services (unique per device). */
   readonly handle: number;
+  /** Receipt timeout (ms) before unreceipted records are sent again (default: telemetry-link-settings.ts). */
+  readonly receiptTimeoutMs?: number;
+  /** The bridge ticks the guest at least this often (ms, default 20). */
+  readonly pollMs?: number;
+}
+
+/**
+ * One XS machine (an xsnap worker running xs-telemetry-device.ts) that
+ * several devices share; `XsTelemetryDevice.open` without one makes a
+ * machine of its own.
+ */
+export class XsDeviceMachine {
+  private users = 0;
+  private constructor(readonly bridge: XsStreamBridge) {}
+
+  static async open(options: { pollMs?: number } = {}): Promise<XsDeviceMachine> {
+    const bridge = await XsStreamBridge.open(ENTRY, { services: new HostServices(), pollMs: options.pollMs ?? 20 });
+    return new XsDeviceMachine(bridge);
+  }
+
+  /** The status of every device on this machine, by device number (one call to the guest). */
+  states(): ReadonlyMap<number, XsDeviceStatus> {
+    if (this.bridge.failure) throw this.bridge.failure;
+    const all = this.bridge.callJson({ statusAll: true }) as Record<string, XsDeviceStatus>;
+    return new Map(Object.entries(all).map(([k, v]) => [Number(k), v]));
+  }
+
+  /** A device joins: its number on this machine. */
+  join(): number {
+    return this.users++;
+  }
+
+  /** Close the worker (every device on it goes with it). */
+  close(): void {
+    this.bridge.close();
+  }
 }
 
 export class XsTelemetryDevice {
@@ -39,20 +75,29 @@ export class XsTelemetryDevice {
   readonly uncertain: Uint8Array[] = [];
   readonly stats = { boots: 0, powerCuts: 0, appended: 0, cutAppends: 0, refusedFull: 0 };
 
-  private constructor(private readonly options: XsDeviceOptions, private readonly bridge: XsStreamBridge) {
+  private constructor(
+    private readonly options: XsDeviceOptions,
+    private readonly bridge: XsStreamBridge,
+    /** This device's number on its XS machine. */
+    readonly slot: number,
+    /** The machine is this device's own (closed with it). */
+    private readonly ownsMachine: boolean,
+  ) {
     this.hexId = Buffer.from(options.deviceId).toString('hex');
     this.flash = bridge.services.flashes.get(options.handle) as SimFlash;
   }
 
-  static async open(options: XsDeviceOptions): Promise<XsTelemetryDevice> {
-    const services = new HostServices();
+  /** A device on `machine` (shared; `options.handle` must be unique on it), or on a machine of its own. */
+  static async open(options: XsDeviceOptions, machine?: XsDeviceMachine): Promise<XsTelemetryDevice> {
+    const host = machine ?? (await XsDeviceMachine.open({ pollMs: options.pollMs }));
+    const services = host.bridge.services;
+    if (services.flashes.has(options.handle)) throw new Error(`flash handle ${options.handle} is taken on this XS machine`);
     const flash = new SimFlash({ blocks: COUNTER_BLOCKS + options.outboxBlocks, mode: options.flashMode });
     // Provisioning, before the first boot.
     Counter.format(new PartitionView(flash, 0, COUNTER_BLOCKS));
     Outbox.format(new PartitionView(flash, COUNTER_BLOCKS, options.outboxBlocks));
     services.flashes.set(options.handle, flash);
-    const bridge = await XsStreamBridge.open(ENTRY, { services, pollMs: 20 });
-    return new XsTelemetryDevice(options, bridge);
+    return new XsTelemetryDevice(options, host.bridge, host.join(), machine === undefined);
   }
 
   get alive(): boolean {
@@ -78,8 +123,9 @@ export class XsTelemetryDevice {
       protocolVersion: this.options.protocolVersion,
       password: this.options.password,
       counterReserve: 64,
+      ...(this.options.receiptTimeoutMs !== undefined ? { receiptTimeoutMs: this.options.receiptTimeoutMs } : {}),
     };
-    this.bridge.callJson({ boot });
+    this.call({ boot });
     this.stats.boots++;
   }
 
@@ -88,7 +134,7 @@ export class XsTelemetryDevice {
   }
 
   append(payload: Uint8Array): boolean {
-    const reply = this.bridge.callJson({ append: Buffer.from(payload).toString('hex') }) as XsAppendReply;
+    const reply = this.call({ append: Buffer.from(payload).toString('hex') }) as XsAppendReply;
     if (reply.ok) {
       this.durable.set(reply.counter, payload);
       this.stats.appended++;
@@ -107,21 +153,38 @@ export class XsTelemetryDevice {
     if (this.bridge.failure) throw this.bridge.failure;
   }
 
+  /** Power off now (between flash operations): the device goes dark until `reboot()`. */
+  powerOff(): void {
+    this.status();
+    this.call({ powerOff: true });
+    this.status();
+  }
+
+  /** Alive and records not yet released by a receipt, in one call to the guest. */
+  state(): { alive: boolean; queued: number | undefined; awaitingReceipt: boolean | undefined } {
+    const status = this.status();
+    return { alive: status.alive, queued: status.unreceipted, awaitingReceipt: status.awaitingReceipt };
+  }
+
   armCut(afterOperations: number, seed: number, tear: TearMode = 'prefix'): void {
     this.flash.armCut({ atOperation: afterOperations, seed, tear });
   }
 
   shutdown(): void {
     try {
-      if (!this.bridge.failure) this.bridge.callJson({ stop: true });
+      if (!this.bridge.failure) this.call({ stop: true });
     } finally {
-      this.bridge.close();
+      if (this.ownsMachine) this.bridge.close();
     }
+  }
+
+  private call(message: object): unknown {
+    return this.bridge.callJson({ device: this.slot, ...message });
   }
 
   private status(): XsDeviceStatus {
     if (this.bridge.failure) throw this.bridge.failure;
-    const status = this.bridge.callJson({ status: true }) as XsDeviceStatus;
+    const status = this.call({ status: true }) as XsDeviceStatus;
     this.stats.powerCuts = status.powerCuts;
     return status;
   }

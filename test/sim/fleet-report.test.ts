@@ -1,0 +1,97 @@
+/**
+ * `holdfast sim --json --report FILE.html --keep-flash DIR` end to end
+ * through the real CLI, then the report in a real browser: Debian's
+ * chromium driven by playwright-core loads the page from disk with every
+ * network request refused and counted; it must load with no console
+ * error, every chart must have data, and every figure on the page must
+ * equal the JSON summary. `holdfast inspect` reads the flash images the run
+ * kept.
+ *
+ * Without chromium the browser test is skipped with the reason, unless CI
+ * is set: then it fails (.ci/run installs chromium).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { findTool, requireComponents, skipUnless } from '../../tools/net/common.ts';
+import { expectExit, holdfast } from '../cli/cli-harness.ts';
+
+const chromium = findTool('chromium', ['--version'], 'chromium', ['/usr/bin']);
+
+interface ReportState {
+  summary: Record<string, unknown>;
+  charts: { id: string; series: string[]; points: number; nonEmpty: boolean }[];
+}
+
+describe('holdfast sim --report: the page in a real browser', { concurrency: false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-sim-report-'));
+  const reportPath = join(dir, 'out', 'report.html');
+  const flashDir = join(dir, 'flash');
+  let summary: Record<string, unknown> | undefined;
+
+  it('a short run through the CLI: JSON summary, the report page, the flash images', async () => {
+    const run = await holdfast(['sim', '--engine', 'node', '--devices', '3', '--duration', '120', '--seed', '7', '--power-cuts', '300', '--link-flaps', '150', '--json', '--report', reportPath, '--keep-flash', flashDir], { timeout: 300_000 });
+    expectExit(run, 0, 'sim --json');
+    summary = JSON.parse(run.stdout) as Record<string, unknown>;
+    for (const key of ['appended', 'accepted', 'duplicatesDropped', 'lost', 'counterRegressions', 'replaysAccepted', 'forgeriesAccepted', 'bricked', 'rolledBack', 'committed', 'powerCuts', 'linkFlaps', 'auditBreaks', 'engine', 'seed', 'devices', 'duration', 'broker']) {
+      assert.ok(key in summary, `--json has ${key}`);
+    }
+    assert.equal(summary.ok, true, run.stdout);
+    assert.equal(summary.report, reportPath);
+    const html = readFileSync(reportPath, 'utf8');
+    // Self-contained: no script, style or image comes from elsewhere.
+    assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/i);
+    const images = readdirSync(flashDir).filter((f) => f.endsWith('.hfimg'));
+    assert.equal(images.length, 3);
+    const inspect = await holdfast(['inspect', join(flashDir, images[1]), '--json']);
+    expectExit(inspect, 0, 'inspect a kept flash image');
+    const info = JSON.parse(inspect.stdout) as { blocks: number; mode: string; programmedBytes: number };
+    assert.equal(info.blocks, 10);
+    assert.equal(info.mode, 'strict', 'odd devices run strict flash');
+    assert.ok(info.programmedBytes > 0);
+  });
+
+  it('chromium loads it with no console error and no network request; every chart has data; its figures equal the JSON summary', { skip: skipUnless([chromium]) }, async () => {
+    requireComponents([chromium]);
+    assert.ok(summary, 'the CLI run came first');
+    const { chromium: launcher } = await import('playwright-core');
+    const browser = await launcher.launch({ executablePath: chromium.ok ? chromium.path : 'chromium', args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      const requests: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.route('**/*', (route) => {
+        const url = route.request().url();
+        if (url.startsWith('file:')) return route.continue();
+        requests.push(url);
+        return route.abort();
+      });
+      await page.goto(pathToFileURL(reportPath).href, { waitUntil: 'load' });
+      await page.waitForFunction(() => (globalThis as { holdfastReport?: unknown }).holdfastReport !== undefined, undefined, { timeout: 30_000 });
+      const state = (await page.evaluate(() => (globalThis as unknown as { holdfastReport: unknown }).holdfastReport)) as ReportState;
+      assert.deepEqual(errors, [], 'no console errors');
+      assert.deepEqual(requests, [], 'no network requests');
+      assert.deepEqual(state.charts.map((c) => c.id), ['chart-outbox', 'chart-links', 'chart-deliveries', 'chart-faults', 'chart-invariants']);
+      for (const c of state.charts) {
+        assert.ok(c.points > 1 && c.nonEmpty, `${c.id} has data: ${JSON.stringify(c)}`);
+        assert.equal(await page.locator(`#${c.id} canvas`).count(), 1, `${c.id} is drawn`);
+      }
+      // Every figure on the page, as written, equals the summary's.
+      const figures = await page.locator('[data-figure]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-figure'), e.textContent]));
+      assert.ok(figures.length >= 18, `figures on the page: ${figures.length}`);
+      for (const [key, text] of figures) assert.equal(text, String(summary[key as string]), `figure ${key}`);
+      assert.equal(await page.locator('[data-broker]').getAttribute('data-broker'), (summary.broker as { kind: string }).kind);
+      assert.deepEqual(state.summary, Object.fromEntries(Object.entries(summary).filter(([k]) => k !== 'report' && k !== 'flashImages')));
+    } finally {
+      await browser.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

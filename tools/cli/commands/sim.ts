@@ -1,0 +1,157 @@
+/**
+ * `holdfast sim` (what `npm start` runs): a fleet of devices running the
+ * firmware's telemetry path in XS (or Node) over simulated flash, through
+ * power cuts, lost links, broker restarts and a hostile gateway, to a
+ * broker with the ingest behind it; then a summary, and optionally a report
+ * page and every device's flash image (docs/cli.md, docs/design/fleet-sim.md).
+ *
+ * Exit 0 when every invariant holds (lost, counterRegressions,
+ * replaysAccepted, forgeriesAccepted, bricked, auditBreaks all 0), exit 4
+ * when one is broken.
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { parseInteger } from '../../keys/cli-options.ts';
+import { EnvironmentError, fromNodeError, UsageError } from '../errors.ts';
+import { writeFilesAtomically } from '../files.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { DEFAULT_SCENARIO, LIMITS, parseBrokerUrl, type BrokerChoice, type Engine, type Scenario } from '../../sim/fleet/scenario.ts';
+
+interface SimFlags {
+  devices: number;
+  engine: Engine;
+  duration: number;
+  seed: number;
+  powerCuts: number;
+  linkFlaps: number;
+  brokerRestarts: number;
+  replays: number;
+  broker?: string;
+  report?: string;
+  keepFlash?: string;
+  json?: boolean;
+}
+
+/** A decimal rate in [min, max]. */
+function parseRate(min: number, max: number): (value: string) => number {
+  const expected = `expected a number ${min}..${max}`;
+  return (value: string) => {
+    if (!/^\d{1,9}(\.\d{1,9})?$/.test(value)) throw new InvalidArgumentError(expected);
+    const n = Number(value);
+    if (!(n >= min && n <= max)) throw new InvalidArgumentError(expected);
+    return n;
+  };
+}
+
+function parseEngine(value: string): Engine {
+  if (value !== 'xs' && value !== 'node') throw new InvalidArgumentError('expected xs or node');
+  return value;
+}
+
+export function registerSim(program: Command): void {
+  const d = DEFAULT_SCENARIO;
+  program
+    .command('sim')
+    .description('simulate a fleet: devices running the firmware over simulated flash, power cuts, lost links, broker restarts, a hostile gateway, the ingest; exit 4 if a promise is broken')
+    .option('--devices <n>', `devices in the fleet, ${LIMITS.devices.min}..${LIMITS.devices.max}`, parseInteger(LIMITS.devices.min, LIMITS.devices.max), d.devices)
+    .option('--engine <engine>', 'where the device firmware runs: xs (the XS engine) or node', parseEngine, d.engine)
+    .option('--duration <seconds>', `simulated seconds, ${LIMITS.durationSec.min}..${LIMITS.durationSec.max}`, parseInteger(LIMITS.durationSec.min, LIMITS.durationSec.max), d.durationSec)
+    .option('--seed <n>', 'seed of the fault schedule and the devices, 0..2^32-1', parseInteger(0, 0xffffffff), d.seed)
+    .option('--power-cuts <rate>', `power cuts per device per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.powerCutsPerHour)
+    .option('--link-flaps <rate>', `link losses per device per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.linkFlapsPerHour)
+    .option('--broker-restarts <rate>', `broker restarts per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max} (0 with --broker)`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.brokerRestartsPerHour)
+    .option('--replays <rate>', `chance per PUBLISH that the gateway replays, duplicates, reorders, forges or flips it, ${LIMITS.replays.min}..${LIMITS.replays.max}`, parseRate(LIMITS.replays.min, LIMITS.replays.max), d.replays)
+    .option('--broker <url>', 'use this broker (mqtt://host:port, MQTT 5, anonymous) instead of starting mosquitto or aedes')
+    .option('--report <file>', 'write the report page (self-contained HTML) here')
+    .option('--keep-flash <dir>', "write each device's flash image (.hfimg, for holdfast inspect) into this folder")
+    .option('--json', 'print {ok, appended, accepted, duplicatesDropped, lost, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, rolledBack, committed, powerCuts, linkFlaps, auditBreaks, broker, engine, seed, devices, duration, ...}')
+    .action(async (flags: SimFlags, command: Command) => run(flags, command));
+}
+
+/** A path the report can be written to: its folder is a folder or can be made, and it is not a folder itself. */
+function checkReportPath(path: string): void {
+  if (!/\.html?$/i.test(path)) throw new UsageError(`expected a file name ending in .html, got ${JSON.stringify(path.slice(0, 200))}`, { field: '--report' });
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${path} is a folder; expected a file name ending in .html`, { field: '--report' });
+  checkFolderPath(dirname(resolve(path)), '--report');
+}
+
+/** Every existing part of `path` must be a folder (so mkdir can make the rest). */
+function checkFolderPath(path: string, field: string): void {
+  let at = resolve(path);
+  for (;;) {
+    const stats = statSync(at, { throwIfNoEntry: false });
+    if (stats !== undefined) {
+      if (!stats.isDirectory()) throw new UsageError(`${relative(process.cwd(), at) || at} is a file; expected a folder`, { field });
+      return;
+    }
+    const parent = dirname(at);
+    if (parent === at) return;
+    at = parent;
+  }
+}
+
+async function run(flags: SimFlags, command: Command): Promise<void> {
+  let broker: BrokerChoice = { kind: 'auto' };
+  let brokerRestarts = flags.brokerRestarts;
+  if (flags.broker !== undefined) {
+    const url = parseBrokerUrl(flags.broker);
+    if (!url) throw new UsageError(`expected mqtt://host:port (port 1..65535), got ${JSON.stringify(flags.broker.slice(0, 100))}`, { field: '--broker' });
+    if (command.getOptionValueSource('brokerRestarts') === 'cli' && flags.brokerRestarts > 0) throw new UsageError('a broker given with --broker cannot be restarted by the simulator: use --broker-restarts 0', { field: '--broker-restarts' });
+    broker = { kind: 'external', ...url };
+    brokerRestarts = 0;
+  }
+  if (flags.report !== undefined) checkReportPath(flags.report);
+  if (flags.keepFlash !== undefined) checkFolderPath(flags.keepFlash, '--keep-flash');
+  if (flags.engine === 'xs') {
+    const { requireXsEngine } = await import('./demo.ts');
+    await requireXsEngine();
+  }
+  const scenario: Scenario = {
+    devices: flags.devices,
+    engine: flags.engine,
+    durationSec: flags.duration,
+    seed: flags.seed,
+    powerCutsPerHour: flags.powerCuts,
+    linkFlapsPerHour: flags.linkFlaps,
+    brokerRestartsPerHour: brokerRestarts,
+    replays: flags.replays,
+    broker,
+    recordEverySec: DEFAULT_SCENARIO.recordEverySec,
+  };
+  const { runFleet, BrokerUnreachableError } = await import('../../sim/fleet/runner.ts');
+  const { progressView } = await import('../../sim/fleet/progress.ts');
+  const { summaryLines } = await import('../../sim/fleet/summary.ts');
+  const view = progressView(process.stderr, !flags.json);
+  if (!flags.json) console.log(`sim: ${scenario.devices} devices, firmware in ${scenario.engine === 'xs' ? 'XS' : 'Node'}, ${scenario.durationSec} simulated s, seed ${scenario.seed}; broker: ${broker.kind === 'external' ? `mqtt://${broker.host}:${broker.port}` : 'mosquitto when on PATH (MQTT 5), else aedes embedded (MQTT 3.1.1)'}`);
+  let result;
+  try {
+    result = await runFleet(scenario, { onProgress: (p) => view.update(p), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
+  } catch (error) {
+    view.end();
+    if (error instanceof BrokerUnreachableError) throw new EnvironmentError(error.message, { field: '--broker' });
+    throw error;
+  }
+  view.end();
+  const { summary, timeline, flashImages } = result;
+  let reportPath: string | undefined;
+  if (flags.report !== undefined) {
+    const { renderReport } = await import('../../sim/fleet/report.ts');
+    try {
+      mkdirSync(dirname(resolve(flags.report)), { recursive: true });
+    } catch (error) {
+      throw fromNodeError(error, flags.report, 'a folder for the report');
+    }
+    writeFilesAtomically([{ path: flags.report, data: renderReport(summary, timeline), what: 'the report page' }]);
+    reportPath = flags.report;
+  }
+  if (flags.json) {
+    console.log(JSON.stringify({ ...summary, report: reportPath ?? null, flashImages }, null, 2));
+  } else {
+    for (const line of summaryLines(summary)) console.log(line);
+    if (flashImages.length > 0) console.log(`flash images: ${flashImages.length} in ${relative(process.cwd(), resolve(flags.keepFlash as string)) || '.'} (read one with: holdfast inspect ${relative(process.cwd(), flashImages[0])})`);
+    if (reportPath !== undefined) console.log(`report: ${relative(process.cwd(), resolve(reportPath))} (open it in a browser)`);
+  }
+  process.exitCode = summary.ok ? ExitCode.OK : ExitCode.INVARIANT_BROKEN;
+}
