@@ -286,6 +286,13 @@ const cases: FirmwareCase[] = [
       equal(status(d.runtime.handleCommand(fleet.command(6, 'enter-safe-mode'))), 'refused:safe-mode', 'enter again: refused by the table');
       equal(d.actuator.applied.length, 1, 'one effect in all');
       equal(d.runtime.healthRecord().safeMode, true, 'health says so');
+      // Telemetry still flows: readings and health records are appended as in normal mode.
+      const queued = d.runtime.outboxStats()?.queued ?? 0;
+      equal(d.runtime.append(Uint8Array.of(1, 2, 3)).accepted, true, 'a reading is accepted in safe mode');
+      d.clock.advance(60_000);
+      d.runtime.service();
+      ok((d.runtime.outboxStats()?.queued ?? 0) >= queued + 2, 'the reading and a health record are queued');
+      equal(d.runtime.append(new Uint8Array(5_000)).accepted, false, 'a reading too large for the outbox is refused, not thrown');
       const again = bootDevice(flash, fleet);
       equal(again.runtime.status().mode, 'safe', 'still safe after a reboot');
       equal(again.runtime.status().safeMode.cause, 'command', 'cause command');
