@@ -56,16 +56,15 @@ describe('Moddable project: the target in the generated project', () => {
     }
   });
 
-  it('exports what main.js calls (createDeviceHal, startRuntime) and main.js hands the HAL to the runtime', async () => {
+  it('exports what main.js calls (bootDevice, and startRuntime for the project test) and main.js boots through it', async () => {
     const { text } = await deviceBundle();
     const exported = /export\s*\{([^}]*)\}\s*;?\s*$/m.exec(text);
     assert.ok(exported, 'an export list');
     const names = exported[1].split(',').map((n) => n.trim().split(/\s+as\s+/).pop());
-    for (const name of ['createDeviceHal', 'startRuntime', 'createModdableHal']) assert.ok(names.includes(name), `exports ${name}`);
+    for (const name of ['bootDevice', 'createDeviceHal', 'startRuntime', 'createModdableHal']) assert.ok(names.includes(name), `exports ${name}`);
     const main = readFileSync(join(DEVICE_TEMPLATE_DIR, 'main.js'), 'utf8');
-    assert.match(main, /import \{ startRuntime, createDeviceHal \} from "holdfast";/);
-    assert.match(main, /const hal = createDeviceHal\(/);
-    assert.match(main, /startRuntime\(hal/);
+    assert.match(main, /import \{ bootDevice \} from "holdfast";/);
+    assert.match(main, /bootDevice\(provisioning, \{/);
   });
 
   it('the bundle leaves as imports exactly the names the firmware rules allow under targets/moddable', () => {

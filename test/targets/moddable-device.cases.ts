@@ -7,13 +7,16 @@
  * real import statements and export shapes are exercised, not only the
  * adapters' logic.
  */
-import { createDeviceHal, deviceModules, startRuntime } from '../../firmware/targets/moddable/device.ts';
+import { bootDevice, createDeviceHal, deviceModules, startRuntime } from '../../firmware/targets/moddable/device.ts';
+import { PARTITION_LABELS, type PartitionKey } from '../../firmware/runtime/boot.ts';
+import { deviceConfig, flashOptions, makeFleet, provision, RecordingActuator } from '../runtime/runtime-world.ts';
 import { Counter } from '../../firmware/storage/counter.ts';
 import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
 import { createEmuModdable, type EmuModdable } from '../../tools/xs/moddable-emu/index.ts';
 import { installEmuModdable } from '../../tools/xs/moddable-emu/installed.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
+import type { FlashPartition } from '../../firmware/hal/flash.ts';
 
 function install(env: CaseEnv, running: 'ota_0' | 'ota_1'): EmuModdable {
   const strict = () => env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' });
@@ -93,6 +96,55 @@ export const suite: CaseSuite = {
         equal(lines[0], 'info boot: ok\n', 'log line');
         // Without a writeLine the log goes to Moddable's trace, which these engines lack: writing must not throw.
         createDeviceHal().log.write('info', 'boot', 'to trace');
+        installEmuModdable(undefined);
+      },
+    },
+    {
+      name: 'bootDevice: the real runtime boots over the Moddable adapters (partitions by its labels, MQTT CONNECT on the emulated socket); unprovisioned, it does not start',
+      run(env) {
+        const fleet = makeFleet();
+        const big = env.createFlash(flashOptions('plain'));
+        const parts = provision(big, fleet);
+        const strict = () => env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' });
+        const partitions: Record<string, { flash: FlashPartition; encrypted: boolean }> = {
+          otadata: { flash: strict(), encrypted: true },
+          ota_0: { flash: strict(), encrypted: true },
+          ota_1: { flash: strict(), encrypted: true },
+        };
+        for (const [key, label] of Object.entries(PARTITION_LABELS)) {
+          const part = parts[key as PartitionKey];
+          if (part !== undefined) partitions[label] = { flash: part, encrypted: false };
+        }
+        const emu = createEmuModdable({ partitions, runningPartition: 'ota_0', startMs: 0xffff_ff00 });
+        installEmuModdable(emu);
+        const lines: string[] = [];
+        const actuator = new RecordingActuator();
+        const { hal, runtime } = bootDevice(deviceConfig(fleet), { writeLine: (line) => lines.push(line), actuator });
+        ok(runtime !== undefined, 'the runtime started');
+        const status = runtime.status();
+        equal(status.mode, 'normal', `normal mode (failures: ${status.failures.map((f) => f.code).join(', ')})`);
+        equal(status.resetReason, 'power-on', 'reset reason from holdfast-native');
+        equal(status.runningSlot, 0, 'running slot from the glue');
+        for (let i = 0; i < 5 && emu.sockets.sockets.length === 0; i++) {
+          emu.time.ms += 50;
+          runtime.service(hal.clock.ticks());
+        }
+        equal(emu.sockets.sockets.length, 1, 'the telemetry link opened a socket');
+        const socket = emu.sockets.sockets[0];
+        equal(socket.options.host, 'broker.test', 'broker host');
+        equal(socket.options.port, 1883, 'broker port');
+        socket.connected();
+        runtime.service(hal.clock.ticks());
+        ok(socket.written.length > 0 && socket.written[0] === 0x10, `an MQTT CONNECT went out (first byte ${String(socket.written[0])})`);
+        ok(emu.flash.opens.includes(PARTITION_LABELS.counter), 'the runtime opened its counter by label through the flash module');
+
+        const bare = createEmuModdable({ partitions: { otadata: { flash: strict(), encrypted: true }, ota_0: { flash: strict(), encrypted: true }, ota_1: { flash: strict(), encrypted: true } } });
+        installEmuModdable(bare);
+        const unprovisioned: string[] = [];
+        const booted = bootDevice(undefined, { writeLine: (line) => unprovisioned.push(line) });
+        equal(booted.runtime, undefined, 'no runtime without provisioning');
+        ok(unprovisioned.some((l) => l.startsWith('error boot: not provisioned')), unprovisioned.join(''));
+        equal(bare.sockets.sockets.length, 0, 'nothing connected');
         installEmuModdable(undefined);
       },
     },

@@ -3,8 +3,7 @@
  * Moddable SDK's modules by name (declared in moddable-sdk.d.ts) and the
  * runtime. `holdfast build --board <id>` bundles it (the SDK's and the
  * glue's specifiers stay imports) as the project's "holdfast" module;
- * tools/boards/moddable/main.js builds the HAL with `createDeviceHal` and
- * hands it to `startRuntime`.
+ * tools/boards/moddable/main.js calls `bootDevice`.
  */
 import Flash from 'embedded:storage/flash';
 import Serial from 'embedded:io/serial';
@@ -14,6 +13,7 @@ import { Socket } from 'socket';
 import SecureSocket from 'securesocket';
 import { Digest } from 'crypt';
 import * as native from 'holdfast-native';
+import { startRuntime, type Runtime, type RuntimeConfig, type RuntimeHal } from '../../runtime/main.ts';
 import { createModdableHal, type ModdableHal, type ModdableHalOptions } from './hal.ts';
 import type { ModdableModules } from './modules.ts';
 
@@ -40,4 +40,24 @@ function traceLine(line: string): void {
 /** Every adapter over the real modules; log lines go to `trace` unless told otherwise. */
 export function createDeviceHal(options: DeviceOptions = {}): ModdableHal {
   return createModdableHal(deviceModules(), { writeLine: traceLine, ...options });
+}
+
+/** The Moddable HAL is the runtime's HAL (a compile-time proof: this compiles only while it fits). */
+export function runtimeHalOf(hal: ModdableHal): RuntimeHal {
+  return hal;
+}
+
+/**
+ * Boot: every adapter, then the runtime over them with the device's
+ * provisioning (`RuntimeConfig`: device id and secret, key id, command
+ * key, broker). Holdfast has no on-device provisioning store yet: without
+ * a config the boot logs `not provisioned` and the runtime does not start.
+ */
+export function bootDevice(config: RuntimeConfig | undefined, options: DeviceOptions = {}): { readonly hal: ModdableHal; readonly runtime: Runtime | undefined } {
+  const hal = createDeviceHal(options);
+  if (config === undefined) {
+    hal.log.write('error', 'boot', 'not provisioned: no device id, secret or keys; the runtime does not start');
+    return Object.freeze({ hal, runtime: undefined });
+  }
+  return Object.freeze({ hal, runtime: startRuntime(runtimeHalOf(hal), config) });
 }

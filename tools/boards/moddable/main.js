@@ -4,13 +4,13 @@
  * default export of "main" once its setup modules have run.
  *
  * Module "holdfast" is the bundle of firmware/targets/moddable/device.ts:
- * the runtime (startRuntime) and every HAL adapter over Moddable's modules
- * (createDeviceHal: flash partitions by label, otadata boot control, app
- * slots, clock, entropy, watchdog, SHA-256, TCP/TLS stream, eFuse floor,
- * console UART, log; docs/PORTING.md). The runtime takes the adapters it
- * needs from `hal`.
+ * the runtime and every HAL adapter over Moddable's modules (flash
+ * partitions by label, otadata boot control, app slots, clock, entropy,
+ * watchdog, SHA-256, TCP/TLS stream, eFuse floor, console UART, log;
+ * docs/PORTING.md). `bootDevice` builds the adapters and starts the runtime
+ * over them with the device's provisioning.
  */
-import { startRuntime, createDeviceHal } from "holdfast";
+import { bootDevice } from "holdfast";
 import config from "mc/config";
 
 /* UART0 RX/TX GPIOs per chip (ESP32: U0RXD 3, U0TXD 1; ESP32-S3: 44, 43; ESP32-C3: 20, 21). */
@@ -22,12 +22,14 @@ const CONSOLE_PINS = Object.freeze({
 
 export default function main() {
 	const board = config.holdfast;
-	const hal = createDeviceHal({
+	// The device's provisioning (device id and secret, key id, command key, broker) has no
+	// on-device store yet: until it has, the boot logs "not provisioned" and the runtime waits.
+	const provisioning = undefined;
+	const { hal } = bootDevice(provisioning, {
 		// The console UART: UART0 on the pins of each chip's USB-serial bridge. Opened only on demand
 		// (hal.openConsole); a debug build (mcconfig -d) keeps UART0 for xsbug, and then opening it
 		// fails with "port in use": the console needs a release build or another UART.
 		console: { port: 0, baud: 115200, ...CONSOLE_PINS[board.chip] },
 	});
 	hal.log.write("info", "boot", "board", { board: board.board, chip: board.chip, runningSlot: hal.runningSlot, sha256: hal.crypto.sha256Engine });
-	startRuntime(hal);
 }
