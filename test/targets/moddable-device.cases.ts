@@ -36,6 +36,10 @@ function install(env: CaseEnv, running: 'ota_0' | 'ota_1'): EmuModdable {
   return emu;
 }
 
+function runtimeSlots(hal: { partition(label: string): unknown; readonly slots: readonly unknown[] }): string {
+  return [PARTITION_LABELS.ota0, PARTITION_LABELS.ota1].filter((label, i) => hal.partition(label) === hal.slots[i]).join(',');
+}
+
 export const suite: CaseSuite = {
   name: 'moddable target: device.ts over the modules by name',
   cases: [
@@ -137,6 +141,7 @@ export const suite: CaseSuite = {
         runtime.service(hal.clock.ticks());
         ok(socket.written.length > 0 && socket.written[0] === 0x10, `an MQTT CONNECT went out (first byte ${String(socket.written[0])})`);
         ok(emu.flash.opens.includes(PARTITION_LABELS.counter), 'the runtime opened its counter by label through the flash module');
+        equal(runtimeSlots(hal), 'ota_0,ota_1', 'the runtime\'s slot labels are the HAL\'s slots');
 
         const bare = createEmuModdable({ partitions: { otadata: { flash: strict(), encrypted: true }, ota_0: { flash: strict(), encrypted: true }, ota_1: { flash: strict(), encrypted: true } } });
         installEmuModdable(bare);

@@ -392,6 +392,9 @@ const halCase: FirmwareCase = {
     equal(counter.status().writeAlign, 16, 'an encrypted data partition: strict');
     equal(hal.partition('hf_nosuch'), undefined, 'a label the table lacks');
     equal(hal.partition('otadata'), hal.otadata, 'otadata is the boot control\'s');
+    equal(hal.partition('ota_0'), hal.slots[0], 'ota_0 by label is slot 0 (the module cannot open app partitions by label)');
+    equal(hal.partition('ota_1'), hal.slots[1], 'ota_1 by label is slot 1');
+    throws(() => emu.modules.flash.open({ path: 'ota_0' }), 'Error', 'the emulated module, as ESP32\'s, does not open app partitions by label', "can't find partition");
     throws(() => hal.partition('running'), 'RangeError', 'running is a slot');
     throws(() => hal.partition(''), 'TypeError', 'empty label');
     const opens = emu.flash.opens.filter((l) => l === 'counter').length;

@@ -19,7 +19,7 @@ import { createModdableCrypto, type ModdableCrypto } from './crypto.ts';
 import { createModdableEntropy } from './entropy.ts';
 import { createLineLog } from './log.ts';
 import { openModdableFlash } from './flash.ts';
-import { ModdableBootControl, slotFlashName, slotOfPartition } from './boot-control.ts';
+import { ModdableBootControl, SLOT_LABELS, slotFlashName, slotOfPartition } from './boot-control.ts';
 import { createModdableSecurityFloor, type ModdableSecurityFloor } from './security-floor.ts';
 import { createModdableConnector } from './stream.ts';
 import { openConsoleUart, type ConsoleUartOptions } from './serial.ts';
@@ -64,9 +64,11 @@ export interface ModdableHal {
   readonly slots: readonly [FlashPartition, FlashPartition];
   readonly actuator: Actuator;
   /**
-   * The data partition with this label (board.json), opened once and then
-   * the same object; undefined when the partition table has no such data
-   * partition. Other open failures throw.
+   * The partition with this label (board.json), opened once and then the
+   * same object: "otadata" and the app slots "ota_0" / "ota_1" are the ones
+   * above (ESP32's flash module opens app partitions only as "running" and
+   * "nextota"); any other label opens a data partition. Undefined when the
+   * partition table has no such data partition; other open failures throw.
    */
   partition(label: string): FlashPartition | undefined;
   /** The console UART as a byte stream (opened on demand: one owner). */
@@ -86,6 +88,9 @@ export function createModdableHal(modules: ModdableModules, options: ModdableHal
     if (typeof label !== 'string' || label.length === 0) throw new TypeError('label must be a non-empty string');
     if (label === 'running' || label === 'nextota') throw new RangeError(`"${label}" names an app slot: use slots`);
     if (label === 'otadata') return otadata;
+    // App partitions are not data partitions: ESP32's flash module cannot open them by label, the slots can.
+    const slot = SLOT_LABELS.indexOf(label);
+    if (slot === 0 || slot === 1) return slots[slot];
     if (opened.has(label)) return opened.get(label);
     let opening: FlashPartition | undefined;
     try {

@@ -30,7 +30,7 @@ export interface EmuPartition {
 }
 
 export interface EmuFlashOptions {
-  /** Data partitions by label, plus the app slots as "ota_0" and "ota_1". */
+  /** Data partitions by label, plus the app slots as "ota_0" and "ota_1" (opened only as "running" / "nextota", as on ESP32). */
   readonly partitions: Readonly<Record<string, EmuPartition>>;
   /** The running app slot: "running" opens ota_<n>, "nextota" the other. */
   readonly runningSlot?: 0 | 1;
@@ -59,6 +59,8 @@ export class EmuFlashModule implements FlashModule {
   /** The partition behind a name, resolved as flash-esp32.c (and the glue) do; throws as they do. */
   resolve(name: string): { label: string; partition: EmuPartition } {
     let label = name;
+    // ESP32's module looks labels up among data partitions only: the app slots are reachable as "running" and "nextota".
+    if (/^ota_\d+$/.test(name)) throw new Error("can't find partition");
     if (name === 'running' || name === 'nextota') {
       const running = this.options.runningSlot;
       if (running === undefined) throw new Error("can't find partition");
