@@ -12,14 +12,23 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { findTool, requireComponents, skipUnless } from '../../tools/net/common.ts';
 import { expectExit, holdfast } from '../cli/cli-harness.ts';
 
 const chromium = findTool('chromium', ['--version'], 'chromium', ['/usr/bin']);
+
+/** playwright wants the executable's full path; findTool may answer with the bare name it found on PATH. */
+function executablePath(name: string): string {
+  if (isAbsolute(name)) return name;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir !== '' && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return name;
+}
 
 interface ReportState {
   summary: Record<string, unknown>;
@@ -58,7 +67,7 @@ describe('holdfast sim --report: the page in a real browser', { concurrency: fal
     requireComponents([chromium]);
     assert.ok(summary, 'the CLI run came first');
     const { chromium: launcher } = await import('playwright-core');
-    const browser = await launcher.launch({ executablePath: chromium.ok ? chromium.path : 'chromium', args: ['--no-sandbox'] });
+    const browser = await launcher.launch({ executablePath: executablePath(chromium.ok ? chromium.path : 'chromium'), args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage();
       const errors: string[] = [];

@@ -11,7 +11,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { parseInteger } from '../../keys/cli-options.ts';
 import { EnvironmentError, fromNodeError, UsageError } from '../errors.ts';
@@ -73,15 +73,24 @@ export function registerSim(program: Command): void {
 /** A path the report can be written to: its folder is a folder or can be made, and it is not a folder itself. */
 function checkReportPath(path: string): void {
   if (!/\.html?$/i.test(path)) throw new UsageError(`expected a file name ending in .html, got ${JSON.stringify(path.slice(0, 200))}`, { field: '--report' });
-  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${path} is a folder; expected a file name ending in .html`, { field: '--report' });
+  if (statOf(path)?.isDirectory()) throw new UsageError(`${path} is a folder; expected a file name ending in .html`, { field: '--report' });
   checkFolderPath(dirname(resolve(path)), '--report');
+}
+
+/** The path's stats, or undefined when it does not exist (also when a part of it is a file: the walk up finds that part). */
+function statOf(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every existing part of `path` must be a folder (so mkdir can make the rest). */
 function checkFolderPath(path: string, field: string): void {
   let at = resolve(path);
   for (;;) {
-    const stats = statSync(at, { throwIfNoEntry: false });
+    const stats = statOf(at);
     if (stats !== undefined) {
       if (!stats.isDirectory()) throw new UsageError(`${relative(process.cwd(), at) || at} is a file; expected a folder`, { field });
       return;
