@@ -79,7 +79,10 @@ export class IngestService {
   firstMessageAt: number | undefined;
   lastCommitAt: number | undefined;
   private readonly senders = new Map<string, Sender>();
-  private readonly queue: { message: IncomingMessage; arrivedAt: Date }[] = [];
+  /** Arrival time: wall-clock milliseconds since the epoch (metadata only, never used to decide). */
+  private readonly queue: { message: IncomingMessage; arrivedAt: number }[] = [];
+  /** Device ids (8 bytes) of the inventory's devices, by their hex form: decoded once, not per message. */
+  private readonly deviceIds = new Map<string, Uint8Array>();
   private readonly subscriber: Subscriber;
   private readonly primitives: EnvelopePrimitives = nodeEnvelopePrimitives();
   private readonly batchMax: number;
@@ -134,7 +137,7 @@ export class IngestService {
   private receive(message: IncomingMessage): void {
     if (this.stopping || this.finished) return; // not acknowledged: the broker keeps it for the next run
     this.firstMessageAt ??= performance.now();
-    this.queue.push({ message, arrivedAt: new Date() });
+    this.queue.push({ message, arrivedAt: Date.now() });
     if (!this.paused && this.queue.length >= this.batchMax * QUEUE_BATCHES) {
       this.paused = true;
       this.subscriber.pause();
@@ -164,7 +167,7 @@ export class IngestService {
     );
   }
 
-  private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: Date }[]): Promise<void> {
+  private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: number }[]): Promise<void> {
     const records: StoredRecord[] = [];
     const touched = new Map<string, { sender: Sender; readVersion: number }>();
     const refusals = new Map<string, number>();
@@ -232,12 +235,18 @@ export class IngestService {
     const peeked = peekHeader(bytes);
     const known: KnownKey | undefined = peeked === undefined ? undefined : this.options.inventory.keys.get(`${topicDevice}/${peeked.keyId}`);
     const suites: readonly TelemetrySuite[] = known ? [known.suite] : TELEMETRY_SUITES;
+    let deviceId = this.deviceIds.get(topicDevice);
+    if (deviceId === undefined) {
+      deviceId = hexBytes(topicDevice);
+      this.deviceIds.set(topicDevice, deviceId);
+    }
+    const claimed = deviceId;
     try {
       const opened = authenticateEnvelope(bytes, {
         primitives: this.primitives,
-        deviceId: hexBytes(topicDevice),
+        deviceId: claimed,
         suites,
-        keys: (deviceId, keyId) => (known && known.keyId === keyId && hexOf(deviceId) === topicDevice ? known.keys : undefined),
+        keys: (id, keyId) => (known && known.keyId === keyId && sameBytes(id, claimed) ? known.keys : undefined),
       });
       const id = `${topicDevice}/${opened.keyId}`;
       let sender = this.senders.get(id);
@@ -274,6 +283,8 @@ function hexBytes(hex: string): Uint8Array {
   if (!HEX.test(hex)) throw new Error(`internal: device ${hex} is not 16 hex digits`);
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
-function hexOf(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -18,7 +18,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { INGEST_STORE_FORMAT, StoreConflictError, type Batch, type IngestStore, type LoadedState, type RefusalCount, type SenderState } from './store.ts';
+import { INGEST_STORE_FORMAT, recordColumns, StoreConflictError, type Batch, type ColumnBatch, type IngestStore, type LoadedState, type RecordColumns, type RefusalCount, type SenderState } from './store.ts';
 
 export const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS ingest_meta (key text PRIMARY KEY, value text NOT NULL)`,
@@ -77,13 +77,22 @@ export class PgliteStore implements IngestStore {
   }
 
   async commit(batch: Batch): Promise<void> {
+    await this.commitColumns({ records: recordColumns(batch.records), senders: batch.senders, refusals: batch.refusals });
+  }
+
+  /** `commit` with the records as columns (the worker's form, ./store-worker.ts). */
+  async commitColumns(batch: ColumnBatch): Promise<void> {
     await this.db.transaction(async (tx) => {
       const r = batch.records;
-      if (r.length > 0) {
+      if (r.count > 0) {
+        // One statement per batch; arrival times cross as epoch milliseconds (to_timestamp takes seconds).
         await tx.query(
           `INSERT INTO ingest_record (device, key_id, counter, payload, arrived_at)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::timestamptz[])`,
-          [r.map((x) => x.device), r.map((x) => x.keyId), r.map((x) => x.counter), r.map((x) => x.payload), r.map((x) => x.arrivedAt.toISOString())],
+           SELECT u.d, u.k, u.c, u.p, to_timestamp(u.t / 1000)
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::float8[]) AS u(d, k, c, p, t)`,
+          recordParams(r),
+          // PGlite's own bytea serializer spells each byte as its own string; one hex pass over the batch instead.
+          { serializers: { [BYTEA_ARRAY_OID]: (value: unknown) => byteaArrayLiteral(value as PayloadList) } },
         );
       }
       const fresh = batch.senders.filter((s) => s.version === 0);
@@ -133,6 +142,34 @@ export class PgliteStore implements IngestStore {
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+/** PostgreSQL's type OID of bytea[] (pg_type.h: _bytea). */
+const BYTEA_ARRAY_OID = 1001;
+
+/** The payloads of a batch: one buffer and where each ends (RecordColumns). */
+interface PayloadList {
+  readonly payloads: Uint8Array;
+  readonly payloadEnd: Uint32Array;
+}
+
+function recordParams(r: RecordColumns): unknown[] {
+  const device = new Array<string>(r.count);
+  for (let i = 0; i < r.count; i++) device[i] = r.devices[r.device[i]];
+  const payloads: PayloadList = { payloads: r.payloads, payloadEnd: r.payloadEnd };
+  return [device, Array.from(r.keyId), Array.from(r.counter), payloads, Array.from(r.arrivedAt)];
+}
+
+/** A bytea[] array literal (elements quoted, hex format: {"\\x0102",...}): the whole buffer hex-encoded once. */
+function byteaArrayLiteral(list: PayloadList): string {
+  const hex = Buffer.from(list.payloads.buffer, list.payloads.byteOffset, list.payloads.length).toString('hex');
+  const parts = new Array<string>(list.payloadEnd.length);
+  for (let i = 0, start = 0; i < list.payloadEnd.length; i++) {
+    const end = list.payloadEnd[i];
+    parts[i] = `"\\\\x${hex.slice(start * 2, end * 2)}"`;
+    start = end;
+  }
+  return `{${parts.join(',')}}`;
 }
 
 function senderColumns(senders: readonly SenderState[]): unknown[] {

@@ -22,7 +22,7 @@ parentPort?.on('message', (request: { id: number; op: string; arg: unknown }) =>
           value = await need().load();
           break;
         case 'commit':
-          await need().commit(request.arg as Parameters<PgliteStore['commit']>[0]);
+          await need().commitColumns(request.arg as Parameters<PgliteStore['commitColumns']>[0]);
           break;
         case 'recordKeys':
           value = await need().recordKeys();

@@ -16,7 +16,7 @@
  * Host tool (Node).
  */
 import { Worker } from 'node:worker_threads';
-import { StoreConflictError, type Batch, type IngestStore, type LoadedState } from './store.ts';
+import { columnBuffers, recordColumns, StoreConflictError, type Batch, type ColumnBatch, type IngestStore, type LoadedState } from './store.ts';
 
 const WORKER_MAIN = new URL('./store-worker-main.ts', import.meta.url).href;
 // The worker loads TypeScript through tsx, as bin/holdfast.js does for the main thread.
@@ -64,12 +64,12 @@ export class WorkerStore implements IngestStore {
     return store;
   }
 
-  private call(op: string, arg?: unknown): Promise<unknown> {
+  private call(op: string, arg?: unknown, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, arg });
+      this.worker.postMessage({ id, op, arg }, transfer);
     });
   }
 
@@ -77,8 +77,11 @@ export class WorkerStore implements IngestStore {
     return this.call('load') as Promise<LoadedState>;
   }
 
+  /** One message per batch: the records as columns in transferred buffers (./store.ts RecordColumns), not one cloned object each. */
   async commit(batch: Batch): Promise<void> {
-    await this.call('commit', batch);
+    const records = recordColumns(batch.records);
+    const columns: ColumnBatch = { records, senders: batch.senders, refusals: batch.refusals };
+    await this.call('commit', columns, columnBuffers(records));
   }
 
   recordKeys(): Promise<{ device: string; keyId: number; counter: number }[]> {

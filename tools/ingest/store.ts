@@ -22,8 +22,65 @@ export interface StoredRecord {
   readonly counter: number;
   /** Plaintext payload (decrypted for AEAD suites). */
   readonly payload: Uint8Array;
-  /** Wall-clock arrival time at the ingest: metadata only, never used to decide. */
-  readonly arrivedAt: Date;
+  /** Wall-clock arrival time at the ingest, milliseconds since the epoch: metadata only, never used to decide. */
+  readonly arrivedAt: number;
+}
+
+/**
+ * A batch's records column by column: the form that crosses to the store
+ * worker (./store-worker.ts) as transferred buffers instead of one cloned
+ * object per record, and the form the SQL takes its arrays from.
+ */
+export interface RecordColumns {
+  readonly count: number;
+  /** Distinct device ids of the batch; `device[i]` indexes it. */
+  readonly devices: readonly string[];
+  readonly device: Uint32Array;
+  readonly keyId: Float64Array;
+  readonly counter: Float64Array;
+  /** Milliseconds since the epoch. */
+  readonly arrivedAt: Float64Array;
+  /** Record i's payload is `payloads[payloadEnd[i - 1] (0 for i = 0) .. payloadEnd[i])`. */
+  readonly payloadEnd: Uint32Array;
+  readonly payloads: Uint8Array;
+}
+
+export function recordColumns(records: readonly StoredRecord[]): RecordColumns {
+  const count = records.length;
+  const devices: string[] = [];
+  const index = new Map<string, number>();
+  const device = new Uint32Array(count);
+  const keyId = new Float64Array(count);
+  const counter = new Float64Array(count);
+  const arrivedAt = new Float64Array(count);
+  const payloadEnd = new Uint32Array(count);
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const r = records[i];
+    let d = index.get(r.device);
+    if (d === undefined) {
+      d = devices.length;
+      devices.push(r.device);
+      index.set(r.device, d);
+    }
+    device[i] = d;
+    keyId[i] = r.keyId;
+    counter[i] = r.counter;
+    arrivedAt[i] = r.arrivedAt;
+    bytes += r.payload.length;
+    payloadEnd[i] = bytes;
+  }
+  const payloads = new Uint8Array(bytes);
+  for (let i = 0, at = 0; i < count; i++) {
+    payloads.set(records[i].payload, at);
+    at = payloadEnd[i];
+  }
+  return { count, devices, device, keyId, counter, arrivedAt, payloadEnd, payloads };
+}
+
+/** The buffers of `columns`, to transfer (not copy) with postMessage. */
+export function columnBuffers(columns: RecordColumns): ArrayBuffer[] {
+  return [columns.device, columns.keyId, columns.counter, columns.arrivedAt, columns.payloadEnd, columns.payloads].map((a) => a.buffer as ArrayBuffer);
 }
 
 /** One sender's (device, key id) persisted state. */
@@ -49,6 +106,15 @@ export interface RefusalCount {
 
 export interface Batch {
   readonly records: readonly StoredRecord[];
+  /** Senders this batch changed, with their new state and the version they were read at. */
+  readonly senders: readonly SenderState[];
+  /** Refusal counts to add. */
+  readonly refusals: readonly RefusalCount[];
+}
+
+/** A Batch with its records as columns (what the worker receives). */
+export interface ColumnBatch {
+  readonly records: RecordColumns;
   /** Senders this batch changed, with their new state and the version they were read at. */
   readonly senders: readonly SenderState[];
   /** Refusal counts to add. */

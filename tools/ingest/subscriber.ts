@@ -86,14 +86,20 @@ export class Subscriber {
   ack(messages: readonly IncomingMessage[]): number {
     const socket = this.socket;
     if (!socket || !this.connected) return 0;
+    // One buffer for the whole batch: PUBACK is 0x40, remaining length 2, packet id (MQTT 5 §3.4.2.1: reason code
+    // 0x00 and no properties may be omitted; mqtt-packet writes the same 4 bytes).
+    const out = Buffer.allocUnsafe(messages.length * 4);
     let sent = 0;
-    socket.cork();
     for (const m of messages) {
       if (m.qos !== 1 || m.messageId === undefined || m.connection !== this.connection) continue;
-      socket.write(mqttPacket.generate({ cmd: 'puback', messageId: m.messageId, ...(this.options.protocolVersion === 5 ? { reasonCode: 0 } : {}) } as mqttPacket.Packet, { protocolVersion: this.options.protocolVersion }));
+      const at = sent * 4;
+      out[at] = 0x40;
+      out[at + 1] = 0x02;
+      out[at + 2] = m.messageId >>> 8;
+      out[at + 3] = m.messageId & 0xff;
       sent++;
     }
-    socket.uncork();
+    if (sent > 0) socket.write(out.subarray(0, sent * 4));
     return sent;
   }
 
@@ -148,11 +154,22 @@ export class Subscriber {
     this.connected = false;
     const parser = mqttPacket.parser({ protocolVersion: o.protocolVersion });
     parser.on('packet', (packet) => this.handle(packet as mqttPacket.Packet & Record<string, any>, connection));
-    parser.on('error', (error) => {
-      this.log(`bad packet from the broker: ${error.message}; reconnecting`);
+    const bad = (reason: string) => {
+      this.log(`bad packet from the broker: ${reason}; reconnecting`);
       socket.destroy();
-    });
-    socket.on('data', (data) => parser.parse(data));
+    };
+    parser.on('error', (error) => bad(error.message));
+    const framer = new Framer(
+      (frame) => {
+        // The common packet, a QoS 1 PUBLISH without MQTT 5 properties, is read here (no copy of the payload);
+        // every other packet goes to mqtt-packet's parser, whole.
+        const m = fastPublish(frame, o.protocolVersion === 5, connection);
+        if (m === undefined) parser.parse(frame);
+        else if (connection === this.connection && this.socket !== undefined) o.onMessage(m);
+      },
+      bad,
+    );
+    socket.on('data', (data: Buffer) => framer.push(data));
     if (this.paused) socket.pause();
     socket.on('error', (error) => this.log(`connection ${connection}: ${error.message}`));
     socket.on('close', () => {
@@ -240,4 +257,90 @@ export class Subscriber {
     this.nextId = id >= 0xffff ? 1 : id + 1;
     return id;
   }
+}
+
+/**
+ * Splits the byte stream into whole MQTT packets (fixed header: type and
+ * flags, Remaining Length as a variable byte integer of at most 4 bytes,
+ * MQTT 5 §2.1.4). A frame is a view of the received chunk when it lies in
+ * one chunk; one spanning chunks is copied once, when it is complete.
+ */
+export class Framer {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes the frame at the head of `pending` needs (0: not known yet). */
+  private needed = 0;
+
+  constructor(
+    private readonly onFrame: (frame: Buffer) => void,
+    private readonly onError: (reason: string) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let data = chunk;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.needed === 0 || this.pendingBytes >= this.needed) {
+        data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.needed = 0;
+      } else return;
+    }
+    let at = 0;
+    while (at < data.length) {
+      const length = frameLength(data, at);
+      if (length === -1) return this.onError('Remaining Length longer than 4 bytes');
+      if (length === 0 || at + length > data.length) {
+        this.pending.push(data.subarray(at));
+        this.pendingBytes = data.length - at;
+        this.needed = length;
+        return;
+      }
+      const frame = data.subarray(at, at + length);
+      at += length;
+      this.onFrame(frame);
+    }
+  }
+}
+
+/** Whole length of the packet starting at `at` (header included); 0 when its header is not complete yet, -1 when malformed. */
+function frameLength(data: Buffer, at: number): number {
+  let value = 0;
+  let multiplier = 1;
+  for (let i = 1; i <= 4; i++) {
+    if (at + i >= data.length) return 0;
+    const byte = data[at + i];
+    value += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) return 1 + i + value;
+    multiplier *= 128;
+  }
+  return -1;
+}
+
+/**
+ * A QoS 1 PUBLISH (MQTT 3.1.1 or 5 without properties) read in place:
+ * the topic decoded, the payload a view of the frame. Undefined for every
+ * other packet, and for a PUBLISH this does not read (another QoS,
+ * properties, a malformed one): mqtt-packet's parser takes those.
+ */
+export function fastPublish(frame: Buffer, v5: boolean, connection: number): IncomingMessage | undefined {
+  const first = frame[0];
+  if (first >> 4 !== 3 || ((first >> 1) & 3) !== 1) return undefined;
+  let at = 2;
+  while (frame[at - 1] & 0x80) at++; // past the Remaining Length (Framer checked it)
+  if (at + 2 > frame.length) return undefined;
+  const topicLength = (frame[at] << 8) | frame[at + 1];
+  at += 2;
+  if (topicLength === 0 || at + topicLength + 2 > frame.length) return undefined;
+  const topic = frame.toString('utf8', at, at + topicLength);
+  at += topicLength;
+  const messageId = (frame[at] << 8) | frame[at + 1];
+  at += 2;
+  if (v5) {
+    if (at >= frame.length || frame[at] !== 0) return undefined;
+    at += 1;
+  }
+  return { topic, payload: frame.subarray(at), qos: 1, messageId, dup: (first & 0x08) !== 0, connection };
 }
