@@ -19,4 +19,10 @@ export const FORMAT_VERSIONS = Object.freeze({
   auditLog: 1,
   receipt: 1,
   commandJournal: 1,
+  /** The safe-mode state's two-block log records (firmware/runtime/safe-mode.ts, docs/spec/safe-mode.md). */
+  safeMode: 1,
+  /** The command-reply telemetry record, type 0x04 (docs/spec/device-topics.md). */
+  commandReply: 1,
+  /** Update messages on the device's update topic and the update-request record, type 0x05 (docs/spec/device-topics.md). */
+  updateMessage: 1,
 });

@@ -33,7 +33,7 @@ import { deriveDeviceKeys, type DeviceKeys } from '../security/envelope-keys.ts'
 import { envelopePrimitives } from '../security/envelope-primitives.ts';
 import { ReplayStore, type ReplayStoreOptions } from '../security/replay-store.ts';
 import { ReplayError } from '../security/replay-window.ts';
-import { TelemetryLink, type TelemetryLinkEvent, type TelemetryLinkOptions, type TelemetryLinkStats } from '../protocol/telemetry/index.ts';
+import { deviceTopic, TelemetryLink, type TelemetryLinkEvent, type TelemetryLinkOptions, type TelemetryLinkStats } from '../protocol/telemetry/index.ts';
 import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialBoot, type TrialState, type TrustReading } from '../update/agent.ts';
 import { TrustStore } from '../update/trust-store.ts';
 import { FloorStore } from '../update/floor-store.ts';
@@ -44,6 +44,7 @@ import { CommandProcessor, type CommandEvent, type CommandResult } from './comma
 import { SafeModeStore, type SafeModeEntryCause, type SafeModeState } from './safe-mode.ts';
 import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
+import { encodeCommandReply, ENVELOPE_DIGEST_PREFIX, type UnavailableReason } from './command-reply.ts';
 import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
 
 export const RUNTIME_NAME = 'holdfast';
@@ -85,7 +86,9 @@ export interface RuntimeConfig {
   readonly commandSender?: number;
   readonly commandSuites?: readonly CommandSuite[];
   /** Broker, session, client and receipt settings of the telemetry link (topic defaults to the device's). */
-  readonly link: Omit<TelemetryLinkOptions, 'outbox' | 'counter' | 'keys' | 'primitives'>;
+  readonly link: Omit<TelemetryLinkOptions, 'outbox' | 'counter' | 'keys' | 'primitives' | 'subscriptions'>;
+  /** Where commands arrive (default `holdfast/<id>/cmd`); each is answered by a command-reply record in the telemetry stream (docs/spec/device-topics.md). */
+  readonly commandTopic?: string;
   readonly counterReserve?: number;
   readonly replay?: ReplayStoreOptions;
   readonly journalSlots?: number;
@@ -136,6 +139,8 @@ export interface RuntimeStatus {
   readonly auditLost: number;
   readonly healthRecords: number;
   readonly auditPublished: number;
+  /** Command-reply records appended (commands answered over MQTT). */
+  readonly commandReplies: number;
 }
 
 export interface Runtime {
@@ -143,8 +148,10 @@ export interface Runtime {
   service(now?: number): void;
   nextDueMs(now?: number): number | undefined;
   append(reading: Uint8Array): AppendOutcome;
-  /** A command envelope as received (the command topic, or a host that delivers it). */
+  /** A command envelope a host delivers: decided and audited, answered to the caller only (the command topic's are also answered in telemetry). */
   handleCommand(envelope: Uint8Array): CommandOutcome;
+  /** A command envelope as received on the command topic: `handleCommand`, then its answer appended as a command-reply record (none for an unauthenticated one). */
+  answerCommand(envelope: Uint8Array): CommandOutcome;
   /** A time carried by a signed message (wall-clock ms, untrusted metadata): compared, audited, never a reason to refuse. */
   noteSignedTime(wallMs: number, now?: number): void;
   status(): RuntimeStatus;
@@ -193,6 +200,8 @@ class DeviceRuntime implements Runtime {
   private trialState: TrialState | 'none' = 'none';
   private link: TelemetryLink | undefined;
   private keys: DeviceKeys | undefined;
+  private readonly commandTopic: string;
+  private commandReplies = 0;
   private linkConnected = false;
   private lastTick: number;
   private uptimeMs = 0;
@@ -214,6 +223,7 @@ class DeviceRuntime implements Runtime {
     this.hal = hal;
     this.config = config;
     this.lastTick = hal.clock.ticks();
+    this.commandTopic = config.commandTopic ?? deviceTopic(config.deviceId, 'cmd');
     // Stage 1: reset reason.
     this.resetReason = hal.system.lastResetReason();
     hal.log.write('info', 'runtime', 'boot', { resetReason: this.resetReason });
@@ -402,8 +412,8 @@ class DeviceRuntime implements Runtime {
       return;
     }
     this.link = new TelemetryLink(
-      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto) },
-      { connector: hal.connector, clock: hal.clock, entropy: hal.entropy, onEvent: (event) => this.onLinkEvent(event) },
+      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto), subscriptions: [this.commandTopic] },
+      { connector: hal.connector, clock: hal.clock, entropy: hal.entropy, onEvent: (event) => this.onLinkEvent(event), onMessage: (topic, payload) => this.onLinkMessage(topic, payload) },
     );
     this.link.start(this.lastTick);
   }
@@ -477,6 +487,11 @@ class DeviceRuntime implements Runtime {
       default:
         break;
     }
+  }
+
+  /** A message on a subscribed device topic (not the receipt topic). */
+  private onLinkMessage(topic: string, payload: Uint8Array): void {
+    if (topic === this.commandTopic) this.answerCommand(payload);
   }
 
   // ------------------------------------------------------------ safe mode
@@ -590,6 +605,29 @@ class DeviceRuntime implements Runtime {
     return { result, mode: 'unchanged' };
   }
 
+  answerCommand(envelope: Uint8Array): CommandOutcome {
+    if (!(envelope instanceof Uint8Array)) throw new TypeError('a command envelope is a Uint8Array');
+    const outcome = this.handleCommand(envelope);
+    const r = outcome.result;
+    // An envelope that does not open is audited (forgery-rejected) but not answered: whoever sent it is not known to be
+    // the cloud, and an answer per forged message would let anyone make the device write flash at the rate it can publish.
+    if (r.status === 'refused' && r.reason === 'unauthenticated') return outcome;
+    const hash = this.hal.crypto.createSha256();
+    hash.update(envelope);
+    const digest = hash.digest().slice(0, ENVELOPE_DIGEST_PREFIX);
+    const reply = encodeCommandReply({
+      status: r.status,
+      reason: r.status === 'refused' ? r.reason : r.status === 'unavailable' ? (r.reason as UnavailableReason) : null,
+      mode: outcome.mode,
+      counter: r.status === 'unavailable' ? 0 : (r.counter ?? 0),
+      envelopeDigest: digest,
+    });
+    const appended = this.appendPayload(reply);
+    if (appended.accepted) this.commandReplies++;
+    else this.hal.log.write('warn', 'runtime', 'command reply not appended', { reason: appended.reason });
+    return outcome;
+  }
+
   noteSignedTime(wallMs: number, now: number = this.hal.clock.ticks()): void {
     if (!Number.isSafeInteger(wallMs) || wallMs < 0) throw new RangeError(`wallMs must be a non-negative safe integer, got ${wallMs}`);
     this.advance(now);
@@ -697,6 +735,7 @@ class DeviceRuntime implements Runtime {
       auditLost: this.auditLost,
       healthRecords: this.healthRecords,
       auditPublished: this.auditPublished,
+      commandReplies: this.commandReplies,
     } satisfies RuntimeStatus);
   }
 

@@ -24,9 +24,10 @@
 import { TwoBlockLog, type TwoBlockLogSpec, type TwoBlockLogStats } from '../base/two-block-log.ts';
 import { StorageError, type StorageErrorCode } from '../base/storage-error.ts';
 import type { FlashPartition } from '../hal/flash.ts';
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 
-/** Format version of the safe-mode log's records (to be registered as FORMAT_VERSIONS.safeMode). */
-export const SAFE_MODE_FORMAT = 1;
+/** Format version of the safe-mode log's records (FORMAT_VERSIONS.safeMode). */
+export const SAFE_MODE_FORMAT = FORMAT_VERSIONS.safeMode;
 /** Record tag ('S'), stamped in every header: no other store's partition opens as this one. */
 export const SAFE_MODE_KIND = 0x53;
 export const SAFE_MODE_LOG: TwoBlockLogSpec = Object.freeze({ name: 'safe-mode state', version: SAFE_MODE_FORMAT, kind: SAFE_MODE_KIND, keys: 1 });

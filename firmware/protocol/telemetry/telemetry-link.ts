@@ -7,6 +7,8 @@
  * - the session publishes the gate's records to the telemetry topic and
  *   subscribes (QoS 1) to the receipt topic after every CONNACK;
  * - every `message` on the receipt topic goes to `gate.onReceipt`;
+ * - further device topics (`subscriptions`: the command and update topics)
+ *   are subscribed with it, and their messages go to `deps.onMessage`;
  * - every new connection makes the gate send everything unreceipted again;
  * - `service()` ticks the gate (the receipt timeout) and the client.
  *
@@ -45,6 +47,8 @@ export interface TelemetryLinkOptions {
   readonly session: Omit<SessionOptions, 'startSeq' | 'subscriptions' | 'topic'> & { readonly topic?: string };
   /** Default `holdfast/<device id hex>/receipt`. */
   readonly receiptTopic?: string;
+  /** Further topic filters subscribed (QoS 1) after every CONNACK, after the receipt topic; their messages go to `deps.onMessage`. */
+  readonly subscriptions?: readonly string[];
   /** Client options besides host, port and session (buffers, backoff, connect timeout, fallbackTo311). */
   readonly client?: Omit<MqttClientOptions, 'host' | 'port' | 'session'>;
   readonly receiptTimeoutMs?: number;
@@ -57,6 +61,8 @@ export interface TelemetryLinkDeps {
   readonly clock: MonotonicClock;
   readonly entropy: Entropy;
   readonly onEvent?: (event: TelemetryLinkEvent) => void;
+  /** A message on a topic other than the receipt topic (the `subscriptions`): called from `service()` or a stream callback. */
+  readonly onMessage?: (topic: string, payload: Uint8Array) => void;
 }
 
 export interface TelemetryLinkStats {
@@ -82,6 +88,7 @@ export class TelemetryLink {
   private readonly outbox: Outbox;
   private readonly clock: MonotonicClock;
   private readonly onEvent: (event: TelemetryLinkEvent) => void;
+  private readonly onMessage: ((topic: string, payload: Uint8Array) => void) | undefined;
   /** Something changed that the session should look at now (an append, records released). */
   private pending = false;
 
@@ -92,6 +99,8 @@ export class TelemetryLink {
     this.clock = deps.clock;
     const onEvent = deps.onEvent;
     this.onEvent = onEvent === undefined ? () => undefined : (event) => onEvent(event);
+    const onMessage = deps.onMessage;
+    this.onMessage = onMessage === undefined ? undefined : (topic, payload) => onMessage(topic, payload);
     this.sealed = new SealedOutbox({ outbox: options.outbox, counter: options.counter, primitives: options.primitives, keys: options.keys, suite: options.suite });
     this.telemetryTopic = options.session.topic ?? deviceTopic(options.keys.deviceId, 'telemetry');
     this.receiptTopic = options.receiptTopic ?? deviceTopic(options.keys.deviceId, 'receipt');
@@ -104,7 +113,7 @@ export class TelemetryLink {
       unreceiptedPolicy: options.unreceiptedPolicy,
       onEvent: (event) => this.onEvent(event),
     });
-    const session: SessionOptions = { ...options.session, topic: this.telemetryTopic, startSeq: 0, subscriptions: [this.receiptTopic] };
+    const session: SessionOptions = { ...options.session, topic: this.telemetryTopic, startSeq: 0, subscriptions: [this.receiptTopic, ...(options.subscriptions ?? [])] };
     this.client = new MqttClient(
       { ...options.client, host: options.host, port: options.port, session },
       { connector: deps.connector, clock: deps.clock, entropy: deps.entropy, source: this.gate, onEvent: (event) => this.onClientEvent(event) },
@@ -152,8 +161,13 @@ export class TelemetryLink {
   private onClientEvent(event: ClientEvent): void {
     if (event.kind === 'transport-open') this.gate.connectionOpened();
     this.onEvent(event);
-    if (event.kind === 'message' && event.topic === this.receiptTopic) {
+    if (event.kind !== 'message') return;
+    if (event.topic === this.receiptTopic) {
       if (this.gate.onReceipt(event.payload) > 0) this.pending = true;
+    } else if (this.onMessage !== undefined) {
+      this.onMessage(event.topic, event.payload);
+      // What the handler appended (a command's answer) goes out in this turn.
+      this.pending = true;
     }
   }
 }
