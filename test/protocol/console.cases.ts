@@ -384,10 +384,12 @@ export const suite: CaseSuite = {
         r.server.write('debug', 'boot', 'hidden');
         r.server.write('info', 'boot', 'started', { slot: 0, msg: 'clash', 'Bad Key': 1, version: '1.2' });
         r.server.write('warn', 'net', 'x'.repeat(2000));
-        equal(r.out.length, 2, 'debug is below the default level');
+        r.server.write('error', 'y'.repeat(600), 'an area too long for any frame');
+        equal(r.out.length, 3, 'debug is below the default level');
+        equal(r.out[2].fields.area, 'y'.repeat(32), 'the replacement of an overlong line keeps the area\'s start');
         sameFields(r.out[0].fields, { lvl: 'info', area: 'boot', msg: 'started', slot: '0', version: '1.2' }, 'fields');
         equal(r.out[1].fields.msg, 'log line too long for a frame', 'overlong replaced');
-        equal(r.server.stats().encodeFailures, 1, 'counted');
+        equal(r.server.stats().encodeFailures, 2, 'counted');
         r.server.receive(new Uint8Array([0xff, 0x00, 0x41, 0x0a, 0x48, 0x46]));
         equal(only(r.send('status'), 'after garbage').kind, 'ok', 'the next command is answered');
         ok(Number(r.out[r.out.length - 1].fields['rx-skipped']) >= 6, 'status shows the skipped bytes');

@@ -6,10 +6,18 @@
  * frames reported (`dropped`), never shown as data.
  *
  * Link loss (cable pulled, the far end of a pty closed) fails every pending
- * request with LinkLostError, saying whether a frame was cut mid-line.
+ * request with LinkLostError, saying whether a frame was cut mid-line. It
+ * is seen from serialport's close and error events and, because those do
+ * not always come, from the device node vanishing (checked every 200 ms):
+ * a pty whose far end closed is removed from /dev/pts and reads end-of-file
+ * for ever, which @serialport/bindings-cpp 13's `unixRead` retries in a
+ * tight loop (a busy CPU and a growing heap) without any event; a USB
+ * adapter pulled out loses its /dev/ttyUSB* node the same way. On loss the
+ * port is closed, which ends that loop.
  *
  * Host tool (Node).
  */
+import { existsSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import { ConsoleDecoder, encodeConsoleFrame, type ConsoleDecoderStats, type ConsoleDropReason, type ConsoleFrame } from '../../firmware/protocol/console/index.ts';
 
@@ -45,6 +53,9 @@ export class ReplyTimeoutError extends Error {
   }
 }
 
+/** How often the device node is checked (link loss without an event). */
+const WATCH_MS = 200;
+
 interface Pending {
   readonly op: string;
   readonly items: Record<string, string>[];
@@ -68,20 +79,25 @@ export class ConsoleClient {
   private lostError: LinkLostError | undefined;
   private readonly lostListeners: ((error: LinkLostError) => void)[] = [];
   private closing = false;
+  private readonly watch: NodeJS.Timeout;
 
-  private constructor(private readonly port: SerialPort) {
+  private constructor(private readonly port: SerialPort, path: string) {
     port.on('data', (chunk: Buffer) => this.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
     port.on('close', (error: Error | null) => {
       if (!this.closing) this.markLost(error?.message ?? 'the port closed');
     });
     port.on('error', (error: Error) => this.markLost(error.message));
+    this.watch = setInterval(() => {
+      if (!existsSync(path)) this.markLost(`${path} is gone`);
+    }, WATCH_MS);
+    this.watch.unref();
   }
 
   /** Open `path` at `baud` (8N1, no flow control). Rejects with serialport's open error. */
   static async open(path: string, baud: number): Promise<ConsoleClient> {
     const port = new SerialPort({ path, baudRate: baud, autoOpen: false, hupcl: false });
     await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
-    return new ConsoleClient(port);
+    return new ConsoleClient(port, path);
   }
 
   on(listener: (event: ConsoleEvent) => void): void {
@@ -117,6 +133,7 @@ export class ConsoleClient {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.watch);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     if (this.port.isOpen) await new Promise<void>((resolve) => this.port.close(() => resolve()));
@@ -180,5 +197,8 @@ export class ConsoleClient {
     }
     this.pending.clear();
     for (const l of this.lostListeners.splice(0)) l(this.lostError);
+    clearInterval(this.watch);
+    // Ends serialport's read loop on a hung-up device (see the header).
+    if (this.port.isOpen) this.port.close(() => {});
   }
 }

@@ -19,6 +19,7 @@
  * the fleet simulator's `--console-pty PATH`. Host tool (Node).
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
@@ -327,6 +328,14 @@ export async function serveConsoleDevice(path: string, options: ServeOptions = {
   port.on('error', (error: Error) => {
     closed = error.message;
   });
+  // A hung-up pty reads end-of-file for ever inside serialport without an event (tools/console/client.ts): its node vanishing is the sign.
+  const watch = setInterval(() => {
+    if (existsSync(path)) return;
+    clearInterval(watch);
+    closed = `${path} is gone`;
+    if (port.isOpen) port.close(() => {});
+  }, 200);
+  watch.unref();
   device.boot();
   const served: ServedConsoleDevice = {
     device,
@@ -340,6 +349,7 @@ export async function serveConsoleDevice(path: string, options: ServeOptions = {
     faults,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(watch);
         if (!port.isOpen) return resolve();
         port.close(() => resolve());
       }),

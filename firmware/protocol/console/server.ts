@@ -161,13 +161,13 @@ export class ConsoleServer implements Log {
   /** HAL Log: one `log` frame (below the server's level: nothing). Never throws for its input. */
   write(level: LogLevel, area: string, message: string, fields?: Readonly<Record<string, string | number | boolean>>): void {
     const rank = LEVELS.indexOf(level);
-    if (rank < this.minLevel) return;
-    const all: Record<string, string | number | boolean> = { lvl: rank < 0 ? 'info' : level, area: String(area), msg: String(message) };
+    if (rank < 0 || rank < this.minLevel) return;
+    const all: Record<string, string | number | boolean> = { lvl: level, area: String(area), msg: String(message) };
     if (fields !== undefined) {
       for (const key of Object.keys(fields)) if (KEY.test(key) && RESERVED_LOG_KEYS.indexOf(key) < 0) all[key] = fields[key];
     }
     this.logFrames++;
-    this.send('log', all, { lvl: all.lvl, area: all.area, msg: 'log line too long for a frame' });
+    this.send('log', all, { lvl: all.lvl, area: String(all.area).slice(0, 32), msg: 'log line too long for a frame' });
   }
 
   stats(): ConsoleServerStats {
