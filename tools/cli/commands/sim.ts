@@ -12,7 +12,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { mkdirSync, statSync, type Stats } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseInteger } from '../../keys/cli-options.ts';
 import { EnvironmentError, fromNodeError, UsageError } from '../errors.ts';
 import { writeFilesAtomically } from '../files.ts';
@@ -101,6 +101,12 @@ function checkFolderPath(path: string, field: string): void {
   }
 }
 
+/** A path as the user would type it: relative to the current directory when it is under it, else absolute. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? resolve(path) : rel;
+}
+
 async function run(flags: SimFlags, command: Command): Promise<void> {
   let broker: BrokerChoice = { kind: 'auto' };
   let brokerRestarts = flags.brokerRestarts;
@@ -159,8 +165,8 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     console.log(JSON.stringify({ ...summary, report: reportPath ?? null, flashImages }, null, 2));
   } else {
     for (const line of summaryLines(summary)) console.log(line);
-    if (flashImages.length > 0) console.log(`flash images: ${flashImages.length} in ${relative(process.cwd(), resolve(flags.keepFlash as string)) || '.'} (read one with: holdfast inspect ${relative(process.cwd(), flashImages[0])})`);
-    if (reportPath !== undefined) console.log(`report: ${relative(process.cwd(), resolve(reportPath))} (open it in a browser)`);
+    if (flashImages.length > 0) console.log(`flash images: ${flashImages.length} in ${shown(flags.keepFlash as string)} (read one with: holdfast inspect ${shown(flashImages[0])})`);
+    if (reportPath !== undefined) console.log(`report: ${shown(reportPath)} (open it in a browser)`);
   }
   process.exitCode = summary.ok ? ExitCode.OK : ExitCode.INVARIANT_BROKEN;
 }

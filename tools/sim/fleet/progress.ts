@@ -30,7 +30,7 @@ export function progressView(stream: { isTTY?: boolean; columns?: number; write(
       const now = performance.now();
       if (p.phase === 'running' && now - last < 200) return;
       last = now;
-      const line = progressLine(p).slice(0, Math.max(20, (stream.columns ?? 120) - 1));
+      const line = progressLine(p).slice(0, Math.max(20, (stream.columns || 120) - 1));
       stream.write(`\r\x1b[K${line}`);
       drawn = true;
     },

@@ -29,6 +29,7 @@ import { startGateway, type HostileGateway, type Rule } from '../../net/hostile-
 import { IngestService } from '../../ingest/ingest.ts';
 import { parseInventory } from '../../ingest/inventory.ts';
 import { saveImage } from '../flash/image-file.ts';
+import { forgetOnExit, removeOnExit } from '../../cli/cleanup.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import { FleetDevice, fleetDeviceId, fleetDeviceSecret } from './fleet-device.ts';
 import { LinkSwitch } from './link-switch.ts';
@@ -122,7 +123,12 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
   try {
     // The ingest's store opens (seconds of WASM) while the broker, the gateway and the devices start.
     const dbDir = mkdtempSync(join(tmpdir(), 'holdfast-sim-'));
-    cleanups.unshift(() => rmSync(dbDir, { recursive: true, force: true }));
+    // Removed at the end, and also when the process exits early (an interrupt).
+    removeOnExit(dbDir);
+    cleanups.unshift(() => {
+      rmSync(dbDir, { recursive: true, force: true });
+      forgetOnExit(dbDir);
+    });
     const storeOpening = openFreshStore(join(dbDir, 'store'));
     storeOpening.catch(() => undefined);
     cleanups.unshift(async () => (await storeOpening.catch(() => undefined))?.close());
