@@ -17,7 +17,7 @@ import { FaultScheduler } from '../../tools/sim/fleet/schedule.ts';
 import { deterministicFigures, INVARIANTS, type FleetSummary } from '../../tools/sim/fleet/summary.ts';
 
 function scenario(over: Partial<Scenario>): Scenario {
-  return { ...DEFAULT_SCENARIO, devices: 4, durationSec: 200, ...over };
+  return { ...DEFAULT_SCENARIO, devices: 4, durationSec: 150, ...over };
 }
 
 function describeScenario(s: Scenario): string {
@@ -33,7 +33,7 @@ function assertInvariants(summary: FleetSummary, s: Scenario): void {
   assert.equal(summary.accepted, summary.appended + summary.cutAppendsLanded, context);
 }
 
-/** The rates are per hour: these make every fault strike within a 200-second run. */
+/** The rates are per hour: these make every fault strike within a 150-second run. */
 const HEAVY = { powerCutsPerHour: 150, linkFlapsPerHour: 150, replays: 0.15 } as const;
 
 describe('holdfast sim: the fleet keeps every promise', { concurrency: false }, () => {
@@ -72,7 +72,7 @@ describe('holdfast sim: the fleet keeps every promise', { concurrency: false }, 
   });
 
   it('XS engine, seed 37, power cuts only (the gateway honest): invariants hold', async (t) => {
-    const s = scenario({ engine: 'xs', seed: 37, powerCutsPerHour: 200, linkFlapsPerHour: 0, brokerRestartsPerHour: 0, replays: 0 });
+    const s = scenario({ engine: 'xs', seed: 37, durationSec: 120, powerCutsPerHour: 200, linkFlapsPerHour: 0, brokerRestartsPerHour: 0, replays: 0 });
     const { summary } = await runFleet(s);
     t.diagnostic(JSON.stringify(deterministicFigures(summary)));
     assertInvariants(summary, s);
