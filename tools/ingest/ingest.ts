@@ -18,8 +18,8 @@
  *
  * Host tool (Node).
  */
-import { authenticateEnvelope } from '../../firmware/security/envelope.ts';
-import { EnvelopeError, peekHeader, TELEMETRY_SUITES, type TelemetrySuite } from '../../firmware/security/envelope-format.ts';
+import { authenticateEnvelope, type AuthenticateOptions } from '../../firmware/security/envelope.ts';
+import { EnvelopeError, peekHeader, TELEMETRY_SUITES } from '../../firmware/security/envelope-format.ts';
 import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import type { Inventory, KnownKey } from './inventory.ts';
 import { nodeEnvelopePrimitives } from './node-primitives.ts';
@@ -83,6 +83,9 @@ export class IngestService {
   private readonly queue: { message: IncomingMessage; arrivedAt: number }[] = [];
   /** Device ids (8 bytes) of the inventory's devices, by their hex form: decoded once, not per message. */
   private readonly deviceIds = new Map<string, Uint8Array>();
+  /** authenticateEnvelope's options per inventory key, and per device for key ids it does not list (see openOptions). */
+  private readonly keyOptions = new Map<KnownKey, AuthenticateOptions>();
+  private readonly unknownKeyOptions = new Map<string, AuthenticateOptions>();
   private readonly subscriber: Subscriber;
   private readonly primitives: EnvelopePrimitives = nodeEnvelopePrimitives();
   private readonly batchMax: number;
@@ -169,7 +172,7 @@ export class IngestService {
 
   private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: number }[]): Promise<void> {
     const records: StoredRecord[] = [];
-    const touched = new Map<string, { sender: Sender; readVersion: number }>();
+    const touched = new Map<Sender, { sender: Sender; readVersion: number }>();
     const refusals = new Map<string, number>();
     let duplicates = 0;
     let replays = 0;
@@ -181,7 +184,7 @@ export class IngestService {
         continue;
       }
       const { sender, counter, payload } = verdict;
-      if (!touched.has(`${sender.device}/${sender.keyId}`)) touched.set(`${sender.device}/${sender.keyId}`, { sender, readVersion: sender.version });
+      if (!touched.has(sender)) touched.set(sender, { sender, readVersion: sender.version });
       const decision = sender.window.check(counter);
       if (decision === 'fresh') {
         sender.window.accept(counter);
@@ -226,28 +229,21 @@ export class IngestService {
 
   /** Authentication and identity: the topic names the device, the envelope must prove it. */
   private classify(message: IncomingMessage): { kind: 'refused'; device: string; reason: string } | { kind: 'authentic'; sender: Sender; counter: number; payload: Uint8Array } {
-    const levels = message.topic.split('/');
-    const topicDevice = levels[0] === 'holdfast' && levels.length >= 2 ? levels[1] : undefined;
+    const topic = message.topic;
+    // The second level of holdfast/<device>/...: what topic.split('/')[1] gives, without splitting.
+    let topicDevice: string | undefined;
+    if (topic.startsWith('holdfast/')) {
+      const end = topic.indexOf('/', 9);
+      topicDevice = end === -1 ? topic.slice(9) : topic.slice(9, end);
+    }
     // Unknown names are pooled under '': a flood of invented topics adds no rows.
     if (topicDevice === undefined || !this.options.inventory.devices.has(topicDevice)) return { kind: 'refused', device: '', reason: topicDevice === undefined ? 'bad-topic' : 'unknown-device' };
     const bytes = new Uint8Array(message.payload.buffer, message.payload.byteOffset, message.payload.length);
     // The key id (a varint after version and suite) picks the suite this sender must use; the device id is not in the envelope: it is the topic's.
     const peeked = peekHeader(bytes);
     const known: KnownKey | undefined = peeked === undefined ? undefined : this.options.inventory.keys.get(`${topicDevice}/${peeked.keyId}`);
-    const suites: readonly TelemetrySuite[] = known ? [known.suite] : TELEMETRY_SUITES;
-    let deviceId = this.deviceIds.get(topicDevice);
-    if (deviceId === undefined) {
-      deviceId = hexBytes(topicDevice);
-      this.deviceIds.set(topicDevice, deviceId);
-    }
-    const claimed = deviceId;
     try {
-      const opened = authenticateEnvelope(bytes, {
-        primitives: this.primitives,
-        deviceId: claimed,
-        suites,
-        keys: (id, keyId) => (known && known.keyId === keyId && sameBytes(id, claimed) ? known.keys : undefined),
-      });
+      const opened = authenticateEnvelope(bytes, this.openOptions(topicDevice, known));
       const id = `${topicDevice}/${opened.keyId}`;
       let sender = this.senders.get(id);
       if (!sender) {
@@ -258,6 +254,31 @@ export class IngestService {
     } catch (error) {
       return { kind: 'refused', device: topicDevice, reason: error instanceof EnvelopeError ? error.code : 'malformed' };
     }
+  }
+
+  /**
+   * The options that open an envelope claimed by `device` (an inventory device) whose header names `known`'s key
+   * (undefined: a key id the inventory does not list for it, or an unreadable header): only that key, only its
+   * suite. Built once per key and per device, not per message.
+   */
+  private openOptions(device: string, known: KnownKey | undefined): AuthenticateOptions {
+    const cached = known === undefined ? this.unknownKeyOptions.get(device) : this.keyOptions.get(known);
+    if (cached !== undefined) return cached;
+    let deviceId = this.deviceIds.get(device);
+    if (deviceId === undefined) {
+      deviceId = hexBytes(device);
+      this.deviceIds.set(device, deviceId);
+    }
+    const claimed = deviceId;
+    const options: AuthenticateOptions = {
+      primitives: this.primitives,
+      deviceId: claimed,
+      suites: known ? [known.suite] : TELEMETRY_SUITES,
+      keys: (id, keyId) => (known && known.keyId === keyId && sameBytes(id, claimed) ? known.keys : undefined),
+    };
+    if (known === undefined) this.unknownKeyOptions.set(device, options);
+    else this.keyOptions.set(known, options);
+    return options;
   }
 
   private async finish(): Promise<void> {

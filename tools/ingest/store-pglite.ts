@@ -92,7 +92,7 @@ export class PgliteStore implements IngestStore {
            FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::float8[]) AS u(d, k, c, p, t)`,
           recordParams(r),
           // PGlite's own bytea serializer spells each byte as its own string; one hex pass over the batch instead.
-          { serializers: { [BYTEA_ARRAY_OID]: (value: unknown) => byteaArrayLiteral(value as PayloadList) } },
+          BYTEA_ARRAYS,
         );
       }
       const fresh = batch.senders.filter((s) => s.version === 0);
@@ -103,6 +103,7 @@ export class PgliteStore implements IngestStore {
           `INSERT INTO ingest_sender (device, key_id, first_counter, highest, bitmap, accepted, duplicates, replays, version)
            SELECT d, k, f, h, b, a, du, re, 1 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[]) AS u(d, k, f, h, b, a, du, re)`,
           senderColumns(fresh),
+          BYTEA_ARRAYS,
         );
       }
       if (known.length > 0) {
@@ -111,6 +112,7 @@ export class PgliteStore implements IngestStore {
            FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) AS u(d, k, f, h, b, a, du, re, v)
            WHERE s.device = u.d AND s.key_id = u.k AND s.version = u.v`,
           [...senderColumns(known), known.map((s) => s.version)],
+          BYTEA_ARRAYS,
         );
         if (updated.affectedRows !== known.length) {
           throw new StoreConflictError(`${known.length - (updated.affectedRows ?? 0)} sender window(s) changed since they were read (another writer?)`);
@@ -160,9 +162,16 @@ function recordParams(r: RecordColumns): unknown[] {
   return [device, Array.from(r.keyId), Array.from(r.counter), payloads, Array.from(r.arrivedAt)];
 }
 
-/** A bytea[] array literal (elements quoted, hex format: {"\\x0102",...}): the whole buffer hex-encoded once. */
-function byteaArrayLiteral(list: PayloadList): string {
-  const hex = Buffer.from(list.payloads.buffer, list.payloads.byteOffset, list.payloads.length).toString('hex');
+/**
+ * A bytea[] array literal (elements quoted, hex format: {"\\x0102",...}), from a list of byte arrays or from a
+ * batch's payloads (each buffer hex-encoded in one pass). PGlite's own bytea serializer spells each byte as a
+ * separate string: for 5,000 payloads, or 8 windows of 128 bytes, that was most of a small commit's JavaScript.
+ */
+function byteaArrayLiteral(value: PayloadList | readonly Uint8Array[]): string {
+  const hexOf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
+  if (Array.isArray(value)) return `{${value.map((b: Uint8Array) => `"\\\\x${hexOf(b)}"`).join(',')}}`;
+  const list = value as PayloadList;
+  const hex = hexOf(list.payloads);
   const parts = new Array<string>(list.payloadEnd.length);
   for (let i = 0, start = 0; i < list.payloadEnd.length; i++) {
     const end = list.payloadEnd[i];
@@ -171,6 +180,9 @@ function byteaArrayLiteral(list: PayloadList): string {
   }
   return `{${parts.join(',')}}`;
 }
+
+/** Query options: bytea[] parameters through byteaArrayLiteral. */
+const BYTEA_ARRAYS = { serializers: { [BYTEA_ARRAY_OID]: (value: unknown) => byteaArrayLiteral(value as PayloadList | readonly Uint8Array[]) } };
 
 function senderColumns(senders: readonly SenderState[]): unknown[] {
   return [
