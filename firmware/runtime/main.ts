@@ -37,13 +37,14 @@ import { deviceTopic, TelemetryLink, type TelemetryLinkEvent, type TelemetryLink
 import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialBoot, type TrialState, type TrustReading } from '../update/agent.ts';
 import { TrustStore } from '../update/trust-store.ts';
 import { FloorStore } from '../update/floor-store.ts';
-import { runtimeStarted, type HealthCheck } from '../update/health.ts';
+import { brokerReached, firstRecordAcknowledged, runtimeStarted, type HealthCheck } from '../update/health.ts';
 import type { EspChip } from '../update/esp-app-image.ts';
 import { readOtadata, stateOfSlot } from '../update/otadata.ts';
 import { CommandProcessor, type CommandEvent, type CommandResult } from './commands.ts';
 import { SafeModeStore, type SafeModeEntryCause, type SafeModeState } from './safe-mode.ts';
 import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
+import { chunkLengthFor, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
 import { encodeCommandReply, ENVELOPE_DIGEST_PREFIX, type UnavailableReason } from './command-reply.ts';
 import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
 
@@ -73,6 +74,17 @@ export interface RuntimeUpdateConfig {
   readonly checks?: readonly HealthCheck[];
   /** How often the trial is stepped (default a quarter of the watchdog timeout). */
   readonly stepMs?: number;
+  /**
+   * Add the link's health checks to the trial: "broker reached" (a CONNACK
+   * in this boot) and "first record acknowledged" (a receipt released a
+   * record appended in this boot), each failing at its deadline, so a
+   * trial that cannot reach the broker rolls back. A device target sets it.
+   */
+  readonly linkChecks?: { readonly brokerReachedMs: number; readonly firstReceiptMs: number };
+  /** Where manifests and chunks arrive (default `holdfast/<id>/update`; docs/spec/device-topics.md). */
+  readonly topic?: string;
+  /** Ask again for a chunk after this long without it while connected (default 30 s). */
+  readonly requestRetryMs?: number;
 }
 
 export interface RuntimeConfig {
@@ -162,6 +174,8 @@ export interface Runtime {
   /** The newest `count` audit entries, oldest first (reads the ring: a console command, not a loop). */
   auditTail(count: number): readonly AuditRecord[];
   tasks(): TaskStats[];
+  /** The MQTT update path's counts (undefined without an update agent). */
+  updateStats(): MqttUpdatesStats | undefined;
   /** The health record as it would be published now. */
   healthRecord(now?: number): HealthRecord;
 }
@@ -201,6 +215,9 @@ class DeviceRuntime implements Runtime {
   private link: TelemetryLink | undefined;
   private keys: DeviceKeys | undefined;
   private readonly commandTopic: string;
+  private readonly updateTopic: string;
+  private updates: MqttUpdates | undefined;
+  private brokerReachedThisBoot = false;
   private commandReplies = 0;
   private linkConnected = false;
   private lastTick: number;
@@ -224,6 +241,7 @@ class DeviceRuntime implements Runtime {
     this.config = config;
     this.lastTick = hal.clock.ticks();
     this.commandTopic = config.commandTopic ?? deviceTopic(config.deviceId, 'cmd');
+    this.updateTopic = config.update?.topic ?? deviceTopic(config.deviceId, 'update');
     // Stage 1: reset reason.
     this.resetReason = hal.system.lastResetReason();
     hal.log.write('info', 'runtime', 'boot', { resetReason: this.resetReason });
@@ -373,7 +391,12 @@ class DeviceRuntime implements Runtime {
     });
     const blocked = this.agent.blockedBy();
     if (blocked !== undefined && blocked.reason !== 'trust-unavailable') this.fail('update-blocked', 'boot-slot', blocked.reason, blocked.message);
-    this.trial = this.agent.beginTrial(update.checks ?? [runtimeStarted()], { watchdogTimeoutMs: update.watchdogTimeoutMs });
+    const checks = [...(update.checks ?? [runtimeStarted()])];
+    if (update.linkChecks !== undefined) {
+      checks.push(brokerReached(() => this.brokerReachedThisBoot, update.linkChecks.brokerReachedMs));
+      checks.push(firstRecordAcknowledged(() => (this.link?.stats().gate.released ?? 0) > 0, update.linkChecks.firstReceiptMs));
+    }
+    this.trial = this.agent.beginTrial(checks, { watchdogTimeoutMs: update.watchdogTimeoutMs });
     if (this.trial !== undefined) {
       this.trialState = 'running';
       const stepMs = update.stepMs ?? Math.max(1, Math.floor(update.watchdogTimeoutMs / 4));
@@ -411,8 +434,24 @@ class DeviceRuntime implements Runtime {
       this.fail('link-unavailable', 'connect', this.counter === undefined ? 'counter-unreadable' : 'outbox-unreadable', 'no telemetry without the counter and the outbox');
       return;
     }
+    const agent = this.agent;
+    const progress = hal.partition(PARTITION_LABELS.progress);
+    if (agent !== undefined && progress !== undefined) {
+      this.updates = new MqttUpdates(
+        {
+          agent,
+          progress,
+          append: (payload) => this.appendPayload(payload).accepted,
+          connected: () => this.linkConnected,
+          accepting: () => this.trialState !== 'running',
+          log: hal.log,
+        },
+        { retryMs: config.update?.requestRetryMs, maxChunk: chunkLengthFor(config.link.session.maximumPacketSize ?? 268_435_455, this.updateTopic) },
+      );
+      this.scheduler.every('update-retry', config.update?.requestRetryMs ?? 30_000, (t) => this.updates?.tick(t), this.lastTick);
+    }
     this.link = new TelemetryLink(
-      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto), subscriptions: [this.commandTopic] },
+      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto), subscriptions: this.updates === undefined ? [this.commandTopic] : [this.commandTopic, this.updateTopic] },
       { connector: hal.connector, clock: hal.clock, entropy: hal.entropy, onEvent: (event) => this.onLinkEvent(event), onMessage: (topic, payload) => this.onLinkMessage(topic, payload) },
     );
     this.link.start(this.lastTick);
@@ -467,6 +506,8 @@ class DeviceRuntime implements Runtime {
     switch (event.kind) {
       case 'connected':
         this.linkConnected = true;
+        this.brokerReachedThisBoot = true;
+        this.updates?.onConnected(this.hal.clock.ticks());
         break;
       case 'closed':
       case 'dead':
@@ -492,6 +533,7 @@ class DeviceRuntime implements Runtime {
   /** A message on a subscribed device topic (not the receipt topic). */
   private onLinkMessage(topic: string, payload: Uint8Array): void {
     if (topic === this.commandTopic) this.answerCommand(payload);
+    else if (topic === this.updateTopic) this.updates?.onMessage(payload, this.hal.clock.ticks());
   }
 
   // ------------------------------------------------------------ safe mode
@@ -794,6 +836,10 @@ class DeviceRuntime implements Runtime {
 
   tasks(): TaskStats[] {
     return this.scheduler.stats();
+  }
+
+  updateStats(): MqttUpdatesStats | undefined {
+    return this.updates?.stats();
   }
 }
 

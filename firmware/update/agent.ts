@@ -17,7 +17,7 @@ import { checkManifest, type ImageManifest } from './manifest.ts';
 import { applyRootChain, type TrustedRoot } from './root.ts';
 import type { TrustStore } from './trust-store.ts';
 import { StagingProgress, type StagingSession } from './staging-progress.ts';
-import { imageTag, stageImage, type ImageSource } from './staging.ts';
+import { imageTag, stageImage, type ImageSource, type StagingCursor } from './staging.ts';
 import { activeCopy, markInvalid, markValid, OtadataError, readOtadata, setBootSlot, slotForSeq, stateOfSlot, withSeqAndState, writeOtadataCopy } from './otadata.ts';
 import { checkAppImage, imageVersionOf, readEspAppDesc, verifyEspAppImage, type EspChip } from './esp-app-image.ts';
 import type { UpdateReason } from './errors.ts';
@@ -87,7 +87,12 @@ export interface UpdateDeps {
  */
 export const MAX_TRIALS = 3;
 
-export type InstallOutcome = { ok: false; reason: string; message: string };
+/**
+ * Why `install` returned (it restarts when it staged). 'pending': the
+ * source has not the chunk at `next` yet; nothing is refused or audited,
+ * call again with the same manifest once it has.
+ */
+export type InstallOutcome = { ok: false; reason: string; message: string; next?: { readonly offset: number; readonly length: number } };
 
 /** Why the agent refuses every offer right now (the runtime reports it and goes to safe mode). */
 export interface Blocked {
@@ -117,6 +122,10 @@ interface SlotImage {
 
 export class UpdateAgent {
   private trusted: TrustReading;
+  /** This boot's running hash of a download fed chunk by chunk (RAM only). */
+  private readonly cursor: StagingCursor = { tag: 0, chunk: 0, hash: undefined };
+  /** The last manifest that passed checkManifest in this boot, and what it was checked against. */
+  private verified: { readonly bytes: Uint8Array; readonly root: TrustedRoot; readonly floor: number; readonly running: number; readonly manifest: ImageManifest } | undefined;
 
   constructor(private readonly deps: UpdateDeps) {
     this.trusted = deps.trust;
@@ -198,14 +207,24 @@ export class UpdateAgent {
     const runningVersion = this.runningVersion() as number;
     const target = (1 - deps.runningSlot) as SlotIndex;
     const slot = deps.slots[target];
-    const verdict = checkManifest(deps.crypto, trusted, manifestBytes, {
-      boardId: deps.boardId,
-      runningVersion,
-      securityFloor: deps.floor.secureVersion,
-      slotSize: slot.status().size,
-    });
-    if (!verdict.ok) return this.refuse(verdict.reason, verdict.message);
-    const manifest = verdict.manifest;
+    const floor = deps.floor.secureVersion;
+    const cached = this.verified;
+    let manifest: ImageManifest;
+    if (cached !== undefined && cached.root === trusted && cached.floor === floor && cached.running === runningVersion && sameBytes(cached.bytes, manifestBytes)) {
+      // The same bytes against the same root, floor and running version: the same verdict (one Ed25519 check per offer and boot, not per chunk).
+      manifest = cached.manifest;
+    } else {
+      this.verified = undefined;
+      const verdict = checkManifest(deps.crypto, trusted, manifestBytes, {
+        boardId: deps.boardId,
+        runningVersion,
+        securityFloor: floor,
+        slotSize: slot.status().size,
+      });
+      if (!verdict.ok) return this.refuse(verdict.reason, verdict.message);
+      manifest = verdict.manifest;
+      this.verified = { bytes: manifestBytes.slice(), root: trusted, floor, running: runningVersion, manifest };
+    }
     const progress = StagingProgress.open(deps.progress);
     if (progress.session() === undefined && progress.unreadable > 0) {
       // No session reads, yet entries were written: a cut during a new session's start, or damage that destroyed
@@ -222,10 +241,11 @@ export class UpdateAgent {
       return this.refuse('rolled-back-before', `version ${manifest.imageVersion} failed ${trials} trial boots on this device: a newer version is needed`);
     }
     const staged = stageImage(
-      { slot, progress, crypto: deps.crypto, watchdog: deps.watchdog },
+      { slot, progress, crypto: deps.crypto, watchdog: deps.watchdog, cursor: this.cursor },
       { tag: imageTag(manifest.imageDigest), length: manifest.imageLength, sha256: manifest.imageDigest },
       source,
     );
+    if (!staged.ok && staged.reason === 'pending') return { ok: false, reason: 'pending', message: staged.message, next: { offset: staged.offset, length: staged.length } };
     if (!staged.ok) return this.refuse(staged.reason, staged.message);
     const image = this.checkStagedImage(slot, manifest);
     if (image !== undefined) return this.refuse(image.reason, image.message);
@@ -492,4 +512,10 @@ export class TrialBoot {
     this.state = this.agent.rollBack(reason);
     return this.state;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -1,7 +1,9 @@
 /**
  * Health checks of a trial boot (docs/design/update.md, "Trial boot"). Each
  * is polled until it passes or fails, and fails by itself once its deadline
- * passes. Later issues add "broker reached" and "a record acknowledged".
+ * passes. "Broker reached" and "first record acknowledged" take a probe
+ * from the runtime (its telemetry link), so a trial boot that cannot reach
+ * the broker, or whose records the ingest never acknowledges, rolls back.
  */
 export type HealthStatus = { readonly state: 'pending' } | { readonly state: 'passed' } | { readonly state: 'failed'; readonly reason: string };
 
@@ -27,4 +29,14 @@ export function selfTest(test: () => boolean, deadlineMs = 10_000): HealthCheck 
     deadlineMs,
     poll: () => (test() ? PASSED : { state: 'failed', reason: 'self-test failed' }),
   };
+}
+
+/** Passes once `reached()` says the broker accepted a connection in this boot (a CONNACK with success); fails at its deadline. */
+export function brokerReached(reached: () => boolean, deadlineMs = 60_000): HealthCheck {
+  return { name: 'broker reached', deadlineMs, poll: () => (reached() ? PASSED : PENDING) };
+}
+
+/** Passes once `acknowledged()` says a record appended in this boot was acknowledged end to end (the ingest's receipt); fails at its deadline. */
+export function firstRecordAcknowledged(acknowledged: () => boolean, deadlineMs = 120_000): HealthCheck {
+  return { name: 'first record acknowledged', deadlineMs, poll: () => (acknowledged() ? PASSED : PENDING) };
 }

@@ -11,14 +11,32 @@
  * the whole image when the log says it is complete).
  */
 import type { FlashPartition } from '../hal/flash.ts';
-import type { Crypto } from '../hal/crypto.ts';
+import type { Crypto, Sha256 } from '../hal/crypto.ts';
 import type { Watchdog } from '../hal/watchdog.ts';
 import type { StagingProgress } from './staging-progress.ts';
 
 /** Where the image comes from: the messaging layer or the simulator. */
 export interface ImageSource {
-  /** Exactly `length` bytes at `offset`, or fewer if the source has no more. */
-  read(offset: number, length: number): Uint8Array;
+  /**
+   * Exactly `length` bytes at `offset`, or fewer if the source has no more;
+   * undefined when they have not arrived yet (a source fed chunk by chunk,
+   * the MQTT one): staging stops there, 'pending', and resumes at that
+   * offset on the next call.
+   */
+  read(offset: number, length: number): Uint8Array | undefined;
+}
+
+/**
+ * RAM kept by the caller between calls of one boot: the running hash of
+ * the chunks staged so far, so a download fed one chunk per call does not
+ * hash its prefix again from flash on every call (a reboot loses it: then
+ * the prefix is hashed once from flash, as after any cut).
+ */
+export interface StagingCursor {
+  tag: number;
+  /** Chunks the hash covers. */
+  chunk: number;
+  hash: Sha256 | undefined;
 }
 
 export interface StagingTarget {
@@ -26,6 +44,7 @@ export interface StagingTarget {
   progress: StagingProgress;
   crypto: Pick<Crypto, 'createSha256'>;
   watchdog?: Pick<Watchdog, 'feed'>;
+  cursor?: StagingCursor;
 }
 
 export interface ExpectedImage {
@@ -37,7 +56,9 @@ export interface ExpectedImage {
 
 export type StageOutcome =
   | { ok: true; resumedAtChunk: number; chunksWritten: number }
-  | { ok: false; reason: 'too-large' | 'truncated' | 'tampered'; message: string };
+  | { ok: false; reason: 'too-large' | 'truncated' | 'tampered'; message: string }
+  /** The source has not the chunk at `offset` yet: chunks before it are durable, nothing of it was written. */
+  | { ok: false; reason: 'pending'; offset: number; length: number; message: string };
 
 export function imageTag(sha256: Uint8Array): number {
   return (sha256[0] | (sha256[1] << 8) | (sha256[2] << 16) | (sha256[3] << 24)) >>> 0;
@@ -55,9 +76,13 @@ export function stageImage(target: StagingTarget, image: ExpectedImage, source: 
   // A complete session is re-hashed whole from the slot: its chunk entries are not needed (one may be damaged).
   const resumeAt = resumable ? (session.complete ? chunks : Math.min(session.chunksDone, chunks)) : 0;
   if (!resumable) progress.begin(image.tag, image.length);
-  const hash = target.crypto.createSha256();
+  const cursor = target.cursor;
+  // The caller's hash of this boot continues only where it stopped, for the same image and an unfinished session.
+  const kept = cursor !== undefined && cursor.hash !== undefined && resumable && !session.complete && cursor.tag === image.tag && cursor.chunk === resumeAt ? cursor.hash : undefined;
+  if (cursor !== undefined) cursor.hash = undefined;
+  const hash = kept ?? target.crypto.createSha256();
   const buffer = new Uint8Array(blockLength);
-  for (let chunk = 0; chunk < resumeAt; chunk++) {
+  for (let chunk = 0; kept === undefined && chunk < resumeAt; chunk++) {
     const part = buffer.subarray(0, chunkLength(image.length, blockLength, chunk));
     slot.read(chunk * blockLength, part);
     hash.update(part);
@@ -66,6 +91,14 @@ export function stageImage(target: StagingTarget, image: ExpectedImage, source: 
     for (let chunk = resumeAt; chunk < chunks; chunk++) {
       const length = chunkLength(image.length, blockLength, chunk);
       const data = source.read(chunk * blockLength, length);
+      if (data === undefined) {
+        if (cursor !== undefined) {
+          cursor.tag = image.tag;
+          cursor.chunk = chunk;
+          cursor.hash = hash;
+        }
+        return { ok: false, reason: 'pending', offset: chunk * blockLength, length, message: `waiting for ${length} bytes at ${chunk * blockLength}` };
+      }
       if (data.length !== length) {
         return { ok: false, reason: 'truncated', message: `the source ended at byte ${chunk * blockLength + data.length} of ${image.length}` };
       }
