@@ -340,6 +340,25 @@ describe('hostile gateway in front of mosquitto (MQTT 5)', { skip: skipMosquitto
     assert.deepEqual(sub.got.map((m) => m.payload.toString()), ['first', 'forged5', 'second', 'second']);
   });
 
+  it('topic aliases: a forgery of an aliased PUBLISH and a replay of one on the next connection carry the full topic and are delivered', { timeout: 30_000 }, async () => {
+    // The device maps alias 1 on its first PUBLISH and then sends an empty topic, as holdfast's session does. Rule 0
+    // forges after the aliased 2nd PUBLISH; rule 1 captures the aliased 3rd and injects it on the next connection,
+    // released at once after CONNACK (before the device maps the alias there).
+    const g = await gateway(broker, [{ action: 'forge', nth: [1], payload: new TextEncoder().encode('forged-alias') }, { action: 'replay', nth: [2], nextConnection: true, releaseAfterPublishes: 99, releaseAfterMs: 0 }]);
+    const sub = await subscriber(broker.port, ingest5('ingest5-alias'));
+    const dev = await client(g.port, v5('dev1-alias'));
+    await dev.publishAsync('holdfast/dev1/t', 'mapped', { qos: 1, properties: { topicAlias: 1 } });
+    await dev.publishAsync('', 'aliased', { qos: 1, properties: { topicAlias: 1 } });
+    await dev.publishAsync('', 'captured', { qos: 1, properties: { topicAlias: 1 } });
+    await dev.endAsync();
+    const again = await client(g.port, v5('dev1-alias'));
+    await sub.waitFor(5, 10_000);
+    await again.endAsync();
+    assert.deepEqual(sub.got.map((m) => m.payload.toString()), ['mapped', 'aliased', 'forged-alias', 'captured', 'captured']);
+    assert.ok(sub.got.every((m) => m.topic === 'holdfast/dev1/t'), sub.got.map((m) => m.topic).join(' '));
+    assert.match(g.events[0].detail, /^forged holdfast\/dev1\/t /);
+  });
+
   it('restartBroker: the broker restarts on the same port after the scheduled PUBLISH; the persistent session keeps what was queued', async () => {
     const g = await gateway(broker, [{ action: 'restartBroker', clientId: 'dev1-restart', nth: [1] }]);
     const session = { ...ingest5('ingest5-restart'), clean: false, properties: { sessionExpiryInterval: 300 } };

@@ -178,6 +178,8 @@ class Link {
   /** Acks (by packet id) to swallow in a direction, because the gateway injected the packet they answer. */
   readonly swallow: Record<Direction, Map<number, number>> = { up: new Map(), down: new Map() };
   forgedId = 0xffff;
+  /** MQTT 5 Topic Alias mappings seen per direction on this connection (they exist only within one, §3.3.2.3.4). */
+  readonly aliases: Record<Direction, Map<number, string>> = { up: new Map(), down: new Map() };
   publishesSinceConnack = 0;
   releaseTimer: NodeJS.Timeout | undefined;
 
@@ -339,6 +341,7 @@ export class HostileGateway {
         link.protocolVersion = decoded.protocolVersion ?? 4;
       }
     }
+    if (frame.type === 'publish' && link.protocolVersion === 5) decoded = this.noteAlias(link, dir, bytes);
     // Swallow the acknowledgement of a packet the gateway injected.
     if (frame.type === 'puback' || frame.type === 'pubrec') {
       const swallow = link.swallow[dir];
@@ -442,7 +445,7 @@ export class HostileGateway {
       case 'reorder': {
         const p = publishOf();
         log(`withheld${p?.messageId !== undefined ? ` id ${p.messageId}` : ''}; connection cut; injected on ${link.clientId || 'the client'}'s next connection`);
-        this.hold(link.clientId, { bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, releaseAfterPublishes: rule.releaseAfterPublishes ?? 1, releaseAfterMs: rule.releaseAfterMs ?? 100 });
+        this.hold(link.clientId, { bytes: this.standalone(link, dir, bytes, p), qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, releaseAfterPublishes: rule.releaseAfterPublishes ?? 1, releaseAfterMs: rule.releaseAfterMs ?? 100 });
         this.enqueue(link, dir, () => this.close(link));
         this.stopReading(link);
         return;
@@ -453,7 +456,8 @@ export class HostileGateway {
         const afterMs = rule.afterMs ?? 0;
         log(`captured ${bytes.length} bytes${p?.messageId !== undefined ? ` id ${p.messageId}` : ''}; replayed ${times}× ${rule.nextConnection ? 'on the next connection' : `after ${afterMs} ms`}`);
         this.forward(link, dir, bytes, frame);
-        const held: Held = { bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, releaseAfterPublishes: rule.releaseAfterPublishes ?? 1, releaseAfterMs: rule.releaseAfterMs ?? 100 };
+        // On the next connection the alias is not mapped: the capture travels with its topic.
+        const held: Held = { bytes: rule.nextConnection ? this.standalone(link, dir, bytes, p) : bytes, qos: p?.qos ?? 0, messageId: p?.messageId, rule: ruleIndex, ordinal, releaseAfterPublishes: rule.releaseAfterPublishes ?? 1, releaseAfterMs: rule.releaseAfterMs ?? 100 };
         for (let t = 0; t < times; t++) {
           if (rule.nextConnection) {
             this.hold(link.clientId, held);
@@ -476,8 +480,10 @@ export class HostileGateway {
         if (!rule.payload) rng.fill(payload);
         const qos = p.qos ?? 0;
         const messageId = qos > 0 ? link.forgedId-- : undefined;
-        const forged = encodePacket({ cmd: 'publish', topic: rule.topic ?? p.topic, payload, qos, dup: false, retain: false, messageId, ...(link.protocolVersion === 5 ? { properties: {} } : {}) }, link.protocolVersion);
-        log(`forged ${rule.topic ?? p.topic} ${payload.length} bytes qos ${qos}${messageId !== undefined ? ` id ${messageId}` : ''}`);
+        // The forged PUBLISH names its topic in full (never an alias), so the broker routes it as the device's.
+        const topic = rule.topic ?? this.topicOf(link, dir, p);
+        const forged = encodePacket({ cmd: 'publish', topic, payload, qos, dup: false, retain: false, messageId, ...(link.protocolVersion === 5 ? { properties: {} } : {}) }, link.protocolVersion);
+        log(`forged ${topic} ${payload.length} bytes qos ${qos}${messageId !== undefined ? ` id ${messageId}` : ''}`);
         this.forward(link, dir, bytes, frame);
         if (messageId !== undefined) this.swallowAck(link, other, messageId);
         this.write(link, dir, forged);
@@ -525,6 +531,28 @@ export class HostileGateway {
         if (link.publishesSinceConnack >= needed) this.release(link);
       }
     }
+  }
+
+  /** Decode an MQTT 5 PUBLISH and record the Topic Alias mapping it sets, if any. */
+  private noteAlias(link: Link, dir: Direction, bytes: Buffer): DecodedPacket | undefined {
+    const p = decodePacket(bytes, 5);
+    const alias = p?.properties?.topicAlias;
+    if (p && typeof alias === 'number' && typeof p.topic === 'string' && p.topic.length > 0) link.aliases[dir].set(alias, p.topic);
+    return p;
+  }
+
+  /** The PUBLISH's topic: its own, or the one its Topic Alias maps to on this connection ('' when unmapped). */
+  private topicOf(link: Link, dir: Direction, p: DecodedPacket): string {
+    if (typeof p.topic === 'string' && p.topic.length > 0) return p.topic;
+    const alias = p.properties?.topicAlias;
+    return typeof alias === 'number' ? (link.aliases[dir].get(alias) ?? '') : '';
+  }
+
+  /** The PUBLISH as it must travel on another connection: with its topic in full and no Topic Alias. */
+  private standalone(link: Link, dir: Direction, bytes: Buffer, p: DecodedPacket | undefined): Buffer {
+    if (!p || p.cmd !== 'publish' || p.properties?.topicAlias === undefined) return bytes;
+    const { topicAlias: _dropped, ...properties } = p.properties as Record<string, unknown>;
+    return encodePacket({ cmd: 'publish', topic: this.topicOf(link, dir, p), payload: p.payload, qos: p.qos, dup: p.dup, retain: p.retain, messageId: p.messageId, properties }, 5);
   }
 
   private hold(clientId: string, held: Held): void {
