@@ -161,17 +161,27 @@ describe('board.json errors: one line naming the file and the field', () => {
   }
   const part = (b: Record<string, any>, name: string) => b.partitions[name];
 
-  fails('overlap', (b) => (part(b, 'counter').offset = part(b, 'outbox').offset + 0x1000), /partitions\.counter\.offset: 0x311000 overlaps outbox \(0x310000\.\.0x3d0000\)/);
+  fails('overlap', (b) => (part(b, 'hf_counter').offset = part(b, 'hf_outbox').offset + 0x1000), /partitions\.hf_counter\.offset: 0x311000 overlaps hf_outbox \(0x310000\.\.0x3d0000\)/);
   fails('app misaligned', (b) => (part(b, 'ota_1').offset += 0x1000), /partitions\.ota_1\.offset: 0x191000 is not 64 KiB-aligned/);
-  fails('data misaligned', (b) => (part(b, 'audit').offset += 0x800), /partitions\.audit\.offset: 0x3d4800 is not 4 KiB-aligned/);
-  fails('size not whole sectors', (b) => (part(b, 'audit').size -= 0x10), /partitions\.audit\.size: 0x2bff0 is not a whole number of 4 KiB sectors/);
-  fails('oversize', (b) => (part(b, 'audit').size += 0x1000), /partitions\.audit\.size: ends at 0x401000, past the 4 MiB flash/);
+  fails('data misaligned', (b) => (part(b, 'hf_audit').offset += 0x800), /partitions\.hf_audit\.offset: 0x3de800 is not 4 KiB-aligned/);
+  fails('size not whole sectors', (b) => (part(b, 'hf_audit').size -= 0x10), /partitions\.hf_audit\.size: 0x21ff0 is not a whole number of 4 KiB sectors/);
+  fails('oversize', (b) => (part(b, 'hf_audit').size += 0x1000), /partitions\.hf_audit\.size: ends at 0x401000, past the 4 MiB flash/);
   fails('inside the partition table', (b) => (part(b, 'nvs').offset = 0x8000), /partitions\.nvs\.offset: 0x8000 is inside the bootloader or partition table: expected 0x9000 or above/);
   fails('missing otadata', (b) => delete b.partitions.otadata, /partitions: no otadata partition/);
   fails('otadata not 0x2000', (b) => (part(b, 'otadata').size = 0x1000), /partitions\.otadata\.size: 0x1000: expected exactly 0x2000/);
   fails('unequal slots', (b) => (part(b, 'ota_1').size = 0x170000), /partitions\.ota_1\.size: 0x170000 differs from ota_0's 0x180000/);
   fails('missing ota_1', (b) => delete b.partitions.ota_1, /partitions: no ota_1 partition/);
-  fails('missing a holdfast partition', (b) => delete b.partitions.security, /partitions: no security partition: expected holdfast's data partitions/);
+  fails('missing a holdfast partition', (b) => delete b.partitions.hf_journal, /partitions: no hf_journal partition: expected holdfast's data partitions hf_counter, hf_outbox, hf_audit, hf_replay, hf_journal, hf_trust, hf_floor, hf_safemode, hf_progress/);
+  fails('a holdfast partition under its old label', (b) => ((b.partitions.counter = b.partitions.hf_counter), delete b.partitions.hf_counter), /partitions: no hf_counter partition/);
+  fails('a two-block store in one block', (b) => (part(b, 'hf_floor').size = 0x1000), /partitions\.hf_floor\.size: 0x1000: expected at least 2 4 KiB sectors/);
+  fails('a holdfast store as an app', (b) => (part(b, 'hf_replay').type = 'app'), /partitions\.hf_replay\.subtype: "0x45": expected an app subtype/);
+  fails('progress log too small for the app slot', (b) => {
+    // 8 MiB flash, 2 MiB slots (512 blocks), the data partitions moved up by 4 MiB: two sectors of progress log hold 512 entries.
+    b.flash.size = 8 * MiB;
+    part(b, 'ota_0').size = part(b, 'ota_1').size = 0x200000;
+    part(b, 'ota_1').offset = 0x210000;
+    for (const p of Object.values(b.partitions) as { offset: number }[]) if (p.offset >= 0x310000) p.offset += 0x400000;
+  }, /partitions\.hf_progress\.size: 0x2000 holds 512 entries: expected at least 0x3000/);
   fails('factory app', (b) => (b.partitions.factory = { type: 'app', subtype: 'factory', offset: 0x3f0000, size: 0x10000 }), /partitions\.factory/);
   fails('name too long', (b) => (b.partitions['a-very-long-partition-name'] = { type: 'data', subtype: '0x50', offset: 0x3f0000, size: 0x1000 }), /partitions\.a-very-long-partition-name: name is 26 bytes: expected 1 to 16 bytes/);
   fails('duplicate name', () => {}, /partitions: "nvs" appears twice/, JSON.stringify({ ...base, id: 'bad-duplicate-name' }).replace('"partitions":{', '"partitions":{"nvs":{"type":"data","subtype":"nvs","offset":36864,"size":16384},'));

@@ -9,8 +9,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as esbuild from 'esbuild';
-import { loadBoard } from '../../tools/boards/board.ts';
-import { DEVICE_ENTRY, DEVICE_TEMPLATE_DIR, MODDABLE_EXTERNALS, moddableManifest } from '../../tools/boards/moddable-project.ts';
+import { listBoards, loadBoard } from '../../tools/boards/board.ts';
+import { DEVICE_ENTRY, DEVICE_TEMPLATE_DIR, MODDABLE_EXTERNALS, moddableManifest, projectFiles } from '../../tools/boards/moddable-project.ts';
 import { MODDABLE_MODULES } from '../../tools/check/firmware-rules.ts';
 import { join } from 'node:path';
 
@@ -65,6 +65,22 @@ describe('Moddable project: the target in the generated project', () => {
     const main = readFileSync(join(DEVICE_TEMPLATE_DIR, 'main.js'), 'utf8');
     assert.match(main, /import \{ bootDevice \} from "holdfast";/);
     assert.match(main, /bootDevice\(provisioning, \{/);
+  });
+
+  it("the manifest gives every board's XS machine its jsHeap: static 0, fixed chunk and slot heaps, the stack (not manifest_base.json's 32 KB static)", () => {
+    const boards = listBoards();
+    assert.ok(boards.length >= 4, 'every board');
+    for (const id of boards) {
+      const board = loadBoard(id);
+      const written = JSON.parse(projectFiles(board).find((f) => f.path === 'manifest.json')!.data) as Record<string, any>;
+      assert.deepEqual(
+        written.creation,
+        { static: 0, chunk: { initial: board.jsHeap.chunkBytes, incremental: 0 }, heap: { initial: board.jsHeap.slots, incremental: 0 }, stack: board.jsHeap.stackSlots },
+        `${id}: creation in the written manifest.json`,
+      );
+      // manifest_base.json (included) sets static 32768: the project's creation must set static to 0 explicitly, not leave it out.
+      assert.ok(written.include.includes('$(MODDABLE)/examples/manifest_base.json') && Object.hasOwn(written.creation, 'static'), `${id}: static set over the included base`);
+    }
   });
 
   it('the bundle leaves as imports exactly the names the firmware rules allow under targets/moddable', () => {

@@ -127,8 +127,34 @@ export const APP_ALIGN = 0x10000;
 export const DATA_ALIGN = 0x1000;
 export const OTADATA_SIZE = 0x2000;
 export const MAX_NAME_BYTES = 16;
-/** Data partitions holdfast's firmware opens by label (docs/spec/*). */
-export const HOLDFAST_PARTITIONS = Object.freeze(['outbox', 'counter', 'security', 'audit'] as const);
+/**
+ * Data partitions holdfast's firmware opens by label: the values of the
+ * runtime's PARTITION_LABELS (firmware/runtime/boot.ts) other than otadata
+ * and the app slots (test/boards/partition-labels.test.ts keeps the two
+ * lists equal), each with the fewest 4 KiB blocks its store needs
+ * (docs/spec/partition-table.md, "Holdfast's data partitions").
+ * hf_progress needs more with a larger app slot: see PROGRESS_SPARE_ENTRIES.
+ */
+export const HOLDFAST_PARTITION_MIN_BLOCKS: Readonly<Record<string, number>> = Object.freeze({
+  hf_counter: 2, // two-block log (counter.md)
+  hf_outbox: 2, // sectors N >= 2 (outbox.md)
+  hf_audit: 2, // blocks N >= 2 (audit-log.md)
+  hf_replay: 2, // two-block log (replay-window.md)
+  hf_journal: 2, // two-block log (commands.md)
+  hf_trust: 2, // two blocks (root.md)
+  hf_floor: 2, // two-block log (floor-store.md)
+  hf_safemode: 2, // two-block log (safe-mode.md)
+  hf_progress: 2, // 16-byte entries (staging-progress.md)
+});
+export const HOLDFAST_PARTITIONS: readonly string[] = Object.freeze(Object.keys(HOLDFAST_PARTITION_MIN_BLOCKS));
+/** Bytes of one staging-progress entry (staging-progress.md). */
+export const PROGRESS_ENTRY_BYTES = 16;
+/**
+ * Entries of the staging progress log beyond one CHUNK per 4 KiB block of
+ * the app slot: BEGIN and COMPLETE (StagingProgress.capacity leaves those
+ * two out) plus room for TRIAL, REPORTED and CONFIRMED entries.
+ */
+export const PROGRESS_SPARE_ENTRIES = 18;
 
 const APP_SUBTYPES = ['factory', 'test', ...Array.from({ length: 16 }, (_, i) => `ota_${i}`)];
 const DATA_SUBTYPES = ['ota', 'phy', 'nvs', 'coredump', 'nvs_keys', 'efuse', 'undefined', 'esphttpd', 'fat', 'spiffs', 'littlefs', 'tee_ota', 'tee_sec_stg'];
@@ -291,7 +317,8 @@ function toPartition(name: string, p: BoardJson['partitions'][string], fail: (fi
  * The layout rules: app partitions 64 KiB-aligned, data 4 KiB-aligned, sizes
  * whole sectors, after the partition table, inside the flash, no overlap;
  * otadata exactly 0x2000; ota_0 and ota_1 present and of equal size; nvs and
- * holdfast's data partitions present. `fail(name, field, message)` throws.
+ * holdfast's data partitions present, each of its store's minimum size, and
+ * hf_progress large enough for a whole app slot's download. `fail(name, field, message)` throws.
  */
 export function checkLayout(partitions: readonly BoardPartition[], flashSize: number, fail: (name: string, field: string, message: string) => never, partitionTableOffset = PARTITION_TABLE_OFFSET): void {
   const firstFree = partitionTableOffset + PARTITION_TABLE_SIZE;
@@ -341,9 +368,14 @@ export function checkLayout(partitions: readonly BoardPartition[], flashSize: nu
     if (p === undefined) fail('', '', `no ${name} partition: expected holdfast's data partitions ${HOLDFAST_PARTITIONS.join(', ')}`);
     else {
       if (p.type !== 'data') fail(name, 'type', `${p.type}: expected data`);
-      if (p.size < 2 * DATA_ALIGN) fail(name, 'size', `${hex(p.size)}: expected at least two 4 KiB sectors (holdfast rotates between sectors)`);
+      const minBlocks = HOLDFAST_PARTITION_MIN_BLOCKS[name];
+      if (p.size < minBlocks * DATA_ALIGN) fail(name, 'size', `${hex(p.size)}: expected at least ${minBlocks} 4 KiB sectors (the store's minimum geometry)`);
     }
   }
+  // The staging progress log records one CHUNK entry per 4 KiB block of the app slot: it must hold a whole slot's download.
+  const progress = byName.get('hf_progress')!;
+  const progressNeeds = (slots[0].size / DATA_ALIGN + PROGRESS_SPARE_ENTRIES) * PROGRESS_ENTRY_BYTES;
+  if (progress.size < progressNeeds) fail('hf_progress', 'size', `${hex(progress.size)} holds ${progress.size / PROGRESS_ENTRY_BYTES} entries: expected at least ${hex(Math.ceil(progressNeeds / DATA_ALIGN) * DATA_ALIGN)} (one 16-byte entry per 4 KiB block of the ${hex(slots[0].size)} app slot, plus ${PROGRESS_SPARE_ENTRIES})`);
 }
 
 /** ESP-IDF partition CSV (gen_esp32part.py input): header comment, one row per partition in address order, hex offsets and sizes. */

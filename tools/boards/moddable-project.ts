@@ -76,7 +76,7 @@ export function moddableManifest(board: Board): Record<string, unknown> {
       '$(MODDABLE)/examples/manifest_base.json',
       // ECMA-419 io for esp32: builtinCommon (which the flash module's C needs), embedded:provider/builtin, sockets and Wi-Fi.
       '$(MODDABLE)/modules/io/manifest.json',
-      // embedded:storage/flash: partitions by label, plus "running" and "nextota".
+      // embedded:storage/flash: data partitions by label (the runtime's hf_* and otadata), app slots as "running" and "nextota".
       '$(MODDABLE)/modules/io/flash/manifest.json',
       // socket (the MQTT stream's TCP, host names resolved by lwIP) and Wi-Fi setup (setup/network joins config.ssid when set).
       '$(MODDABLE)/examples/manifest_net.json',
@@ -86,6 +86,10 @@ export function moddableManifest(board: Board): Record<string, unknown> {
       '$(MODDABLE)/modules/crypt/digest/manifest.json',
       // time and timer come with every esp32 build (build/devices/esp32/manifest.json).
     ],
+    // The board's XS machine (board.json jsHeap; boards/README.md, "JavaScript heap"): manifest_base.json's
+    // "static" 32768 bytes would be all of JavaScript. static 0 (set, not omitted: the included manifest sets it)
+    // gives separate fixed heaps; incremental 0 keeps them from growing (Moddable's manifest documentation, "creation").
+    creation: moddableCreation(board),
     modules: {
       main: './main',
       holdfast: `./${BUNDLE_PATH.replace(/\.js$/, '')}`,
@@ -117,6 +121,16 @@ export function moddableManifest(board: Board): Record<string, unknown> {
       },
       '...': { error: `holdfast board ${board.id} builds only for the esp32 platform (mcconfig -p ${board.moddablePlatform})` },
     },
+  };
+}
+
+/** The manifest's `creation` object: the board's jsHeap as fixed slot and chunk heaps and stack. */
+export function moddableCreation(board: Board): { static: 0; chunk: { initial: number; incremental: 0 }; heap: { initial: number; incremental: 0 }; stack: number } {
+  return {
+    static: 0,
+    chunk: { initial: board.jsHeap.chunkBytes, incremental: 0 },
+    heap: { initial: board.jsHeap.slots, incremental: 0 },
+    stack: board.jsHeap.stackSlots,
   };
 }
 
