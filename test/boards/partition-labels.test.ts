@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { PARTITION_LABELS } from '../../firmware/runtime/boot.ts';
 import { DATA_ALIGN, HOLDFAST_PARTITION_MIN_BLOCKS, HOLDFAST_PARTITIONS, PROGRESS_ENTRY_BYTES, PROGRESS_SPARE_ENTRIES, listBoards, loadBoard } from '../../tools/boards/board.ts';
 
-const APP_SLOTS = new Set([PARTITION_LABELS.ota0, PARTITION_LABELS.ota1]);
-const runtimeLabels = Object.values(PARTITION_LABELS);
+const APP_SLOTS: ReadonlySet<string> = new Set([PARTITION_LABELS.ota0, PARTITION_LABELS.ota1]);
+const runtimeLabels: readonly string[] = Object.values(PARTITION_LABELS);
 const runtimeDataLabels = runtimeLabels.filter((l) => l !== PARTITION_LABELS.otadata && !APP_SLOTS.has(l)).sort();
 
 describe("partition labels: the runtime's PARTITION_LABELS and every board agree", () => {
@@ -52,7 +52,7 @@ describe("partition labels: the runtime's PARTITION_LABELS and every board agree
       const progress = byName.get(PARTITION_LABELS.progress)!;
       assert.ok(progress.size / PROGRESS_ENTRY_BYTES - 2 >= slot / board.flash.blockLength + PROGRESS_SPARE_ENTRIES - 2, `${id}: the progress log holds a whole ${slot}-byte slot's chunks`);
       // Nothing else of holdfast's: a data partition with a custom subtype that the runtime never opens would be dead flash.
-      for (const p of board.partitions) if (/^0x/.test(p.subtype)) assert.ok(runtimeLabels.includes(p.name as (typeof runtimeLabels)[number]), `${id}: ${p.name} is a label the runtime opens`);
+      for (const p of board.partitions) if (/^0x/.test(p.subtype)) assert.ok(runtimeLabels.includes(p.name), `${id}: ${p.name} is a label the runtime opens`);
     });
   }
 });

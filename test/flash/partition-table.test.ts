@@ -81,10 +81,13 @@ describe('ESP-IDF partition table encoder', () => {
     }
     const devkitc = encodeBoardPartitionTable(loadBoard('esp32-devkitc'));
     assert.equal(Buffer.from(devkitc.subarray(0, 32)).toString('hex'), Buffer.from(hex('aa50 01 02 00900000 00400000 6e7673 00000000000000000000000000 00000000')).toString('hex'));
-    // outbox row: data/0x40 at 0x310000, 0xc0000 bytes, encrypted.
-    assert.equal(Buffer.from(devkitc.subarray(5 * 32, 6 * 32)).toString('hex'), Buffer.from(hex('aa50 01 40 00003100 00000c00 6f7574626f78 00000000000000000000 01000000')).toString('hex'));
-    assert.deepEqual([...devkitc.subarray(9 * 32, 9 * 32 + 16)], [0xeb, 0xeb, ...new Array(14).fill(0xff)]);
-    assert.ok(devkitc.subarray(10 * 32).every((b) => b === 0xff));
+    // hf_outbox row: data/0x40 at 0x310000, 0xc0000 bytes, encrypted.
+    assert.equal(Buffer.from(devkitc.subarray(5 * 32, 6 * 32)).toString('hex'), Buffer.from(hex('aa50 01 40 00003100 00000c00 68665f6f7574626f78 00000000000000 01000000')).toString('hex'));
+    // hf_progress row: data/0x48 at 0x3dc000, 0x2000 bytes, encrypted; hf_audit: data/0x43 at 0x3de000, 0x22000 bytes, encrypted.
+    assert.equal(Buffer.from(devkitc.subarray(12 * 32, 13 * 32)).toString('hex'), Buffer.from(hex('aa50 01 48 00c03d00 00200000 68665f70726f6772657373 0000000000 01000000')).toString('hex'));
+    assert.equal(Buffer.from(devkitc.subarray(13 * 32, 14 * 32)).toString('hex'), Buffer.from(hex('aa50 01 43 00e03d00 00200200 68665f6175646974 0000000000000000 01000000')).toString('hex'));
+    assert.deepEqual([...devkitc.subarray(14 * 32, 14 * 32 + 16)], [0xeb, 0xeb, ...new Array(14).fill(0xff)]);
+    assert.ok(devkitc.subarray(15 * 32).every((b) => b === 0xff));
   });
 
   it('the decoder refuses a damaged MD5 row and never throws on any bytes', () => {

@@ -30,7 +30,7 @@ function emuWith(label: string, flash: FlashPartition, encrypted: boolean): EmuM
   return createEmuModdable({ partitions: { [label]: { flash, encrypted } } });
 }
 
-function adapterOver(flash: FlashPartition, encrypted: boolean, label = 'counter'): ModdableFlash {
+function adapterOver(flash: FlashPartition, encrypted: boolean, label = 'hf_counter'): ModdableFlash {
   const emu = emuWith(label, flash, encrypted);
   return openModdableFlash(emu.modules.flash, emu.modules.native, label);
 }
@@ -125,13 +125,13 @@ const erasedUnderEncryption: FirmwareCase = {
   name: 'erased units under flash encryption read 0xFF through the adapter, not through the decrypting path',
   run(env) {
     const stored = env.createFlash({ blocks: 2, blockLength: BLOCK, mode: 'strict' });
-    const emu = emuWith('audit', stored, true);
-    const adapter = openModdableFlash(emu.modules.flash, emu.modules.native, 'audit');
+    const emu = emuWith('hf_audit', stored, true);
+    const adapter = openModdableFlash(emu.modules.flash, emu.modules.native, 'hf_audit');
     adapter.eraseBlock(0);
     adapter.eraseBlock(1);
     // Through the module alone (what an adapter without the raw check would return): no byte of erased flash reads 0xFF.
     const decrypted = new Uint8Array(64);
-    emu.modules.flash.open({ path: 'audit' }).read(decrypted, 32);
+    emu.modules.flash.open({ path: 'hf_audit' }).read(decrypted, 32);
     ok(decrypted.every((b) => b !== 0xff), 'the emulated decrypting path turns erased bytes into something other than 0xFF');
     const throughAdapter = new Uint8Array(64);
     adapter.read(32, throughAdapter);
@@ -146,7 +146,7 @@ const erasedUnderEncryption: FirmwareCase = {
     ok(span.subarray(29, 45).every((b) => b === 0xff), 'unit 2 (erased) reads 0xFF');
     ok(span.subarray(45, 60).every((b) => b === 0xff), 'unit 3 (programmed with 0xFF) reads its plaintext');
     const raw = new Uint8Array(16);
-    emu.modules.native.readPartitionRaw('audit', 48, raw);
+    emu.modules.native.readPartitionRaw('hf_audit', 48, raw);
     ok(!raw.every((b) => b === 0xff), 'a unit programmed with plaintext 0xFF is not stored as 0xFF');
     // A unit torn by a cut (stored garbage) decrypts to garbage: never mistaken for erased.
     const torn = garbage(16, 7);
@@ -154,7 +154,7 @@ const erasedUnderEncryption: FirmwareCase = {
     const tornRead = new Uint8Array(16);
     adapter.read(96, tornRead);
     const tornDecrypted = new Uint8Array(16);
-    emu.modules.flash.open({ path: 'audit' }).read(tornDecrypted, 96);
+    emu.modules.flash.open({ path: 'hf_audit' }).read(tornDecrypted, 96);
     bytesEqual(tornRead, tornDecrypted, 'a torn unit reads as the module decrypts it');
     ok(!tornRead.every((b) => b === 0xff), 'a torn unit does not read as erased');
     return { rawReads: 1 };
@@ -173,7 +173,7 @@ const encryptedGeometry: FirmwareCase = {
     throws(() => new ModdableFlash(lying, { encrypted: true }), 'TargetError', 'bad geometry first');
     const fine = { ...lying, status: () => ({ size: 2 * BLOCK, blockLength: BLOCK, blocks: 2 }) };
     throws(() => new ModdableFlash(fine, { encrypted: true }), 'TypeError', 'encrypted without readRaw');
-    const emu = emuWith('counter', stored, false);
+    const emu = emuWith('hf_counter', stored, false);
     throws(() => openModdableFlash(emu.modules.flash, emu.modules.native, 'nosuch'), 'Error', 'unknown label', "can't find partition");
   },
 };

@@ -307,7 +307,7 @@ function boot(d: Device, running: string, canBootSlot?: (slot: 0 | 1) => boolean
     otadata: { flash: d.otadata, encrypted: true },
     ota_0: { flash: d.ota0, encrypted: true },
     ota_1: { flash: d.ota1, encrypted: true },
-    counter: { flash: d.counter, encrypted: true },
+    hf_counter: { flash: d.counter, encrypted: true },
   };
   const emu = createEmuModdable({ partitions, runningPartition: running });
   const lines: string[] = [];
@@ -386,9 +386,9 @@ const halCase: FirmwareCase = {
   run(env) {
     const d = device(env);
     const { hal, lines, emu } = boot(d, 'ota_0');
-    const counter = hal.partition('counter');
+    const counter = hal.partition('hf_counter');
     ok(counter !== undefined, 'counter opens');
-    equal(hal.partition('counter'), counter, 'the same object the second time');
+    equal(hal.partition('hf_counter'), counter, 'the same object the second time');
     equal(counter.status().writeAlign, 16, 'an encrypted data partition: strict');
     equal(hal.partition('hf_nosuch'), undefined, 'a label the table lacks');
     equal(hal.partition('otadata'), hal.otadata, 'otadata is the boot control\'s');
@@ -397,7 +397,7 @@ const halCase: FirmwareCase = {
     throws(() => emu.modules.flash.open({ path: 'ota_0' }), 'Error', 'the emulated module, as ESP32\'s, does not open app partitions by label', "can't find partition");
     throws(() => hal.partition('running'), 'RangeError', 'running is a slot');
     throws(() => hal.partition(''), 'TypeError', 'empty label');
-    const opens = emu.flash.opens.filter((l) => l === 'counter').length;
+    const opens = emu.flash.opens.filter((l) => l === 'hf_counter').length;
     equal(opens, 1, 'opened once');
     throwsCode<Code>(() => hal.actuator.apply({ kind: 'set-output', target: 'output-0', value: 1 }, 1), 'TargetError', 'no-actuator', 'no actuator');
     hal.log.write('warn', 'boot', 'hello', { a: 1, b: 'x', c: true });
