@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { assertOneLineError, batch, expectExit, jsonErrorOf, REPO, type Run } from './cli-harness.ts';
 import { parsePartitionCsv } from '../boards/esp-idf-csv.ts';
+import { PARTITION_LABELS } from '../../firmware/runtime/boot.ts';
 
 const BOARDS = ['esp32-c3-devkitm-1', 'esp32-devkitc', 'esp32-s3-devkitc-1', 'esp32-wroom-32e-4mb'];
 /** Top-level properties of a Moddable manifest (Moddable SDK 8.2 documentation/tools/manifest.md). */
@@ -122,6 +123,8 @@ describe('holdfast build --board', () => {
         assert.equal(manifest.defines.holdfast.chip_id, { esp32: 0, esp32s3: 9, esp32c3: 5 }[board.chip]);
         assert.equal(manifest.defines.holdfast.watchdog_timeout_ms, board.watchdogTimeoutMs);
         assert.equal(manifest.defines.holdfast.flash_size, board.flash.size);
+        // creation: the board's JS heap, fixed (manifest_base.json's static 32768 would be all of JavaScript).
+        assert.deepEqual(manifest.creation, { static: 0, chunk: { initial: board.jsHeap.chunkBytes, incremental: 0 }, heap: { initial: board.jsHeap.slots, incremental: 0 }, stack: board.jsHeap.stackSlots });
         assert.equal(manifest.config.holdfast.board, id);
         // platforms: the native glue only for esp32; any other platform is an error naming the board's.
         assert.deepEqual(Object.keys(manifest.platforms).sort(), ['...', 'esp32']);
@@ -144,7 +147,8 @@ describe('holdfast build --board', () => {
         assert.deepEqual([get('ota_0').subtype, get('ota_1').subtype], ['ota_0', 'ota_1']);
         assert.equal(get('ota_0').size, get('ota_1').size);
         assert.ok(!rows.some((r) => r.subtype === 'factory'), 'no factory app outside A/B control');
-        for (const n of ['outbox', 'counter', 'security', 'audit']) assert.equal(get(n).type, 'data', n);
+        // Every label the runtime opens is in the written table (the app slots as apps, the rest as data).
+        for (const n of Object.values(PARTITION_LABELS)) assert.equal(get(n)?.type, n === 'ota_0' || n === 'ota_1' ? 'app' : 'data', n);
       });
 
       it('writes an sdkconfig with rollback and a task watchdog that resets', () => {
