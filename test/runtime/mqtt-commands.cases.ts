@@ -15,6 +15,10 @@ import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { auditSummary, bootDevice, flashOptions, makeFleet, provision, type Device, type Fleet } from './runtime-world.ts';
 import { COMMAND_TOPIC, connect, deliver, subscribed, telemetryRecords } from './mqtt-link-support.ts';
 import type { FakeBroker } from '../protocol/session-broker.ts';
+import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
+import { exhaustiveTier, runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
+import { runnerOptions } from '../support/case-helpers.ts';
+import type { CaseReport } from '../support/cases.ts';
 
 const AFTER_BOOT_MS = 61_000;
 
@@ -183,5 +187,72 @@ const cases: FirmwareCase[] = [
     },
   },
 ];
+
+interface CutState {
+  provisioned: boolean;
+  /** Counters the actuator applied, over all boots (a second application fails at once). */
+  applied: number[];
+  /** Every answer the cloud received, over all boots ("status@counter"). */
+  answers: string[];
+  done: boolean;
+}
+
+/**
+ * Each boot delivers the same three commands over MQTT (a physical one, its duplicate, a diagnostic one), as a cloud
+ * that has not seen their answers would, until a boot completes. Cut at every flash operation (journal, replay store,
+ * outbox, counter, audit): the physical command is applied at most once over all boots, every answer is one the
+ * command's state allows, and in the end both commands have been answered.
+ */
+function mqttCommandScenario(mode: FlashMode): CutScenario<CutState> {
+  const fleet = makeFleet();
+  const physical = fleet.command(1_000_000, 'set-output', { target: 4, value: 1 });
+  return {
+    name: `runtime/mqtt-commands/${mode}`,
+    flash: flashOptions(mode),
+    createState: () => ({ provisioned: false, applied: [], answers: [], done: false }),
+    boot(flash, state, bootIndex) {
+      if (!state.provisioned) {
+        provision(flash, fleet);
+        state.provisioned = true;
+      }
+      const d = bootDevice(flash, fleet, {
+        onApply: (counter) => {
+          ok(!state.applied.includes(counter), `command ${counter} applied twice (boot ${bootIndex})`);
+          state.applied.push(counter);
+        },
+      });
+      d.clock.advance(AFTER_BOOT_MS);
+      d.runtime.service();
+      d.clock.advance(1_000);
+      d.runtime.service();
+      const broker = connect(d);
+      // Counters above every earlier boot's replay floor for the diagnostic command (a fresh one each boot).
+      const diagnostic = fleet.command(2_000_000 + bootIndex * 1_000, 'report-status', { section: 0 });
+      for (const envelope of [physical, physical, diagnostic]) deliver(d, broker, COMMAND_TOPIC, envelope);
+      for (const r of replies(broker, fleet)) {
+        const answer = describe(r);
+        if (r.counter === 1_000_000) ok(['applied@1000000', 'already-applied@1000000', 'refused:outcome-unknown@1000000', 'refused:replay@1000000', 'refused:stale@1000000'].includes(answer), `answer ${answer}`);
+        if (answer === 'applied@1000000') ok(state.applied.includes(1_000_000), 'answered applied: it was applied');
+        if (answer === 'refused:replay@1000000' || answer === 'refused:stale@1000000') ok(!state.applied.includes(1_000_000), `${answer} only for a command never applied`);
+        state.answers.push(answer);
+      }
+      ok(state.answers.some((a) => a.endsWith('@1000000')), 'the physical command was answered');
+      ok(state.answers.some((a) => a.startsWith('accepted@2')), 'the diagnostic command was answered');
+      state.done = true;
+    },
+  };
+}
+
+cases.push(
+  ...(['plain', 'strict'] as const).map(
+    (mode): FirmwareCase => ({
+      name: `power cuts at every flash operation while commands arrive over MQTT and are answered (${mode}): applied at most once over all boots, every answer allowed by the command's state, both answered in the end`,
+      run(env): CaseReport {
+        const report: CaseReport = { ...runExhaustive(mqttCommandScenario(mode), runnerOptions(env, { variants: exhaustiveTier() ? 4 : 1, secondCuts: exhaustiveTier() ? { sample: 4 } : 'none' })) };
+        return report;
+      },
+    }),
+  ),
+);
 
 export const suite: CaseSuite = { name: 'runtime commands over MQTT', cases };

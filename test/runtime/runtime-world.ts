@@ -146,9 +146,12 @@ export function provision(flash: FlashPartition, fleet: Fleet, skip: readonly Pa
 
 export class RecordingActuator implements Actuator {
   readonly applied: { counter: number; effect: ActuatorEffect }[] = [];
+  /** `onApply`: told of every application too (a power-cut scenario checks across boots). */
+  constructor(private readonly onApply?: (counter: number) => void) {}
   apply(effect: ActuatorEffect, counter: number): void {
     ok(!this.applied.some((e) => e.counter === counter), `command ${counter} applied twice`);
     this.applied.push({ counter, effect: { ...effect } });
+    this.onApply?.(counter);
   }
 }
 
@@ -170,6 +173,8 @@ export interface BootOptions {
   /** More partitions by label (the update's otadata, slots, progress log). */
   extraPartitions?: Readonly<Record<string, FlashPartition>>;
   bootControl?: RuntimeHal['bootControl'];
+  /** Called on every application of a physical command (after the recording actuator's own check). */
+  onApply?: (counter: number) => void;
 }
 
 export function deviceConfig(fleet: Fleet, extra: Partial<RuntimeConfig> = {}): RuntimeConfig {
@@ -194,7 +199,7 @@ export function bootDevice(flash: FlashPartition, fleet: Fleet, options: BootOpt
   const parts = partsOf(flash);
   const clock = new VirtualClock(options.startMs ?? 0);
   const net = new FakeNet(clock);
-  const actuator = new RecordingActuator();
+  const actuator = new RecordingActuator(options.onApply);
   const logs: string[] = [];
   const missing = options.missing ?? [];
   const byLabel = new Map<string, FlashPartition>();
