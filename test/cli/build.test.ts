@@ -82,7 +82,7 @@ describe('holdfast build --board', () => {
   for (const id of BOARDS) {
     describe(id, () => {
       const dir = out(id);
-      const boardJson = () => JSON.parse(readFileSync(join(REPO, 'boards', id, 'board.json'), 'utf8')) as { chip: string; moddablePlatform: string; flash: { size: number }; watchdogTimeoutMs: number; partitions: Record<string, { type: string; subtype: string; offset: number; size: number }> };
+      const boardJson = () => JSON.parse(readFileSync(join(REPO, 'boards', id, 'board.json'), 'utf8')) as { chip: string; moddablePlatform: string; flash: { size: number }; watchdogTimeoutMs: number; jsHeap: { chunkBytes: number; slots: number; stackSlots: number }; partitions: Record<string, { type: string; subtype: string; offset: number; size: number }> };
 
       it('exits 0 and reports the project and the exact mcconfig command', () => {
         const result = JSON.parse(expectExit(run(id), 0, id).stdout) as BuildJson;
