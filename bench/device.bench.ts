@@ -22,10 +22,10 @@ import { COMMAND_POLICY, encodeCommandPayload } from '../firmware/runtime/comman
 import { BOARD, manifestFields, signedManifest, SLOT_SIZE, testImage, testWorld } from '../test/update/manifest-fixtures.ts';
 import { listBoards, loadBoard, type Board } from '../tools/boards/board.ts';
 import { bundleForXs } from '../tools/xs/bundle.ts';
-import { FREEZE_INTRINSICS_SOURCE } from '../tools/xs/freeze-intrinsics.ts';
 import { HostServices } from '../tools/xs/host-services.ts';
 import { fromUtf8, utf8 } from '../tools/xs/wire.ts';
-import { XsWorker, type XsMeter } from '../tools/xs/xsnap-worker.ts';
+import { spawnFrozenWorker } from '../tools/xs/suite-runner.ts';
+import type { XsMeter } from '../tools/xs/xsnap-worker.ts';
 import type { DeviceBenchRequest } from './device-guest.ts';
 import type { BenchGroup, Figure } from './figures.ts';
 
@@ -119,15 +119,7 @@ async function openDeviceGuest(): Promise<Guest> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const services = new HostServices();
-  const worker = XsWorker.spawn({ onCommand: services.handle, stdout: 'stderr' });
-  try {
-    worker.evaluate(code);
-    worker.evaluate(FREEZE_INTRINSICS_SOURCE);
-  } catch (error) {
-    worker.close();
-    throw error;
-  }
+  const worker = spawnFrozenWorker(code, new HostServices());
   return {
     call(request) {
       const { reply, meter } = worker.command(utf8(JSON.stringify(request)));

@@ -17,6 +17,7 @@ import fc from 'fast-check';
 import { CONSOLE_MAX_LINE, ConsoleDecoder, ConsoleServer, encodeConsoleFrame, type ConsoleFrame, type ConsoleTarget } from '../../firmware/protocol/console/index.ts';
 import { ConsoleUnlock } from '../../firmware/security/console-unlock.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { concat } from '../support/bytes.ts';
 
 const RUNS = 300;
 
@@ -55,16 +56,6 @@ function decode(chunks: Uint8Array[]): { frames: ConsoleFrame[]; decoder: Consol
     assert.ok(decoder.pending <= CONSOLE_MAX_LINE + 1, `pending ${decoder.pending}`);
   }
   return { frames, decoder };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** What a frame decodes to: every value as its wire text. */
@@ -111,7 +102,7 @@ describe('console framing under random and mutated bytes', () => {
         }
         const tailClean = tail.filter((b) => b !== 0x0a);
         parts.push(tailClean);
-        const { frames, decoder } = decode(chunked(concat(parts), sizes));
+        const { frames, decoder } = decode(chunked(concat(...parts), sizes));
         assert.deepEqual(frames, pairs.map(([, f]) => expected(f)));
         const skipped = decoder.stats.skippedBytes + decoder.pending;
         assert.ok(skipped <= garbageBytes + tailClean.length && skipped >= garbageBytes + tailClean.length - lineEnds, `skipped ${skipped} of ${garbageBytes + tailClean.length} garbage bytes`);
@@ -124,7 +115,7 @@ describe('console framing under random and mutated bytes', () => {
     fc.assert(
       fc.property(fc.array(frameArb, { minLength: 2, maxLength: 5 }), fc.nat(), fc.integer({ min: 0, max: 255 }), (list, where, byte) => {
         const encoded = list.map((f) => encodeConsoleFrame(f.kind, f.fields));
-        const stream = concat(encoded);
+        const stream = concat(...encoded);
         const at = where % stream.length;
         fc.pre(stream[at] !== byte);
         stream[at] = byte;

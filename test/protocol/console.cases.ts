@@ -24,6 +24,7 @@ import {
 } from '../../firmware/protocol/console/index.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseSuite } from '../support/cases.ts';
+import { concat } from '../support/bytes.ts';
 
 function ascii(text: string): Uint8Array {
   const out = new Uint8Array(text.length);
@@ -35,16 +36,6 @@ function text(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
   return s;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function hex4(n: number): string {

@@ -13,6 +13,7 @@ import { configureEd25519, createNobleCrypto } from '../../firmware/security/nob
 import { Ed25519Verifier, isSmallOrderPoint } from '../../firmware/security/ed25519-verifier.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseSuite } from '../support/cases.ts';
+import { concat } from '../support/bytes.ts';
 
 const L = 0x1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3edn;
 const WINDOWS = [0, 2, 4, 8] as const;
@@ -30,16 +31,6 @@ function fromLe(bytes: Uint8Array): bigint {
   let n = 0n;
   for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]);
   return n;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 interface Triple {

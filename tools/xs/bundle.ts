@@ -18,6 +18,8 @@ export interface BundleForXsOptions {
    * fields stay native (es2022+). es2021 lowers class fields, avoiding the bug.
    */
   target?: string;
+  /** esbuild plugins (the tests' Moddable module emulation). */
+  plugins?: esbuild.Plugin[];
 }
 
 export async function bundleForXs(entry: string, options: BundleForXsOptions = {}): Promise<string> {
@@ -42,9 +44,38 @@ export async function bundleForXs(entry: string, options: BundleForXsOptions = {
     // top-level `var`s to itself: publish the IIFE's value explicitly.
     ...(globalName !== undefined ? { globalName, footer: { js: `globalThis.${globalName} = ${globalName};` } } : {}),
     ...(options.define !== undefined ? { define: options.define } : {}),
+    ...(options.plugins !== undefined ? { plugins: options.plugins } : {}),
     logLevel: 'silent',
   });
   const out = result.outputFiles[0];
   if (!out) throw new Error(`esbuild produced no output for ${entry}`);
   return out.text;
+}
+
+/**
+ * Bundles `entry` as the ES module a Moddable project compiles (es2021, as
+ * for the test engine): every import is bundled except `externals`, the
+ * Moddable SDK's module names, which the project's manifest provides.
+ * Returns the module text and the external specifiers it imports.
+ */
+export async function bundleForModdable(entry: string, externals: readonly string[]): Promise<{ text: string; imports: string[] }> {
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    external: [...externals],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2021',
+    mainFields: ['module', 'main'],
+    conditions: ['module', 'import'],
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const out = result.outputFiles[0];
+  if (!out) throw new Error(`esbuild produced no output for ${entry}`);
+  const imports = new Set<string>();
+  // '<runtime>': esbuild's own helpers, not an import.
+  for (const input of Object.values(result.metafile.inputs)) for (const imp of input.imports) if (imp.external && !imp.path.startsWith('<')) imports.add(imp.path);
+  return { text: out.text, imports: [...imports].sort() };
 }

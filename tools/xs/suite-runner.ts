@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleForXs } from './bundle.ts';
+import { bundleForXs, type BundleForXsOptions } from './bundle.ts';
 import { FREEZE_INTRINSICS_SOURCE } from './freeze-intrinsics.ts';
 import { HostServices } from './host-services.ts';
 import { XsWorker, type XsMeter } from './xsnap-worker.ts';
@@ -23,8 +23,25 @@ export interface XsCaseResult {
 
 const CASE_SERVER = fileURLToPath(new URL('./guest/case-server.ts', import.meta.url));
 
+/**
+ * A worker that has evaluated `code` and then frozen the built-ins, as a
+ * device build does once the modules are preloaded (freeze-intrinsics.ts).
+ * Closed again when either evaluation throws.
+ */
+export function spawnFrozenWorker(code: string, services: HostServices): XsWorker {
+  const worker = XsWorker.spawn({ onCommand: services.handle, stdout: 'stderr' });
+  try {
+    worker.evaluate(code);
+    worker.evaluate(FREEZE_INTRINSICS_SOURCE);
+  } catch (error) {
+    worker.close();
+    throw error;
+  }
+  return worker;
+}
+
 /** Bundle `casesModule` (which exports `suite`) with the case server, ready to evaluate in XS. */
-export async function bundleSuiteForXs(casesModule: string): Promise<string> {
+export async function bundleSuiteForXs(casesModule: string, options: BundleForXsOptions = {}): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-suite-'));
   try {
     const entry = join(dir, 'entry.ts');
@@ -34,7 +51,7 @@ export async function bundleSuiteForXs(casesModule: string): Promise<string> {
         `import { serveSuite } from ${JSON.stringify(CASE_SERVER)};\n` +
         `serveSuite(suite);\n`,
     );
-    return await bundleForXs(entry);
+    return await bundleForXs(entry, options);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -50,16 +67,7 @@ export class XsSuiteRunner {
   static async open(casesModule: string): Promise<XsSuiteRunner> {
     const code = await bundleSuiteForXs(casesModule);
     const services = new HostServices();
-    const worker = XsWorker.spawn({ onCommand: services.handle, stdout: 'stderr' });
-    try {
-      worker.evaluate(code);
-      // As a device build does once the modules are preloaded (freeze-intrinsics.ts).
-      worker.evaluate(FREEZE_INTRINSICS_SOURCE);
-    } catch (error) {
-      worker.close();
-      throw error;
-    }
-    return new XsSuiteRunner(worker, services);
+    return new XsSuiteRunner(spawnFrozenWorker(code, services), services);
   }
 
   caseNames(): string[] {

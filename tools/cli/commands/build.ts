@@ -191,24 +191,12 @@ export async function bundleFirmware(outDir: string): Promise<Output[]> {
 
 /** The two bundles, not yet written. */
 async function bundles_(outDir: string): Promise<(OutputFile & { kind: string; data: string })[]> {
-  const esbuild = await import('esbuild');
-  const { bundleForXs } = await import('../../xs/bundle.ts');
+  const { bundleForModdable, bundleForXs } = await import('../../xs/bundle.ts');
   // The Moddable bundle is the device entry (runtime + target adapters); the SDK's module names stay imports.
-  const esm = await esbuild.build({
-    entryPoints: [DEVICE_ENTRY],
-    external: [...MODDABLE_EXTERNALS],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2021',
-    mainFields: ['module', 'main'],
-    conditions: ['module', 'import'],
-    logLevel: 'silent',
-  });
+  const esm = await bundleForModdable(DEVICE_ENTRY, MODDABLE_EXTERNALS);
   const iife = await bundleForXs(FIRMWARE_ENTRY, { globalName: 'holdfast' });
   return [
-    { path: join(outDir, ...BUNDLE_PATH.split('/')), data: esm.outputFiles[0].text, what: 'the Moddable bundle', kind: 'moddable esm module' },
+    { path: join(outDir, ...BUNDLE_PATH.split('/')), data: esm.text, what: 'the Moddable bundle', kind: 'moddable esm module' },
     { path: join(outDir, 'xs/holdfast.js'), data: iife, what: 'the host XS bundle', kind: 'host XS script' },
   ];
 }
