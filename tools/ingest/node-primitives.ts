@@ -3,7 +3,7 @@
  * Node's OpenSSL: HMAC-SHA-256, ChaCha20-Poly1305 and AES-256-GCM, the same
  * algorithms as the portable @noble build at native speed (the ingest opens
  * tens of thousands of envelopes a second). Checked against the noble
- * primitives in test/ingest/node-primitives.test.ts.
+ * primitives in test/ingest/cli.test.ts ("Node envelope primitives agree with the portable ones").
  *
  * Host tool (Node).
  */
