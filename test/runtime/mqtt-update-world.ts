@@ -74,6 +74,8 @@ export class Cloud {
   private seen = 0;
   private packetId = 1;
   receipts = true;
+  /** Chunk messages the cloud still sends (then it stops answering chunk requests: a cut or an outage to come). */
+  chunkBudget = Number.POSITIVE_INFINITY;
   private readonly keys;
   private readonly primitives;
 
@@ -128,7 +130,11 @@ export class Cloud {
           this.accepted.set(type, (this.accepted.get(type) ?? 0) + 1);
         }
         for (const out of this.responder.onTelemetry(TELEMETRY_TOPIC, publishes[i].payload)) {
-          if (out.payload[1] === 0x02) this.served += out.payload.length - 14;
+          if (out.payload[1] === 0x02) {
+            if (this.chunkBudget <= 0) continue;
+            this.chunkBudget--;
+            this.served += out.payload.length - 14;
+          }
           this.send(d, out.topic, out.payload);
         }
       }

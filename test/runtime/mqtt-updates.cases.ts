@@ -140,6 +140,29 @@ const cases: FirmwareCase[] = [
     },
   },
   {
+    name: 'a reboot in the middle of the download: the progress log names the image, the first CONNACK asks for its manifest (nobody pushes it), and staging resumes at the first block not done',
+    run(env) {
+      const s = setup(env);
+      const first = bootUpdateDevice(s.flash, s.fleet, s.world, LINK_CHECKS);
+      s.cloud.connect(first.d);
+      // Enough pieces for the first block only (3,840 + 256 bytes), then the cloud goes quiet; the device is reset.
+      s.cloud.chunkBudget = 2;
+      s.cloud.pushOffer(first.d);
+      equal(first.d.runtime.updateStats()?.wanted?.offset, BLOCK, 'block 0 staged, waiting for block 1');
+      const servedBefore = s.cloud.served;
+      const cloud = new Cloud(s.fleet, s.cloud.offer);
+      const second = bootUpdateDevice(s.flash, s.fleet, s.world, LINK_CHECKS);
+      ok(second.d.runtime.updateStats()?.resumeTag !== undefined, 'the interrupted download is known at boot');
+      const reset = restarted(() => cloud.connect(second.d));
+      ok(reset !== undefined && /update staged/.test(reset.message), 'finished without a push');
+      equal(cloud.responder.stats().manifestsSent, 1, 'the manifest was asked for');
+      // Requests of the first boot still unreceipted in the outbox go out again and are answered; the device takes only the block it needs.
+      equal(second.d.runtime.updateStats()?.chunks, Math.ceil((s.release.image.length - BLOCK) / chunkLengthFor(4096, UPDATE_TOPIC)), 'only the block not done was staged');
+      ok(cloud.served <= s.release.image.length + BLOCK, `served ${cloud.served} bytes after the reboot`);
+      return { servedBefore, servedAfter: cloud.served, ignored: second.d.runtime.updateStats()?.ignored ?? 0 };
+    },
+  },
+  {
     name: 'a trial boot that never reaches the broker rolls back (broker reached: not passed within its deadline); the factory image runs again',
     run(env) {
       const s = setup(env);
