@@ -44,7 +44,7 @@ import { CommandProcessor, type CommandEvent, type CommandResult } from './comma
 import { SafeModeStore, type SafeModeEntryCause, type SafeModeState } from './safe-mode.ts';
 import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
-import { chunkLengthFor, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
+import { chunkLengthFor, DEFAULT_UPDATE_RETRY_MS, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
 import { encodeCommandReply, ENVELOPE_DIGEST_PREFIX, type UnavailableReason } from './command-reply.ts';
 import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
 
@@ -76,8 +76,8 @@ export interface RuntimeUpdateConfig {
   readonly stepMs?: number;
   /**
    * Add the link's health checks to the trial: "broker reached" (a CONNACK
-   * in this boot) and "first record acknowledged" (a receipt released a
-   * record appended in this boot), each failing at its deadline, so a
+   * in this boot) and "first record acknowledged" (a receipt received in
+   * this boot released a record from flash), each failing at its deadline, so a
    * trial that cannot reach the broker rolls back. A device target sets it.
    */
   readonly linkChecks?: { readonly brokerReachedMs: number; readonly firstReceiptMs: number };
@@ -446,9 +446,9 @@ class DeviceRuntime implements Runtime {
           accepting: () => this.trialState !== 'running',
           log: hal.log,
         },
-        { retryMs: config.update?.requestRetryMs, maxChunk: chunkLengthFor(config.link.session.maximumPacketSize ?? 268_435_455, this.updateTopic) },
+        { retryMs: config.update?.requestRetryMs, maxChunk: chunkLengthFor(config.link.session.maximumPacketSize, this.updateTopic) },
       );
-      this.scheduler.every('update-retry', config.update?.requestRetryMs ?? 30_000, (t) => this.updates?.tick(t), this.lastTick);
+      this.scheduler.every('update-retry', config.update?.requestRetryMs ?? DEFAULT_UPDATE_RETRY_MS, (t) => this.updates?.tick(t), this.lastTick);
     }
     this.link = new TelemetryLink(
       { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto), subscriptions: this.updates === undefined ? [this.commandTopic] : [this.commandTopic, this.updateTopic] },

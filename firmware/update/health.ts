@@ -36,7 +36,7 @@ export function brokerReached(reached: () => boolean, deadlineMs = 60_000): Heal
   return { name: 'broker reached', deadlineMs, poll: () => (reached() ? PASSED : PENDING) };
 }
 
-/** Passes once `acknowledged()` says a record appended in this boot was acknowledged end to end (the ingest's receipt); fails at its deadline. */
+/** Passes once `acknowledged()` says a record was acknowledged end to end in this boot (a receipt from the ingest released it); fails at its deadline. */
 export function firstRecordAcknowledged(acknowledged: () => boolean, deadlineMs = 120_000): HealthCheck {
   return { name: 'first record acknowledged', deadlineMs, poll: () => (acknowledged() ? PASSED : PENDING) };
 }
