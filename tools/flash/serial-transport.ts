@@ -10,7 +10,14 @@
  *
  * Link loss (cable pulled, the far end of a pty closed) is `lost`: the
  * streams are errored and set to null as Web Serial does, pending and later
- * writes are refused, and `lostReason` says why.
+ * writes are refused, and `lostReason` says why. It is seen from
+ * serialport's close and error events and, because those do not always
+ * come, from the device node vanishing (checked every 200 ms, as
+ * tools/console/client.ts does): a pty whose far end closed is removed from
+ * /dev/pts and reads end-of-file for ever, which @serialport/bindings-cpp
+ * 13 retries in a tight loop without any event; a USB adapter pulled out
+ * loses its /dev/ttyUSB* node the same way. On loss the port is closed,
+ * which ends that loop.
  *
  * A pseudo-terminal has no modem lines: DTR/RTS changes fail there with
  * ENOTTY, which is ignored (recorded in `signalsUnsupported`); on a real
@@ -18,8 +25,12 @@
  *
  * Host tool (Node).
  */
+import { existsSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import { Transport } from 'esptool-js';
+
+/** How often an open port checks that its device node still exists. */
+const WATCH_MS = 200;
 
 export class LinkLostError extends Error {
   constructor(readonly reason: string) {
@@ -41,6 +52,7 @@ export class NodeSerialPort {
   private port: SerialPort | undefined;
   private readonly pending = new Set<PendingWrite>();
   private readonly lostListeners: (() => void)[] = [];
+  private watch: NodeJS.Timeout | undefined;
 
   constructor(readonly path: string) {}
 
@@ -81,6 +93,11 @@ export class NodeSerialPort {
       }
     });
     port.on('error', (error: Error) => this.markLost(error.message));
+    clearInterval(this.watch);
+    this.watch = setInterval(() => {
+      if (!existsSync(this.path)) this.markLost(`${this.path} is gone`);
+    }, WATCH_MS);
+    this.watch.unref();
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) => this.writeChunk(port, chunk),
     });
@@ -109,6 +126,10 @@ export class NodeSerialPort {
     if (this.lost) return;
     this.lost = true;
     this.lostReason = reason;
+    clearInterval(this.watch);
+    // Closing ends the binding's read loop on a vanished node (and errors the readable through the close event).
+    const port = this.port;
+    if (port?.isOpen) port.close(() => undefined);
     for (const entry of this.pending) entry.reject(new LinkLostError(reason));
     this.pending.clear();
     this.readable = null;
@@ -141,6 +162,7 @@ export class NodeSerialPort {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watch);
     const port = this.port;
     this.port = undefined;
     this.readable = null;
