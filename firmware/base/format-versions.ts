@@ -25,4 +25,10 @@ export const FORMAT_VERSIONS = Object.freeze({
   commandReply: 1,
   /** Update messages on the device's update topic and the update-request record, type 0x05 (docs/spec/device-topics.md). */
   updateMessage: 1,
+  /** The periodic health record, type 0x02 (firmware/runtime/health-record.ts, docs/spec/health-record.md). */
+  healthRecord: 1,
+  /** The serial console's line framing, the `1` of `HF1` (firmware/protocol/console/frame.ts, docs/spec/console.md). */
+  console: 1,
+  /** The console unlock challenge, `HFCU | version | ...` (firmware/security/console-unlock.ts, docs/spec/console.md). */
+  consoleChallenge: 1,
 });

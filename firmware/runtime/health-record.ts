@@ -9,6 +9,7 @@
  * any bytes give a record or a HealthRecordError with a stable code.
  */
 import { setErrorName } from '../base/error-name.ts';
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import type { OtaState } from '../hal/boot-control.ts';
 import type { ResetReason } from '../hal/system.ts';
 
@@ -22,7 +23,7 @@ export const RECORD_TYPES = Object.freeze({
   audit: 0x03,
 });
 
-export const HEALTH_RECORD_FORMAT = 1;
+export const HEALTH_RECORD_FORMAT = FORMAT_VERSIONS.healthRecord;
 export const HEALTH_RECORD_LENGTH = 64;
 /** u32 and u8 value meaning "not known". */
 export const UNKNOWN_U32 = 0xffffffff;

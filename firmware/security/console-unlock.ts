@@ -27,12 +27,13 @@ import type { Crypto } from '../hal/crypto.ts';
 import type { Entropy } from '../hal/entropy.ts';
 import type { MonotonicClock } from '../hal/clock.ts';
 import { elapsedMs } from '../base/ticks.ts';
+import { FORMAT_VERSIONS } from '../base/format-versions.ts';
 import { keyIdOf, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './verify.ts';
 
 /** "HFCU": the first bytes of every challenge (domain separation: no other holdfast document starts so). */
 export const CONSOLE_CHALLENGE_MAGIC: readonly number[] = Object.freeze([0x48, 0x46, 0x43, 0x55]);
 /** Format version of the challenge bytes. */
-export const CONSOLE_CHALLENGE_VERSION = 1;
+export const CONSOLE_CHALLENGE_VERSION = FORMAT_VERSIONS.consoleChallenge;
 export const CONSOLE_NONCE_LENGTH = 16;
 /** Longest device id in a challenge. */
 export const CONSOLE_MAX_DEVICE_ID = 64;

@@ -17,10 +17,11 @@
  */
 import { crc16 } from '../../base/crc16.ts';
 import { setErrorName } from '../../base/error-name.ts';
+import { FORMAT_VERSIONS } from '../../base/format-versions.ts';
 import { decodeUtf8 } from '../mqtt/utf8.ts';
 
 /** Version of the framing: the `1` of `HF1`. */
-export const CONSOLE_PROTOCOL_VERSION = 1;
+export const CONSOLE_PROTOCOL_VERSION = FORMAT_VERSIONS.console;
 /** Longest frame in bytes, from `H` through the CRC (the `\n` and an optional `\r` before it not counted). */
 export const CONSOLE_MAX_LINE = 512;
 /** Most fields in a frame. */
