@@ -8,8 +8,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import * as esbuild from 'esbuild';
 import { listBoards, loadBoard } from '../../tools/boards/board.ts';
+import { bundleForModdable } from '../../tools/xs/bundle.ts';
 import { DEVICE_ENTRY, DEVICE_TEMPLATE_DIR, MODDABLE_EXTERNALS, moddableManifest, projectFiles } from '../../tools/boards/moddable-project.ts';
 import { MODDABLE_MODULES } from '../../tools/check/firmware-rules.ts';
 import { join } from 'node:path';
@@ -27,23 +27,9 @@ const PROVIDERS: Readonly<Record<string, (manifest: Record<string, any>) => bool
   'holdfast-native': (m) => m.platforms.esp32.modules['holdfast-native'] === './native/holdfast-native',
 };
 
-async function deviceBundle(): Promise<{ imports: string[]; text: string }> {
-  const result = await esbuild.build({
-    entryPoints: [DEVICE_ENTRY],
-    external: [...MODDABLE_EXTERNALS],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2021',
-    mainFields: ['module', 'main'],
-    conditions: ['module', 'import'],
-    metafile: true,
-    logLevel: 'silent',
-  });
-  const imports = new Set<string>();
-  for (const input of Object.values(result.metafile.inputs)) for (const imp of input.imports) if (imp.external && !imp.path.startsWith('<')) imports.add(imp.path); // '<runtime>': esbuild's own helpers
-  return { imports: [...imports].sort(), text: result.outputFiles[0].text };
+/** The Moddable bundle exactly as `holdfast build --board` makes it. */
+function deviceBundle(): Promise<{ imports: string[]; text: string }> {
+  return bundleForModdable(DEVICE_ENTRY, MODDABLE_EXTERNALS);
 }
 
 describe('Moddable project: the target in the generated project', () => {
