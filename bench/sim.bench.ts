@@ -61,7 +61,11 @@ export async function measureEngine(engine: Engine, progress: (line: string) => 
     progress(`sim ${engine}: ${devices} devices, ${DURATION} simulated s`);
     const { summary } = await runFleet({ ...DEFAULT_SCENARIO, engine, devices, durationSec: DURATION, seed: 1000 + devices });
     const reasons: string[] = [];
-    if (!summary.ok) reasons.push(`${invariantsBroken(summary)} invariant violation(s)`);
+    if (!summary.ok) {
+      reasons.push(`${invariantsBroken(summary)} invariant violation(s)`);
+      // Say which, so a violation at scale can be chased (the run's seed is 1000 + devices).
+      for (const failure of summary.failures) progress(`  ${engine} ${devices} devices, seed ${1000 + devices}: ${failure}`);
+    }
     if (summary.notes.some((n) => n.includes('still waited'))) reasons.push('a window did not quiesce within its bound');
     if (summary.phases.runSec > DURATION) reasons.push(`${summary.phases.runSec} s of real time for ${DURATION} simulated s`);
     const sustained = reasons.length === 0;
