@@ -31,4 +31,6 @@ export const FORMAT_VERSIONS = Object.freeze({
   console: 1,
   /** The console unlock challenge, `HFCU | version | ...` (firmware/security/console-unlock.ts, docs/spec/console.md). */
   consoleChallenge: 1,
+  /** The provisioning record in the hf_prov partition, `HFPV | version | ...` (firmware/security/provisioning.ts, docs/spec/provisioning.md). */
+  provisioning: 1,
 });

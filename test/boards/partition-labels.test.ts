@@ -10,7 +10,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PARTITION_LABELS } from '../../firmware/runtime/boot.ts';
-import { DATA_ALIGN, HOLDFAST_PARTITION_MIN_BLOCKS, HOLDFAST_PARTITIONS, PROGRESS_ENTRY_BYTES, PROGRESS_SPARE_ENTRIES, listBoards, loadBoard } from '../../tools/boards/board.ts';
+import { DATA_ALIGN, HOLDFAST_PARTITION_MIN_BLOCKS, HOLDFAST_PARTITIONS, PROGRESS_ENTRY_BYTES, PROVISIONING_PARTITION, PROGRESS_SPARE_ENTRIES, listBoards, loadBoard } from '../../tools/boards/board.ts';
 
 const APP_SLOTS: ReadonlySet<string> = new Set([PARTITION_LABELS.ota0, PARTITION_LABELS.ota1]);
 const runtimeLabels: readonly string[] = Object.values(PARTITION_LABELS);
@@ -51,8 +51,14 @@ describe("partition labels: the runtime's PARTITION_LABELS and every board agree
       const slot = byName.get('ota_0')!.size;
       const progress = byName.get(PARTITION_LABELS.progress)!;
       assert.ok(progress.size / PROGRESS_ENTRY_BYTES - 2 >= slot / board.flash.blockLength + PROGRESS_SPARE_ENTRIES - 2, `${id}: the progress log holds a whole ${slot}-byte slot's chunks`);
-      // Nothing else of holdfast's: a data partition with a custom subtype that the runtime never opens would be dead flash.
-      for (const p of board.partitions) if (/^0x/.test(p.subtype)) assert.ok(runtimeLabels.includes(p.name), `${id}: ${p.name} is a label the runtime opens`);
+      // The provisioning partition: read by the device target at boot (docs/spec/provisioning.md), one encrypted 4 KiB block at least.
+      const prov = byName.get(PROVISIONING_PARTITION);
+      assert.ok(prov !== undefined, `${id} has ${PROVISIONING_PARTITION}`);
+      assert.equal(prov.type, 'data');
+      assert.ok(prov.size >= board.flash.blockLength, `${id} ${PROVISIONING_PARTITION}: at least one block`);
+      assert.equal(prov.flags, 'encrypted', `${id} ${PROVISIONING_PARTITION} is encrypted (it holds the device secret)`);
+      // Nothing else of holdfast's: a data partition with a custom subtype that neither the runtime nor the target's provisioning read opens would be dead flash.
+      for (const p of board.partitions) if (/^0x/.test(p.subtype)) assert.ok(runtimeLabels.includes(p.name) || p.name === PROVISIONING_PARTITION, `${id}: ${p.name} is a label the runtime opens`);
     });
   }
 });

@@ -20,6 +20,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { PROVISIONING_PARTITION_LABEL } from '../../firmware/security/provisioning.ts';
 
 export type Chip = 'esp32' | 'esp32s3' | 'esp32c3';
 
@@ -147,6 +148,14 @@ export const HOLDFAST_PARTITION_MIN_BLOCKS: Readonly<Record<string, number>> = O
   hf_progress: 2, // 16-byte entries (staging-progress.md)
 });
 export const HOLDFAST_PARTITIONS: readonly string[] = Object.freeze(Object.keys(HOLDFAST_PARTITION_MIN_BLOCKS));
+/**
+ * The provisioning partition (docs/spec/provisioning.md): written once at
+ * manufacture by `holdfast provision`, read by the device target at boot
+ * (not one of the runtime's PARTITION_LABELS). One 4 KiB block holds the
+ * record; every board must have it, as a data partition.
+ */
+export const PROVISIONING_PARTITION = PROVISIONING_PARTITION_LABEL;
+export const PROVISIONING_PARTITION_MIN_BLOCKS = 1;
 /** Bytes of one staging-progress entry (staging-progress.md). */
 export const PROGRESS_ENTRY_BYTES = 16;
 /**
@@ -371,6 +380,12 @@ export function checkLayout(partitions: readonly BoardPartition[], flashSize: nu
       const minBlocks = HOLDFAST_PARTITION_MIN_BLOCKS[name];
       if (p.size < minBlocks * DATA_ALIGN) fail(name, 'size', `${hex(p.size)}: expected at least ${minBlocks} 4 KiB sectors (the store's minimum geometry)`);
     }
+  }
+  const prov = byName.get(PROVISIONING_PARTITION);
+  if (prov === undefined) fail('', '', `no ${PROVISIONING_PARTITION} partition: expected the provisioning partition (data, at least one 4 KiB sector; docs/spec/provisioning.md)`);
+  else {
+    if (prov.type !== 'data') fail(PROVISIONING_PARTITION, 'type', `${prov.type}: expected data`);
+    if (prov.size < PROVISIONING_PARTITION_MIN_BLOCKS * DATA_ALIGN) fail(PROVISIONING_PARTITION, 'size', `${hex(prov.size)}: expected at least ${PROVISIONING_PARTITION_MIN_BLOCKS} 4 KiB sector`);
   }
   // The staging progress log records one CHUNK entry per 4 KiB block of the app slot: it must hold a whole slot's download.
   const progress = byName.get('hf_progress')!;
