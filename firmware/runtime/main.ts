@@ -23,7 +23,8 @@ import type { StreamConnector } from '../hal/stream.ts';
 import type { ResetReason, System } from '../hal/system.ts';
 import type { Watchdog } from '../hal/watchdog.ts';
 import { elapsedMs } from '../base/ticks.ts';
-import { StorageError } from '../base/storage-error.ts';
+import { setErrorName } from '../base/error-name.ts';
+import { StorageError, type StorageErrorCode } from '../base/storage-error.ts';
 import { Counter, type CounterStats } from '../storage/counter.ts';
 import { Outbox, type OutboxOptions, type OutboxStats } from '../storage/outbox.ts';
 import { AuditLog, type AuditEvent, type AuditLogStats, type AuditRecord } from '../storage/audit-log.ts';
@@ -38,10 +39,10 @@ import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialBoot, type TrialS
 import { TrustStore } from '../update/trust-store.ts';
 import { FloorStore } from '../update/floor-store.ts';
 import { brokerReached, firstRecordAcknowledged, runtimeStarted, type HealthCheck } from '../update/health.ts';
-import type { EspChip } from '../update/esp-app-image.ts';
-import { readOtadata, stateOfSlot } from '../update/otadata.ts';
+import { imageVersionOf, readEspAppDesc, verifyEspAppImage, type EspChip } from '../update/esp-app-image.ts';
+import { OtadataError, readOtadata, stateOfSlot } from '../update/otadata.ts';
 import { CommandProcessor, type CommandEvent, type CommandResult } from './commands.ts';
-import { SafeModeStore, type SafeModeEntryCause, type SafeModeState } from './safe-mode.ts';
+import { SafeModeStore, type SafeModeEntryCause, type SafeModeLeaveCause, type SafeModeState } from './safe-mode.ts';
 import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
 import { chunkLengthFor, DEFAULT_UPDATE_RETRY_MS, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
@@ -155,6 +156,23 @@ export interface RuntimeStatus {
   readonly commandReplies: number;
 }
 
+/** The result of an operator's action on the runtime (the console's confirm, rollback, safe mode): done with its facts, or refused with a token code. */
+export type RuntimeActionResult =
+  | { readonly ok: true; readonly fields: Readonly<Record<string, string | number | boolean | null>> }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
+/** One app slot as the console shows it. */
+export interface RuntimeSlotView {
+  readonly slot: SlotIndex;
+  readonly running: boolean;
+  /** Its otadata state ('none': no copy names it; 'unreadable': otadata does not read; null: no otadata partition). */
+  readonly state: string | null;
+  /** Its image passes the bootloader's checks (null: not known, no update agent to check with). */
+  readonly verifies: boolean | null;
+  readonly secureVersion: number | null;
+  readonly imageVersion: number | null;
+}
+
 export interface Runtime {
   readonly resetReason: ResetReason;
   service(now?: number): void;
@@ -178,6 +196,50 @@ export interface Runtime {
   updateStats(): MqttUpdatesStats | undefined;
   /** The health record as it would be published now. */
   healthRecord(now?: number): HealthRecord;
+  /** Both app slots: otadata state, whether the image verifies, its versions (reads and hashes the slots: a console command, not a loop). */
+  slots(): readonly [RuntimeSlotView, RuntimeSlotView];
+  /**
+   * Confirm the running trial image now (an operator's `confirm`): only while
+   * a trial runs and every one of its checks passes (`not-in-trial`,
+   * `checks-failed`, `checks-pending` otherwise); then the update agent
+   * commits it as the trial would (its CONFIRMED record, VALID, the floor;
+   * audited `update-committed`).
+   */
+  confirmTrial(): RuntimeActionResult;
+  /**
+   * Roll back to the other slot (an operator's `rollback`), by the update
+   * agent's rule (the other image verifies at or above the floor; audited
+   * `update-rolled-back`, or `rollback-impossible` and refused). The restart
+   * is scheduled (`restartPending`), not done here, so an answer can go out first.
+   */
+  rollBack(reason: string): RuntimeActionResult;
+  /**
+   * Safe mode from the unlocked console: on enters it with cause `console`
+   * (persisted, audited `safe-mode-entered`); off leaves it (audited
+   * `safe-mode-left` `console`) only when no cause found in this boot stands,
+   * as for the signed leave-safe-mode (docs/spec/safe-mode.md).
+   */
+  setSafeMode(on: boolean, cause: 'console'): RuntimeActionResult;
+  /** Schedule a restart: the next `service` restarts through the system HAL (log line `restart requested`). */
+  requestRestart(reason: string): void;
+  /** The reason of a scheduled restart, or undefined. */
+  restartPending(): string | undefined;
+  /** Append an event to the audit log, durable when it returns; throws StorageError when it cannot (no log, or the log refused). */
+  appendAudit(event: AuditEvent): void;
+  /**
+   * Values of the persistent counter (strictly increasing across reboots and
+   * power cuts; shared with telemetry and audit): the console's challenge
+   * numbers. `next` throws StorageError when the counter did not open.
+   */
+  counterValues(): { next(): number };
+}
+
+/** Thrown through the update agent to stop its restart when a restart is to be scheduled instead (never leaves the runtime). */
+class RestartDeferred extends Error {
+  constructor(readonly reason: string) {
+    super(`restart deferred: ${reason}`);
+    setErrorName(this, 'RestartDeferred');
+  }
 }
 
 export function startRuntime(hal: RuntimeHal, config: RuntimeConfig): Runtime {
@@ -233,6 +295,19 @@ class DeviceRuntime implements Runtime {
   private healthRecords = 0;
   private auditPublished = 0;
   private lastPublished = 0;
+  private checks: readonly HealthCheck[] = [];
+  private restartReason: string | undefined;
+  /** While true the update agent's restarts are scheduled, not done (an operator's action answers first). */
+  private deferRestarts = false;
+  /** The System the update agent restarts through: the HAL's, or a scheduled restart while `deferRestarts`. */
+  private readonly agentSystem: System = {
+    lastResetReason: () => this.hal.system.lastResetReason(),
+    restart: (reason: string): never => {
+      if (!this.deferRestarts) return this.hal.system.restart(reason);
+      this.requestRestart(reason);
+      throw new RestartDeferred(reason);
+    },
+  };
 
   constructor(hal: RuntimeHal, config: RuntimeConfig) {
     if (typeof hal !== 'object' || hal === null) throw new TypeError('runtime hal must be an object');
@@ -259,6 +334,8 @@ class DeviceRuntime implements Runtime {
     this.scheduler.every('audit-publish', this.config.auditPublishPeriodMs ?? DEFAULTS.auditPublishPeriodMs, () => this.publishAudit(), now, 0);
     // The link last: what the tasks before it appended goes out in the same turn.
     if (this.link !== undefined) this.scheduler.poll('link', this.link);
+    // A scheduled restart runs after everything else of its turn (the console's reply is already out).
+    this.scheduler.poll('restart', { nextDueMs: () => (this.restartReason === undefined ? undefined : 0), service: () => this.restartNow() });
   }
 
   // ------------------------------------------------------------ stages
@@ -386,7 +463,7 @@ class DeviceRuntime implements Runtime {
       chip: update.chip,
       watchdog: hal.watchdog,
       clock: hal.clock,
-      system: hal.system,
+      system: this.agentSystem,
       audit: { emit: (event) => this.auditEvent(auditOfUpdate(event)) },
     });
     const blocked = this.agent.blockedBy();
@@ -396,6 +473,7 @@ class DeviceRuntime implements Runtime {
       checks.push(brokerReached(() => this.brokerReachedThisBoot, update.linkChecks.brokerReachedMs));
       checks.push(firstRecordAcknowledged(() => (this.link?.stats().gate.released ?? 0) > 0, update.linkChecks.firstReceiptMs));
     }
+    this.checks = checks;
     this.trial = this.agent.beginTrial(checks, { watchdogTimeoutMs: update.watchdogTimeoutMs });
     if (this.trial !== undefined) {
       this.trialState = 'running';
@@ -404,18 +482,19 @@ class DeviceRuntime implements Runtime {
     }
   }
 
-  private stepTrial(): void {
+  private stepTrial(): TrialState | 'none' {
     const trial = this.trial;
-    if (trial === undefined) return;
+    if (trial === undefined) return this.trialState;
     const state = trial.step();
     this.trialState = state;
-    if (state === 'running') return;
+    if (state === 'running') return state;
     this.trial = undefined;
     this.scheduler.setEnabled('trial', false, this.lastTick);
     if (state === 'rollback-impossible') {
       this.fail('rollback-impossible', 'boot-slot', 'rollback-impossible', 'a failed trial cannot be rolled back');
       this.enterSafeMode('no-rollback');
     }
+    return state;
   }
 
   /** Stage 4: every failure with a safe-mode cause enters safe mode (the first cause is kept); a persisted safe mode is recorded again. */
@@ -626,25 +705,31 @@ class DeviceRuntime implements Runtime {
       return { result, mode: was ? 'unchanged' : 'entered' };
     }
     if (result.command === 'leave-safe-mode') {
-      if (!this.safe.active) return { result, mode: 'unchanged' };
-      const standing = this.standingCauses();
-      if (standing.length > 0) {
-        const detail = `causes found in this boot still stand: ${standing.join(', ')}`;
-        this.hal.log.write('warn', 'runtime', 'leave-safe-mode refused', { standing: standing.join(',') });
-        return { result, mode: 'leave-refused', detail };
-      }
-      try {
-        this.safe.leave('command');
-      } catch (error) {
-        if (!(error instanceof StorageError)) throw error;
-        // The log refused the write (or the format of an unreadable partition failed): still safe, nothing left.
-        this.hal.log.write('error', 'runtime', 'safe-mode state not written', { error: error.message });
-        return { result, mode: 'leave-refused', detail: `the safe-mode state cannot be written: ${error.message}` };
-      }
-      this.auditEvent({ kind: 'safe-mode-left', reason: 'command' });
-      return { result, mode: 'left' };
+      const left = this.leaveSafeMode('command');
+      return left.detail === undefined ? { result, mode: left.mode } : { result, mode: left.mode, detail: left.detail };
     }
     return { result, mode: 'unchanged' };
+  }
+
+  /** Rows 7, 8, 11, 12 of the state table (docs/spec/safe-mode.md), for a verified leave or the unlocked console's `safe-mode off`. */
+  private leaveSafeMode(cause: SafeModeLeaveCause): { mode: 'unchanged' | 'left' | 'leave-refused'; detail?: string } {
+    if (!this.safe.active) return { mode: 'unchanged' };
+    const standing = this.standingCauses();
+    if (standing.length > 0) {
+      const detail = `causes found in this boot still stand: ${standing.join(', ')}`;
+      this.hal.log.write('warn', 'runtime', 'leave-safe-mode refused', { standing: standing.join(','), by: cause });
+      return { mode: 'leave-refused', detail };
+    }
+    try {
+      this.safe.leave(cause);
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      // The log refused the write (or the format of an unreadable partition failed): still safe, nothing left.
+      this.hal.log.write('error', 'runtime', 'safe-mode state not written', { error: error.message });
+      return { mode: 'leave-refused', detail: `the safe-mode state cannot be written: ${error.message}` };
+    }
+    this.auditEvent({ kind: 'safe-mode-left', reason: cause });
+    return { mode: 'left' };
   }
 
   answerCommand(envelope: Uint8Array): CommandOutcome {
@@ -688,6 +773,144 @@ class DeviceRuntime implements Runtime {
     if (magnitude > (this.config.clockManipulationBoundMs ?? DEFAULTS.clockManipulationBoundMs)) {
       this.clockManipulated = true;
       this.enterSafeMode('clock');
+    }
+  }
+
+  // ------------------------------------------------------------ operator actions (the serial console)
+
+  slots(): readonly [RuntimeSlotView, RuntimeSlotView] {
+    const otadata = this.hal.partition(PARTITION_LABELS.otadata);
+    let states: readonly [string | null, string | null] = [null, null];
+    if (otadata !== undefined) {
+      try {
+        const readings = readOtadata(otadata);
+        states = [stateOfSlot(readings, 0) ?? 'none', stateOfSlot(readings, 1) ?? 'none'];
+      } catch (error) {
+        if (!(error instanceof OtadataError) && !(error instanceof StorageError)) throw error;
+        states = ['unreadable', 'unreadable'];
+      }
+    }
+    const running = this.runningSlot();
+    const chip = this.config.update?.chip;
+    const view = (slot: SlotIndex): RuntimeSlotView => {
+      const flash = this.hal.partition(slot === 0 ? PARTITION_LABELS.ota0 : PARTITION_LABELS.ota1);
+      let secureVersion: number | null = null;
+      let imageVersion: number | null = null;
+      let verifies: boolean | null = null;
+      if (flash !== undefined) {
+        const reading = readEspAppDesc(flash);
+        if (reading.kind === 'desc') {
+          secureVersion = reading.desc.secureVersion;
+          imageVersion = imageVersionOf(reading.desc) ?? null;
+        }
+        // The agent's rollback rule checks images so (checksum, app description; the appended hash is not required of the factory image).
+        if (chip !== undefined) verifies = reading.kind === 'desc' && verifyEspAppImage(flash, { chip, requireAppDesc: true, requireHash: false }, () => this.hal.crypto.createSha256()).ok;
+      }
+      return Object.freeze({ slot, running: running === slot, state: states[slot], verifies, secureVersion, imageVersion });
+    };
+    return Object.freeze([view(0), view(1)]) as readonly [RuntimeSlotView, RuntimeSlotView];
+  }
+
+  confirmTrial(): RuntimeActionResult {
+    const trial = this.trial;
+    if (trial === undefined || this.trialState !== 'running') {
+      return { ok: false, code: 'not-in-trial', message: `no trial boot is running (trial: ${this.trialState}): nothing to confirm` };
+    }
+    const failed: string[] = [];
+    const pending: string[] = [];
+    for (const check of this.checks) {
+      const s = check.poll();
+      if (s.state === 'failed') failed.push(`${check.name}: ${s.reason}`);
+      else if (s.state === 'pending') pending.push(check.name);
+    }
+    if (failed.length > 0) return { ok: false, code: 'checks-failed', message: `the trial's checks failed (${failed.join('; ')}): it rolls back at its next step` };
+    if (pending.length > 0) return { ok: false, code: 'checks-pending', message: `the trial's checks have not passed yet: ${pending.join(', ')}` };
+    const state = this.deferring(() => this.stepTrial());
+    if (state === 'committed') return { ok: true, fields: { slot: this.runningSlot(), state: 'valid', version: this.agent?.runningVersion() ?? null } };
+    return { ok: false, code: state === 'deferred' ? 'rolled-back' : state, message: `the trial ended ${state === 'deferred' ? 'rolled back (restart scheduled)' : state} instead of committing` };
+  }
+
+  rollBack(reason: string): RuntimeActionResult {
+    const agent = this.agent;
+    if (agent === undefined) return { ok: false, code: 'no-update-agent', message: 'no update agent on this device (no update configuration, or its partitions are missing)' };
+    const from = this.runningSlot();
+    const outcome = this.deferring(() => agent.rollBack(auditToken(reason)));
+    if (outcome !== 'deferred') return { ok: false, code: 'rollback-impossible', message: 'no other slot holds a valid image that verifies at or above the security floor' };
+    // The trial (if one ran) is over: its steps stop, its watchdog with them.
+    if (this.trial !== undefined) {
+      this.trial = undefined;
+      this.trialState = 'rolled-back';
+      this.scheduler.setEnabled('trial', false, this.lastTick);
+      this.hal.watchdog.disarm();
+    }
+    return { ok: true, fields: { slot: from, state: 'invalid', rebooting: true } };
+  }
+
+  setSafeMode(on: boolean, cause: 'console'): RuntimeActionResult {
+    if (cause !== 'console') throw new TypeError(`unknown safe-mode source ${String(cause)}`);
+    if (on) {
+      const was = this.safe.active;
+      this.enterSafeMode('console');
+      return { ok: true, fields: { 'safe-mode': true, changed: !was, cause: this.safe.status().cause } };
+    }
+    const left = this.leaveSafeMode('console');
+    if (left.mode === 'leave-refused') return { ok: false, code: 'leave-refused', message: left.detail ?? 'safe mode not left' };
+    return { ok: true, fields: { 'safe-mode': this.safe.active, changed: left.mode === 'left' } };
+  }
+
+  requestRestart(reason: string): void {
+    if (this.restartReason !== undefined) return;
+    this.restartReason = reason;
+    this.hal.log.write('warn', 'runtime', 'restart requested', { reason });
+  }
+
+  restartPending(): string | undefined {
+    return this.restartReason;
+  }
+
+  private restartNow(): void {
+    const reason = this.restartReason ?? 'requested';
+    this.hal.system.restart(reason);
+  }
+
+  counterValues(): { next(): number } {
+    return {
+      next: (): number => {
+        const counter = this.counter;
+        if (counter === undefined) {
+          const failure = this.failures.find((f) => f.code === 'counter-unreadable');
+          throw new StorageError(storageCode(failure?.cause), `no counter: ${failure?.message ?? 'not opened'}`);
+        }
+        return counter.next();
+      },
+    };
+  }
+
+  appendAudit(event: AuditEvent): void {
+    const audit = this.audit;
+    if (audit === undefined) {
+      this.auditLost++;
+      const failure = this.failures.find((f) => f.code === 'audit-unreadable');
+      throw new StorageError(storageCode(failure?.cause), `no audit log: ${failure?.message ?? 'not opened'}`);
+    }
+    try {
+      audit.append(event);
+    } catch (error) {
+      if (error instanceof StorageError) this.auditLost++;
+      throw error;
+    }
+  }
+
+  /** Run `action` with the update agent's restarts scheduled instead of done; 'deferred' when it restarted. */
+  private deferring<T>(action: () => T): T | 'deferred' {
+    this.deferRestarts = true;
+    try {
+      return action();
+    } catch (error) {
+      if (error instanceof RestartDeferred) return 'deferred';
+      throw error;
+    } finally {
+      this.deferRestarts = false;
     }
   }
 
@@ -841,6 +1064,13 @@ class DeviceRuntime implements Runtime {
   updateStats(): MqttUpdatesStats | undefined {
     return this.updates?.stats();
   }
+}
+
+const STORAGE_CODES: readonly string[] = Object.freeze(['format-too-new', 'not-formatted', 'blank', 'damaged', 'too-many-keys', 'bad-geometry', 'full', 'exhausted']);
+
+/** A boot failure's cause as a StorageError code (a missing partition has no geometry). */
+export function storageCode(cause: string | undefined): StorageErrorCode {
+  return cause !== undefined && STORAGE_CODES.includes(cause) ? (cause as StorageErrorCode) : 'bad-geometry';
 }
 
 /** A partition that reads as nothing (no safe-mode partition in the table): SafeModeStore.open reads it as unreadable. */

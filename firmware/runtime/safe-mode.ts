@@ -43,10 +43,12 @@ export type SafeModeEntryCause =
   /** The monotonic clock and signed times disagree beyond the manipulation bound. */
   | 'clock'
   /** A failed trial boot could not be rolled back (no other slot verifies at or above the floor). */
-  | 'no-rollback';
+  | 'no-rollback'
+  /** `safe-mode on` on the unlocked serial console (docs/spec/console.md). */
+  | 'console';
 
-/** Why the device left safe mode. */
-export type SafeModeLeaveCause = 'command';
+/** Why the device left safe mode: a verified leave-safe-mode command, or `safe-mode off` on the unlocked serial console. */
+export type SafeModeLeaveCause = 'command' | 'console';
 
 /** What the state reads as: entry causes, leave causes, 'none' (never entered), 'unreadable' (fail closed). */
 export type SafeModeCause = SafeModeEntryCause | SafeModeLeaveCause | 'none' | 'unreadable';
@@ -59,13 +61,16 @@ export const SAFE_MODE_CAUSE_CODES = Object.freeze({
   storage: 0x03,
   clock: 0x04,
   'no-rollback': 0x05,
+  console: 0x06,
   /** Leave causes: 0x80 and above. */
   'leave-command': 0x81,
+  'leave-console': 0x82,
   /** Never stored: what an unreadable partition reads as (health telemetry only). */
   unreadable: 0xfe,
 });
 
-const ENTRY_CAUSES: readonly SafeModeEntryCause[] = Object.freeze(['command', 'policy', 'storage', 'clock', 'no-rollback'] as const);
+const ENTRY_CAUSES: readonly SafeModeEntryCause[] = Object.freeze(['command', 'policy', 'storage', 'clock', 'no-rollback', 'console'] as const);
+const LEAVE_CODES: Readonly<Record<SafeModeLeaveCause, number>> = Object.freeze({ command: SAFE_MODE_CAUSE_CODES['leave-command'], console: SAFE_MODE_CAUSE_CODES['leave-console'] });
 const CAUSE_SPAN = 256;
 
 export interface SafeModeState {
@@ -86,7 +91,7 @@ export type LeaveOutcome = 'left' | 'not-active';
 /** The cause a stored code names, or undefined for a code this firmware does not know (read as safe, see `open`). */
 function causeOfCode(code: number, entering: boolean): SafeModeCause | undefined {
   if (code === SAFE_MODE_CAUSE_CODES.none) return entering ? undefined : 'none';
-  if (!entering) return code === SAFE_MODE_CAUSE_CODES['leave-command'] ? 'command' : undefined;
+  if (!entering) return code === LEAVE_CODES.command ? 'command' : code === LEAVE_CODES.console ? 'console' : undefined;
   for (const c of ENTRY_CAUSES) if (SAFE_MODE_CAUSE_CODES[c] === code) return c;
   return undefined;
 }
@@ -153,12 +158,12 @@ export class SafeModeStore {
   }
 
   /**
-   * Leave safe mode (a verified leave command only: the runtime checks).
+   * Leave safe mode (a verified leave command or the unlocked console only: the runtime checks).
    * An unreadable state is left by formatting the partition (normal mode,
    * transitions 0). Returns once durable.
    */
   leave(cause: SafeModeLeaveCause): LeaveOutcome {
-    if (cause !== 'command') throw new TypeError(`unknown leave cause ${String(cause)}`);
+    if (cause !== 'command' && cause !== 'console') throw new TypeError(`unknown leave cause ${String(cause)}`);
     if (!this.state.active) return 'not-active';
     if (this.log === undefined) {
       SafeModeStore.format(this.flash);
@@ -169,7 +174,7 @@ export class SafeModeStore {
     // The next even count: normal mode (an unknown code read as safe may sit on an even count).
     const t = this.state.transitions as number;
     const transitions = t % 2 === 1 ? t + 1 : t + 2;
-    const code = SAFE_MODE_CAUSE_CODES['leave-command'];
+    const code = LEAVE_CODES[cause];
     this.log.write(0, transitions * CAUSE_SPAN + code);
     this.state = Object.freeze({ active: false, cause, transitions, unreadable: undefined, code });
     return 'left';

@@ -19,27 +19,20 @@ import type { CommandOutcome, Runtime } from '../../firmware/runtime/main.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
 import { serve } from '../protocol/client-fakes.ts';
-import { bootOnce, flashOptions as updateFlashOptions, makeWorld, newDeviceState, partitionsOf as updatePartitionsOf, WATCHDOG_MS } from '../update/agent-world.ts';
-import { BOARD } from '../update/manifest-fixtures.ts';
-import { provisionDevice, SimBootloader } from '../../tools/sim/bootloader.ts';
+import { SimBootloader } from '../../tools/sim/bootloader.ts';
 import { DeviceReset } from '../../tools/sim/watchdog.ts';
 import { selfTest } from '../../firmware/update/health.ts';
-import type { HealthCheck } from '../../firmware/update/health.ts';
 import { FakeBroker } from '../protocol/session-broker.ts';
 import { equal, ok } from '../support/check.ts';
 import { caughtByInvariant, garbage, runnerOptions } from '../support/case-helpers.ts';
 import { WriteBackFlash } from '../support/write-back-flash.ts';
-import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
+import type { CaseSuite, FirmwareCase } from '../support/cases.ts';
+import { freshDevice, trialDevice } from './trial-world.ts';
 import { auditSummary, bootDevice, flashOptions, makeFleet, partsOf, provision, readAudit, type Device, type Fleet, type BootOptions } from './runtime-world.ts';
 
 const OTHER_DEVICE = Uint8Array.of(0xd1, 0, 0, 0, 0, 0, 0, 0x0b);
 /** The rate limiter starts spent at boot: commands wait a minute (docs/spec/commands.md). */
 const AFTER_BOOT_MS = 61_000;
-
-function freshDevice(env: CaseEnv, fleet: Fleet, skip: readonly PartitionKey[] = [], mode: FlashMode = 'plain'): { flash: FlashPartition; parts: ReturnType<typeof partsOf> } {
-  const flash = env.createFlash(flashOptions(mode));
-  return { flash, parts: provision(flash, fleet, skip) };
-}
 
 function part(flash: FlashPartition, key: PartitionKey): FlashPartition {
   return partsOf(flash)[key] as FlashPartition;
@@ -540,34 +533,6 @@ const cases: FirmwareCase[] = [
     },
   },
 ];
-
-/** A device whose update partitions hold a staged release in its trial boot (slot 1, pending-verify). */
-function trialDevice(env: CaseEnv, checks?: readonly HealthCheck[], eraseOldSlot = false) {
-  const fleet = makeFleet();
-  const { flash } = freshDevice(env, fleet);
-  const world = makeWorld();
-  const updateFlash = env.createFlash(updateFlashOptions('plain'));
-  const update = updatePartitionsOf(updateFlash);
-  provisionDevice(update, world.factory.image);
-  // The factory image installs release 2 and restarts into it (the update agent's own test world).
-  const state = newDeviceState(world, {}, world.release(2, 1));
-  try {
-    bootOnce(updateFlash, world, state);
-    throw new Error('the factory boot should stage the release and restart');
-  } catch (error) {
-    if (!(error instanceof DeviceReset)) throw error;
-  }
-  const decision = new SimBootloader({ otadata: update.otadata, slots: update.slots, createSha256: () => world.crypto.createSha256(), chip: world.chip }).boot();
-  equal(decision.slot, 1, 'the bootloader starts the trial of slot 1');
-  // Damage after the bootloader chose: the old image no longer verifies, so a failed trial cannot roll back.
-  if (eraseOldSlot) update.slots[0].eraseBlock(0);
-  const d = bootDevice(flash, fleet, {
-    extraPartitions: { otadata: update.otadata, ota_0: update.slots[0], ota_1: update.slots[1], hf_progress: update.progress },
-    bootControl: { runningSlot: () => decision.slot, runningState: () => 'pending-verify', requestTrial: () => undefined, confirmRunning: () => undefined, rejectRunning: () => undefined },
-    config: { update: { boardId: BOARD, chip: world.chip, watchdogTimeoutMs: WATCHDOG_MS, ...(checks === undefined ? {} : { checks }) } },
-  });
-  return { fleet, flash, world, update, d };
-}
 
 interface PolicyState {
   provisioned: boolean;
