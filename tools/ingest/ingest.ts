@@ -24,7 +24,8 @@ import { EnvelopeError, peekHeader, TELEMETRY_SUITES } from '../../firmware/secu
 import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import type { Inventory, KnownKey } from './inventory.ts';
 import { nodeEnvelopePrimitives } from './node-primitives.ts';
-import type { IngestStore, LoadedState, RefusalCount, SenderState, StoredRecord } from './store.ts';
+import { isShared, type IngestStore, type LoadedState, type RefusalCount, type SenderState } from './store.ts';
+import { judge, type Delivery } from './decide.ts';
 import { Subscriber, type IncomingMessage } from './subscriber.ts';
 import { IngestWindow } from './window.ts';
 import { receiptMessages } from './receipts.ts';
@@ -87,6 +88,8 @@ interface Sender {
 
 export class IngestService {
   readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0, receipts: 0 };
+  /** Transactions run again after a deadlock or serialization failure (several workers on PostgreSQL). */
+  retries = 0;
   /** performance.now() of the first message received and of the last commit. */
   firstMessageAt: number | undefined;
   lastCommitAt: number | undefined;
@@ -118,7 +121,8 @@ export class IngestService {
   constructor(private readonly options: IngestOptions) {
     this.batchMax = options.batchMax ?? DEFAULT_BATCH;
     this.lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
-    for (const s of options.loaded.senders) {
+    // A shared store keeps the windows in the database only (several workers); the embedded one keeps them here too.
+    if (!isShared(options.store)) for (const s of options.loaded.senders) {
       this.senders.set(`${s.device}/${s.keyId}`, { device: s.device, keyId: s.keyId, window: new IngestWindow(s.window), duplicates: s.duplicates, replays: s.replays, version: s.version });
     }
     this.done = new Promise((resolve, reject) => {
@@ -205,11 +209,8 @@ export class IngestService {
   }
 
   private async commitBatch(batch: readonly { message: IncomingMessage; arrivedAt: number }[]): Promise<void> {
-    const records: StoredRecord[] = [];
-    const touched = new Map<Sender, { sender: Sender; readVersion: number }>();
+    const deliveries: Delivery[] = [];
     const refusals = new Map<string, number>();
-    let duplicates = 0;
-    let replays = 0;
     for (const { message, arrivedAt } of batch) {
       const verdict = this.classify(message);
       if (verdict.kind === 'refused') {
@@ -217,52 +218,64 @@ export class IngestService {
         refusals.set(key, (refusals.get(key) ?? 0) + 1);
         continue;
       }
-      const { sender, counter, payload } = verdict;
-      if (!touched.has(sender)) touched.set(sender, { sender, readVersion: sender.version });
-      const decision = sender.window.check(counter);
-      if (decision === 'fresh') {
-        sender.window.accept(counter);
-        records.push({ device: sender.device, keyId: sender.keyId, counter, payload, arrivedAt });
-      } else if (decision === 'duplicate') {
-        sender.duplicates++;
-        duplicates++;
-      } else {
-        sender.replays++;
-        replays++;
-      }
+      deliveries.push({ device: verdict.device, keyId: verdict.keyId, counter: verdict.counter, payload: verdict.payload, arrivedAt });
     }
-    const senders: SenderState[] = [...touched.values()].map(({ sender, readVersion }) => ({
-      device: sender.device,
-      keyId: sender.keyId,
-      window: sender.window.state(),
-      duplicates: sender.duplicates,
-      replays: sender.replays,
-      version: readVersion,
-    }));
     const refusalRows: RefusalCount[] = [...refusals.entries()].map(([key, count]) => {
       const [device, reason] = key.split('\u0000');
       return { device, reason, count };
     });
-    await this.options.store.commit({ records, senders, refusals: refusalRows });
-    for (const { sender } of touched.values()) sender.version++;
+    const store = this.options.store;
+    let committed: { accepted: number; duplicates: number; replays: number; senders: readonly SenderState[] };
+    if (isShared(store)) {
+      // Several workers: the database judges the batch against the windows it holds, under row locks (store-postgres.ts).
+      const decision = await store.decide({ deliveries, refusals: refusalRows });
+      this.retries += decision.attempts - 1;
+      committed = decision;
+    } else {
+      committed = await this.judgeAndCommit(store, deliveries, refusalRows);
+    }
     this.lastCommitAt = performance.now();
     this.subscriber.ack(batch.map((b) => b.message));
-    // Only now, from committed windows: a receipt releases records from the devices' flash (docs/spec/receipt.md).
-    for (const receipt of receiptMessages(senders, this.options.inventory, this.primitives)) {
+    // Only now, from the windows as committed: a receipt releases records from the devices' flash (docs/spec/receipt.md).
+    for (const receipt of receiptMessages(committed.senders, this.options.inventory, this.primitives)) {
       if (this.subscriber.publish(receipt.topic, receipt.payload, true)) this.counts.receipts++;
     }
     const forgeries = refusalRows.reduce((n, r) => n + r.count, 0);
-    this.counts.accepted += records.length;
-    this.counts.duplicates += duplicates;
-    this.counts.replays += replays;
+    this.counts.accepted += committed.accepted;
+    this.counts.duplicates += committed.duplicates;
+    this.counts.replays += committed.replays;
     this.counts.forgeries += forgeries;
     this.counts.batches++;
     this.counts.messages += batch.length;
     if (batch.length > this.counts.largestBatch) this.counts.largestBatch = batch.length;
   }
 
+  /** One writer: judge against the windows kept in memory, commit with each window's version as read (a conflict stops the service). */
+  private async judgeAndCommit(store: IngestStore, deliveries: readonly Delivery[], refusals: RefusalCount[]) {
+    const judged = judge(deliveries, (device, keyId) => {
+      const id = `${device}/${keyId}`;
+      let sender = this.senders.get(id);
+      if (!sender) {
+        sender = { device, keyId, window: new IngestWindow(), duplicates: 0, replays: 0, version: 0 };
+        this.senders.set(id, sender);
+      }
+      return sender;
+    });
+    const senders: SenderState[] = judged.touched.map((sender) => ({
+      device: sender.device,
+      keyId: sender.keyId,
+      window: sender.window.state(),
+      duplicates: sender.duplicates,
+      replays: sender.replays,
+      version: sender.version,
+    }));
+    await store.commit({ records: judged.records, senders, refusals });
+    for (const sender of judged.touched) sender.version++;
+    return { accepted: judged.records.length, duplicates: judged.duplicates, replays: judged.replays, senders };
+  }
+
   /** Authentication and identity: the topic names the device, the envelope must prove it. */
-  private classify(message: IncomingMessage): { kind: 'refused'; device: string; reason: string } | { kind: 'authentic'; sender: Sender; counter: number; payload: Uint8Array } {
+  private classify(message: IncomingMessage): { kind: 'refused'; device: string; reason: string } | { kind: 'authentic'; device: string; keyId: number; counter: number; payload: Uint8Array } {
     const topic = message.topic;
     // The second level of holdfast/<device>/...: what topic.split('/')[1] gives, without splitting.
     let topicDevice: string | undefined;
@@ -278,13 +291,7 @@ export class IngestService {
     const known: KnownKey | undefined = peeked === undefined ? undefined : this.options.inventory.keys.get(`${topicDevice}/${peeked.keyId}`);
     try {
       const opened = authenticateEnvelope(bytes, this.openOptions(topicDevice, known));
-      const id = `${topicDevice}/${opened.keyId}`;
-      let sender = this.senders.get(id);
-      if (!sender) {
-        sender = { device: topicDevice, keyId: opened.keyId, window: new IngestWindow(), duplicates: 0, replays: 0, version: 0 };
-        this.senders.set(id, sender);
-      }
-      return { kind: 'authentic', sender, counter: opened.counter, payload: opened.payload };
+      return { kind: 'authentic', device: topicDevice, keyId: opened.keyId, counter: opened.counter, payload: opened.payload };
     } catch (error) {
       return { kind: 'refused', device: topicDevice, reason: error instanceof EnvelopeError ? error.code : 'malformed' };
     }

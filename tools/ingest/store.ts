@@ -9,6 +9,7 @@
  *
  * Host tool (Node).
  */
+import type { Delivery } from './decide.ts';
 import type { WindowState } from './window.ts';
 
 /** Format of the store's tables (ingest_meta 'format'); separate from the package version. */
@@ -149,4 +150,37 @@ export interface IngestStore {
   /** (device, key id, counter) of every record, for checks and tests (reads every record). */
   recordKeys(): Promise<{ device: string; keyId: number; counter: number }[]>;
   close(): Promise<void>;
+}
+
+/** A batch for a store that decides itself (SharedIngestStore): authentic deliveries, not yet judged, and refusals. */
+export interface DeliveryBatch {
+  readonly deliveries: readonly Delivery[];
+  readonly refusals: readonly RefusalCount[];
+}
+
+/** What a SharedIngestStore committed for one batch. */
+export interface Decision {
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly replays: number;
+  /** The state of every sender the batch touched, as this transaction committed it (the receipts are built from it). */
+  readonly senders: readonly SenderState[];
+  /** Attempts the transaction took (1 unless a deadlock or serialization failure made it run again). */
+  readonly attempts: number;
+}
+
+/**
+ * A store that several ingest workers share (store-postgres.ts): the
+ * worker keeps no window; `decide` reads and locks the batch's senders
+ * inside one transaction, judges the deliveries against what the database
+ * holds (./decide.ts), writes records, windows and refusal counts, and
+ * commits. Resolves only once committed; rejects with nothing committed.
+ */
+export interface SharedIngestStore extends IngestStore {
+  readonly shared: true;
+  decide(batch: DeliveryBatch): Promise<Decision>;
+}
+
+export function isShared(store: IngestStore): store is SharedIngestStore {
+  return (store as Partial<SharedIngestStore>).shared === true;
 }

@@ -14,7 +14,8 @@ import { CliError, fromNodeError } from '../errors.ts';
 import { readTextInput, checkOutputDir } from '../files.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { INVENTORY_MAX_BYTES, InventoryError, parseInventory, type Inventory } from '../../ingest/inventory.ts';
-import { DEFAULT_BATCH, DEFAULT_CLIENT_ID, DEFAULT_TOPIC, IngestService } from '../../ingest/ingest.ts';
+import { DEFAULT_BATCH, DEFAULT_CLIENT_ID, DEFAULT_LINGER_MS, DEFAULT_TOPIC, IngestService } from '../../ingest/ingest.ts';
+import { isPostgresUrl, PostgresStore, redactUrl } from '../../ingest/store-postgres.ts';
 import { acquireLock, LockedError } from '../../ingest/lock.ts';
 import { PgliteStore } from '../../ingest/store-pglite.ts';
 import { WorkerStore } from '../../ingest/store-worker.ts';
@@ -26,6 +27,8 @@ import { join } from 'node:path';
 interface RunFlags {
   broker: string;
   db: string;
+  sharedGroup?: string;
+  lingerMs: number;
   devices: string;
   topic: string;
   clientId: string;
@@ -47,24 +50,26 @@ export function registerIngest(program: Command): void {
     .command('run', { isDefault: true })
     .description('subscribe and ingest until SIGINT/SIGTERM (then commit, acknowledge, exit 0); `holdfast ingest` without a subcommand is `ingest run`')
     .requiredOption('--broker <url>', 'broker as mqtt://host:port')
-    .requiredOption('--db <dir>', 'database folder (created if missing)')
+    .requiredOption('--db <dir|url>', 'database folder (embedded PGlite, created if missing), or a PostgreSQL server as postgres://user[:password]@host:port/database')
     .requiredOption('--devices <file>', 'device inventory JSON (docs/spec/ingest.md, "Inventory")')
     .option('--topic <filter>', 'topic filter, subscribed at QoS 1', DEFAULT_TOPIC)
-    .option('--client-id <id>', 'MQTT client id: the persistent session is bound to it', DEFAULT_CLIENT_ID)
+    .option('--shared-group <name>', 'one of several workers: subscribe to $share/<name>/<filter> (MQTT 5 shared subscription); needs a postgres:// --db and a --client-id of its own')
+    .option('--client-id <id>', 'MQTT client id: the persistent session is bound to it (with --shared-group: a stable name per worker slot)', DEFAULT_CLIENT_ID)
     .option('--username <name>', 'broker user name')
     .option('--password <password>', `broker password (else $${PASSWORD_ENV})`)
     .option('--protocol-version <v>', 'MQTT protocol level: 5 (MQTT 5) or 4 (3.1.1)', parseInteger(4, 5), 5)
     .option('--batch <n>', 'most messages per transaction, 1..50000', parseInteger(1, 50_000), DEFAULT_BATCH)
+    .option('--linger-ms <ms>', 'longest wait for a batch to fill while messages keep arriving, 0..10000 (0: commit what is queued at once)', parseInteger(0, 10_000), DEFAULT_LINGER_MS)
     .option('--exit-after <n>', 'stop gracefully once this many records were accepted (benchmarks, tests)', parseInteger(1, Number.MAX_SAFE_INTEGER))
     .option('--progress-ms <ms>', 'progress line on stderr every <ms>, 0 for none', parseInteger(0, 3_600_000), 5000)
-    .option('--json', 'print {ok, accepted, duplicates, replays, forgeries, messages, batches, largestBatch, elapsedMs, recordsPerSecond, restart: {rowsRead, openMs}} when stopped')
+    .option('--json', 'print {ok, store, sharedGroup, accepted, duplicates, replays, forgeries, messages, batches, largestBatch, receipts, retries, elapsedMs, recordsPerSecond, restart: {rowsRead, openMs}} when stopped')
     .action(async (flags: RunFlags, command: Command) => run(flags, command));
   ingest
     .command('report')
     .description('per-device counts: accepted, duplicates dropped, replays rejected, forgeries rejected, gaps (docs/spec/ingest.md, "Report")')
-    .requiredOption('--db <dir>', 'database folder written by ingest run')
+    .requiredOption('--db <dir|url>', 'database folder written by ingest run, or its postgres:// server')
     .option('--json', 'print {devices: [{device, keyIds, accepted, duplicatesDropped, replaysRejected, forgeriesRejected, gaps, highest, forgeriesByReason}], totals, rowsRead}')
-    .action(async (flags: { db: string; json?: boolean }) => report(flags));
+    .action(async (flags: { db: string; json?: boolean }, command: Command) => report(flags, command));
 }
 
 function parseBroker(url: string, command: Command): { host: string; port: number } {
@@ -84,7 +89,29 @@ function loadInventory(file: string): Inventory {
   }
 }
 
-async function openStore(db: string, inWorker: boolean): Promise<{ store: IngestStore; release: () => void }> {
+function checkDbUrl(db: string, command: Command): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(db);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || url.hostname === '' || url.search !== '' || url.hash !== '') {
+    usageError(command, `expected postgres://user[:password]@host[:port]/database, got ${JSON.stringify(redactUrl(db).slice(0, 100))}`, '--db');
+  }
+}
+
+async function openStore(db: string, inWorker: boolean, command: Command): Promise<{ store: IngestStore; release: () => void; kind: 'pglite' | 'postgres' }> {
+  if (isPostgresUrl(db)) {
+    checkDbUrl(db, command);
+    try {
+      // Several processes share a server: no lock file; the database decides (store-postgres.ts).
+      return { store: await PostgresStore.open(db), release: () => undefined, kind: 'postgres' };
+    } catch (error) {
+      // Only the message (never the URL's password, never parameters).
+      throw new CliError(`cannot open the PostgreSQL database ${redactUrl(db)}: ${error instanceof Error ? error.message : String(error)}`, { code: 'io' });
+    }
+  }
   checkOutputDir(db, 'the ingest database folder');
   let release: () => void;
   try {
@@ -95,7 +122,7 @@ async function openStore(db: string, inWorker: boolean): Promise<{ store: Ingest
   }
   try {
     // The service commits from a worker thread so that the MQTT socket keeps being read during a commit (tools/ingest/store-worker.ts).
-    return { store: inWorker ? await WorkerStore.open(db) : await PgliteStore.open(db), release };
+    return { store: inWorker ? await WorkerStore.open(db) : await PgliteStore.open(db), release, kind: 'pglite' };
   } catch (error) {
     release();
     if (error instanceof CliError) throw error;
@@ -104,13 +131,26 @@ async function openStore(db: string, inWorker: boolean): Promise<{ store: Ingest
   }
 }
 
+/** $share/<group>/<filter> (MQTT 5 §4.8.2): the group is one topic level without wildcards. */
+function sharedTopic(flags: RunFlags, command: Command): string {
+  const group = flags.sharedGroup as string;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(group)) usageError(command, `expected 1..64 of A-Z a-z 0-9 _ . - (no /, + or #), got ${JSON.stringify(group.slice(0, 100))}`, '--shared-group');
+  if (!isPostgresUrl(flags.db)) usageError(command, 'several workers share one database: needs --db postgres://… (the embedded database is one process)', '--shared-group');
+  if (flags.protocolVersion !== 5) usageError(command, 'shared subscriptions are MQTT 5: needs --protocol-version 5', '--shared-group');
+  if (command.getOptionValueSource('clientId') !== 'cli') usageError(command, 'each worker needs its own stable --client-id (its persistent session holds its in-flight messages until it comes back)', '--shared-group');
+  if (flags.topic.startsWith('$share/')) usageError(command, 'give the plain filter; --shared-group adds $share/<name>/', '--topic');
+  return `$share/${group}/${flags.topic}`;
+}
+
 async function run(flags: RunFlags, command: Command): Promise<void> {
   const broker = parseBroker(flags.broker, command);
+  const topic = flags.sharedGroup !== undefined ? sharedTopic(flags, command) : flags.topic;
   const inventory = loadInventory(flags.devices);
   const password = flags.password ?? process.env[PASSWORD_ENV];
   const log = (line: string) => process.stderr.write(`holdfast ingest: ${line}\n`);
   const openedAt = performance.now();
-  const { store, release } = await openStore(flags.db, true);
+  const { store, release, kind } = await openStore(flags.db, true, command);
+  const dbName = kind === 'postgres' ? redactUrl(flags.db) : flags.db;
   let service: IngestService | undefined;
   let progress: NodeJS.Timeout | undefined;
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -118,7 +158,7 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
   try {
     const loaded = await store.load();
     const openMs = Math.round(performance.now() - openedAt);
-    log(`database ${flags.db} open in ${openMs} ms, ${loaded.rowsRead} rows read (${loaded.senders.length} senders); ${inventory.keys.size} device keys`);
+    log(`database ${dbName} open in ${openMs} ms, ${loaded.rowsRead} rows read (${loaded.senders.length} senders); ${inventory.keys.size} device keys`);
     service = new IngestService({
       host: broker.host,
       port: broker.port,
@@ -126,11 +166,12 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
       clientId: flags.clientId,
       ...(flags.username !== undefined ? { username: flags.username } : {}),
       ...(password !== undefined ? { password } : {}),
-      topic: flags.topic,
+      topic,
       store,
       loaded,
       inventory,
       batchMax: flags.batch,
+      lingerMs: flags.lingerMs,
       ...(flags.exitAfter !== undefined ? { exitAfter: flags.exitAfter } : {}),
       onLog: log,
     });
@@ -157,18 +198,21 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
         const rate = Math.round(((c.accepted - lastAccepted) * 1000) / (now - lastAt));
         lastAccepted = c.accepted;
         lastAt = now;
-        log(`${c.accepted} accepted (${rate}/s), ${c.duplicates} duplicates, ${c.replays} replays, ${c.forgeries} forgeries, ${c.batches} batches`);
+        log(`${c.accepted} accepted (${rate}/s), ${c.duplicates} duplicates, ${c.replays} replays, ${c.forgeries} forgeries, ${c.batches} batches${running.retries > 0 ? `, ${running.retries} transactions retried` : ''}`);
       }, flags.progressMs);
       progress.unref();
     }
     await service.start();
-    log(`subscribed to ${flags.topic} on ${broker.host}:${broker.port} as ${flags.clientId} (MQTT ${flags.protocolVersion === 5 ? '5' : '3.1.1'})`);
+    log(`subscribed to ${topic} on ${broker.host}:${broker.port} as ${flags.clientId} (MQTT ${flags.protocolVersion === 5 ? '5' : '3.1.1'})`);
     await service.done;
     const c = service.counts;
     const elapsedMs = service.firstMessageAt !== undefined && service.lastCommitAt !== undefined ? service.lastCommitAt - service.firstMessageAt : 0;
     const summary = {
       ok: true,
+      store: kind,
+      sharedGroup: flags.sharedGroup ?? null,
       ...c,
+      retries: service.retries,
       elapsedMs: Math.round(elapsedMs),
       recordsPerSecond: elapsedMs > 0 ? Math.round((c.accepted * 1000) / elapsedMs) : 0,
       restart: { rowsRead: loaded.rowsRead, openMs },
@@ -190,9 +234,9 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
   }
 }
 
-async function report(flags: { db: string; json?: boolean }): Promise<void> {
-  if (!existsSync(join(flags.db, 'pg'))) throw new CliError('holds no ingest database: expected a folder written by holdfast ingest run', { file: flags.db, code: 'not-found' });
-  const { store, release } = await openStore(flags.db, false);
+async function report(flags: { db: string; json?: boolean }, command: Command): Promise<void> {
+  if (!isPostgresUrl(flags.db) && !existsSync(join(flags.db, 'pg'))) throw new CliError('holds no ingest database: expected a folder written by holdfast ingest run', { file: flags.db, code: 'not-found' });
+  const { store, release } = await openStore(flags.db, false, command);
   try {
     const loaded = await store.load();
     const r = buildReport(loaded);

@@ -1,0 +1,205 @@
+/**
+ * The ingest scaled out (docs/spec/ingest.md, "Several workers";
+ * docs/design/scale-out.md): a throwaway PostgreSQL cluster
+ * (tools/net/postgres.ts), mosquitto with persistent sessions, and N
+ * ingest workers as real CLI processes behind one MQTT 5 shared
+ * subscription ($share/<group>/holdfast/+/telemetry/#). mosquitto hands
+ * the messages of one device to the workers in turn, so every batch of
+ * every worker touches every device's window: the database decides.
+ *
+ * 1. PostgresStore alone: 4 connections judge overlapping batches at once
+ *    (every record delivered 1-3 times, to random connections, in random
+ *    order): each record stored once; each sender's versions are handed
+ *    out once, in order, and every counter a returned (receipt) window
+ *    marks is a stored record.
+ * 2. 2 workers, the broker restarted mid-stream; 3. 4 workers, one
+ *    SIGKILLed mid-stream and started again under its client id (its
+ *    session holds its in-flight messages: mosquitto redelivers them to
+ *    it). Both: every record each device sent is stored exactly once, with
+ *    its payload (rows counted per (device, key id, counter)).
+ *
+ * Each device sends fewer than W = 1024 records, so no record can fall
+ * below its window whatever the order: what is checked is exactly once,
+ * not the window's reorder depth (test/ingest/window.test.ts).
+ *
+ * Without PostgreSQL or mosquitto the tests skip; with CI set they fail.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { findMosquitto, findMosquittoPasswd, requireComponents, skipUnless } from '../../tools/net/common.ts';
+import { findPostgres, startPostgres, type PostgresCluster } from '../../tools/net/postgres.ts';
+import { PostgresStore } from '../../tools/ingest/store-postgres.ts';
+import { IngestWindow } from '../../tools/ingest/window.ts';
+import type { Delivery } from '../../tools/ingest/decide.ts';
+import type { SenderState } from '../../tools/ingest/store.ts';
+import { Rng } from '../../tools/sim/rng.ts';
+import { holdfast } from '../cli/cli-harness.ts';
+import { deviceClient, makeFleet, publishAll, seal, startBroker, tempDir, waitUntil, writeInventory, type TestDevice } from './ingest-helpers.ts';
+import { acceptedSoFar, assertExactlyOnce, launchWorker, stopWorkers, subscribed, type WorkerProcess } from './scale-helpers.ts';
+
+const needs = [findPostgres(), findMosquitto(), findMosquittoPasswd()];
+const cleanups: (() => Promise<void> | void)[] = [];
+let cluster: PostgresCluster | undefined;
+const SEED = Number(process.env.HOLDFAST_INGEST_SEED ?? 20261206);
+
+describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { skip: skipUnless(needs) }, () => {
+  before(async () => {
+    requireComponents(needs);
+    // No crash of the server is tested here: fsync off keeps the run short.
+    cluster = await startPostgres({ fsync: false });
+  });
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await cluster?.stop();
+  });
+
+  it('concurrent transactions on shared windows: each record once, receipts only from committed windows', async () => {
+    const url = await (cluster as PostgresCluster).createDatabase('concurrent');
+    const rng = new Rng(SEED);
+    const devices = Array.from({ length: 6 }, (_, i) => `d2${i.toString(16).padStart(14, '0')}`);
+    const perDevice = 600;
+    // Every record delivered 1..3 times, shuffled, dealt to 4 connections in random batches.
+    const deliveries: Delivery[] = [];
+    for (const device of devices) {
+      for (let c = 1; c <= perDevice; c++) {
+        const copies = 1 + rng.below(3);
+        for (let k = 0; k < copies; k++) deliveries.push({ device, keyId: 1, counter: c, payload: new Uint8Array([c & 0xff, c >> 8]), arrivedAt: Date.now() });
+      }
+    }
+    for (let i = deliveries.length - 1; i > 0; i--) {
+      const j = rng.below(i + 1);
+      [deliveries[i], deliveries[j]] = [deliveries[j], deliveries[i]];
+    }
+    const stores = await Promise.all([0, 1, 2, 3].map(() => PostgresStore.open(url)));
+    cleanups.push(() => Promise.all(stores.map((s) => s.close())).then(() => undefined));
+    const queues: Delivery[][][] = stores.map(() => []);
+    for (let at = 0; at < deliveries.length; ) {
+      const size = 1 + rng.below(120);
+      queues[rng.below(stores.length)].push(deliveries.slice(at, at + size));
+      at += size;
+    }
+    const committed: SenderState[] = [];
+    let accepted = 0;
+    let duplicates = 0;
+    let retries = 0;
+    await Promise.all(
+      stores.map(async (store, i) => {
+        for (const batch of queues[i]) {
+          const d = await store.decide({ deliveries: batch, refusals: [] });
+          accepted += d.accepted;
+          duplicates += d.duplicates;
+          retries += d.attempts - 1;
+          committed.push(...d.senders);
+        }
+      }),
+    );
+    assert.equal(accepted, devices.length * perDevice, `seed ${SEED}: accepted once each`);
+    assert.equal(duplicates, deliveries.length - accepted, 'every other delivery a duplicate');
+    const keys = await stores[0].recordKeys();
+    assert.equal(keys.length, devices.length * perDevice, 'one row per record');
+    assert.equal(new Set(keys.map((k) => `${k.device}/${k.counter}`)).size, keys.length, 'no record twice');
+    // Each sender's versions 1..n were each handed out by exactly one transaction; a window from version v covers a subset of v + 1's.
+    const stored = new Set(keys.map((k) => `${k.device}/${k.counter}`));
+    for (const device of devices) {
+      const mine = committed.filter((s) => s.device === device).sort((a, b) => a.version - b.version);
+      assert.deepEqual(mine.map((s) => s.version), Array.from({ length: mine.length }, (_, i) => i + 1), `${device}: versions handed out once each, none skipped`);
+      let before: IngestWindow | undefined;
+      for (const s of mine) {
+        const w = new IngestWindow(s.window);
+        for (let c = Math.max(1, w.highest - 1023); c <= w.highest; c++) {
+          if (w.check(c) === 'duplicate') assert.ok(stored.has(`${device}/${c}`), `${device}: a receipt window of version ${s.version} marks ${c}, which is stored`);
+          if (before && before.check(c) === 'duplicate') assert.equal(w.check(c), 'duplicate', `${device}: version ${s.version} keeps what ${s.version - 1} marked (${c})`);
+        }
+        before = w;
+      }
+      assert.equal(before?.accepted, perDevice, `${device}: the last window counts every record`);
+    }
+    const loaded = await stores[0].load();
+    assert.equal(loaded.senders.reduce((n, s) => n + s.duplicates, 0), duplicates, 'duplicates counted in the windows');
+    assert.ok(retries >= 0);
+  });
+
+  /**
+   * `workers` CLI workers; `fleet` devices publish `perDevice` records each in the background; `disrupt` runs once
+   * `at` records were published. Then all are drained and checked.
+   */
+  async function scenario(name: string, workers: number, disrupt: (ctx: { broker: Awaited<ReturnType<typeof startBroker>>; pool: WorkerProcess[]; relaunch(i: number): Promise<void> }) => Promise<void>): Promise<{ results: Awaited<ReturnType<typeof stopWorkers>>; pool: WorkerProcess[] }> {
+    const fleet: TestDevice[] = makeFleet(8, 11);
+    const perDevice = 1000;
+    const url = await (cluster as PostgresCluster).createDatabase(name);
+    const t = tempDir();
+    cleanups.push(() => t.cleanup());
+    const inventory = writeInventory(t.dir, fleet);
+    const broker = await startBroker('mosquitto', fleet);
+    cleanups.push(() => broker.stop());
+    const pool: WorkerProcess[] = [];
+    const all: WorkerProcess[] = [];
+    cleanups.push(() => {
+      for (const w of all) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    });
+    const launch = (i: number) => {
+      const w = launchWorker(broker, url, inventory, 'ingest', `ingest-w${i + 1}`, ['--batch', '400', '--json']);
+      all.push(w);
+      pool[i] = w;
+      return w;
+    };
+    for (let i = 0; i < workers; i++) launch(i);
+    await Promise.all(pool.map((w) => subscribed(w)));
+
+    const clients = await Promise.all(fleet.map((d) => deviceClient(broker, d)));
+    cleanups.push(() => Promise.all(clients.map((c) => c.endAsync(true))).then(() => undefined));
+    let published = 0;
+    const publishing = Promise.all(
+      fleet.map(async (d, i) => {
+        for (let from = 1; from <= perDevice; from += 50) {
+          await publishAll(clients[i], d.topic, Array.from({ length: 50 }, (_, k) => seal(d, from + k)), 25);
+          published += 50;
+        }
+      }),
+    );
+    const total = fleet.length * perDevice;
+    const at = new Rng(SEED + workers).between(Math.floor(total * 0.25), Math.floor(total * 0.6));
+    await waitUntil(() => published >= at, 120_000, () => `publishers stuck at ${published}`);
+    await disrupt({
+      broker,
+      pool,
+      relaunch: async (i) => {
+        await subscribed(launch(i));
+      },
+    });
+    await publishing;
+
+    const store = await PostgresStore.open(url);
+    cleanups.push(() => store.close());
+    await waitUntil(async () => (await acceptedSoFar(store)) >= total, 120_000, () => `${name}: drained ${published} published; workers: ${pool.map((w) => w.stderr().slice(-300)).join(' | ')}`, 100);
+    const results = await stopWorkers(pool);
+    for (const r of results) assert.equal(r.status, 0, `${name}: ${r.clientId} stops gracefully: ${r.stderr.slice(-500)}`);
+    await assertExactlyOnce(store, fleet, perDevice, `${name} (seed ${SEED})`);
+    // The report reads the same server.
+    const report = await holdfast(['ingest', 'report', '--db', url, '--json']);
+    assert.equal(report.status, 0, report.stderr);
+    assert.equal(JSON.parse(report.stdout).totals.accepted, total);
+    return { results, pool };
+  }
+
+  it('2 workers, the broker restarted mid-stream: exactly once', async () => {
+    const { results } = await scenario('two_workers', 2, async ({ broker }) => {
+      await broker.restart();
+    });
+    const accepted = results.map((r) => Number(r.json?.accepted ?? 0));
+    assert.ok(accepted.every((n) => n > 0), `both workers accepted records: ${accepted.join(', ')}`);
+  });
+
+  it('4 workers, one SIGKILLed mid-stream and started again under its client id: exactly once', async () => {
+    let killed: { signal: NodeJS.Signals | null } | undefined;
+    const { results } = await scenario('four_workers', 4, async ({ pool, relaunch }) => {
+      const victim = new Rng(SEED).below(4);
+      pool[victim].child.kill('SIGKILL');
+      killed = await pool[victim].done;
+      await relaunch(victim);
+    });
+    assert.equal(killed?.signal, 'SIGKILL');
+    assert.equal(results.length, 4);
+    assert.ok(results.every((r) => r.json?.store === 'postgres' && r.json?.sharedGroup === 'ingest'), 'each worker says it ran shared on PostgreSQL');
+  });
+});

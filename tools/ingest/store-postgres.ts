@@ -1,0 +1,229 @@
+/**
+ * IngestStore on a PostgreSQL server (`holdfast ingest run --db
+ * postgres://…`), through node-postgres: the same schema and statements as
+ * the embedded store (./sql.ts), and what a single process cannot need:
+ * several ingest workers writing one database (docs/spec/ingest.md,
+ * "Several workers"; docs/design/scale-out.md).
+ *
+ * `decide(batch)` is the workers' path: the worker keeps no window in
+ * memory. One transaction per batch:
+ *   1. make sure a row exists for every sender of the batch (ENSURE_SENDERS:
+ *      an empty window at version 0; skipped for senders this process has
+ *      seen committed, since rows are never deleted);
+ *   2. read and row-lock them, in (device, key id) order (LOCK_SENDERS:
+ *      SELECT … FOR UPDATE): a worker whose batch shares a sender waits
+ *      here until the holder commits, then reads the committed window;
+ *   3. judge the deliveries against those windows, in arrival order
+ *      (./decide.ts, the same code as the embedded ingest);
+ *   4. insert the fresh records (plain INSERT: the primary key refuses a
+ *      second row for one counter, failing the whole transaction), write
+ *      the windows (version-checked UPDATE, version + 1), add refusals;
+ *   5. COMMIT; only then return the windows as committed (receipts).
+ * A deadlock (40P01) or serialization failure (40001) rolls back and runs
+ * the transaction again from step 1; any other error rolls back and
+ * rejects (the worker then stops without acknowledging: the broker
+ * redelivers, and the database decides again).
+ *
+ * Durability: a COMMIT returns once the server wrote its WAL (fsync on,
+ * synchronous_commit on: PostgreSQL's defaults), so an accepted record
+ * survives a crash of the ingest, of the server and of its host.
+ *
+ * Host tool (Node).
+ */
+import pg from 'pg';
+import { judge, type JudgedSender } from './decide.ts';
+import {
+  byteaArrayLiteral, ENSURE_SENDERS, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
+  SELECT_FORMAT, SELECT_RECORD_KEYS, SELECT_RECORDS, SELECT_REFUSALS, SELECT_SENDERS, senderColumns, senderFromRow, senderUpdateColumns,
+  UPDATE_SENDERS, UPSERT_REFUSALS,
+} from './sql.ts';
+import {
+  INGEST_STORE_FORMAT, recordColumns, StoreConflictError, type Batch, type Decision, type DeliveryBatch, type LoadedState, type RecordColumns,
+  type RefusalCount, type SenderState, type SharedIngestStore,
+} from './store.ts';
+import { IngestWindow, WINDOW_BITMAP_BYTES } from './window.ts';
+
+/** Whether `db` names a PostgreSQL server (postgres:// or postgresql://) rather than a folder. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
+}
+
+/** `url` without its password, for logs and errors. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable)';
+  }
+}
+
+/** SQLSTATEs after which the whole transaction is simply run again: deadlock_detected, serialization_failure. */
+const RETRY_CODES = new Set(['40P01', '40001']);
+const MAX_ATTEMPTS = 20;
+const EMPTY_BITMAP = Buffer.alloc(WINDOW_BITMAP_BYTES);
+
+interface LockedSender extends JudgedSender {
+  readonly version: number;
+}
+
+export class PostgresStore implements SharedIngestStore {
+  readonly shared = true as const;
+  /** Senders known to have a committed row (rows are never deleted): step 1 is skipped for them. */
+  private readonly known = new Set<string>();
+  private closed = false;
+
+  private constructor(private readonly client: pg.Client) {}
+
+  /** Connect to `url` (postgres://user[:password]@host:port/database) and create the tables if needed. */
+  static async open(url: string, options: { applicationName?: string } = {}): Promise<PostgresStore> {
+    const client = new pg.Client({ connectionString: url, application_name: options.applicationName ?? 'holdfast-ingest' });
+    // A server that goes away mid-transaction surfaces as the pending query's rejection; this keeps the idle case from throwing unhandled.
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(SCHEMA_LOCK);
+      for (const statement of SCHEMA) await client.query(statement);
+      const found = await client.query<{ value: string }>(SELECT_FORMAT);
+      if (found.rows.length === 0) await client.query(INSERT_FORMAT, [String(INGEST_STORE_FORMAT)]);
+      else if (found.rows[0].value !== String(INGEST_STORE_FORMAT)) throw new Error(`store format ${found.rows[0].value}, this holdfast reads ${INGEST_STORE_FORMAT}`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return new PostgresStore(client);
+  }
+
+  async load(): Promise<LoadedState> {
+    const senders = await this.client.query<Record<string, unknown>>(SELECT_SENDERS);
+    const refusals = await this.client.query<Record<string, unknown>>(SELECT_REFUSALS);
+    // Version 0 rows exist only inside a transaction that has not committed; they are never read here.
+    return {
+      senders: senders.rows.map(senderFromRow),
+      refusals: refusals.rows.map((r) => ({ device: String(r.device), reason: String(r.reason), count: num(r.count) })),
+      rowsRead: senders.rows.length + refusals.rows.length,
+    };
+  }
+
+  /** The single-writer path (version-checked, as PgliteStore): for a caller that keeps the windows itself. */
+  async commit(batch: Batch): Promise<void> {
+    await this.transaction(async () => {
+      await this.writeRecords(recordColumns(batch.records));
+      const fresh = batch.senders.filter((s) => s.version === 0);
+      const known = batch.senders.filter((s) => s.version !== 0);
+      if (fresh.length > 0) await this.client.query(INSERT_SENDERS, byteaSenders(senderColumns(fresh)));
+      if (known.length > 0) await this.updateSenders(known);
+      await this.addRefusals(batch.refusals);
+    });
+  }
+
+  async decide(batch: DeliveryBatch): Promise<Decision> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { ...(await this.transaction(() => this.decideOnce(batch))), attempts: attempt };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === 'string' && RETRY_CODES.has(code) && attempt < MAX_ATTEMPTS) continue;
+        throw error;
+      }
+    }
+  }
+
+  private async decideOnce(batch: DeliveryBatch): Promise<Omit<Decision, 'attempts'>> {
+    const keys = new Map<string, { device: string; keyId: number }>();
+    for (const d of batch.deliveries) {
+      const key = `${d.device}/${d.keyId}`;
+      if (!keys.has(key)) keys.set(key, { device: d.device, keyId: d.keyId });
+    }
+    const locked = new Map<string, LockedSender>();
+    if (keys.size > 0) {
+      const all = [...keys.values()];
+      const unknown = all.filter((k) => !this.known.has(`${k.device}/${k.keyId}`));
+      if (unknown.length > 0) await this.client.query(ENSURE_SENDERS, [unknown.map((k) => k.device), unknown.map((k) => k.keyId), EMPTY_BITMAP]);
+      const rows = await this.client.query<Record<string, unknown>>(LOCK_SENDERS, [all.map((k) => k.device), all.map((k) => k.keyId)]);
+      for (const row of rows.rows) {
+        const s = senderFromRow(row);
+        // A version 0 row is the empty window ENSURE_SENDERS just made (or one another writer made and committed... never: it updates it in the same transaction).
+        locked.set(`${s.device}/${s.keyId}`, { device: s.device, keyId: s.keyId, window: s.version === 0 ? new IngestWindow() : new IngestWindow(s.window), duplicates: s.duplicates, replays: s.replays, version: s.version });
+      }
+      if (locked.size !== keys.size) throw new Error(`internal: ${keys.size - locked.size} sender row(s) missing after ENSURE_SENDERS`);
+    }
+    const judged = judge(batch.deliveries, (device, keyId) => locked.get(`${device}/${keyId}`) as LockedSender);
+    await this.writeRecords(recordColumns(judged.records));
+    const senders: SenderState[] = judged.touched.map((s) => ({ device: s.device, keyId: s.keyId, window: s.window.state(), duplicates: s.duplicates, replays: s.replays, version: s.version }));
+    if (senders.length > 0) await this.updateSenders(senders);
+    await this.addRefusals(batch.refusals);
+    return {
+      accepted: judged.records.length,
+      duplicates: judged.duplicates,
+      replays: judged.replays,
+      senders: senders.map((s) => ({ ...s, version: s.version + 1 })),
+    };
+  }
+
+  /** BEGIN, `body`, COMMIT; ROLLBACK when anything fails. Resolves only after COMMIT returned. */
+  private async transaction<T>(body: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('the PostgreSQL store is closed');
+    await this.client.query('BEGIN');
+    let result: T;
+    try {
+      result = await body();
+      await this.client.query('COMMIT');
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    this.noteKnown(result);
+    return result;
+  }
+
+  private noteKnown(result: unknown): void {
+    const senders = (result as { senders?: readonly SenderState[] } | undefined)?.senders;
+    if (senders) for (const s of senders) this.known.add(`${s.device}/${s.keyId}`);
+  }
+
+  private async writeRecords(r: RecordColumns): Promise<void> {
+    if (r.count === 0) return;
+    const [device, keyId, counter, payloads, arrivedAt] = recordColumnParams(r);
+    // The payloads as one bytea[] literal, hex-encoded in one pass (node-postgres would escape element by element).
+    await this.client.query(INSERT_RECORDS, [device, keyId, counter, byteaArrayLiteral(payloads), arrivedAt]);
+  }
+
+  private async updateSenders(senders: readonly SenderState[]): Promise<void> {
+    const updated = await this.client.query(UPDATE_SENDERS, byteaSenders(senderUpdateColumns(senders)));
+    if (updated.rowCount !== senders.length) throw new StoreConflictError(`${senders.length - (updated.rowCount ?? 0)} sender window(s) changed since they were read (another writer?)`);
+  }
+
+  private async addRefusals(f: readonly RefusalCount[]): Promise<void> {
+    if (f.length === 0) return;
+    await this.client.query(UPSERT_REFUSALS, [f.map((x) => x.device), f.map((x) => x.reason), f.map((x) => x.count)]);
+  }
+
+  async recordKeys(): Promise<{ device: string; keyId: number; counter: number }[]> {
+    const rows = await this.client.query<Record<string, unknown>>(SELECT_RECORD_KEYS);
+    return rows.rows.map((r) => ({ device: String(r.device), keyId: num(r.key_id), counter: num(r.counter) }));
+  }
+
+  /** Payloads of records, for tests. */
+  async records(): Promise<{ device: string; keyId: number; counter: number; payload: Uint8Array; arrivedAt: Date }[]> {
+    const rows = await this.client.query<Record<string, unknown>>(SELECT_RECORDS);
+    return rows.rows.map((r) => ({ device: String(r.device), keyId: num(r.key_id), counter: num(r.counter), payload: new Uint8Array(r.payload as Uint8Array), arrivedAt: new Date(r.arrived_at as string) }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.end();
+  }
+}
+
+/** Sender parameters with the bitmap column (index 4) as one bytea[] literal. */
+function byteaSenders(columns: unknown[]): unknown[] {
+  const out = [...columns];
+  out[4] = byteaArrayLiteral(columns[4] as Uint8Array[]);
+  return out;
+}
