@@ -62,7 +62,8 @@ describe('holdfast ingest: CLI contract', () => {
       const [help, runHelp, reportHelp, noDevices, badBroker, badBatch, short, dup, broken, unknownField, missing, noDb, held] = runs;
       assert.match(expectExit(help, 0, 'ingest --help').stdout, /run \[options\][\s\S]*report \[options\]/);
       assert.match(expectExit(runHelp, 0, 'ingest run --help').stdout, /--broker <url>[\s\S]*--devices <file>[\s\S]*--batch <n>/);
-      assert.match(expectExit(reportHelp, 0, 'ingest report --help').stdout, /--db <dir>/);
+      assert.match(expectExit(reportHelp, 0, 'ingest report --help').stdout, /--db <dir-or-url>/);
+      assert.match(runHelp.stdout, /--db <dir-or-url>[\s\S]*--shared-group <name>[\s\S]*--linger-ms <ms>/);
       expectExit(noDevices, 2, 'a required flag missing');
       assert.match(noDevices.stderr, /--devices/);
       expectExit(badBroker, 2, 'a broker that is not mqtt://host:port');
@@ -92,6 +93,45 @@ describe('holdfast ingest: CLI contract', () => {
     } finally {
       holder.kill('SIGKILL');
     }
+  });
+});
+
+describe('holdfast ingest: CLI contract of the scaled-out ingest (no server needed)', () => {
+  it('--shared-group, --db postgres://, --linger-ms: usage errors name the flag; an unreachable server is one line without its password', async () => {
+    const fleet = makeFleet(1);
+    const good = join(t.dir, 'devices-pg.json');
+    writeFileSync(good, inventoryJson(fleet));
+    const broker = ['--broker', 'mqtt://127.0.0.1:1', '--devices', good];
+    const pgUrl = 'postgres://holdfast:s3cretpw@127.0.0.1:1/ingest';
+    const runs = await batch([
+      ['ingest', 'run', ...broker, '--db', join(t.dir, 'folder'), '--shared-group', 'g', '--client-id', 'w1', '--json'],
+      ['ingest', 'run', ...broker, '--db', pgUrl, '--shared-group', 'g', '--json'],
+      ['ingest', 'run', ...broker, '--db', pgUrl, '--shared-group', 'a/b', '--client-id', 'w1'],
+      ['ingest', 'run', ...broker, '--db', pgUrl, '--shared-group', 'g', '--client-id', 'w1', '--protocol-version', '4'],
+      ['ingest', 'run', ...broker, '--db', 'postgres://', '--json'],
+      ['ingest', 'run', ...broker, '--db', join(t.dir, 'folder'), '--linger-ms', '10001', '--json'],
+      ['ingest', 'run', ...broker, '--db', pgUrl, '--shared-group', 'g', '--client-id', 'w1', '--json'],
+      ['ingest', 'report', '--db', pgUrl],
+    ]);
+    const [folder, noClientId, badGroup, v4, badUrl, badLinger, unreachable, reportUnreachable] = runs;
+    expectExit(folder, 2, '--shared-group on a folder');
+    assert.equal(jsonErrorOf(folder, 'folder').error.field, '--shared-group');
+    expectExit(noClientId, 2, '--shared-group without --client-id');
+    assert.match(jsonErrorOf(noClientId, 'client id').error.message, /--client-id/);
+    expectExit(badGroup, 2, 'a group with a slash');
+    assert.match(assertOneLineError(badGroup, 'ingest run', 'bad group'), /--shared-group/);
+    expectExit(v4, 2, 'shared subscriptions on MQTT 3.1.1');
+    expectExit(badUrl, 2, 'postgres:// without a host');
+    assert.equal(jsonErrorOf(badUrl, 'bad url').error.field, '--db');
+    expectExit(badLinger, 2, '--linger-ms out of range');
+    assert.equal(jsonErrorOf(badLinger, 'linger').error.field, '--linger-ms');
+    expectExit(unreachable, 1, 'a server that does not answer');
+    const error = jsonErrorOf(unreachable, 'unreachable').error;
+    assert.equal(error.code, 'io');
+    assert.match(error.message, /cannot open the PostgreSQL database postgres:\/\/holdfast:\*\*\*@127\.0\.0\.1:1\/ingest/);
+    expectExit(reportUnreachable, 1, 'report of a server that does not answer');
+    assertOneLineError(reportUnreachable, 'ingest report', 'report unreachable');
+    assert.ok(!transcript.some((text) => text.includes('s3cretpw')), 'the database password is never printed');
   });
 });
 

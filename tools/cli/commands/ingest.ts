@@ -50,7 +50,7 @@ export function registerIngest(program: Command): void {
     .command('run', { isDefault: true })
     .description('subscribe and ingest until SIGINT/SIGTERM (then commit, acknowledge, exit 0); `holdfast ingest` without a subcommand is `ingest run`')
     .requiredOption('--broker <url>', 'broker as mqtt://host:port')
-    .requiredOption('--db <dir|url>', 'database folder (embedded PGlite, created if missing), or a PostgreSQL server as postgres://user[:password]@host:port/database')
+    .requiredOption('--db <dir-or-url>', 'database folder (embedded PGlite, created if missing), or a PostgreSQL server as postgres://user[:password]@host:port/database')
     .requiredOption('--devices <file>', 'device inventory JSON (docs/spec/ingest.md, "Inventory")')
     .option('--topic <filter>', 'topic filter, subscribed at QoS 1', DEFAULT_TOPIC)
     .option('--shared-group <name>', 'one of several workers: subscribe to $share/<name>/<filter> (MQTT 5 shared subscription); needs a postgres:// --db and a --client-id of its own')
@@ -67,7 +67,7 @@ export function registerIngest(program: Command): void {
   ingest
     .command('report')
     .description('per-device counts: accepted, duplicates dropped, replays rejected, forgeries rejected, gaps (docs/spec/ingest.md, "Report")')
-    .requiredOption('--db <dir|url>', 'database folder written by ingest run, or its postgres:// server')
+    .requiredOption('--db <dir-or-url>', 'database folder written by ingest run, or its postgres:// server')
     .option('--json', 'print {devices: [{device, keyIds, accepted, duplicatesDropped, replaysRejected, forgeriesRejected, gaps, highest, forgeriesByReason}], totals, rowsRead}')
     .action(async (flags: { db: string; json?: boolean }, command: Command) => report(flags, command));
 }
