@@ -45,15 +45,21 @@ export class XsDeviceMachine {
   private users = 0;
   private constructor(readonly bridge: XsStreamBridge) {}
 
-  static async open(options: { pollMs?: number } = {}): Promise<XsDeviceMachine> {
-    const bridge = await XsStreamBridge.open(ENTRY, { services: new HostServices(), pollMs: options.pollMs ?? 20 });
+  /** `entry`: the guest program (default xs-telemetry-device.ts; the fleet runs xs-runtime-device.ts). */
+  static async open(options: { pollMs?: number; entry?: string } = {}): Promise<XsDeviceMachine> {
+    const bridge = await XsStreamBridge.open(options.entry ?? ENTRY, { services: new HostServices(), pollMs: options.pollMs ?? 20 });
     return new XsDeviceMachine(bridge);
   }
 
   /** The status of every device on this machine, by device number (one call to the guest). */
   states(): ReadonlyMap<number, XsDeviceStatus> {
+    return this.statesOf<XsDeviceStatus>({ statusAll: true });
+  }
+
+  /** A machine-wide command whose reply is every device's status by device number. */
+  statesOf<T>(message: object): ReadonlyMap<number, T> {
     if (this.bridge.failure) throw this.bridge.failure;
-    const all = this.bridge.callJson({ statusAll: true }) as Record<string, XsDeviceStatus>;
+    const all = this.bridge.callJson(message) as Record<string, T>;
     return new Map(Object.entries(all).map(([k, v]) => [Number(k), v]));
   }
 

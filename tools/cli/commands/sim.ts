@@ -32,6 +32,11 @@ interface SimFlags {
   report?: string;
   keepFlash?: string;
   json?: boolean;
+  clockSkew: number;
+  update?: string | boolean;
+  manifest?: string;
+  trust: string;
+  badUpdate?: string | boolean;
 }
 
 /** A decimal rate in [min, max]. */
@@ -43,6 +48,11 @@ function parseRate(min: number, max: number): (value: string) => number {
     if (!(n >= min && n <= max)) throw new InvalidArgumentError(expected);
     return n;
   };
+}
+
+function parseBadUpdate(value: string): 'hang' | 'fail-checks' {
+  if (value !== 'hang' && value !== 'fail-checks') throw new InvalidArgumentError('expected hang or fail-checks');
+  return value;
 }
 
 function parseEngine(value: string): Engine {
@@ -63,10 +73,16 @@ export function registerSim(program: Command): void {
     .option('--link-flaps <rate>', `link losses per device per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.linkFlapsPerHour)
     .option('--broker-restarts <rate>', `broker restarts per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max} (0 with --broker)`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.brokerRestartsPerHour)
     .option('--replays <rate>', `chance per PUBLISH that the gateway replays, duplicates, reorders, forges or flips it, ${LIMITS.replays.min}..${LIMITS.replays.max}`, parseRate(LIMITS.replays.min, LIMITS.replays.max), d.replays)
+    .option('--clock-skew <rate>', `signed-time jumps (3..30 min) per device per simulated hour, audited as clock jumps, never a reason to refuse, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.clockSkewPerHour)
+    .option('--update <image>', 'offer this signed ESP-IDF app image to every device (with --manifest; default: the sim signs its own good update)')
+    .option('--manifest <file>', 'the manifest holdfast sign wrote for --update')
+    .option('--trust <dir>', 'key directory whose newest root signed --manifest (provisioned into every device)', 'keys')
+    .option('--bad-update [kind]', 'also offer a bad image that must roll back by itself: hang (stops feeding the watchdog, the default) or fail-checks (fails its self-test); only with the sim\'s own update', parseBadUpdate)
+    .option('--no-update', 'offer no update (telemetry, power cuts and faults only)')
     .option('--broker <url>', 'use this broker (mqtt://host:port, MQTT 5, anonymous) instead of starting mosquitto or aedes')
     .option('--report <file>', 'write the report page (self-contained HTML) here')
     .option('--keep-flash <dir>', "write each device's flash image (.hfimg, for holdfast inspect) into this folder")
-    .option('--json', 'print {ok, appended, accepted, duplicatesDropped, lost, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, rolledBack, committed, powerCuts, linkFlaps, auditBreaks, broker, engine, seed, devices, duration, ...}')
+    .option('--json', 'print {ok, appended, accepted, duplicatesDropped, lost, undelivered, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, rolledBack, committed, powerCuts, linkFlaps, clockSkews, auditBreaks, updates, broker, engine, seed, devices, duration, ...}')
     .action(async (flags: SimFlags, command: Command) => run(flags, command));
 }
 
@@ -117,6 +133,20 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     broker = { kind: 'external', ...url };
     brokerRestarts = 0;
   }
+  let update: Scenario['update'];
+  if (flags.update === false) {
+    if (flags.manifest !== undefined || flags.badUpdate !== undefined) throw new UsageError('--no-update cannot go with --manifest or --bad-update', { field: '--no-update' });
+    update = { kind: 'none' };
+  } else if (typeof flags.update === 'string') {
+    if (flags.manifest === undefined) throw new UsageError('--update needs --manifest <file> (holdfast sign writes it beside the image)', { field: '--manifest' });
+    if (flags.badUpdate !== undefined) throw new UsageError("--bad-update needs the sim's own signing keys: leave out --update", { field: '--bad-update' });
+    update = { kind: 'given', imagePath: flags.update, manifestPath: flags.manifest, trustDir: flags.trust };
+  } else {
+    if (flags.manifest !== undefined) throw new UsageError('--manifest goes with --update <image>', { field: '--manifest' });
+    // The sim's own update always brings its bad image (npm start's scenario); --bad-update picks its kind.
+    const bad = flags.badUpdate === true || flags.badUpdate === undefined ? (DEFAULT_SCENARIO.update.bad ?? 'hang') : (flags.badUpdate as 'hang' | 'fail-checks');
+    update = { kind: 'sim', ...(bad !== undefined ? { bad } : {}) };
+  }
   if (flags.report !== undefined) checkReportPath(flags.report);
   if (flags.keepFlash !== undefined) checkFolderPath(flags.keepFlash, '--keep-flash');
   if (flags.engine === 'xs') {
@@ -134,7 +164,18 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     replays: flags.replays,
     broker,
     recordEverySec: DEFAULT_SCENARIO.recordEverySec,
+    clockSkewPerHour: flags.clockSkew,
+    update,
   };
+  const { fleetFirmware, FleetInputError } = await import('../../sim/fleet/fleet-firmware.ts');
+  const { FLEET_CONSTANTS } = await import('../../sim/fleet/scenario.ts');
+  let firmware;
+  try {
+    firmware = fleetFirmware(scenario.seed, scenario.durationSec, update, FLEET_CONSTANTS.outboxBlocks);
+  } catch (error) {
+    if (error instanceof FleetInputError) throw new UsageError(error.message, { field: update.kind === 'given' ? '--update' : '--bad-update' });
+    throw error;
+  }
   const { runFleet, BrokerUnreachableError } = await import('../../sim/fleet/runner.ts');
   const { progressView } = await import('../../sim/fleet/progress.ts');
   const { summaryLines } = await import('../../sim/fleet/summary.ts');
@@ -142,7 +183,7 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
   if (!flags.json) console.log(`sim: ${scenario.devices} devices, firmware in ${scenario.engine === 'xs' ? 'XS' : 'Node'}, ${scenario.durationSec} simulated s, seed ${scenario.seed}; broker: ${broker.kind === 'external' ? `mqtt://${broker.host}:${broker.port}` : 'mosquitto when on PATH (MQTT 5), else aedes embedded (MQTT 3.1.1)'}`);
   let result;
   try {
-    result = await runFleet(scenario, { onProgress: (p) => view.update(p), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
+    result = await runFleet(scenario, { firmware, onProgress: (p) => view.update(p), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
   } catch (error) {
     view.end();
     if (error instanceof BrokerUnreachableError) throw new EnvironmentError(error.message, { field: '--broker' });

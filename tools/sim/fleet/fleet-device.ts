@@ -1,20 +1,28 @@
 /**
- * One device of the fleet, in either engine: the Node-engine
- * TelemetryDevice (../telemetry-device.ts) or the XS one
- * (../xs-device-host.ts, firmware in an xsnap worker), behind one
- * interface that keeps the books the invariants are checked against:
- * every append that returned (durable, by counter), every append a cut
- * interrupted (uncertain), counter regressions, and whether the device
- * ever failed to boot (bricked).
+ * One device of the fleet, in either engine: the firmware runtime
+ * (../runtime-device.ts, `startRuntime` over its own flash, booted through
+ * the simulated bootloader) run directly in Node, or in an xsnap worker
+ * (../xs-runtime-device.ts, ten devices per XS machine). One interface
+ * keeps the books the invariants are checked against: every append that
+ * returned (durable, by counter), every append a cut interrupted
+ * (uncertain), counter regressions, and whether the device ever failed to
+ * boot (bricked); and it reports the device's update events (commits and
+ * rollbacks with their causes).
  *
  * Host tool (Node).
  */
-import type { SimFlash } from '../flash/sim-flash.ts';
-import { TelemetryDevice } from '../telemetry-device.ts';
-import { XsTelemetryDevice, type XsDeviceMachine } from '../xs-device-host.ts';
+import { SimFlash } from '../flash/sim-flash.ts';
+import { NodeStreamConnector } from '../../net/node-stream.ts';
+import { createNobleCrypto } from '../../../firmware/security/noble-crypto.ts';
+import { XsDeviceMachine } from '../xs-device-host.ts';
+import { SimRuntimeDevice, layoutBlocks, type RuntimeAppendReply, type RuntimeDeviceInit, type RuntimeDeviceStatus, type UpdateEvent } from '../runtime-device.ts';
+import type { XsRuntimeBoot } from '../xs-runtime-device.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import type { CutPlan } from './schedule.ts';
+import { provisionRuntimeFlash, type FleetFirmware } from './fleet-firmware.ts';
 import { FLEET_CONSTANTS, type Engine } from './scenario.ts';
+
+export const XS_RUNTIME_ENTRY = new URL('../xs-runtime-device.ts', import.meta.url).pathname;
 
 export interface FleetDeviceOptions {
   readonly index: number;
@@ -26,6 +34,7 @@ export interface FleetDeviceOptions {
   readonly port: number;
   readonly protocolVersion: 4 | 5;
   readonly password: string;
+  readonly firmware: FleetFirmware;
   /** XS engine: the machine this device shares (FLEET_CONSTANTS.xsDevicesPerMachine devices each). */
   readonly machine?: XsDeviceMachine;
 }
@@ -36,170 +45,223 @@ export interface DeviceState {
   readonly queued: number | undefined;
   /** A record the device can deliver waits for its receipt (a torn one it can never send does not count; undefined while dark). */
   readonly awaitingReceipt: boolean | undefined;
+  readonly status: RuntimeDeviceStatus | undefined;
 }
 
 export type AppendOutcome = 'durable' | 'cut' | 'dark' | 'full';
 
-/** What the fleet needs of a device in either engine. */
-interface EngineDevice {
-  readonly flash: SimFlash;
-  readonly durable: ReadonlyMap<number, Uint8Array>;
-  readonly uncertain: readonly Uint8Array[];
-  boot(): void;
-  append(payload: Uint8Array): boolean;
-  powerOff(): void;
-  service(): void;
-  shutdown(): void;
-  armCut(afterOperations: number, seed: number, tear: CutPlan['tear']): void;
-}
+/** The runtime settings of every simulated device (virtual ms). */
+export const RUNTIME_SETTINGS = Object.freeze({
+  /** Whole seconds, a multiple of 4 s: the trial's steps (a quarter) fall on whole simulated seconds. */
+  watchdogTimeoutMs: 8_000,
+  brokerReachedMs: 90_000,
+  firstReceiptMs: 120_000,
+  healthPeriodMs: 60_000,
+  auditPublishPeriodMs: 10_000,
+  counterReserve: 64,
+});
 
 export class FleetDevice {
   readonly index: number;
   readonly hexId: string;
+  readonly flash: SimFlash;
+  /** Counter → payload of every append that returned. */
+  readonly durable = new Map<number, Uint8Array>();
+  /** Payloads of appends a cut interrupted. */
+  readonly uncertain: Uint8Array[] = [];
   /** Why the device could not boot (then it stays dark): a bricked device. */
   bricked: string | undefined;
-  /** Appends that returned a counter not above one returned before (or the same one twice). */
   counterRegressions = 0;
   powerCuts = 0;
-  /** Power cuts that tore an append (the rest struck right after one returned). */
   tornAppends = 0;
+  /** The last status read (XS: from the machine's last reply). */
+  last: RuntimeDeviceStatus | undefined;
   private highest = -1;
-  private alive = false;
+  private readonly init: RuntimeDeviceInit;
+  private readonly node: { device: SimRuntimeDevice; connector: NodeStreamConnector } | undefined;
+  private readonly slot: number;
 
   private constructor(
-    private readonly device: EngineDevice,
-    private readonly xs: XsTelemetryDevice | undefined,
-    private readonly node: TelemetryDevice | undefined,
     options: FleetDeviceOptions,
-    private readonly machine?: XsDeviceMachine,
+    private readonly machine: XsDeviceMachine | undefined,
   ) {
     this.index = options.index;
     this.hexId = Buffer.from(options.deviceId).toString('hex');
-  }
-
-  static async open(o: FleetDeviceOptions): Promise<FleetDevice> {
-    const flashMode = o.index % 2 === 0 ? 'plain' : 'strict';
-    const common = { deviceId: o.deviceId, secret: o.secret, keyId: 1, host: o.host, port: o.port, protocolVersion: o.protocolVersion, password: o.password, flashMode, outboxBlocks: FLEET_CONSTANTS.outboxBlocks, receiptTimeoutMs: FLEET_CONSTANTS.receiptTimeoutMs } as const;
-    if (o.engine === 'xs') {
-      const xs = await XsTelemetryDevice.open({ ...common, handle: 100 + o.index }, o.machine);
-      return new FleetDevice(xs, xs, undefined, o, o.machine);
+    const fw = options.firmware;
+    this.flash = new SimFlash({ blocks: layoutBlocks(fw.layout), mode: options.index % 2 === 0 ? 'plain' : 'strict' });
+    provisionRuntimeFlash(this.flash, fw);
+    this.init = {
+      deviceIdHex: this.hexId,
+      secretHex: Buffer.from(options.secret).toString('hex'),
+      keyId: 1,
+      host: options.host,
+      port: options.port,
+      protocolVersion: options.protocolVersion,
+      password: options.password,
+      receiptTimeoutMs: FLEET_CONSTANTS.receiptTimeoutMs,
+      commandPublicKeyHex: Buffer.from(fw.commandPublicKey).toString('hex'),
+      boardId: fw.boardId,
+      layout: fw.layout,
+      ...RUNTIME_SETTINGS,
+    };
+    if (machine === undefined) {
+      const rng = new Rng(deriveSeed(options.seed, 3, options.index));
+      const connector = new NodeStreamConnector();
+      this.node = { device: new SimRuntimeDevice(this.flash, connector, { fill: (t) => rng.fill(t) }, createNobleCrypto(), this.init), connector };
+      this.slot = -1;
+    } else {
+      this.node = undefined;
+      this.slot = machine.join();
+      machine.bridge.services.flashes.set(this.handle, this.flash);
     }
-    const node = new TelemetryDevice({ ...common, seed: deriveSeed(o.seed, 3, o.index) });
-    return new FleetDevice(node, undefined, node, o);
   }
 
-  get flash(): SimFlash {
-    return this.device.flash;
+  static open(o: FleetDeviceOptions): FleetDevice {
+    if (o.engine === 'xs' && o.machine === undefined) throw new Error('an XS fleet device needs its machine');
+    return new FleetDevice(o, o.engine === 'xs' ? o.machine : undefined);
   }
 
-  get durable(): ReadonlyMap<number, Uint8Array> {
-    return this.device.durable;
-  }
-
-  get uncertain(): readonly Uint8Array[] {
-    return this.device.uncertain;
+  private get handle(): number {
+    return 100 + this.index;
   }
 
   get isAlive(): boolean {
-    return this.alive;
+    return this.last?.alive === true;
   }
 
-  /** Power on (first boot or after a dark spell): recover from flash. A failure other than a cut bricks the device. */
-  boot(): void {
+  get events(): readonly UpdateEvent[] {
+    return this.last?.events ?? [];
+  }
+
+  private call(message: object): unknown {
+    return this.machine!.bridge.callJson({ device: this.slot, ...message });
+  }
+
+  /** Power on (first boot, after a dark spell or a reset) at simulated `nowMs`: bootloader, runtime, recovery from flash. */
+  boot(nowMs: number): void {
     if (this.bricked !== undefined) return;
     try {
-      this.device.flash.disarmCut();
+      this.flash.disarmCut();
+      this.flash.powerOn();
       if (this.node) {
-        if (this.node.alive) this.node.powerOff();
-        this.node.boot();
-        this.alive = this.node.alive;
+        this.node.device.boot(nowMs);
+        this.last = this.node.device.status();
       } else {
-        this.device.boot();
-        this.alive = this.xs!.state().alive;
+        const boot: XsRuntimeBoot = { init: this.init, flashHandle: this.handle, nowMs };
+        this.last = this.call({ boot }) as RuntimeDeviceStatus;
       }
-      if (!this.alive) this.bricked = 'a boot ended dark with no power cut armed';
+      if (this.last.bricked !== undefined) this.bricked = this.last.bricked;
+      else if (!this.last.alive && this.last.pendingReset === undefined) this.bricked = 'a boot ended dark with no power cut armed';
     } catch (error) {
-      this.alive = false;
       this.bricked = error instanceof Error ? error.message.split('\n')[0] : String(error);
     }
   }
 
   /**
-   * Append a record. With `cut`, the power fails at the append's
+   * Append a reading. With `cut`, the power fails at the append's
    * `atOperation`-th flash operation, or right after the append returned
    * when it had fewer: either way the device is dark afterwards.
    */
   append(payload: Uint8Array, cut?: CutPlan): AppendOutcome {
-    if (!this.alive) return 'dark';
-    const before = this.device.durable.size;
-    if (cut) this.device.armCut(cut.atOperation, cut.seed, cut.tear);
-    let ok: boolean;
+    if (!this.isAlive) return 'dark';
+    if (cut) this.flash.armCut({ atOperation: cut.atOperation, seed: cut.seed, tear: cut.tear });
+    let reply: RuntimeAppendReply;
     try {
-      ok = this.device.append(payload);
+      reply = this.node ? this.node.device.append(payload) : (this.call({ append: Buffer.from(payload).toString('hex') }) as RuntimeAppendReply);
     } finally {
-      if (cut) this.device.flash.disarmCut();
+      if (cut) this.flash.disarmCut();
     }
-    if (ok) this.noteCounter(before);
+    if (reply.ok) this.noteCounter(reply.counter, payload);
+    else if (reply.why === 'cut') this.uncertain.push(payload);
     if (cut) {
       this.powerCuts++;
-      if (ok) this.device.powerOff();
+      if (reply.ok) this.powerOff();
       else this.tornAppends++;
-      this.alive = false;
-      return ok ? 'durable' : 'cut';
+      this.refresh();
+      return reply.ok ? 'durable' : 'cut';
     }
-    if (!ok) {
-      this.alive = this.node ? this.node.alive : this.xs!.state().alive;
-      return this.alive ? 'full' : 'cut';
+    this.refresh();
+    if (reply.ok) return 'durable';
+    return reply.why === 'cut' ? 'cut' : reply.why === 'dark' ? 'dark' : 'full';
+  }
+
+  noteSignedTime(wallMs: number): void {
+    if (!this.isAlive) return;
+    if (this.node) this.node.device.noteSignedTime(wallMs);
+    else this.call({ signedTime: wallMs });
+  }
+
+  private powerOff(): void {
+    if (this.node) this.node.device.powerOff();
+    else this.call({ powerOff: true });
+  }
+
+  private refresh(): void {
+    this.last = this.node ? this.node.device.status() : (this.call({ status: true }) as RuntimeDeviceStatus);
+  }
+
+  /** Simulated time moves to `nowMs` for every device (one call per XS machine); each does what is due. */
+  static setTime(devices: readonly FleetDevice[], nowMs: number): void {
+    const machines = new Map<XsDeviceMachine, ReadonlyMap<number, RuntimeDeviceStatus>>();
+    for (const d of devices) {
+      if (d.bricked !== undefined) continue;
+      if (d.node) {
+        d.node.device.setTime(nowMs);
+        d.last = d.node.device.status();
+        continue;
+      }
+      let states = machines.get(d.machine!);
+      if (states === undefined) {
+        states = d.machine!.statesOf<RuntimeDeviceStatus>({ setTimeAll: nowMs });
+        machines.set(d.machine!, states);
+      }
+      d.last = states.get(d.slot) ?? d.last;
     }
-    return 'durable';
   }
 
   /** The state of every device in `devices`, in order: one call per XS machine instead of one per device. */
   static states(devices: readonly FleetDevice[]): DeviceState[] {
-    const byMachine = new Map<XsDeviceMachine, ReadonlyMap<number, { alive: boolean; unreceipted: number | undefined; awaitingReceipt: boolean | undefined }>>();
+    const byMachine = new Map<XsDeviceMachine, ReadonlyMap<number, RuntimeDeviceStatus>>();
     return devices.map((d) => {
-      if (d.xs === undefined || d.machine === undefined || d.bricked !== undefined) return d.state();
-      let states = byMachine.get(d.machine);
-      if (states === undefined) {
-        states = d.machine.states();
-        byMachine.set(d.machine, states);
+      if (d.bricked === undefined) {
+        if (d.node) {
+          d.node.device.service();
+          d.last = d.node.device.status();
+        } else {
+          let states = byMachine.get(d.machine!);
+          if (states === undefined) {
+            states = d.machine!.statesOf<RuntimeDeviceStatus>({ statusAll: true });
+            byMachine.set(d.machine!, states);
+          }
+          d.last = states.get(d.slot) ?? d.last;
+        }
       }
-      const mine = states.get(d.xs.slot);
-      return { alive: mine?.alive ?? false, queued: mine?.unreceipted, awaitingReceipt: mine?.awaitingReceipt };
+      const s = d.last;
+      if (s === undefined || d.bricked !== undefined) return { alive: false, queued: undefined, awaitingReceipt: undefined, status: s };
+      return { alive: s.alive, queued: s.unreceipted, awaitingReceipt: s.awaitingReceipt, status: s };
     });
   }
 
-  /** Alive, the records not yet released by a receipt, and whether one it can deliver is among them. */
-  state(): DeviceState {
-    if (this.node) return { alive: this.node.alive, queued: this.node.queued, awaitingReceipt: this.node.awaitingReceipt };
-    if (this.bricked !== undefined) return { alive: false, queued: undefined, awaitingReceipt: undefined };
-    return this.xs!.state();
-  }
-
-  /** Let the firmware do what is due (the Node engine; the XS bridge ticks its guest itself). */
-  service(): void {
-    if (this.alive) this.device.service();
+  /** A reset (watchdog, the runtime's restart) left the device dark: it boots again at once. */
+  get resetPending(): boolean {
+    return this.bricked === undefined && this.last !== undefined && !this.last.alive && this.last.pendingReset !== undefined;
   }
 
   shutdown(): void {
     try {
-      this.device.shutdown();
+      if (this.node) {
+        this.node.device.stop();
+        this.node.connector.closeAll();
+      } else if (!this.machine!.bridge.failure) this.call({ stop: true });
     } catch {
       // A device that failed (bricked, bridge gone) has nothing left to stop.
     }
   }
 
-  private noteCounter(sizeBefore: number): void {
-    const durable = this.device.durable;
-    if (durable.size === sizeBefore) {
-      // The counter an append returned was already taken by an earlier one.
-      this.counterRegressions++;
-      return;
-    }
-    let last = -1;
-    for (const key of durable.keys()) last = key;
-    if (last <= this.highest) this.counterRegressions++;
-    else this.highest = last;
+  private noteCounter(counter: number, payload: Uint8Array): void {
+    if (this.durable.has(counter) || counter <= this.highest) this.counterRegressions++;
+    else this.highest = counter;
+    this.durable.set(counter, payload);
   }
 }
 

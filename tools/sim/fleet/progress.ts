@@ -18,7 +18,7 @@ const QUIET: ProgressView = { update: () => undefined, end: () => undefined };
 
 export function progressLine(p: FleetProgress): string {
   const phase = p.phase === 'running' ? `${p.t}/${p.durationSec} simulated s` : p.phase === 'starting' ? 'starting the broker, the ingest and the devices' : p.phase === 'draining' ? 'final drain' : 'checking the books';
-  return `sim: ${phase} | online ${p.online}/${p.devices} | appended ${p.appended} | accepted ${p.accepted} | power cuts survived ${p.cutsSurvived}`;
+  return `sim: ${phase} | online ${p.online}/${p.devices} | appended ${p.appended} | accepted ${p.accepted} | power cuts survived ${p.cutsSurvived} | updates committed ${p.committed ?? 0}, rolled back ${p.rolledBack ?? 0}`;
 }
 
 export function progressView(stream: { isTTY?: boolean; columns?: number; write(text: string): boolean }, enabled: boolean): ProgressView {

@@ -38,8 +38,25 @@ import { FaultScheduler } from './schedule.ts';
 import { FLEET_CONSTANTS, type Scenario } from './scenario.ts';
 import { XsDeviceMachine } from '../xs-device-host.ts';
 import { buildSummary, type BrokerInfo, type FleetSummary } from './summary.ts';
+import mqtt from 'mqtt';
+import { createUpdateResponder, attachUpdateResponder, type UpdateOffer } from '../../update-server/responder.ts';
+import { deriveDeviceKeys, type DeviceKeys } from '../../../firmware/security/envelope-keys.ts';
+import { envelopePrimitives } from '../../../firmware/security/envelope-primitives.ts';
+import { deriveAuditKey } from '../../../firmware/runtime/boot.ts';
+import { verifyFlash } from '../../audit/verify.ts';
+import { partitionsOf } from '../runtime-device.ts';
+import { XS_RUNTIME_ENTRY } from './fleet-device.ts';
+import { fleetFirmware, type FleetFirmware } from './fleet-firmware.ts';
+import { undeliveredCounters } from './undelivered.ts';
 
 const INGEST = { username: 'holdfast-ingest', password: 'ingest-secret' };
+const UPDATES = { username: 'holdfast-updates', password: 'updates-secret' };
+/** Real time the quiescence at a window's end may move the devices' clocks past the window's last second (virtual ms, below a second: docs/design/fleet-sim.md, "Time"). */
+const SLACK_MS = 900;
+/** A device is offered an update at most this many times (a rolled-back bad image is not offered again). */
+const OFFER_ATTEMPTS = 2;
+/** Windows between two pushes of the same manifest to a device that did not start on it. */
+const OFFER_EVERY_WINDOWS = 3;
 /** Real time a step may take to quiesce before the run goes on without it (noted in the summary). */
 const STEP_BOUND_MS = 60_000;
 /** Real time the final drain may take. */
@@ -68,6 +85,11 @@ export interface TimelineSample {
   readonly powerCuts: number;
   readonly linkFlaps: number;
   readonly brokerRestarts: number;
+  /** Devices running each offered image version (by version), and on a trial boot. */
+  readonly versions: Readonly<Record<string, number>>;
+  readonly onTrial: number;
+  readonly committed: number;
+  readonly rolledBack: number;
 }
 
 export interface FleetProgress {
@@ -78,6 +100,8 @@ export interface FleetProgress {
   readonly appended: number;
   readonly accepted: number;
   readonly cutsSurvived: number;
+  readonly committed?: number;
+  readonly rolledBack?: number;
   readonly phase: 'starting' | 'running' | 'draining' | 'checking';
 }
 
@@ -86,6 +110,8 @@ export interface FleetRunOptions {
   readonly onProgress?: (progress: FleetProgress) => void;
   /** Write each device's flash image here after the run (.hfimg). */
   readonly keepFlashDir?: string;
+  /** The keys, images and offers (default: made from the scenario, fleetFirmware). */
+  readonly firmware?: FleetFirmware;
 }
 
 export interface FleetRun {
@@ -119,6 +145,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
   const credentials = hex.map((h) => ({ deviceId: h, password: `pw-${h}` }));
   const cleanups: (() => Promise<void> | void)[] = [];
   const notes: string[] = [];
+  const firmware: FleetFirmware = options.firmware ?? fleetFirmware(s.seed, s.durationSec, s.update, FLEET_CONSTANTS.outboxBlocks);
   progress({ t: 0, durationSec: s.durationSec, devices: s.devices, online: 0, appended: 0, accepted: 0, cutsSurvived: 0, phase: 'starting' });
   try {
     // The ingest's store opens (seconds of WASM) while the broker, the gateway and the devices start.
@@ -141,7 +168,10 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       brokerInfo = { kind: 'external', protocol: 'MQTT 5', url: `mqtt://${s.broker.host}:${s.broker.port}` };
       protocolVersion = 5;
     } else {
-      const services = [{ username: INGEST.username, password: INGEST.password, write: ['holdfast/+/receipt'] }];
+      const services = [
+        { username: INGEST.username, password: INGEST.password, write: ['holdfast/+/receipt'] },
+        { username: UPDATES.username, password: UPDATES.password, read: ['holdfast/+/telemetry'], write: ['holdfast/+/update'] },
+      ];
       const mosquitto = findMosquitto();
       if (s.broker.kind === 'auto' && mosquitto.ok && findMosquittoPasswd().ok) {
         broker = await startMosquitto({ devices: credentials, services, persistence: true, maxQueuedMessages: 0 });
@@ -164,7 +194,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     const links = await LinkSwitch.open(s.devices, { host: gateway.host, port: gateway.port });
     cleanups.unshift(() => links.close());
 
-    // The devices, provisioned and booted.
+    // The devices, provisioned (each its own flash: every store formatted, the fleet's root, the factory image).
     const devices: FleetDevice[] = [];
     cleanups.unshift(() => devices.forEach((d) => d.shutdown()));
     const machines: XsDeviceMachine[] = [];
@@ -172,13 +202,13 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     if (s.engine === 'xs') {
       // Bundling runs in esbuild's own process: the machines start together.
       const count = Math.ceil(s.devices / FLEET_CONSTANTS.xsDevicesPerMachine);
-      const opened = await Promise.allSettled(Array.from({ length: count }, () => XsDeviceMachine.open()));
+      const opened = await Promise.allSettled(Array.from({ length: count }, () => XsDeviceMachine.open({ entry: XS_RUNTIME_ENTRY })));
       for (const o of opened) if (o.status === 'fulfilled') machines.push(o.value);
       const failed = opened.find((o) => o.status === 'rejected');
       if (failed) throw failed.reason;
     }
     for (let i = 0; i < s.devices; i++) {
-      devices.push(await FleetDevice.open({ machine: machines[Math.floor(i / FLEET_CONSTANTS.xsDevicesPerMachine)], index: i, engine: s.engine, seed: s.seed, deviceId: ids[i], secret: secrets[i], host: gateway.host, port: links.port(i), protocolVersion, password: credentials[i].password }));
+      devices.push(FleetDevice.open({ machine: machines[Math.floor(i / FLEET_CONSTANTS.xsDevicesPerMachine)], index: i, engine: s.engine, seed: s.seed, deviceId: ids[i], secret: secrets[i], host: gateway.host, port: links.port(i), protocolVersion, password: credentials[i].password, firmware }));
     }
     // The ingest, on a fresh store.
     const inventory = parseInventory(
@@ -194,30 +224,83 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     const subscribed = await Promise.race([service.start().then(() => true), sleep(INGEST_START_BOUND_MS).then(() => false)]);
     if (!subscribed) throw new BrokerUnreachableError(`the ingest's ${brokerInfo.protocol} connection to ${host}:${brokerPort} was not accepted within ${INGEST_START_BOUND_MS / 1000} s`);
 
-    for (const d of devices) d.boot();
+    // The update server: the responder behind its own broker account (straight to the broker, not through the gateway).
+    const primitives = envelopePrimitives(firmware.crypto);
+    const keysByHex = new Map<string, DeviceKeys>(hex.map((h, i) => [h, deriveDeviceKeys(firmware.crypto, secrets[i], ids[i], 1)]));
+    const offers = new Map<string, UpdateOffer>();
+    const responder = createUpdateResponder({
+      offerFor: (h) => offers.get(h),
+      keysFor: (id, keyId) => {
+        const k = keysByHex.get(Buffer.from(id).toString('hex'));
+        return k !== undefined && k.keyId === keyId ? k : undefined;
+      },
+      primitives,
+    });
+    const updateClient = mqtt.connect(`mqtt://${host}:${brokerPort}`, {
+      protocolVersion,
+      clientId: `holdfast-sim-updates-${salt.toString(16)}`,
+      clean: true,
+      reconnectPeriod: 200,
+      ...(s.broker.kind === 'external' ? {} : { username: UPDATES.username, password: UPDATES.password }),
+    });
+    cleanups.unshift(() => new Promise<void>((resolve) => updateClient.end(true, {}, () => resolve())));
+    const connected = await Promise.race([new Promise<boolean>((resolve) => updateClient.once('connect', () => resolve(true))), sleep(INGEST_START_BOUND_MS).then(() => false)]);
+    if (!connected) throw new BrokerUnreachableError(`the update server's connection to ${host}:${brokerPort} was not accepted within ${INGEST_START_BOUND_MS / 1000} s`);
+    attachUpdateResponder(updateClient as unknown as Parameters<typeof attachUpdateResponder>[0], responder);
 
     const runStarted = performance.now();
     const scheduler = new FaultScheduler(s);
-    const counts = { appended: 0, powerCuts: 0, linkFlaps: 0, brokerRestarts: 0 };
+    const counts = { appended: 0, powerCuts: 0, linkFlaps: 0, brokerRestarts: 0, clockSkews: 0, offers: 0 };
     const linkDown = new Set<number>();
     const timeline: TimelineSample[] = [];
     const payloadRng = (i: number, n: number) => new Rng(deriveSeed(s.seed, 13, i, n));
+    const skewRng = devices.map((_, i) => new Rng(deriveSeed(s.seed, 14, i)));
+    const skewOffset = devices.map(() => 0);
+    const pSkew = Math.min(1, (s.clockSkewPerHour * s.recordEverySec) / 3600);
     const online = () => devices.filter((d, i) => d.isAlive && !linkDown.has(i)).length;
+    /** Manifests pushed and not yet seen by the device: device → its manifest count at the push. */
+    const pushed = new Map<number, { manifests: number; at: number }>();
+    let nowMs = 0;
 
-    /** Run the network until no online device waits for a receipt of a record it can deliver (or the bound passes). */
+    const setTime = (ms: number): void => {
+      nowMs = ms;
+      FleetDevice.setTime(devices, ms);
+      // A reset (the watchdog, the runtime's own restart) boots the device again at once.
+      for (const d of devices) if (d.resetPending) d.boot(ms);
+    };
+
+    /** Run the network until no online device waits for a receipt, a download, or a pushed manifest (or the bound passes). */
     const quiesce = async (boundMs: number, what: string): Promise<boolean> => {
-      const deadline = performance.now() + boundMs;
+      const startedAt = performance.now();
+      const deadline = startedAt + boundMs;
+      const base = nowMs;
+      let slack = 0;
       for (;;) {
         let pending = 0;
-        for (const d of devices) d.service();
         const states = FleetDevice.states(devices);
         devices.forEach((d, i) => {
-          if (d.isAlive && !linkDown.has(i) && states[i].awaitingReceipt !== false) pending++;
+          const st = states[i];
+          if (!st.alive || linkDown.has(i)) return;
+          if (st.awaitingReceipt !== false || st.status?.downloading) pending++;
+          else {
+            const p = pushed.get(i);
+            if (p !== undefined && (st.status?.manifests ?? 0) <= p.manifests && st.status?.boots === p.at) pending++;
+          }
         });
-        if (pending === 0) return true;
+        if (pending === 0) {
+          pushed.clear();
+          return true;
+        }
         if (performance.now() > deadline) {
-          notes.push(`${what}: ${pending} device(s) still waited for a receipt after ${Math.round(boundMs / 1000)} s of real time`);
+          notes.push(`${what}: ${pending} device(s) still waited for a receipt or a download after ${Math.round(boundMs / 1000)} s of real time`);
+          pushed.clear();
           return false;
+        }
+        // Time moves a little while the network runs (receipt timeouts, reconnect backoff), never to the next whole second.
+        const want = Math.min(SLACK_MS, Math.floor(performance.now() - startedAt));
+        if (want - slack >= 50) {
+          slack = want;
+          FleetDevice.setTime(devices, base + slack);
         }
         await sleep(2);
       }
@@ -225,9 +308,20 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
 
     const sample = (t: number): void => {
       let depth = 0;
+      const versions: Record<string, number> = {};
+      let onTrial = 0;
+      let committed = 0;
+      let rolledBack = 0;
       const states = FleetDevice.states(devices);
       devices.forEach((d, i) => {
-        if (d.isAlive) depth += states[i].queued ?? 0;
+        const st = states[i];
+        if (d.isAlive) depth += st.queued ?? 0;
+        if (st.status?.alive && st.status.imageVersion !== undefined) versions[String(st.status.imageVersion)] = (versions[String(st.status.imageVersion)] ?? 0) + 1;
+        if (st.status?.alive && st.status.trial === 'running') onTrial++;
+        for (const e of d.events) {
+          if (e.kind === 'committed') committed++;
+          else rolledBack++;
+        }
       });
       timeline.push({
         t,
@@ -240,25 +334,57 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         powerCuts: counts.powerCuts,
         linkFlaps: counts.linkFlaps,
         brokerRestarts: counts.brokerRestarts,
+        versions,
+        onTrial,
+        committed,
+        rolledBack,
       });
     };
 
+    /** Offer each update whose time has come to every running device that does not run it yet and has not tried it too often. */
+    const offerUpdates = (t: number, windowIndex: number): void => {
+      const due = firmware.updates.filter((u) => u.atSec <= t);
+      if (due.length === 0) return;
+      const u = due[due.length - 1];
+      devices.forEach((d, i) => {
+        const st = d.last;
+        if (!d.isAlive || st === undefined || linkDown.has(i) || st.trial === 'running' || st.downloading) return;
+        if ((st.imageVersion ?? 0) >= u.imageVersion) return;
+        const tried = d.events.filter((e) => e.imageVersion === u.imageVersion).length;
+        if (tried >= OFFER_ATTEMPTS || (tried > 0 && u.behaviour !== 'good')) return;
+        if (windowIndex % OFFER_EVERY_WINDOWS !== 0 && offers.get(hex[i])?.manifest === u.manifest) return;
+        offers.set(hex[i], { manifest: u.manifest, image: u.image });
+        for (const out of responder.offer(hex[i])) updateClient.publish(out.topic, Buffer.from(out.payload), { qos: 1 });
+        pushed.set(i, { manifests: st.manifests, at: st.boots });
+        counts.offers++;
+      });
+    };
+
+    for (const d of devices) d.boot(0);
     // Connect the fleet before the first window.
     await quiesce(STEP_BOUND_MS, 'start');
     sample(0);
     let t = 0;
+    let windowIndex = 0;
+    const totals = (): { committed: number; rolledBack: number } => {
+      let committed = 0;
+      let rolledBack = 0;
+      for (const d of devices) for (const e of d.events) e.kind === 'committed' ? committed++ : rolledBack++;
+      return { committed, rolledBack };
+    };
     const report = (phase: FleetProgress['phase']): void =>
-      progress({ t, durationSec: s.durationSec, devices: s.devices, online: online(), appended: counts.appended, accepted: service.counts.accepted, cutsSurvived: counts.powerCuts, phase });
+      progress({ t, durationSec: s.durationSec, devices: s.devices, online: online(), appended: counts.appended, accepted: service.counts.accepted, cutsSurvived: counts.powerCuts, ...totals(), phase });
     while (!scheduler.done) {
       const plan = scheduler.next();
       t = plan.t0;
+      setTime(plan.t0 * 1000);
       if (plan.brokerRestart && broker) {
         await broker.restart();
         counts.brokerRestarts++;
       }
       for (const [i, actions] of plan.boundary) {
         for (const action of actions) {
-          if (action.kind === 'reboot') devices[i].boot();
+          if (action.kind === 'reboot') devices[i].boot(nowMs);
           else if (action.kind === 'link-up') {
             linkDown.delete(i);
             links.up(i);
@@ -269,12 +395,27 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
           }
         }
       }
+      // Signed times: each device's own offset from the simulated wall clock; a skew moves it by minutes (a clock jump, audited).
+      if (s.clockSkewPerHour > 0) {
+        devices.forEach((d, i) => {
+          const r = skewRng[i];
+          const roll = r.nextU32() / 0x1_0000_0000;
+          const jumpMin = r.between(3, 30) * (r.chance(0.5) ? 1 : -1);
+          if (plan.t0 > 0 && roll < pSkew) {
+            skewOffset[i] += jumpMin * 60_000;
+            if (d.isAlive) counts.clockSkews++;
+          }
+          d.noteSignedTime(WALL_EPOCH_MS + plan.t0 * 1000 + skewOffset[i]);
+        });
+      }
+      offerUpdates(plan.t0, windowIndex++);
       let second = plan.t0;
       for (const a of plan.appends) {
-        if (a.t !== second) {
-          // Simulated seconds pass: the progress view follows them, sockets run meanwhile.
-          second = a.t;
+        while (second < a.t) {
+          // Simulated seconds pass: every device's clock moves, the progress view follows, sockets run meanwhile.
+          second++;
           t = second;
+          setTime(second * 1000);
           report('running');
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
@@ -284,21 +425,32 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         if (outcome === 'durable') counts.appended++;
         if (a.cut) counts.powerCuts++;
       }
+      while (second < plan.t0 + plan.seconds - 1) {
+        second++;
+        setTime(second * 1000);
+      }
       await quiesce(STEP_BOUND_MS, `window at ${plan.t0} s`);
       t = plan.t0 + plan.seconds;
       sample(t);
       report('running');
     }
 
-    // The final drain: every link back, every dark device on, everything delivered.
+    // The final drain: every link back, every dark device on, trials finished, everything delivered.
     report('draining');
     for (const i of [...linkDown]) {
       linkDown.delete(i);
       links.up(i);
     }
-    for (const d of devices) if (!d.isAlive) d.boot();
+    setTime(s.durationSec * 1000);
+    for (const d of devices) if (!d.isAlive) d.boot(nowMs);
     const drainStarted = performance.now();
     await quiesce(DRAIN_BOUND_MS, 'final drain');
+    // Trials still running end (commit or roll back) within their deadlines: time moves on, a second at a time.
+    const trialEnd = s.durationSec * 1000 + RUNTIME_TRIAL_BOUND_MS;
+    while (nowMs < trialEnd && devices.some((d) => d.last?.trial === 'running' || d.resetPending)) {
+      setTime(nowMs + 1000);
+      await quiesce(STEP_BOUND_MS, 'trials after the run');
+    }
     const drainEnded = performance.now();
     sample(s.durationSec);
     report('checking');
@@ -316,6 +468,14 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       }
     }
 
+    // Every device's audit chain, as `holdfast audit verify` checks it.
+    const audits = devices.map((d, i) => {
+      const part = partitionsOf(d.flash, firmware.layout).audit;
+      const key = deriveAuditKey(firmware.crypto, secrets[i], ids[i], 1);
+      return verifyFlash(firmware.crypto, key, part);
+    });
+    const undelivered = devices.map((d, i) => undeliveredCounters(d.flash, firmware, keysByHex.get(hex[i])!, ids[i]));
+
     const gatewayEvents: Record<string, number> = {};
     for (const e of gateway.events) gatewayEvents[e.action] = (gatewayEvents[e.action] ?? 0) + 1;
     const summary = buildSummary({
@@ -327,6 +487,10 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       counts,
       gatewayEvents,
       notes,
+      audits,
+      undelivered,
+      updates: firmware.updates.map((u) => ({ imageVersion: u.imageVersion, behaviour: u.behaviour, atSec: u.atSec, source: u.source })),
+      responder: responder.stats(),
       realSeconds: (performance.now() - started) / 1000,
       phases: { startSec: (runStarted - started) / 1000, runSec: (drainStarted - runStarted) / 1000, drainSec: (drainEnded - drainStarted) / 1000 },
     });
@@ -341,3 +505,8 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     }
   }
 }
+
+/** The simulated wall clock at simulated second 0 (signed times are this plus simulated time plus the device's skew). */
+export const WALL_EPOCH_MS = Date.UTC(2026, 0, 1);
+/** How long after the run trials still running may take to end (virtual ms): the longest health-check deadline and a watchdog period. */
+const RUNTIME_TRIAL_BOUND_MS = 130_000;

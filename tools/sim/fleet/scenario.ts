@@ -8,6 +8,8 @@
  * Host tool (Node).
  */
 
+import type { UpdatePlan } from './fleet-firmware.ts';
+
 export type Engine = 'xs' | 'node';
 
 /** Where the broker comes from: started here (mosquitto when on PATH, else aedes), or one that already runs. */
@@ -34,6 +36,10 @@ export interface Scenario {
   readonly broker: BrokerChoice;
   /** Each device appends one record every this many simulated seconds (seeded phase). */
   readonly recordEverySec: number;
+  /** Expected clock skews per device per simulated hour: the signed times the device sees jump by 3..30 minutes. */
+  readonly clockSkewPerHour: number;
+  /** Updates: the sim's own (a good one and, with `bad`, a bad one), none, or the given image and manifest. */
+  readonly update: UpdatePlan;
 }
 
 /** The fixed parts of every scenario (not flags: they keep the run deterministic, docs/design/fleet-sim.md). */
@@ -72,6 +78,8 @@ export const DEFAULT_SCENARIO: Scenario = Object.freeze<Scenario>({
   replays: 0.05,
   broker: { kind: 'auto' },
   recordEverySec: 10,
+  clockSkewPerHour: 6,
+  update: { kind: 'sim', bad: 'hang' },
 });
 
 /** Parse `mqtt://host:port`; undefined when it is not one. */

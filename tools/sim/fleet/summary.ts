@@ -13,6 +13,9 @@
  * Host tool (Node).
  */
 import type { IngestCounts } from '../../ingest/ingest.ts';
+import type { AuditVerifyResult } from '../../audit/verify.ts';
+import type { UpdateResponderStats } from '../../update-server/responder.ts';
+import { RECORD_TYPES } from '../../../firmware/runtime/health-record.ts';
 import type { FleetDevice } from './fleet-device.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -28,7 +31,16 @@ export const INVARIANTS = ['lost', 'counterRegressions', 'replaysAccepted', 'for
 export type InvariantName = (typeof INVARIANTS)[number];
 
 /** Figures that follow from flash and the schedule alone: equal for the same seed, in either engine. */
-export const DETERMINISTIC = ['appended', 'accepted', 'cutAppends', 'cutAppendsLanded', 'lost', 'counterRegressions', 'replaysAccepted', 'forgeriesAccepted', 'bricked', 'rolledBack', 'committed', 'auditBreaks', 'powerCuts', 'linkFlaps', 'brokerRestarts'] as const;
+export const DETERMINISTIC = ['appended', 'accepted', 'cutAppends', 'cutAppendsLanded', 'lost', 'undelivered', 'counterRegressions', 'replaysAccepted', 'forgeriesAccepted', 'bricked', 'rolledBack', 'committed', 'auditBreaks', 'powerCuts', 'linkFlaps', 'brokerRestarts', 'clockSkews'] as const;
+
+/** A commit or a rollback, with its cause, device and simulated second. */
+export interface UpdateOutcome {
+  readonly device: number;
+  readonly kind: 'committed' | 'rolled-back';
+  readonly t: number;
+  readonly imageVersion: number | undefined;
+  readonly cause: string;
+}
 
 export interface FleetSummary {
   readonly ok: boolean;
@@ -47,6 +59,10 @@ export interface FleetSummary {
   readonly cutAppends: number;
   /** Of those, the ones that landed on flash and reached the ingest. */
   readonly cutAppendsLanded: number;
+  /** Durable readings not in the store but still in the device's outbox at the end (not lost: the device still holds them). */
+  readonly undelivered: number;
+  /** Records of the runtime's own in the store: health records, audit entries, update requests, command replies. */
+  readonly runtimeRecords: number;
   readonly duplicatesDropped: number;
   readonly replaysRejected: number;
   readonly forgeriesRejected: number;
@@ -61,6 +77,13 @@ export interface FleetSummary {
   readonly powerCuts: number;
   readonly linkFlaps: number;
   readonly brokerRestarts: number;
+  /** Signed times that jumped (--clock-skew) delivered to running devices, and the clock jumps their audit logs hold. */
+  readonly clockSkews: number;
+  readonly clockJumpsAudited: number;
+  /** Audit entries verified over the fleet (every chain checked at the end). */
+  readonly auditEntries: number;
+  /** The updates offered (version, behaviour, when), the responder's counts, and every commit and rollback with its cause. */
+  readonly updates: { readonly offered: readonly { imageVersion: number; behaviour: string; atSec: number; source: string }[]; readonly manifestsSent: number; readonly chunksSent: number; readonly rollbackCauses: Readonly<Record<string, number>>; readonly outcomes: readonly UpdateOutcome[] };
   /** What the hostile gateway did, by act. */
   readonly gateway: Readonly<Record<string, number>>;
   /** Why some figures are 0 by construction, and anything the run noticed. */
@@ -78,15 +101,20 @@ export interface SummaryInput {
   readonly devices: readonly FleetDevice[];
   readonly records: readonly { device: string; counter: number; payload: Uint8Array }[];
   readonly ingest: IngestCounts;
-  readonly counts: { readonly appended: number; readonly powerCuts: number; readonly linkFlaps: number; readonly brokerRestarts: number };
+  readonly counts: { readonly appended: number; readonly powerCuts: number; readonly linkFlaps: number; readonly brokerRestarts: number; readonly clockSkews?: number };
+  /** Every device's audit chain, verified (same order as devices); absent: not checked. */
+  readonly audits?: readonly AuditVerifyResult[];
+  /** Counters still in each device's outbox at the end (undefined: the outbox did not open). */
+  readonly undelivered?: readonly (Set<number> | undefined)[];
+  readonly updates?: readonly { imageVersion: number; behaviour: string; atSec: number; source: string }[];
+  readonly responder?: UpdateResponderStats;
   readonly gatewayEvents: Readonly<Record<string, number>>;
   readonly notes: readonly string[];
   readonly realSeconds: number;
   readonly phases: FleetSummary['phases'];
 }
 
-export const NO_UPDATE_NOTE = 'rolledBack and committed are 0: no update in this scenario (over-the-air updates in the simulator come with the device runtime)';
-export const NO_AUDIT_NOTE = 'auditBreaks is 0: the simulated devices run the telemetry path only, which keeps no audit log yet, so there is no chain to check';
+export const NO_UPDATE_NOTE = 'rolledBack and committed are 0: no update was offered in this scenario (--no-update)';
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
 
@@ -105,37 +133,55 @@ export function buildSummary(input: SummaryInput): FleetSummary {
   const failures: string[] = [];
   let appended = 0;
   let lost = 0;
+  let undelivered = 0;
   let counterRegressions = 0;
   let replaysAccepted = 0;
   let forgeriesAccepted = 0;
   let bricked = 0;
   let cutAppends = 0;
   let landed = 0;
-  for (const d of input.devices) {
+  let accepted = 0;
+  let runtimeRecords = 0;
+  input.devices.forEach((d, index) => {
     const stored = byDevice.get(d.hexId) ?? [];
     byDevice.delete(d.hexId);
     appended += d.durable.size;
     cutAppends += d.uncertain.length;
     const counters = new Set(stored.map((r) => r.counter));
-    const deviceLost = [...d.durable.keys()].filter((c) => !counters.has(c));
+    const missing = [...d.durable.keys()].filter((c) => !counters.has(c));
+    const kept = input.undelivered?.[index];
+    const stillThere = missing.filter((c) => kept?.has(c) === true);
+    const deviceLost = missing.filter((c) => kept?.has(c) !== true);
+    undelivered += stillThere.length;
     lost += deviceLost.length;
-    if (deviceLost.length) failures.push(`device ${d.index} (${d.hexId}): ${deviceLost.length} durable record(s) never accepted, counters ${deviceLost.slice(0, 5).join(', ')}`);
+    if (deviceLost.length) failures.push(`device ${d.index} (${d.hexId}): ${deviceLost.length} durable record(s) never accepted and gone from its flash, counters ${deviceLost.slice(0, 5).join(', ')}`);
     counterRegressions += d.counterRegressions;
     if (d.counterRegressions) failures.push(`device ${d.index} (${d.hexId}): ${d.counterRegressions} append(s) returned a counter not above an earlier one`);
     const seenPayloads: Uint8Array[] = [];
     for (const r of stored) {
       const durable = d.durable.get(r.counter);
-      const replayed = seenPayloads.some((p) => same(p, r.payload));
-      seenPayloads.push(r.payload);
+      if (r.payload[0] !== RECORD_TYPES.reading) {
+        // The runtime's own records (health, audit, update requests): authenticated by the ingest, never a reading's counter.
+        runtimeRecords++;
+        if (durable !== undefined) {
+          counterRegressions++;
+          failures.push(`device ${d.index} (${d.hexId}): counter ${r.counter} stored as a runtime record, but a reading was appended under it`);
+        }
+        continue;
+      }
+      accepted++;
+      const reading = r.payload.subarray(1);
+      const replayed = seenPayloads.some((p) => same(p, reading));
+      seenPayloads.push(reading);
       if (replayed) {
         replaysAccepted++;
         failures.push(`device ${d.index} (${d.hexId}): one record stored twice (again under counter ${r.counter})`);
       } else if (durable !== undefined) {
-        if (!same(durable, r.payload)) {
+        if (!same(durable, reading)) {
           counterRegressions++;
           failures.push(`device ${d.index} (${d.hexId}): counter ${r.counter} stored with content the device appended under another counter or never`);
         }
-      } else if (d.uncertain.some((p) => same(p, r.payload))) {
+      } else if (d.uncertain.some((p) => same(p, reading))) {
         landed++;
       } else {
         forgeriesAccepted++;
@@ -146,14 +192,32 @@ export function buildSummary(input: SummaryInput): FleetSummary {
       bricked++;
       failures.push(`device ${d.index} (${d.hexId}): bricked: ${d.bricked ?? 'not running at the end'}`);
     }
-  }
+  });
   // Records stored under a device of no fleet member: forged identities.
   for (const [device, stored] of byDevice) {
     forgeriesAccepted += stored.length;
     failures.push(`${stored.length} record(s) stored for ${device}, which is no device of this fleet`);
   }
-  const accepted = input.records.length;
-  const auditBreaks = 0;
+  let auditBreaks = 0;
+  let auditEntries = 0;
+  let clockJumpsAudited = 0;
+  (input.audits ?? []).forEach((a, i) => {
+    auditEntries += a.entries;
+    clockJumpsAudited += a.events.filter((e) => e.kind === 'clock-jump').length;
+    if (!a.ok) {
+      auditBreaks += Math.max(1, a.problems.length);
+      failures.push(`device ${i}: audit chain broken: ${a.firstBreak ? `${a.firstBreak.problem} at entry ${a.firstBreak.index}` : 'does not verify'}`);
+    }
+  });
+  const outcomes: UpdateOutcome[] = [];
+  input.devices.forEach((d) => {
+    for (const e of d.events) outcomes.push({ device: d.index, kind: e.kind, t: Math.floor(e.t / 1000), imageVersion: e.imageVersion, cause: e.cause });
+  });
+  outcomes.sort((a, b) => a.t - b.t || a.device - b.device);
+  const rollbackCauses: Record<string, number> = {};
+  for (const o of outcomes) if (o.kind === 'rolled-back') rollbackCauses[causeClass(o.cause)] = (rollbackCauses[causeClass(o.cause)] ?? 0) + 1;
+  const committed = outcomes.filter((o) => o.kind === 'committed').length;
+  const rolledBack = outcomes.length - committed;
   const invariantsOk = lost + counterRegressions + replaysAccepted + forgeriesAccepted + bricked + auditBreaks === 0;
   return {
     ok: invariantsOk,
@@ -167,6 +231,8 @@ export function buildSummary(input: SummaryInput): FleetSummary {
     accepted,
     cutAppends,
     cutAppendsLanded: landed,
+    undelivered,
+    runtimeRecords,
     duplicatesDropped: input.ingest.duplicates,
     replaysRejected: input.ingest.replays,
     forgeriesRejected: input.ingest.forgeries,
@@ -175,18 +241,32 @@ export function buildSummary(input: SummaryInput): FleetSummary {
     replaysAccepted,
     forgeriesAccepted,
     bricked,
-    rolledBack: 0,
-    committed: 0,
+    rolledBack,
+    committed,
     auditBreaks,
     powerCuts: input.counts.powerCuts,
     linkFlaps: input.counts.linkFlaps,
     brokerRestarts: input.counts.brokerRestarts,
+    clockSkews: input.counts.clockSkews ?? 0,
+    clockJumpsAudited,
+    auditEntries,
+    updates: { offered: input.updates ?? [], manifestsSent: input.responder?.manifestsSent ?? 0, chunksSent: input.responder?.chunksSent ?? 0, rollbackCauses, outcomes },
     gateway: input.gatewayEvents,
-    notes: [NO_UPDATE_NOTE, NO_AUDIT_NOTE, ...input.notes],
+    notes: [...((input.updates ?? []).length === 0 ? [NO_UPDATE_NOTE] : []), ...(input.audits === undefined ? ['auditBreaks is 0: the audit chains were not checked'] : []), ...input.notes],
     failures,
     realSeconds: round1(input.realSeconds),
     phases: { startSec: round1(input.phases.startSec), runSec: round1(input.phases.runSec), drainSec: round1(input.phases.drainSec) },
   };
+}
+
+/** A rollback's cause as a class (the chart and the summary count by it): the detail stays in `outcomes`. */
+export function causeClass(cause: string): string {
+  if (/watchdog/.test(cause)) return 'watchdog (image hung)';
+  if (/self-test/.test(cause)) return 'health check: self-test';
+  if (/broker reached/.test(cause)) return 'health check: broker not reached';
+  if (/first record acknowledged/.test(cause)) return 'health check: no record acknowledged';
+  if (/power/.test(cause)) return 'power cut during the trial';
+  return cause;
 }
 
 /** The deterministic part of a summary (for comparing runs and engines). */
@@ -206,22 +286,26 @@ export function summaryLines(summary: FleetSummary): string[] {
     `appended            ${summary.appended}  (records whose append returned)`,
     `accepted            ${summary.accepted}  (records in the ingest's store, each once)`,
     `cut appends         ${summary.cutAppends}  (interrupted by a power cut; ${summary.cutAppendsLanded} landed and were delivered)`,
+    `undelivered         ${summary.undelivered}  (durable readings still in a device's flash at the end: not lost)`,
+    `runtime records     ${summary.runtimeRecords}  (health records, audit entries, update requests in the store)`,
     `duplicatesDropped   ${summary.duplicatesDropped}`,
     `replaysRejected     ${summary.replaysRejected}`,
     `forgeriesRejected   ${summary.forgeriesRejected}`,
     `powerCuts           ${summary.powerCuts}  (every one survived: ${summary.bricked === 0 ? 'yes' : 'no'})`,
     `linkFlaps           ${summary.linkFlaps}`,
     `brokerRestarts      ${summary.brokerRestarts}`,
+    `clockSkews          ${summary.clockSkews}  (signed times that jumped; ${summary.clockJumpsAudited} clock jumps in the audit logs, none refused a message)`,
     `gateway             ${gateway}`,
     `lost                ${mark(summary.lost)}`,
     `counterRegressions  ${mark(summary.counterRegressions)}`,
     `replaysAccepted     ${mark(summary.replaysAccepted)}`,
     `forgeriesAccepted   ${mark(summary.forgeriesAccepted)}`,
     `bricked             ${mark(summary.bricked)}`,
-    `auditBreaks         ${mark(summary.auditBreaks)}  (no audit log in this scenario's firmware yet)`,
-    `rolledBack          ${summary.rolledBack}  (no update in this scenario)`,
-    `committed           ${summary.committed}  (no update in this scenario)`,
-    ...summary.notes.slice(2).map((n) => `note: ${n}`),
+    `auditBreaks         ${mark(summary.auditBreaks)}  (${summary.auditEntries} audit entries verified over ${summary.devices} chain(s))`,
+    `updates             ${summary.updates.offered.map((u) => `v${u.imageVersion} ${u.behaviour} at ${u.atSec} s`).join(', ') || 'none offered'} (${summary.updates.manifestsSent} manifests, ${summary.updates.chunksSent} chunks served)`,
+    `committed           ${summary.committed}`,
+    `rolledBack          ${summary.rolledBack}${Object.keys(summary.updates.rollbackCauses).length ? `  (${Object.entries(summary.updates.rollbackCauses).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
+    ...summary.notes.map((n) => `note: ${n}`),
     ...summary.failures.slice(0, 10).map((f) => `FAILED: ${f}`),
     summary.ok ? 'sim: every promise kept (lost, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, auditBreaks all 0)' : 'sim: FAILED: an invariant is broken (see above)',
   ];
