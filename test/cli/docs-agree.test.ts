@@ -25,7 +25,7 @@ function parseDoc(): { commands: Map<string, DocCommand>; exitCodes: number[] } 
   let inExit = false;
   const exitCodes: number[] = [];
   for (const line of text.split('\n')) {
-    const heading = /^### holdfast ([a-z]+(?: [a-z]+)?)(?: |$)/.exec(line);
+    const heading = /^### holdfast ([a-z]+(?: [a-z][a-z-]*)?)(?: |$)/.exec(line);
     if (heading) {
       current = { name: heading[1], rows: new Map(), json: undefined };
       commands.set(current.name, current);

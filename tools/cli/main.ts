@@ -22,6 +22,8 @@ import { registerAudit } from './commands/audit.ts';
 import { registerFlash } from './commands/flash.ts';
 import { registerSim } from './commands/sim.ts';
 import { registerConsole } from './commands/console.ts';
+import { registerProvision } from './commands/provision.ts';
+import { registerFleet } from './commands/fleet.ts';
 import { packageInfo } from './package-info.ts';
 
 export { EnvironmentError };
@@ -36,7 +38,7 @@ export function createProgram(commandName = ''): Command {
     // Usage errors: one line, naming the command and where its help is.
     .configureOutput({ outputError: (text, write) => write(`holdfast${commandName ? ` ${commandName}` : ''}: ${oneLine(text)} (see holdfast ${commandName ? `${commandName} ` : ''}--help)\n`) })
     .exitOverride();
-  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerSim, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit]) register(program);
+  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerSim, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit, registerProvision, registerFleet]) register(program);
   program.addHelpText('after', () => `\nCommand flags:\n${describeFlags(program)}`);
   program.addHelpText('after', `\n${EXIT_CODES_HELP}`);
   const override = (cmd: Command): void => {
@@ -80,11 +82,12 @@ export function wantsJson(args: readonly string[]): boolean {
 
 /** The command named by `args` (after node and the script): "keys rotate", "sign", or '' */
 export function commandNameOf(args: readonly string[]): string {
-  const names = new Set(['version', 'build', 'check', 'demo', 'sim', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit']);
+  const names = new Set(['version', 'build', 'check', 'demo', 'sim', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit', 'provision', 'fleet']);
   const first = args.find((a) => !a.startsWith('-'));
   if (first === undefined || !names.has(first)) return '';
   const sub = args[args.indexOf(first) + 1];
   if (first === 'audit') return sub === 'verify' ? 'audit verify' : 'audit';
+  if (first === 'fleet') return sub !== undefined && ['ls', 'show', 'export', 'broker-config', 'quarantine', 'release', 'revoke'].includes(sub) ? `fleet ${sub}` : 'fleet';
   if (first === 'ingest') return sub === 'report' || sub === 'run' ? `ingest ${sub}` : 'ingest';
   if (first !== 'keys') return first;
   return sub === 'init' || sub === 'rotate' ? `keys ${sub}` : 'keys';

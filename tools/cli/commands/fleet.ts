@@ -1,0 +1,184 @@
+/**
+ * `holdfast fleet`: the fleet inventory (tools/fleet/inventory.ts,
+ * docs/design/fleet-identity.md): list and show devices (never their
+ * secrets), export the ingest's inventory, generate the broker's password
+ * and ACL files, and change a device's state (quarantine, release, revoke).
+ */
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { DEVICE_STATES, currentKey, findDevice, loadFleet, nowIso, publicView, toIngestInventory, withFleetLock, type DeviceState, type FleetDevice } from '../../fleet/inventory.ts';
+import { brokerConfig, defaultServices, mosquittoConfFragment, MOSQUITTO_DEFAULT_ITERATIONS, type QuarantinePolicy } from '../../fleet/broker.ts';
+import { parseInventory } from '../../ingest/inventory.ts';
+import { secretFolder } from '../../provision/provision.ts';
+import { parseInteger, collect } from '../../keys/cli-options.ts';
+import { checkOutputPath, writeFilesAtomically } from '../files.ts';
+import { CliError, UsageError } from '../errors.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { InvalidArgumentError } from 'commander';
+
+const INVENTORY_HELP = 'fleet inventory written by holdfast provision';
+const DEFAULT_INVENTORY = 'fleet.json';
+
+function oneOf<T extends string>(values: readonly T[]): (value: string) => T {
+  return (value: string) => {
+    if (!(values as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${values.join(', ')}`);
+    return value as T;
+  };
+}
+
+function parseDeviceId(value: string): string {
+  if (!/^[0-9a-f]{16}$/.test(value)) throw new InvalidArgumentError('expected a device id: 16 lowercase hex digits');
+  return value;
+}
+
+function parseServiceName(value: string, previous: string[]): string[] {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value) || /^[0-9a-f]{16}$/.test(value)) throw new InvalidArgumentError('expected a service account name: 1..64 of A-Z a-z 0-9 . _ - (not a 16-hex-digit device id)');
+  return collect(value, previous);
+}
+
+function row(d: FleetDevice): Record<string, unknown> {
+  const key = currentKey(d);
+  return { deviceId: d.deviceId, board: d.board, state: d.state, keyId: key?.keyId ?? null, firmware: d.firmware.version, securityFloor: d.firmware.securityFloor, cohort: d.cohort, gateway: d.gateway, provisionedAt: d.provisionedAt };
+}
+
+export function registerFleet(program: Command): void {
+  const fleet = program.command('fleet').description('the fleet inventory: list, show, export for the ingest, broker credentials, quarantine and revoke (docs/design/fleet-identity.md)');
+
+  fleet
+    .command('ls')
+    .description('list the devices of the inventory (no secrets)')
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--state <state>', 'only devices in this state: active, quarantined or revoked', oneOf(DEVICE_STATES))
+    .option('--json', 'print the devices as JSON')
+    .action((flags: { inventory: string; state?: DeviceState; json?: boolean }) => {
+      const devices = loadFleet(flags.inventory).devices.filter((d) => flags.state === undefined || d.state === flags.state);
+      if (flags.json) console.log(JSON.stringify({ ok: true, count: devices.length, devices: devices.map(row) }, null, 2));
+      else {
+        const widths = [16, 11, 10, 10, 10, 16, 16];
+        const line = (cells: string[]): string => cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i]) : c)).join('  ').trimEnd();
+        console.log(line(['device', 'state', 'key', 'firmware', 'floor', 'cohort', 'gateway', 'board']));
+        for (const d of devices) {
+          const r = row(d);
+          console.log(line([d.deviceId, d.state, String(r.keyId ?? '-'), String(r.firmware ?? '-'), String(r.securityFloor ?? '-'), d.cohort ?? '-', d.gateway ?? '-', d.board]));
+        }
+        console.log(`${devices.length} device${devices.length === 1 ? '' : 's'}`);
+      }
+      process.exitCode = ExitCode.OK;
+    });
+
+  fleet
+    .command('show')
+    .description('one device: keys (current, retired, revoked, with the counter at each change), firmware, cohort, gateway, state and history (no secret)')
+    .argument('<device>', 'device id, 16 hex digits', parseDeviceId)
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--json', 'print the device as JSON')
+    .action((device: string, flags: { inventory: string; json?: boolean }) => {
+      const d = findDevice(loadFleet(flags.inventory), device);
+      const view = publicView(d);
+      if (flags.json) console.log(JSON.stringify({ ok: true, device: view }, null, 2));
+      else {
+        console.log(`device ${d.deviceId}: ${d.state}, board ${d.board}, suite ${d.suite}, provisioned ${d.provisionedAt}`);
+        console.log(`firmware ${d.firmware.version ?? '-'}, security floor ${d.firmware.securityFloor ?? '-'}, cohort ${d.cohort ?? '-'}, gateway ${d.gateway ?? '-'}`);
+        for (const k of d.keys) console.log(`key ${k.keyId} ${k.status}: counters ${k.sinceCounter}..${k.untilCounter ?? ''} public ${k.publicKey}`);
+        for (const e of d.history) console.log(`${e.at} ${e.event}${e.detail !== undefined ? `: ${e.detail}` : ''}`);
+      }
+      process.exitCode = ExitCode.OK;
+    });
+
+  fleet
+    .command('export')
+    .description('write the inventory in another format: ingest (the ingest\'s --devices file, with secrets, mode 0600) or public (no secrets)')
+    .requiredOption('--format <format>', 'ingest (the ingest\'s --devices file, with secrets) or public (no secrets)', oneOf(['ingest', 'public'] as const))
+    .requiredOption('--out <file>', 'file to write')
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--json', 'print {ok, format, file, entries}')
+    .action((flags: { format: 'ingest' | 'public'; out: string; inventory: string; json?: boolean }) => {
+      checkOutputPath(flags.out, 'the export');
+      const data = loadFleet(flags.inventory);
+      let text: string;
+      let entries: number;
+      if (flags.format === 'ingest') {
+        const inventory = toIngestInventory(data);
+        text = `${JSON.stringify(inventory, null, 1)}\n`;
+        // The ingest's own parser must take what we write: a check, not a promise.
+        parseInventory(text);
+        entries = inventory.devices.length;
+      } else {
+        text = `${JSON.stringify({ format: data.format, devices: data.devices.map(publicView) }, null, 1)}\n`;
+        entries = data.devices.length;
+      }
+      writeFilesAtomically([{ path: flags.out, data: text, mode: flags.format === 'ingest' ? 0o600 : 0o644, what: 'the export' }]);
+      if (flags.json) console.log(JSON.stringify({ ok: true, format: flags.format, file: flags.out, entries }, null, 2));
+      else console.log(`wrote ${flags.out}: ${entries} ${flags.format === 'ingest' ? '(device, key) entries for holdfast ingest --devices (mode 0600: it holds secrets)' : 'devices, no secrets'}`);
+      process.exitCode = ExitCode.OK;
+    });
+
+  fleet
+    .command('broker-config')
+    .description('write mosquitto\'s password file (PBKDF2-SHA512 $7$ hashes of each device\'s derived password), ACL file and a mosquitto.conf fragment from the inventory (docs/design/fleet-identity.md, "Broker")')
+    .requiredOption('--out <dir>', 'folder for passwords, acl, mosquitto.conf and services.json (created 0700)')
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--quarantine <policy>', 'quarantined devices: restrict (telemetry, receipts and updates; no commands) or deny (no account)', oneOf(['restrict', 'deny'] as const), 'restrict')
+    .option('--service <name>', 'a back-end account (ingest, command and update sender) with a random password written to services.json (repeatable)', parseServiceName, [])
+    .option('--iterations <n>', 'PBKDF2 iterations per hash, 1..1000000', parseInteger(1, 1_000_000), MOSQUITTO_DEFAULT_ITERATIONS)
+    .option('--json', 'print {ok, dir, files, counts}')
+    .action((flags: { out: string; inventory: string; quarantine: QuarantinePolicy; service: string[]; iterations: number; json?: boolean }) => {
+      const data = loadFleet(flags.inventory);
+      if (new Set(flags.service).size !== flags.service.length) throw new UsageError('a service name is given twice: expected unique names', { field: '--service' });
+      secretFolder(flags.out);
+      const services = defaultServices(flags.service);
+      const tty = process.stderr.isTTY === true && flags.json !== true;
+      const config = brokerConfig(data, {
+        policy: flags.quarantine,
+        iterations: flags.iterations,
+        services,
+        onProgress: (done, total) => {
+          if (tty && (done % 500 === 0 || done === total)) process.stderr.write(`\rhashed ${done}/${total}${done === total ? '\n' : ''}`);
+        },
+      });
+      const files = { passwords: join(flags.out, 'passwords'), acl: join(flags.out, 'acl'), conf: join(flags.out, 'mosquitto.conf'), services: join(flags.out, 'services.json') };
+      writeFilesAtomically([
+        { path: files.passwords, data: config.passwords, mode: 0o600, what: 'the password file' },
+        { path: files.acl, data: config.acl, mode: 0o644, what: 'the ACL file' },
+        { path: files.conf, data: mosquittoConfFragment(files.passwords, files.acl), mode: 0o644, what: 'the mosquitto.conf fragment' },
+        ...(services.length > 0 ? [{ path: files.services, data: `${JSON.stringify({ services: services.map((s) => ({ username: s.username, password: s.password, read: s.read, write: s.write })) }, null, 2)}\n`, mode: 0o600, what: 'the service passwords' }] : []),
+      ]);
+      const written = services.length > 0 ? files : { passwords: files.passwords, acl: files.acl, conf: files.conf };
+      if (flags.json) console.log(JSON.stringify({ ok: true, dir: flags.out, files: written, counts: config.counts, services: services.map((s) => s.username) }, null, 2));
+      else console.log(`wrote ${Object.values(written).join(', ')}: ${config.counts.active} active, ${config.counts.quarantined} quarantined (${flags.quarantine}), ${config.counts.revoked} revoked; ${config.counts.excluded} without an account`);
+      process.exitCode = ExitCode.OK;
+    });
+
+  const stateChange = (name: 'quarantine' | 'release' | 'revoke', description: string, to: DeviceState, event: 'quarantined' | 'released' | 'revoked'): void => {
+    fleet
+      .command(name)
+      .description(description)
+      .argument('<device>', 'device id, 16 hex digits', parseDeviceId)
+      .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+      .option('--reason <text>', 'recorded in the device\'s history')
+      .option('--json', 'print {ok, device, from, to}')
+      .action((device: string, flags: { inventory: string; reason?: string; json?: boolean }) => {
+        if (flags.reason !== undefined && (flags.reason.length > 200 || /[\u0000-\u001f]/.test(flags.reason))) throw new UsageError('expected at most 200 printable characters', { field: '--reason' });
+        const from = withFleetLock(flags.inventory, (lock) => {
+          const data = lock.load(false);
+          const d = findDevice(data, device);
+          const was = d.state;
+          if (was === 'revoked') throw new CliError(`device ${device} is revoked: a revoked identity stays revoked (re-enroll the device with a new identity)`, { field: '<device>' });
+          if (name === 'release' && was !== 'quarantined') throw new CliError(`device ${device} is ${was}: expected a quarantined device`, { field: '<device>' });
+          if (name === 'quarantine' && was === 'quarantined') return was;
+          const at = nowIso();
+          d.state = to;
+          if (to === 'revoked') for (const k of d.keys) if (k.status !== 'revoked') Object.assign(k, { status: 'revoked', changedAt: at });
+          d.history.push({ at, event, ...(flags.reason !== undefined ? { detail: flags.reason } : {}) });
+          lock.save(data);
+          return was;
+        });
+        if (flags.json) console.log(JSON.stringify({ ok: true, device, from, to }, null, 2));
+        else console.log(`device ${device}: ${from} -> ${to}; run holdfast fleet broker-config and fleet export --format ingest to apply it at the broker and the ingest`);
+        process.exitCode = ExitCode.OK;
+      });
+  };
+  stateChange('quarantine', 'quarantine a device: at the broker it keeps telemetry, receipts and updates, not commands (policy restrict)', 'quarantined', 'quarantined');
+  stateChange('release', 'return a quarantined device to active', 'active', 'released');
+  stateChange('revoke', 'revoke a device\'s identity for good: every key revoked, no broker account, left out of the ingest\'s inventory', 'revoked', 'revoked');
+}
