@@ -15,7 +15,7 @@
  * Host tool (Node).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -77,6 +77,27 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
     writePasswords(passwd.path, dir, options);
     writeFileSync(join(dir, 'acl'), aclText(options));
     const broker = new Mosquitto(mosquitto.path, mosquitto.version, dir, options, pki);
+    await broker.firstStart();
+    return broker;
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * Debian's mosquitto over a password file and an ACL file made elsewhere
+ * (`holdfast fleet broker-config`, tools/fleet/broker.ts): both copied into
+ * the broker's temp dir unchanged; mosquitto_passwd is not run.
+ */
+export async function startMosquittoWithFiles(files: { passwordFile: string; aclFile: string }, options: Omit<MosquittoOptions, 'devices' | 'services' | 'openAcl' | 'tls'> = {}): Promise<MosquittoBroker> {
+  const mosquitto = findMosquitto();
+  if (!mosquitto.ok) throw new Error(mosquitto.reason);
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-mosquitto-'));
+  try {
+    copyFileSync(files.passwordFile, join(dir, 'passwords'));
+    copyFileSync(files.aclFile, join(dir, 'acl'));
+    const broker = new Mosquitto(mosquitto.path, mosquitto.version, dir, { ...options, devices: [] }, undefined);
     await broker.firstStart();
     return broker;
   } catch (error) {
