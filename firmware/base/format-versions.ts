@@ -33,4 +33,6 @@ export const FORMAT_VERSIONS = Object.freeze({
   consoleChallenge: 1,
   /** The provisioning record in the hf_prov partition, `HFPV | version | ...` (firmware/security/provisioning.ts, docs/spec/provisioning.md). */
   provisioning: 1,
+  /** The fleet's signed revocation list, `HFRL | version | ...` (firmware/security/revocation.ts, docs/spec/revocation.md). */
+  revocationList: 1,
 });

@@ -4,8 +4,8 @@
  * `holdfast provision`, read at every boot. It holds the device id, the
  * device secret (the envelope keys derive from it, envelope-keys.ts), the
  * device's own Ed25519 key pair, its key id, the fleet's public keys the
- * device trusts (command key, optional console key, optional first root
- * document), the board id and the broker address.
+ * device trusts (command key, optional console key, optional revocation-list
+ * key, optional first root document), the board id and the broker address.
  *
  * The reader fails closed: a blank partition is its own reading
  * (`{ state: 'blank' }`, "not provisioned"); anything else that is not a
@@ -93,6 +93,8 @@ export interface ProvisioningIdentity {
   readonly commandKey: TrustedKey;
   /** The console unlock key, or undefined (the console stays locked). */
   readonly consoleKey: Uint8Array | undefined;
+  /** The fleet's revocation-list key (docs/spec/revocation.md), or undefined (the device accepts no revocation list). */
+  readonly revocationKey: Uint8Array | undefined;
   /** The first root document (a signed ROOT envelope, docs/spec/root.md) for an empty trust store, or undefined. */
   readonly rootDocument: Uint8Array | undefined;
   /** Broker host (ASCII, 0..253; empty: none provisioned) and TCP port (0 with no host). */
@@ -147,7 +149,7 @@ export function encodeProvisioning(crypto: Crypto, identity: ProvisioningIdentit
   checkIdentity(identity);
   const root = identity.rootDocument;
   const bodyLength =
-    DEVICE_ID_LENGTH + 4 + 1 + identity.boardId.length + 1 + identity.deviceSecret.length + DEVICE_SEED_LENGTH + PUBLIC_KEY_LENGTH + 4 + PUBLIC_KEY_LENGTH + 1 + (identity.consoleKey === undefined ? 0 : PUBLIC_KEY_LENGTH) + 2 + (root === undefined ? 0 : root.length) + 1 + identity.brokerHost.length + 2;
+    DEVICE_ID_LENGTH + 4 + 1 + identity.boardId.length + 1 + identity.deviceSecret.length + DEVICE_SEED_LENGTH + PUBLIC_KEY_LENGTH + 4 + PUBLIC_KEY_LENGTH + 1 + (identity.consoleKey === undefined ? 0 : PUBLIC_KEY_LENGTH) + 1 + (identity.revocationKey === undefined ? 0 : PUBLIC_KEY_LENGTH) + 2 + (root === undefined ? 0 : root.length) + 1 + identity.brokerHost.length + 2;
   if (bodyLength > MAX_BODY_LENGTH) throw new RangeError(`record body of ${bodyLength} bytes: at most ${MAX_BODY_LENGTH}`);
   const out = new Uint8Array(PROVISIONING_HEADER_LENGTH + bodyLength + PROVISIONING_DIGEST_LENGTH);
   out.set(PROVISIONING_MAGIC, 0);
@@ -181,10 +183,12 @@ export function encodeProvisioning(crypto: Crypto, identity: ProvisioningIdentit
   put(identity.devicePublicKey);
   u32(identity.commandKey.keyId);
   put(identity.commandKey.publicKey);
-  if (identity.consoleKey === undefined) u8(0);
-  else {
-    u8(1);
-    put(identity.consoleKey);
+  for (const optional of [identity.consoleKey, identity.revocationKey]) {
+    if (optional === undefined) u8(0);
+    else {
+      u8(1);
+      put(optional);
+    }
   }
   u16(root === undefined ? 0 : root.length);
   if (root !== undefined) put(root);
@@ -264,6 +268,9 @@ function decodeBody(body: Uint8Array): ProvisioningIdentity {
   const consoleCount = u8('console key count');
   if (consoleCount > 1) throw new ProvisioningError('malformed', `${consoleCount} console keys: expected 0 or 1`);
   const consoleKey = consoleCount === 1 ? checkedKey(take(PUBLIC_KEY_LENGTH, 'console key'), 'console key') : undefined;
+  const revocationCount = u8('revocation key count');
+  if (revocationCount > 1) throw new ProvisioningError('malformed', `${revocationCount} revocation keys: expected 0 or 1`);
+  const revocationKey = revocationCount === 1 ? checkedKey(take(PUBLIC_KEY_LENGTH, 'revocation key'), 'revocation key') : undefined;
   const rootLength = u16('root document length');
   if (rootLength > MAX_ROOT_DOCUMENT_LENGTH) throw new ProvisioningError('malformed', `root document of ${rootLength} bytes: expected at most ${MAX_ROOT_DOCUMENT_LENGTH}`);
   const rootDocument = rootLength === 0 ? undefined : take(rootLength, 'root document');
@@ -272,7 +279,7 @@ function decodeBody(body: Uint8Array): ProvisioningIdentity {
   const brokerPort = u16('broker port');
   if ((hostLength === 0) !== (brokerPort === 0)) throw new ProvisioningError('malformed', 'broker host and port: expected both or neither');
   if (at !== body.length) throw new ProvisioningError('malformed', `${body.length - at} bytes after the last field`);
-  return Object.freeze({ deviceId, keyId, boardId, deviceSecret, deviceSeed, devicePublicKey, commandKey: Object.freeze({ keyId: commandKeyId, publicKey: commandPublicKey }), consoleKey, rootDocument, brokerHost, brokerPort });
+  return Object.freeze({ deviceId, keyId, boardId, deviceSecret, deviceSeed, devicePublicKey, commandKey: Object.freeze({ keyId: commandKeyId, publicKey: commandPublicKey }), consoleKey, revocationKey, rootDocument, brokerHost, brokerPort });
 }
 
 function checkedKey(key: Uint8Array, what: string): Uint8Array {
@@ -312,6 +319,7 @@ function checkIdentity(identity: ProvisioningIdentity): void {
   u32(identity.commandKey.keyId, 'commandKey.keyId');
   key(identity.commandKey.publicKey, 'commandKey.publicKey');
   if (identity.consoleKey !== undefined) key(identity.consoleKey, 'consoleKey');
+  if (identity.revocationKey !== undefined) key(identity.revocationKey, 'revocationKey');
   if (identity.rootDocument !== undefined && (!(identity.rootDocument instanceof Uint8Array) || identity.rootDocument.length < 1 || identity.rootDocument.length > MAX_ROOT_DOCUMENT_LENGTH)) throw new RangeError(`rootDocument must be 1..${MAX_ROOT_DOCUMENT_LENGTH} bytes`);
   if (typeof identity.brokerHost !== 'string' || identity.brokerHost.length > MAX_BROKER_HOST_LENGTH || (identity.brokerHost !== '' && !/^[A-Za-z0-9.:-]+$/.test(identity.brokerHost))) throw new RangeError(`brokerHost must be 0..${MAX_BROKER_HOST_LENGTH} of A-Z a-z 0-9 . : -`);
   if (!Number.isInteger(identity.brokerPort) || identity.brokerPort < 0 || identity.brokerPort > 0xffff) throw new RangeError('brokerPort must be 0..65535');

@@ -40,6 +40,7 @@ const identities = fc.record({
   devicePublicKey: fc.constantFrom(KEY_1, KEY_2, KEY_3),
   commandKey: fc.record({ keyId: fc.integer({ min: 0, max: 0xffff_ffff }), publicKey: fc.constantFrom(KEY_1, KEY_2, KEY_3) }),
   consoleKey: fc.option(fc.constantFrom(KEY_1, KEY_2, KEY_3), { nil: undefined }),
+  revocationKey: fc.option(fc.constantFrom(KEY_1, KEY_2, KEY_3), { nil: undefined }),
   rootDocument: fc.option(fc.uint8Array({ minLength: 1, maxLength: 2048 }), { nil: undefined }),
   broker: fc.option(fc.record({ host: fc.stringMatching(/^[A-Za-z0-9.:-]{1,253}$/), port: fc.integer({ min: 1, max: 0xffff }) }), { nil: undefined }),
 }).map(({ broker, ...rest }): ProvisioningIdentity => ({ ...rest, brokerHost: broker?.host ?? '', brokerPort: broker?.port ?? 0 }));

@@ -52,6 +52,7 @@ export function sampleIdentity(overrides: Partial<ProvisioningIdentity> = {}): P
     devicePublicKey: KEY_1,
     commandKey: { keyId: 7, publicKey: KEY_2 },
     consoleKey: KEY_3,
+    revocationKey: KEY_1,
     rootDocument: filled(100, 1, 1),
     brokerHost: 'broker.example',
     brokerPort: 8883,
@@ -80,6 +81,8 @@ function sameIdentity(actual: ProvisioningIdentity, expected: ProvisioningIdenti
   bytesEqual(actual.commandKey.publicKey, expected.commandKey.publicKey, `${what}: command key`);
   equal(actual.consoleKey === undefined, expected.consoleKey === undefined, `${what}: console key present`);
   if (actual.consoleKey !== undefined && expected.consoleKey !== undefined) bytesEqual(actual.consoleKey, expected.consoleKey, `${what}: console key`);
+  equal(actual.revocationKey === undefined, expected.revocationKey === undefined, `${what}: revocation key present`);
+  if (actual.revocationKey !== undefined && expected.revocationKey !== undefined) bytesEqual(actual.revocationKey, expected.revocationKey, `${what}: revocation key`);
   equal(actual.rootDocument === undefined, expected.rootDocument === undefined, `${what}: root present`);
   if (actual.rootDocument !== undefined && expected.rootDocument !== undefined) bytesEqual(actual.rootDocument, expected.rootDocument, `${what}: root`);
   equal(actual.brokerHost, expected.brokerHost, `${what}: broker host`);
@@ -113,7 +116,7 @@ export const suite: CaseSuite = {
         equal(record[4], PROVISIONING_FORMAT_VERSION, 'format version');
         equal(PROVISIONING_FORMAT_VERSION, 1, 'format 1');
         equal(record[5], 0, 'flags');
-        const body = 8 + 4 + 1 + 13 + 1 + 32 + 32 + 32 + 4 + 32 + 1 + 32 + 2 + 100 + 1 + 14 + 2;
+        const body = 8 + 4 + 1 + 13 + 1 + 32 + 32 + 32 + 4 + 32 + 1 + 32 + 1 + 32 + 2 + 100 + 1 + 14 + 2;
         equal(record[6] | (record[7] << 8), body, 'body length');
         equal(record.length, 8 + body + 32, 'record length');
         bytesEqual(record.subarray(8, 16), id.deviceId, 'device id first');
@@ -131,7 +134,7 @@ export const suite: CaseSuite = {
       name: 'round trip: the image of a 4 KiB partition reads back every field; without console key, root and broker too',
       run() {
         const crypto = createNobleCrypto();
-        for (const id of [sampleIdentity(), sampleIdentity({ consoleKey: undefined, rootDocument: undefined, brokerHost: '', brokerPort: 0, deviceSecret: filled(64, 9, 5), keyId: 0xffff_ffff })]) {
+        for (const id of [sampleIdentity(), sampleIdentity({ consoleKey: undefined, revocationKey: undefined, rootDocument: undefined, brokerHost: '', brokerPort: 0, deviceSecret: filled(64, 9, 5), keyId: 0xffff_ffff })]) {
           const image = provisioningImage(crypto, id, 4096);
           equal(image.length, 4096, 'image length');
           equal(image[4095], 0xff, 'padded with 0xFF');

@@ -73,16 +73,26 @@ const deviceSchema = z.strictObject({
   history: z.array(eventSchema),
 });
 
+/** The fleet-level revocation state: the last list number issued and the revoked command keys (docs/spec/revocation.md). */
+const revocationSchema = z.strictObject({
+  number: u32,
+  commandKeys: z.array(z.strictObject({ keyId: u32, at: isoTime, detail: z.string().max(200).optional() })),
+});
+
 const fleetSchema = z.strictObject({
   format: z.literal(FLEET_FORMAT, `expected "${FLEET_FORMAT}"`),
+  revocation: revocationSchema.optional(),
   devices: z.array(deviceSchema, 'expected an array of devices'),
 });
 
 export type FleetKey = z.infer<typeof keySchema>;
 export type FleetEvent = z.infer<typeof eventSchema>;
 export type FleetDevice = z.infer<typeof deviceSchema>;
+export type FleetRevocation = z.infer<typeof revocationSchema>;
 export interface Fleet {
   format: typeof FLEET_FORMAT;
+  /** Absent until the first `fleet revoke`. */
+  revocation?: FleetRevocation;
   devices: FleetDevice[];
 }
 
@@ -129,7 +139,7 @@ export function loadFleet(path: string, options: { allowMissing?: boolean } = {}
 /** The inventory's text: one device per line (diffs stay readable at thousands of devices). */
 export function fleetText(fleet: Fleet): string {
   const sorted = [...fleet.devices].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
-  return `{"format":${JSON.stringify(fleet.format)},"devices":[\n${sorted.map((d) => JSON.stringify(d)).join(',\n')}\n]}\n`;
+  return `{"format":${JSON.stringify(fleet.format)},${fleet.revocation !== undefined ? `"revocation":${JSON.stringify(fleet.revocation)},` : ''}"devices":[\n${sorted.map((d) => JSON.stringify(d)).join(',\n')}\n]}\n`;
 }
 
 /** Write the inventory atomically with mode 0600. */

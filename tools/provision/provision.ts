@@ -44,6 +44,7 @@ export interface ProvisionOptions {
   suite: SuiteName;
   commandKey: { keyId: number; publicKey: Uint8Array };
   consoleKey?: Uint8Array;
+  revocationKey?: Uint8Array;
   rootDocument?: Uint8Array;
   broker?: { host: string; port: number };
   cohort?: string;
@@ -71,6 +72,7 @@ export interface ProvisionManifest {
   inventory: string;
   commandKey: { keyId: number; publicKey: string };
   consoleKey: string | null;
+  revocationKey: string | null;
   rootDocument: boolean;
   broker: string | null;
   cohort: string | null;
@@ -105,7 +107,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
   const board = loadBoard(options.boardId);
   const partition = provisioningPartition(board);
   if (!Number.isInteger(options.count) || options.count < 1 || options.count > MAX_COUNT) throw new UsageError(`count ${options.count}: expected 1..${MAX_COUNT}`, { field: '--count' });
-  for (const [what, key] of [['--command-key', options.commandKey.publicKey], ['--console-key', options.consoleKey]] as const) {
+  for (const [what, key] of [['--command-key', options.commandKey.publicKey], ['--console-key', options.consoleKey], ['--revocation-key', options.revocationKey]] as const) {
     if (key === undefined) continue;
     const problem = ed25519PublicKeyProblem(key);
     if (problem !== undefined) throw new CliError(`not a usable Ed25519 public key: ${problem}`, { field: what, code: 'invalid-file' });
@@ -123,6 +125,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
     inventory: options.inventoryPath,
     commandKey: { keyId: options.commandKey.keyId, publicKey: hex(options.commandKey.publicKey) },
     consoleKey: options.consoleKey === undefined ? null : hex(options.consoleKey),
+    revocationKey: options.revocationKey === undefined ? null : hex(options.revocationKey),
     rootDocument: options.rootDocument !== undefined,
     broker: options.broker === undefined ? null : `${options.broker.host}:${options.broker.port}`,
     cohort: options.cohort ?? null,
@@ -151,6 +154,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
           devicePublicKey: key.publicKey,
           commandKey: options.commandKey,
           consoleKey: options.consoleKey,
+          revocationKey: options.revocationKey,
           rootDocument: options.rootDocument,
           brokerHost: options.broker?.host ?? '',
           brokerPort: options.broker?.port ?? 0,

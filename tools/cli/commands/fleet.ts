@@ -10,6 +10,7 @@ import { DEVICE_STATES, currentKey, findDevice, loadFleet, nowIso, publicView, t
 import { brokerConfig, defaultServices, mosquittoConfFragment, MOSQUITTO_DEFAULT_ITERATIONS, type QuarantinePolicy } from '../../fleet/broker.ts';
 import { parseInventory } from '../../ingest/inventory.ts';
 import { secretFolder } from '../../provision/provision.ts';
+import { parseRevokeTarget, readSeedFile, revoke, targetUsage, type RevokeTarget } from '../../fleet/revoke.ts';
 import { parseInteger, collect } from '../../keys/cli-options.ts';
 import { checkOutputPath, writeFilesAtomically } from '../files.ts';
 import { CliError, UsageError } from '../errors.ts';
@@ -149,7 +150,7 @@ export function registerFleet(program: Command): void {
       process.exitCode = ExitCode.OK;
     });
 
-  const stateChange = (name: 'quarantine' | 'release' | 'revoke', description: string, to: DeviceState, event: 'quarantined' | 'released' | 'revoked'): void => {
+  const stateChange = (name: 'quarantine' | 'release', description: string, to: DeviceState, event: 'quarantined' | 'released'): void => {
     fleet
       .command(name)
       .description(description)
@@ -168,7 +169,6 @@ export function registerFleet(program: Command): void {
           if (name === 'quarantine' && was === 'quarantined') return was;
           const at = nowIso();
           d.state = to;
-          if (to === 'revoked') for (const k of d.keys) if (k.status !== 'revoked') Object.assign(k, { status: 'revoked', changedAt: at });
           d.history.push({ at, event, ...(flags.reason !== undefined ? { detail: flags.reason } : {}) });
           lock.save(data);
           return was;
@@ -180,5 +180,28 @@ export function registerFleet(program: Command): void {
   };
   stateChange('quarantine', 'quarantine a device: at the broker it keeps telemetry, receipts and updates, not commands (policy restrict)', 'quarantined', 'quarantined');
   stateChange('release', 'return a quarantined device to active', 'active', 'released');
-  stateChange('revoke', 'revoke a device\'s identity for good: every key revoked, no broker account, left out of the ingest\'s inventory', 'revoked', 'revoked');
+
+  fleet
+    .command('revoke')
+    .description('revoke a device (every key, for good), one device key (<device>/<keyId>) or a fleet command key (command/<keyId>) in the inventory, and write the next signed revocation list (docs/spec/revocation.md)')
+    .argument('<target>', '<device> (16 hex digits), <device>/<keyId> or command/<keyId>', (value: string) => parseRevokeTarget(value) ?? targetUsage(value))
+    .requiredOption('--sign-with <file>', 'the fleet revocation key: an Ed25519 seed, 64 hex digits (mode 0600)')
+    .option('--list <file>', 'where to write the signed revocation list', 'revocations.bin')
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--reason <text>', 'recorded in the device\'s history')
+    .option('--json', 'print {ok, target, changed, number, entries, list, signerPublicKey}')
+    .action((target: RevokeTarget, flags: { signWith: string; list: string; inventory: string; reason?: string; json?: boolean }) => {
+      if (flags.reason !== undefined && (flags.reason.length > 200 || /[\u0000-\u001f]/.test(flags.reason))) throw new UsageError('expected at most 200 printable characters', { field: '--reason' });
+      checkOutputPath(flags.list, 'the revocation list');
+      const seed = readSeedFile(flags.signWith);
+      const result = revoke({ inventoryPath: flags.inventory, target, seed, listPath: flags.list, ...(flags.reason !== undefined ? { reason: flags.reason } : {}) });
+      seed.fill(0);
+      if (flags.json) console.log(JSON.stringify({ ok: true, ...result }, null, 2));
+      else {
+        const what = target.kind === 'device' ? `device ${target.deviceId}` : target.kind === 'device-key' ? `key ${target.keyId} of device ${target.deviceId}` : `command key ${target.keyId}`;
+        console.log(`${what}: ${result.changed ? 'revoked' : 'already revoked'}; wrote ${result.list}: revocation list ${result.number}, ${result.entries} entries, signed by ${result.signerPublicKey.slice(0, 16)}…`);
+        console.log('apply it: holdfast fleet broker-config and fleet export --format ingest, then publish the list to the devices');
+      }
+      process.exitCode = ExitCode.OK;
+    });
 }

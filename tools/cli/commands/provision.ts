@@ -24,6 +24,7 @@ interface ProvisionFlags {
   commandKey: string;
   commandKeyId: number;
   consoleKey?: string;
+  revocationKey?: string;
   root?: string;
   broker?: { host: string; port: number };
   keyId: number;
@@ -69,6 +70,7 @@ export function registerProvision(program: Command): void {
     .option('--count <n>', `devices to make, 1..${MAX_COUNT}`, parseInteger(1, MAX_COUNT), 1)
     .option('--command-key-id <n>', 'key id of the command key, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
     .option('--console-key <file>', 'the console unlock key\'s Ed25519 public key, 64 hex digits (without it the console stays locked)')
+    .option('--revocation-key <file>', 'the fleet revocation-list key\'s Ed25519 public key, 64 hex digits (without it the device accepts no revocation list)')
     .option('--root <file>', 'a signed root document (root.1.bin of holdfast keys init) for the trust store')
     .option('--broker <host:port>', 'MQTT broker the devices connect to', parseBroker)
     .option('--key-id <n>', 'envelope key id at manufacture, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
@@ -85,6 +87,7 @@ export function registerProvision(program: Command): void {
       }
       const commandKey = readPublicKeyFile(flags.commandKey, 'the command key');
       const consoleKey = flags.consoleKey === undefined ? undefined : readPublicKeyFile(flags.consoleKey, 'the console key');
+      const revocationKey = flags.revocationKey === undefined ? undefined : readPublicKeyFile(flags.revocationKey, 'the revocation key');
       const rootDocument = flags.root === undefined ? undefined : readInput(flags.root, 'a signed root document', MAX_ROOT_DOCUMENT_LENGTH);
       if (rootDocument !== undefined && rootDocument.length === 0) throw new CliError('is empty: expected a signed root document', { file: flags.root, code: 'invalid-file' });
       const tty = process.stderr.isTTY === true && flags.json !== true;
@@ -98,6 +101,7 @@ export function registerProvision(program: Command): void {
         suite: flags.suite,
         commandKey: { keyId: flags.commandKeyId, publicKey: commandKey },
         ...(consoleKey !== undefined ? { consoleKey } : {}),
+        ...(revocationKey !== undefined ? { revocationKey } : {}),
         ...(rootDocument !== undefined ? { rootDocument } : {}),
         ...(flags.broker !== undefined ? { broker: flags.broker } : {}),
         ...(flags.cohort !== undefined ? { cohort: flags.cohort } : {}),
