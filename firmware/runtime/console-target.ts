@@ -78,6 +78,7 @@ export function runtimeConsoleTarget(runtime: Runtime): ConsoleTarget {
         forgeries: s.forgeryRejections,
         'clock-jumps': s.clockJumps,
         'audit-lost': s.auditLost,
+        'inbox-dropped': s.inboxDropped,
         restart: runtime.restartPending() ?? null,
       };
     },

@@ -45,6 +45,7 @@ import { CommandProcessor, type CommandEvent, type CommandResult } from './comma
 import { SafeModeStore, type SafeModeEntryCause, type SafeModeLeaveCause, type SafeModeState } from './safe-mode.ts';
 import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
+import { DEFAULT_INBOX_MAX_BYTES, Inbox, type InboxOptions, type InboxStats } from './inbox.ts';
 import { chunkLengthFor, DEFAULT_UPDATE_RETRY_MS, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
 import { encodeCommandReply, ENVELOPE_DIGEST_PREFIX, type UnavailableReason } from './command-reply.ts';
 import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
@@ -115,6 +116,12 @@ export interface RuntimeConfig {
   readonly auditPublishBatch?: number;
   /** Outbox sectors found damaged at recovery from which on the device goes to safe mode (default 1). */
   readonly outboxDamageThreshold?: number;
+  /**
+   * The inbox of command and update messages waiting for the scheduler
+   * (inbox.ts): default 8 messages and max(16 KiB, twice the MQTT Maximum
+   * Packet Size) bytes; a message that does not fit is dropped and counted.
+   */
+  readonly inbox?: InboxOptions;
   /** A signed time that disagrees with the monotonic clock by more than this is a clock jump (default 2 min). */
   readonly clockJumpBoundMs?: number;
   /** ... and by more than this, clock manipulation: safe mode (default 24 h). */
@@ -154,6 +161,8 @@ export interface RuntimeStatus {
   readonly auditPublished: number;
   /** Command-reply records appended (commands answered over MQTT). */
   readonly commandReplies: number;
+  /** Command and update messages dropped this boot because the inbox was full. */
+  readonly inboxDropped: number;
 }
 
 /** The result of an operator's action on the runtime (the console's confirm, rollback, safe mode): done with its facts, or refused with a token code. */
@@ -194,6 +203,8 @@ export interface Runtime {
   tasks(): TaskStats[];
   /** The MQTT update path's counts (undefined without an update agent). */
   updateStats(): MqttUpdatesStats | undefined;
+  /** The inbox of command and update messages waiting for the scheduler. */
+  inboxStats(): InboxStats;
   /** The health record as it would be published now. */
   healthRecord(now?: number): HealthRecord;
   /** Both app slots: otadata state, whether the image verifies, its versions (reads and hashes the slots: a console command, not a loop). */
@@ -279,6 +290,7 @@ class DeviceRuntime implements Runtime {
   private readonly commandTopic: string;
   private readonly updateTopic: string;
   private updates: MqttUpdates | undefined;
+  private readonly inbox: Inbox;
   private brokerReachedThisBoot = false;
   private commandReplies = 0;
   private linkConnected = false;
@@ -317,6 +329,7 @@ class DeviceRuntime implements Runtime {
     this.lastTick = hal.clock.ticks();
     this.commandTopic = config.commandTopic ?? deviceTopic(config.deviceId, 'cmd');
     this.updateTopic = config.update?.topic ?? deviceTopic(config.deviceId, 'update');
+    this.inbox = new Inbox({ capacity: config.inbox?.capacity, maxBytes: config.inbox?.maxBytes ?? Math.max(DEFAULT_INBOX_MAX_BYTES, 2 * config.link.session.maximumPacketSize) });
     // Stage 1: reset reason.
     this.resetReason = hal.system.lastResetReason();
     hal.log.write('info', 'runtime', 'boot', { resetReason: this.resetReason });
@@ -332,6 +345,8 @@ class DeviceRuntime implements Runtime {
     const now = this.lastTick;
     this.scheduler.every('health', this.config.healthPeriodMs ?? DEFAULTS.healthPeriodMs, (t) => this.publishHealth(t), now, 0);
     this.scheduler.every('audit-publish', this.config.auditPublishPeriodMs ?? DEFAULTS.auditPublishPeriodMs, () => this.publishAudit(), now, 0);
+    // Messages from the link wait in the inbox; those queued when its turn comes are handled, before the link, so their answers go out in the same turn.
+    this.scheduler.poll('inbox', { nextDueMs: () => (this.inbox.length > 0 ? 0 : undefined), service: (t) => this.handleInboxMessages(t) });
     // The link last: what the tasks before it appended goes out in the same turn.
     if (this.link !== undefined) this.scheduler.poll('link', this.link);
     // A scheduled restart runs after everything else of its turn (the console's reply is already out).
@@ -609,10 +624,29 @@ class DeviceRuntime implements Runtime {
     }
   }
 
-  /** A message on a subscribed device topic (not the receipt topic). */
+  /** A message on a subscribed device topic (not the receipt topic): queued for the scheduler, never handled inside the socket callback. */
   private onLinkMessage(topic: string, payload: Uint8Array): void {
-    if (topic === this.commandTopic) this.answerCommand(payload);
-    else if (topic === this.updateTopic) this.updates?.onMessage(payload, this.hal.clock.ticks());
+    const channel = topic === this.commandTopic ? 'command' : topic === this.updateTopic && this.updates !== undefined ? 'update' : undefined;
+    if (channel === undefined) return;
+    if (this.inbox.push(channel, payload)) return;
+    // Full: dropped and counted. A log line at the 1st, 2nd, 4th, 8th … drop of the boot, so a flood does not flood the log too.
+    const dropped = this.inbox.dropped();
+    if ((dropped & (dropped - 1)) === 0) this.hal.log.write('warn', 'runtime', 'inbox full: message dropped', { channel, dropped, bytes: payload.length });
+  }
+
+  /**
+   * The scheduler's turn: the messages queued now, oldest first, to their
+   * handlers (a command is answered in telemetry; the last update chunk
+   * restarts the device, and the rest wait for the next boot's link: the
+   * broker redelivers what it did not see acknowledged).
+   */
+  private handleInboxMessages(now: number): void {
+    for (let n = this.inbox.length; n > 0; n--) {
+      const message = this.inbox.shift();
+      if (message === undefined) return;
+      if (message.channel === 'command') this.answerCommand(message.payload);
+      else this.updates?.onMessage(message.payload, now);
+    }
   }
 
   // ------------------------------------------------------------ safe mode
@@ -1001,6 +1035,7 @@ class DeviceRuntime implements Runtime {
       healthRecords: this.healthRecords,
       auditPublished: this.auditPublished,
       commandReplies: this.commandReplies,
+      inboxDropped: this.inbox.dropped(),
     } satisfies RuntimeStatus);
   }
 
@@ -1063,6 +1098,10 @@ class DeviceRuntime implements Runtime {
 
   updateStats(): MqttUpdatesStats | undefined {
     return this.updates?.stats();
+  }
+
+  inboxStats(): InboxStats {
+    return this.inbox.stats();
   }
 }
 

@@ -85,6 +85,9 @@ const cases: FirmwareCase[] = [
       const command = fleet.command(7, 'set-output', { target: 1, value: 1 });
       // The answer is appended but the link is cut before anything is published: the PUBLISH is never served.
       first.d.net.last.deliver(first.broker.encode({ type: 'publish', topic: COMMAND_TOPIC, payload: command, qos: 1, retain: false, dup: false, packetId: 9, properties: {} }));
+      equal(first.d.actuator.applied.length, 0, 'queued in the socket callback, not handled there');
+      // The scheduler's turn handles it; the answer's PUBLISH is written to the socket but never served to the broker.
+      first.d.runtime.service();
       equal(first.d.actuator.applied.length, 1, 'applied in the first boot');
       equal(first.d.runtime.status().commandReplies, 1, 'answered (durable in the outbox)');
       // Reboot over the same flash: the broker redelivers the command.
