@@ -92,7 +92,7 @@ function padded(data: Uint8Array): Uint8Array {
  */
 function expectedImage(board: Board, before: Uint8Array, regions: { offset: number; data: Uint8Array }[], eraseData: boolean): Uint8Array {
   const image = before.slice();
-  if (eraseData) for (const p of board.partitions.filter((q) => q.type === 'data' && q.name !== 'otadata')) image.fill(0xff, p.offset, p.offset + p.size);
+  if (eraseData) for (const p of board.partitions.filter((q) => q.type === 'data' && q.name !== 'otadata' && q.name !== 'hf_prov')) image.fill(0xff, p.offset, p.offset + p.size);
   for (const r of regions) {
     const data = padded(r.data);
     image.fill(0xff, r.offset, Math.ceil((r.offset + data.length) / SECTOR) * SECTOR);
@@ -194,7 +194,7 @@ describe('holdfast flash over a pty against the emulated ROM loader', { skip }, 
     });
   }
 
-  it('--erase-data erases every data partition but otadata (and only with the flag)', async () => {
+  it('--erase-data erases every data partition but otadata and the provisioning record hf_prov (and only with the flag)', async () => {
     const board = loadBoard('esp32-devkitc');
     const { flash, before } = usedFlash(board, 200);
     const bootloader = bootloaderFile(0x4000, 20);
@@ -207,7 +207,10 @@ describe('holdfast flash over a pty against the emulated ROM loader', { skip }, 
     const bootloaderBytes = new Uint8Array(readFileSync(bootloader));
     const expected = expectedImage(board, before, regionsOf(board, bootloaderBytes, app.bytes), true);
     assert.ok(Buffer.from(flash.data).equals(Buffer.from(expected)), `whole flash as intended: ${firstDifference(flash.data, expected)}`);
-    for (const p of board.partitions.filter((q) => q.type === 'data')) assert.ok(flash.data.subarray(p.offset, p.offset + p.size).every((b) => b === 0xff), `${p.name} erased`);
+    for (const p of board.partitions.filter((q) => q.type === 'data' && q.name !== 'hf_prov')) assert.ok(flash.data.subarray(p.offset, p.offset + p.size).every((b) => b === 0xff), `${p.name} erased`);
+    // The device's identity survives: hf_prov holds what it held.
+    const prov = board.partitions.find((p) => p.name === 'hf_prov')!;
+    assert.ok(Buffer.from(flash.data.subarray(prov.offset, prov.offset + prov.size)).equals(Buffer.from(before.subarray(prov.offset, prov.offset + prov.size))), 'hf_prov kept');
     // ota_1 is not a data partition: left as it was.
     const ota1 = board.partitions.find((p) => p.name === 'ota_1')!;
     assert.ok(Buffer.from(flash.data.subarray(ota1.offset, ota1.offset + ota1.size)).equals(Buffer.from(before.subarray(ota1.offset, ota1.offset + ota1.size))));

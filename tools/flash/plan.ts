@@ -4,7 +4,7 @@
  * port is opened. No serial or native dependency: the CLI loads the flasher
  * (esptool-js, serialport's native binding) only when it flashes.
  */
-import type { Board, BoardPartition } from '../boards/board.ts';
+import { PROVISIONING_PARTITION, type Board, type BoardPartition } from '../boards/board.ts';
 import { encodeBoardPartitionTable } from './partition-table.ts';
 
 /** The ROM loader's baud rate after reset (esptool docs, "Initial Synchronisation"). */
@@ -65,7 +65,8 @@ export function planFlash(board: Board, input: { bootloader: Uint8Array; app: Ui
     { name: 'otadata', what: 'otadata (ota_data_initial.bin, erased)', offset: otadata.offset, data: new Uint8Array(otadata.size).fill(0xff) },
     { name: 'app', what: 'the app image (ota_0)', offset: ota0.offset, data: input.app },
   ];
-  const erase = input.eraseData ? board.partitions.filter((p) => p.type === 'data' && p.name !== 'otadata').map((p) => ({ name: p.name, offset: p.offset, size: p.size })) : [];
+  // The provisioning record (hf_prov) is the device's identity: erasing it would leave the device unprovisioned, so --erase-data keeps it.
+  const erase = input.eraseData ? board.partitions.filter((p) => p.type === 'data' && p.name !== 'otadata' && p.name !== PROVISIONING_PARTITION).map((p) => ({ name: p.name, offset: p.offset, size: p.size })) : [];
   return { board, regions, erase };
 }
 

@@ -40,7 +40,7 @@ export function registerFlash(program: Command): void {
     .option('--baud <n>', `baud rate after connecting at ${ROM_BAUD}, 9600..3000000`, parseInteger(9600, 3_000_000), DEFAULT_BAUD)
     .option('--bootloader <file>', "ESP-IDF second-stage bootloader for the board's chip (build/bootloader/bootloader.bin of idf.py build); required")
     .requiredOption('--app <file>', 'app image to write into ota_0')
-    .option('--erase-data', 'also erase every data partition except otadata (nvs, phy_init and the hf_* stores: hf_outbox, hf_counter, hf_trust, hf_floor, hf_replay, hf_journal, hf_safemode, hf_progress, hf_audit): never implied')
+    .option('--erase-data', 'also erase every data partition except otadata and the provisioning record hf_prov (nvs, phy_init and the hf_* stores: hf_outbox, hf_counter, hf_trust, hf_floor, hf_replay, hf_journal, hf_safemode, hf_progress, hf_audit): never implied')
     .option('--no-verify', 'skip the MD5 check of each region after writing it')
     .option('--json', 'print the result as JSON')
     .action(async (flags: FlashFlags) => {
