@@ -7,9 +7,18 @@
  * real import statements and export shapes are exercised, not only the
  * adapters' logic.
  */
-import { bootDevice, createDeviceHal, deviceModules, startRuntime } from '../../firmware/targets/moddable/device.ts';
+import { bootDevice, createDeviceHal, deviceModules, linkCheckDeadlines, startRuntime, withBoardUpdate } from '../../firmware/targets/moddable/device.ts';
+import { ConsoleDecoder, encodeConsoleFrame, type ConsoleFrame } from '../../firmware/protocol/console/index.ts';
+import { consoleDeviceId } from '../../firmware/runtime/console-target.ts';
+import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
+import { EmuReset } from '../../tools/xs/moddable-emu/index.ts';
+import { TeeLog } from '../../firmware/targets/moddable/run.ts';
+import { auditSummary, partsOf } from '../runtime/runtime-world.ts';
+import { trialDevice } from '../runtime/trial-world.ts';
+import { BOARD } from '../update/manifest-fixtures.ts';
+import { TEST_DEVICE_ID } from '../support/test-device.ts';
 import { PARTITION_LABELS, type PartitionKey } from '../../firmware/runtime/boot.ts';
-import { deviceConfig, flashOptions, makeFleet, provision, RecordingActuator } from '../runtime/runtime-world.ts';
+import { deviceConfig, flashOptions, makeFleet, provision, RecordingActuator, type Fleet } from '../runtime/runtime-world.ts';
 import { Counter } from '../../firmware/storage/counter.ts';
 import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
 import { createEmuModdable, type EmuModdable } from '../../tools/xs/moddable-emu/index.ts';
@@ -34,6 +43,30 @@ function install(env: CaseEnv, running: 'ota_0' | 'ota_1'): EmuModdable {
   });
   installEmuModdable(emu);
   return emu;
+}
+
+/** The emulated partitions of a provisioned runtime flash (its labels), plus `extra`. */
+function runtimePartitions(flash: FlashPartition, extra: Record<string, { flash: FlashPartition; encrypted: boolean }>): Record<string, { flash: FlashPartition; encrypted: boolean }> {
+  const parts = partsOf(flash);
+  const out: Record<string, { flash: FlashPartition; encrypted: boolean }> = { ...extra };
+  for (const [key, label] of Object.entries(PARTITION_LABELS)) {
+    const part = parts[key as PartitionKey];
+    if (part !== undefined && out[label] === undefined) out[label] = { flash: part, encrypted: false };
+  }
+  return out;
+}
+
+/** Every frame written on the emulated UART so far. */
+function uartFrames(port: { readonly transmitted: readonly number[] }): ConsoleFrame[] {
+  const frames: ConsoleFrame[] = [];
+  new ConsoleDecoder().push(Uint8Array.from(port.transmitted), (f) => frames.push(f));
+  return frames;
+}
+
+function provisioned(env: CaseEnv, fleet: Fleet): FlashPartition {
+  const big = env.createFlash(flashOptions('plain'));
+  provision(big, fleet);
+  return big;
 }
 
 function runtimeSlots(hal: { partition(label: string): unknown; readonly slots: readonly unknown[] }): string {
@@ -150,6 +183,118 @@ export const suite: CaseSuite = {
         equal(booted.runtime, undefined, 'no runtime without provisioning');
         ok(unprovisioned.some((l) => l.startsWith('error boot: not provisioned')), unprovisioned.join(''));
         equal(bare.sockets.sockets.length, 0, 'nothing connected');
+        installEmuModdable(undefined);
+      },
+    },
+    {
+      name: 'the board\'s update settings: the trial\'s link checks on, deadlines from the task watchdog (12 and 24 periods); a config\'s own update section and link checks are kept; an unknown chip is refused',
+      run() {
+        const fleet = makeFleet();
+        const board = { board: 'esp32-devkitc', chip: 'esp32', watchdogTimeoutMs: 5000 };
+        equal(JSON.stringify(linkCheckDeadlines(5000)), '{"brokerReachedMs":60000,"firstReceiptMs":120000}', 'a 5 s watchdog');
+        const update = withBoardUpdate(deviceConfig(fleet), board).update;
+        ok(update !== undefined, 'an update section for the board');
+        equal(`${update.boardId}:${update.chip.name}:${update.watchdogTimeoutMs}`, 'esp32-devkitc:esp32:5000', 'board, chip, watchdog');
+        equal(`${update.linkChecks?.brokerReachedMs}:${update.linkChecks?.firstReceiptMs}`, '60000:120000', 'link checks on');
+        const own = withBoardUpdate(deviceConfig(fleet, { update: { boardId: 'x', chip: ESP_CHIPS.esp32s3, watchdogTimeoutMs: 3000, linkChecks: { brokerReachedMs: 1, firstReceiptMs: 2 } } }), board).update;
+        equal(`${own?.boardId}:${own?.linkChecks?.brokerReachedMs}`, 'x:1', 'the config\'s own kept');
+        const noChecks = withBoardUpdate(deviceConfig(fleet, { update: { boardId: 'y', chip: ESP_CHIPS.esp32, watchdogTimeoutMs: 3000 } }), undefined).update;
+        equal(noChecks?.linkChecks?.brokerReachedMs, 36_000, 'without a board: from the config\'s trial watchdog');
+        equal(withBoardUpdate(deviceConfig(fleet), undefined).update, undefined, 'no board, no update section: none');
+        throws(() => withBoardUpdate(deviceConfig(fleet), { ...board, chip: 'esp8266' }), 'RangeError', 'unknown chip');
+        throws(() => linkCheckDeadlines(0), 'RangeError', 'no watchdog');
+      },
+    },
+    {
+      name: 'bootDevice serves the serial console on the console UART: hello, a status command answered from the runtime, frames longer than the UART\'s room go out whole as room is reported; the Timer services the runtime; a locked reboot is refused; the runtime\'s log goes to the console too',
+      run(env) {
+        const fleet = makeFleet();
+        const big = provisioned(env, fleet);
+        const strict = () => env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' });
+        const emu = createEmuModdable({ partitions: runtimePartitions(big, { otadata: { flash: strict(), encrypted: true }, ota_0: { flash: strict(), encrypted: true }, ota_1: { flash: strict(), encrypted: true } }), runningPartition: 'ota_0', startMs: 0xffff_ff00 });
+        installEmuModdable(emu);
+        const lines: string[] = [];
+        const booted = bootDevice(deviceConfig(fleet), { writeLine: (line) => lines.push(line), console: { port: 1, baud: 115200, receive: 3, transmit: 1 } });
+        ok(booted.runtime !== undefined && booted.console !== undefined && booted.driver !== undefined, 'runtime, console and driver');
+        equal(emu.serialPorts.length, 1, 'the console UART opened');
+        const port = emu.serialPorts[0];
+        equal(`${port.options.baud}:${port.options.port}`, '115200:1', 'its settings');
+        equal(port.transmitted.length, 0, 'nothing written before the UART reports room');
+        port.drain(16);
+        equal(port.transmitted.length, 16, 'as much as the room allowed');
+        port.drain(4096);
+        const hello = uartFrames(port)[0];
+        equal(`${hello.kind}:${hello.fields.device}:${hello.fields.locked}`, `hello:${consoleDeviceId(TEST_DEVICE_ID)}:true`, 'hello first, whole');
+        // The runtime's log goes to the console too (and to trace).
+        emu.timer.advance(0);
+        const before = lines.length;
+        booted.runtime.append(new Uint8Array(2000));
+        emu.timer.advance(50);
+        port.arrive(Array.from(encodeConsoleFrame('cmd', { id: '7', op: 'status' })));
+        emu.timer.advance(0);
+        port.drain(100);
+        port.drain(4096);
+        const frames = uartFrames(port);
+        const status = frames.find((f) => f.kind === 'ok' && f.fields.id === '7');
+        ok(status !== undefined, `status answered: ${JSON.stringify(frames.map((f) => f.kind))}`);
+        equal(status.fields['safe-mode'], 'false', 'from the runtime');
+        equal(status.fields.slot, '0', 'running slot from the glue');
+        ok(lines.length >= before, 'trace still written');
+        // The driver: the Timer services the runtime (the link opens its socket without anyone calling service).
+        emu.timer.advance(500);
+        ok(emu.sockets.sockets.length >= 1, 'the Timer serviced the runtime: the link opened a socket');
+        ok(booted.console.output.dropped === 0, 'nothing dropped');
+        // Unlocking needs the fleet's console key: without one (this boot) a reboot is refused.
+        port.arrive(Array.from(encodeConsoleFrame('cmd', { id: '8', op: 'reboot' })));
+        port.drain(4096);
+        const refused = uartFrames(port).find((f) => f.fields.id === '8');
+        equal(`${refused?.kind}:${refused?.fields.code}`, 'err:locked', 'locked');
+        booted.driver.stop();
+        installEmuModdable(undefined);
+        // The runtime's log: trace and, once the console exists, log frames.
+        const seen: string[] = [];
+        const tee = new TeeLog({ write: (level, area, message) => void seen.push(`trace ${level} ${area} ${message}`) });
+        tee.write('info', 'boot', 'before');
+        tee.console = { write: (level, area, message) => void seen.push(`console ${level} ${area} ${message}`) };
+        tee.write('warn', 'runtime', 'after');
+        equal(seen.join('|'), 'trace info boot before|trace warn runtime after|console warn runtime after', 'tee');
+      },
+    },
+    {
+      name: 'a trial boot on the Moddable target gets the link checks from the board: with no broker reached within 12 watchdog periods it rolls back (update-rolled-back, esp_restart)',
+      run(env) {
+        const t = trialDevice(env);
+        const emu = createEmuModdable({
+          partitions: runtimePartitions(t.flash, {
+            otadata: { flash: t.update.otadata, encrypted: false },
+            ota_0: { flash: t.update.slots[0], encrypted: false },
+            ota_1: { flash: t.update.slots[1], encrypted: false },
+            hf_progress: { flash: t.update.progress, encrypted: false },
+          }),
+          runningPartition: 'ota_1',
+          secureVersion: 1,
+          watchdogTimeoutMs: 2000,
+        });
+        installEmuModdable(emu);
+        const booted = bootDevice(deviceConfig(t.fleet), { writeLine: () => undefined, board: { board: BOARD, chip: 'esp32', watchdogTimeoutMs: 2000 }, drive: false });
+        const runtime = booted.runtime;
+        ok(runtime !== undefined, 'started');
+        equal(runtime.status().trial, 'running', `a trial (failures: ${runtime.status().failures.map((f) => f.code).join(',')})`);
+        let reset: unknown;
+        for (let ms = 0; ms < 30_000 && reset === undefined; ms += 500) {
+          emu.time.ms += 500;
+          try {
+            runtime.service(booted.hal.clock.ticks());
+          } catch (error) {
+            if (!(error instanceof EmuReset)) throw error;
+            reset = error;
+          }
+          if (reset === undefined) ok(ms < 24_000 + 1000, 'still running after the deadline');
+        }
+        ok(reset instanceof EmuReset && reset.kind === 'restart', 'esp_restart after the deadline');
+        ok(emu.time.ms >= 24_000, `not before 12 watchdog periods (${emu.time.ms} ms)`);
+        const audit = auditSummary(t.flash, t.fleet);
+        ok(audit.some((e) => e.startsWith('update-rolled-back:broker-reached')), `rolled back for the broker: ${audit.join(',')}`);
         installEmuModdable(undefined);
       },
     },

@@ -16,16 +16,27 @@ import * as native from 'holdfast-native';
 import { startRuntime, type Runtime, type RuntimeConfig, type RuntimeHal } from '../../runtime/main.ts';
 import { createModdableHal, type ModdableHal, type ModdableHalOptions } from './hal.ts';
 import type { ModdableModules } from './modules.ts';
+import { driveRuntime, startDeviceConsole, TeeLog, withBoardUpdate, type DeviceBoard, type DeviceConsole, type RuntimeDriver } from './run.ts';
 
 export { startRuntime, RUNTIME_NAME } from '../../runtime/main.ts';
 export { createModdableHal } from './hal.ts';
+export { linkCheckDeadlines, withBoardUpdate, type DeviceBoard } from './run.ts';
 
 /** The real modules; the type checker proves here that they fit the adapters' shapes. */
 export function deviceModules(): ModdableModules {
   return Object.freeze<ModdableModules>({ flash: Flash, time: Time, timer: Timer, Socket, SecureSocket, Digest, Serial, native });
 }
 
-export type DeviceOptions = Partial<ModdableHalOptions>;
+export type DeviceHalOptions = Partial<ModdableHalOptions>;
+
+export interface DeviceOptions extends DeviceHalOptions {
+  /** The board (mc/config's `holdfast`): its update settings and the trial's link checks (run.ts `withBoardUpdate`). */
+  readonly board?: DeviceBoard;
+  /** The fleet's console public key (32 bytes) for the serial console's unlock; absent: the console is read-only. */
+  readonly consoleKey?: Uint8Array;
+  /** Service the runtime from a Timer (default true). */
+  readonly drive?: boolean;
+}
 
 /**
  * Moddable's `trace` (xsbug, or the serial console in a release build): a
@@ -38,7 +49,7 @@ function traceLine(line: string): void {
 }
 
 /** Every adapter over the real modules; log lines go to `trace` unless told otherwise. */
-export function createDeviceHal(options: DeviceOptions = {}): ModdableHal {
+export function createDeviceHal(options: DeviceHalOptions = {}): ModdableHal {
   return createModdableHal(deviceModules(), { writeLine: traceLine, ...options });
 }
 
@@ -47,17 +58,44 @@ export function runtimeHalOf(hal: ModdableHal): RuntimeHal {
   return hal;
 }
 
+export interface BootedDevice {
+  readonly hal: ModdableHal;
+  readonly runtime: Runtime | undefined;
+  /** The serial console on the console UART (absent without console options, or when the UART did not open). */
+  readonly console: DeviceConsole | undefined;
+  readonly driver: RuntimeDriver | undefined;
+}
+
 /**
  * Boot: every adapter, then the runtime over them with the device's
  * provisioning (`RuntimeConfig`: device id and secret, key id, command
- * key, broker). Holdfast has no on-device provisioning store yet: without
- * a config the boot logs `not provisioned` and the runtime does not start.
+ * key, broker) and the board's update settings (the trial's link checks
+ * on, deadlines from the board's task watchdog), then the serial console
+ * on the console UART (a ConsoleServer over `runtimeConsoleTarget`, also
+ * the runtime's log), then one Timer servicing the runtime. Holdfast has
+ * no on-device provisioning store yet: without a config the boot logs
+ * `not provisioned` and the runtime does not start.
  */
-export function bootDevice(config: RuntimeConfig | undefined, options: DeviceOptions = {}): { readonly hal: ModdableHal; readonly runtime: Runtime | undefined } {
-  const hal = createDeviceHal(options);
+export function bootDevice(config: RuntimeConfig | undefined, options: DeviceOptions = {}): BootedDevice {
+  const { board, consoleKey, drive, ...halOptions } = options;
+  const hal = createDeviceHal(halOptions);
   if (config === undefined) {
     hal.log.write('error', 'boot', 'not provisioned: no device id, secret or keys; the runtime does not start');
-    return Object.freeze({ hal, runtime: undefined });
+    return Object.freeze({ hal, runtime: undefined, console: undefined, driver: undefined });
   }
-  return Object.freeze({ hal, runtime: startRuntime(runtimeHalOf(hal), config) });
+  const log = new TeeLog(hal.log);
+  const runtime = startRuntime({ ...runtimeHalOf(hal), log }, withBoardUpdate(config, board));
+  let driver: RuntimeDriver | undefined;
+  let serial: DeviceConsole | undefined;
+  if (halOptions.console !== undefined) {
+    try {
+      serial = startDeviceConsole(hal, runtime, { deviceId: config.deviceId, ...(consoleKey === undefined ? {} : { consoleKey }), onInput: () => driver?.kick() });
+      log.console = serial.server;
+    } catch (error) {
+      // A debug build keeps UART0 for xsbug ("port in use"): the device runs without its console.
+      hal.log.write('error', 'console', 'console UART not opened: no serial console', { error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  if (drive !== false) driver = driveRuntime(runtime, deviceModules().timer, () => hal.clock.ticks());
+  return Object.freeze({ hal, runtime, console: serial, driver });
 }

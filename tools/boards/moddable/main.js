@@ -26,9 +26,11 @@ export default function main() {
 	// on-device store yet: until it has, the boot logs "not provisioned" and the runtime waits.
 	const provisioning = undefined;
 	const { hal } = bootDevice(provisioning, {
-		// The console UART: UART0 on the pins of each chip's USB-serial bridge. Opened only on demand
-		// (hal.openConsole); a debug build (mcconfig -d) keeps UART0 for xsbug, and then opening it
-		// fails with "port in use": the console needs a release build or another UART.
+		// The board's chip and task watchdog: the update's settings, and the trial's link checks with deadlines from the watchdog.
+		board: { board: board.board, chip: board.chip, watchdogTimeoutMs: board.watchdogTimeoutMs },
+		// The console UART: UART0 on the pins of each chip's USB-serial bridge, where the runtime serves
+		// its serial console (docs/spec/console.md). A debug build (mcconfig -d) keeps UART0 for xsbug:
+		// opening it fails with "port in use", logged, and the device runs without its console.
 		console: { port: 0, baud: 115200, ...CONSOLE_PINS[board.chip] },
 	});
 	hal.log.write("info", "boot", "board", { board: board.board, chip: board.chip, runningSlot: hal.runningSlot, sha256: hal.crypto.sha256Engine });
