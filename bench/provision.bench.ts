@@ -93,7 +93,7 @@ export const provisionBench: BenchGroup = {
   prefix: 'provision.',
   workload:
     `\`holdfast provision --board ${BOARD} --count ${DEVICES.toLocaleString('en-US')}\` in its own process (device id, secret and Ed25519 key pair per device from node:crypto, ` +
-    'a 4 KiB hf_prov image each, 0600, registered in the inventory 250 at a time before the images are written, manifest), then every image read back with the firmware reader and compared with its inventory entry; ' +
+    'a 4 KiB hf_prov image each, 0600, registered in the inventory in steps of 250 before the images are written, manifest), then every image read back with the firmware reader and compared with its inventory entry; ' +
     '`holdfast fleet broker-config` (PBKDF2-SHA512, 101 iterations, per device); then Debian\'s mosquitto 2.0 with the generated files and all devices connecting at once (MQTT 5) with the password derived from their image. ' +
     'A lost enrollment is a device missing from the inventory or the manifest, an image that does not read back to its entry, or a refused connection. CLI, broker and clients share the 2-core machine.',
   async run(progress) {

@@ -75,6 +75,22 @@ describe('holdfast fleet', () => {
     for (const s of secrets) assert.ok(!printed.includes(s), 'no secret printed');
   });
 
+  it('set: cohort, gateway, firmware and floor recorded with history; a floor never goes down; nothing to set is usage', async () => {
+    const [set, lower, none, show] = await batch([
+      ['fleet', 'set', ids[3], '--cohort', 'wave-2', '--gateway', '-', '--firmware', '7', '--floor', '3', '--inventory', inv, '--json'],
+      ['fleet', 'set', ids[3], '--floor', '2', '--inventory', inv],
+      ['fleet', 'set', ids[3], '--inventory', inv],
+      ['fleet', 'show', ids[3], '--inventory', inv, '--json'],
+    ]);
+    assert.deepEqual(JSON.parse(expectExit(set, 0, 'set').stdout).device, { deviceId: ids[3], cohort: 'wave-2', gateway: null, firmware: { version: 7, securityFloor: 3 } });
+    expectExit(lower, 1, 'lower floor');
+    assert.match(lower.stderr, /a floor never goes down/);
+    expectExit(none, 2, 'nothing to set');
+    const shown = JSON.parse(expectExit(show, 0, 'show').stdout).device;
+    assert.equal(shown.history.at(-1).event, 'changed');
+    assert.equal(shown.history.at(-1).detail, 'cohort c1 -> wave-2, gateway gw-7 -> -, firmware - -> 7, floor - -> 3');
+  });
+
   it('export --format ingest: the ingest\'s format (0600), its parser derives the keys the image\'s secret gives; revoked devices left out; public has no secrets', async () => {
     const out = join(dir, 'ingest.json');
     const pub = join(dir, 'public.json');

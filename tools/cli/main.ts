@@ -87,7 +87,7 @@ export function commandNameOf(args: readonly string[]): string {
   if (first === undefined || !names.has(first)) return '';
   const sub = args[args.indexOf(first) + 1];
   if (first === 'audit') return sub === 'verify' ? 'audit verify' : 'audit';
-  if (first === 'fleet') return sub !== undefined && ['ls', 'show', 'export', 'broker-config', 'quarantine', 'release', 'revoke'].includes(sub) ? `fleet ${sub}` : 'fleet';
+  if (first === 'fleet') return sub !== undefined && ['ls', 'show', 'set', 'export', 'broker-config', 'quarantine', 'release', 'revoke'].includes(sub) ? `fleet ${sub}` : 'fleet';
   if (first === 'ingest') return sub === 'report' || sub === 'run' ? `ingest ${sub}` : 'ingest';
   if (first !== 'keys') return first;
   return sub === 'init' || sub === 'rotate' ? `keys ${sub}` : 'keys';

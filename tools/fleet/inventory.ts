@@ -54,7 +54,7 @@ const keySchema = z.strictObject({
 
 const eventSchema = z.strictObject({
   at: isoTime,
-  event: z.enum(['provisioned', 'quarantined', 'released', 'revoked', 'key-rotated', 'firmware']),
+  event: z.enum(['provisioned', 'quarantined', 'released', 'revoked', 'key-rotated', 'changed']),
   detail: z.string().max(200).optional(),
 });
 
@@ -142,9 +142,11 @@ export function fleetText(fleet: Fleet): string {
   return `{"format":${JSON.stringify(fleet.format)},${fleet.revocation !== undefined ? `"revocation":${JSON.stringify(fleet.revocation)},` : ''}"devices":[\n${sorted.map((d) => JSON.stringify(d)).join(',\n')}\n]}\n`;
 }
 
-/** Write the inventory atomically with mode 0600. */
+/** Write the inventory atomically with mode 0600; what is written is checked first, so an invalid inventory is never saved. */
 export function saveFleet(path: string, fleet: Fleet): void {
-  writeFilesAtomically([{ path, data: fleetText(fleet), mode: 0o600, what: 'the fleet inventory' }]);
+  const text = fleetText(fleet);
+  parseFleet(text, path);
+  writeFilesAtomically([{ path, data: text, mode: 0o600, what: 'the fleet inventory' }]);
 }
 
 /**

@@ -7,7 +7,7 @@
  * for the board's `hf_prov` partition, padded to the partition's size
  * (flashed at the partition's offset with the app); an inventory entry.
  *
- * Order, so that no made device is ever unregistered: each batch of
+ * Order, so that no made device is ever unregistered: each step of
  * identities is registered in the inventory first (saved atomically under
  * its lock), then its image files are written (0600, in a 0700 folder),
  * then the manifest is rewritten. A crash can leave registered devices
@@ -31,8 +31,9 @@ import type { SuiteName } from '../ingest/inventory.ts';
 
 export const MANIFEST_FORMAT = 'holdfast-provision-manifest/1';
 export const MANIFEST_FILE = 'manifest.json';
-/** Devices registered per inventory save. */
+/** Fewest devices registered per inventory save; a larger run saves at most MAX_CHECKPOINTS times (each save rewrites and rechecks the whole file). */
 export const CHECKPOINT_DEVICES = 250;
+export const MAX_CHECKPOINTS = 20;
 export const MAX_COUNT = 100_000;
 
 export interface ProvisionOptions {
@@ -135,8 +136,9 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
   withFleetLock(options.inventoryPath, (lock) => {
     const fleet = lock.load(true);
     const known = new Set(fleet.devices.map((d) => d.deviceId));
-    for (let start = 0; start < options.count; start += CHECKPOINT_DEVICES) {
-      const n = Math.min(CHECKPOINT_DEVICES, options.count - start);
+    const step = Math.max(CHECKPOINT_DEVICES, Math.ceil(options.count / MAX_CHECKPOINTS));
+    for (let start = 0; start < options.count; start += step) {
+      const n = Math.min(step, options.count - start);
       const batch: { identity: ProvisioningIdentity; entry: FleetDevice }[] = [];
       for (let i = 0; i < n; i++) {
         let deviceId: Uint8Array;

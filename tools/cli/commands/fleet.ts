@@ -32,6 +32,13 @@ function parseDeviceId(value: string): string {
   return value;
 }
 
+/** A label, or '-' (clear it: commander cannot carry a null from a parser). */
+function parseLabelOrClear(value: string): string {
+  if (value === '-') return value;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(value)) throw new InvalidArgumentError('expected 1..64 of A-Z a-z 0-9 . _ : - (starting with a letter or digit), or - to clear');
+  return value;
+}
+
 function parseServiceName(value: string, previous: string[]): string[] {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value) || /^[0-9a-f]{16}$/.test(value)) throw new InvalidArgumentError('expected a service account name: 1..64 of A-Z a-z 0-9 . _ - (not a 16-hex-digit device id)');
   return collect(value, previous);
@@ -147,6 +154,45 @@ export function registerFleet(program: Command): void {
       const written = services.length > 0 ? files : { passwords: files.passwords, acl: files.acl, conf: files.conf };
       if (flags.json) console.log(JSON.stringify({ ok: true, dir: flags.out, files: written, counts: config.counts, services: services.map((s) => s.username) }, null, 2));
       else console.log(`wrote ${Object.values(written).join(', ')}: ${config.counts.active} active, ${config.counts.quarantined} quarantined (${flags.quarantine}), ${config.counts.revoked} revoked; ${config.counts.excluded} without an account`);
+      process.exitCode = ExitCode.OK;
+    });
+
+  fleet
+    .command('set')
+    .description('set a device\'s cohort, gateway, reported firmware version or security floor (recorded in its history)')
+    .argument('<device>', 'device id, 16 hex digits', parseDeviceId)
+    .option('--cohort <name>', 'cohort (rollouts); "-" clears it', parseLabelOrClear)
+    .option('--gateway <name>', 'gateway; "-" clears it', parseLabelOrClear)
+    .option('--firmware <version>', 'firmware version the device runs, 0..4294967295', parseInteger(0, 0xffff_ffff))
+    .option('--floor <n>', 'security floor the device reported, 0..4294967295', parseInteger(0, 0xffff_ffff))
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--json', 'print {ok, device: {deviceId, cohort, gateway, firmware}}')
+    .action((device: string, flags: { cohort?: string; gateway?: string; firmware?: number; floor?: number; inventory: string; json?: boolean }) => {
+      const cohort = flags.cohort === '-' ? null : flags.cohort;
+      const gateway = flags.gateway === '-' ? null : flags.gateway;
+      if (flags.cohort === undefined && flags.gateway === undefined && flags.firmware === undefined && flags.floor === undefined) throw new UsageError('nothing to set: expected --cohort, --gateway, --firmware or --floor', { field: '<device>' });
+      const updated = withFleetLock(flags.inventory, (lock) => {
+        const data = lock.load(false);
+        const d = findDevice(data, device);
+        const at = nowIso();
+        const changes: string[] = [];
+        if (cohort !== undefined && cohort !== d.cohort) (changes.push(`cohort ${d.cohort ?? '-'} -> ${cohort ?? '-'}`), (d.cohort = cohort));
+        if (gateway !== undefined && gateway !== d.gateway) (changes.push(`gateway ${d.gateway ?? '-'} -> ${gateway ?? '-'}`), (d.gateway = gateway));
+        if (flags.firmware !== undefined && flags.firmware !== d.firmware.version) (changes.push(`firmware ${d.firmware.version ?? '-'} -> ${flags.firmware}`), (d.firmware.version = flags.firmware));
+        if (flags.floor !== undefined && flags.floor !== d.firmware.securityFloor) {
+          if (d.firmware.securityFloor !== null && flags.floor < d.firmware.securityFloor) throw new CliError(`security floor ${flags.floor} is below the recorded ${d.firmware.securityFloor}: a floor never goes down`, { field: '--floor' });
+          changes.push(`floor ${d.firmware.securityFloor ?? '-'} -> ${flags.floor}`);
+          d.firmware.securityFloor = flags.floor;
+        }
+        if (changes.length > 0) {
+          d.history.push({ at, event: 'changed', detail: changes.join(', ').slice(0, 200) });
+          lock.save(data);
+        }
+        return d;
+      });
+      const view = { deviceId: updated.deviceId, cohort: updated.cohort, gateway: updated.gateway, firmware: updated.firmware };
+      if (flags.json) console.log(JSON.stringify({ ok: true, device: view }, null, 2));
+      else console.log(`device ${device}: cohort ${view.cohort ?? '-'}, gateway ${view.gateway ?? '-'}, firmware ${view.firmware.version ?? '-'}, floor ${view.firmware.securityFloor ?? '-'}`);
       process.exitCode = ExitCode.OK;
     });
 
