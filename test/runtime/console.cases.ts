@@ -24,7 +24,7 @@ import { BOARD } from '../update/manifest-fixtures.ts';
 import { equal, ok } from '../support/check.ts';
 import { TEST_DEVICE_ID } from '../support/test-device.ts';
 import { runnerOptions } from '../support/case-helpers.ts';
-import type { CaseSuite, FirmwareCase } from '../support/cases.ts';
+import type { CaseReport, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { auditSummary, bootDevice, flashOptions, makeFleet, partsOf, provision, readAudit, TOTAL_BLOCKS, type Device, type Fleet } from './runtime-world.ts';
 import { freshDevice, trialDevice } from './trial-world.ts';
 import { attachConsole, hex, WRONG_SEED, type ConsoleHost } from './console-world.ts';
@@ -510,8 +510,8 @@ function factoryOperations(env: Parameters<FirmwareCase['run']>[0], mode: FlashM
 for (const mode of ['plain', 'strict'] as const) {
   cases.push({
     name: `power cuts at every flash operation of the console's state changes (${mode}): confirm, safe-mode on, safe-mode off, rollback, reboot; an answered change is never lost, every answered command is audited, the console is locked after each boot`,
-    run(env) {
-            // XS is slow at this (every run boots the runtime several times): its strict run is in the exhaustive tier (HOLDFAST_EXHAUSTIVE=1), as the MQTT update suite's.
+    run(env): CaseReport {
+      // XS is slow at this (every run boots the runtime several times): its strict run is in the exhaustive tier (HOLDFAST_EXHAUSTIVE=1), as the MQTT update suite's.
       if (env.engine === 'xs' && mode === 'strict' && !exhaustiveTier()) return { xsStrictInExhaustiveTierOnly: true };
       const tally: CutTally = { trialLost: 0, rollbackLanded: 0, confirmLanded: 0, rollbackRefused: 0 };
       const from = factoryOperations(env, mode);
