@@ -21,6 +21,7 @@ import { readProvisioning } from '../../firmware/security/provisioning.ts';
 import { loadFleet } from '../../tools/fleet/inventory.ts';
 import { loadBoard } from '../../tools/boards/board.ts';
 import { KEY_2, KEY_3 } from '../security/provisioning.cases.ts';
+import { initKeyDir } from '../../tools/keys/keystore.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -31,7 +32,8 @@ describe('holdfast provision', () => {
     writeFileSync(join(dir, 'command.pub'), `${hex(KEY_2)}\n`);
     writeFileSync(join(dir, 'console.pub'), hex(KEY_3));
     writeFileSync(join(dir, 'bad.pub'), '00'.repeat(32));
-    writeFileSync(join(dir, 'root.bin'), Buffer.from([1, 2, 3, 4]));
+    writeFileSync(join(dir, 'bogus-root.bin'), Buffer.from([1, 2, 3, 4]));
+    initKeyDir(join(dir, 'keys'), { rootKeys: 1, rootThreshold: 1, targetsKeys: 1, targetsThreshold: 1 });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -41,7 +43,7 @@ describe('holdfast provision', () => {
     const inv = join(dir, 'fleet.json');
     const [run, again] = await batch(
       [
-        ['provision', '--board', board.id, '--out', join(dir, 'batch1'), '--inventory', inv, '--count', '7', '--command-key', join(dir, 'command.pub'), '--command-key-id', '9', '--console-key', join(dir, 'console.pub'), '--root', join(dir, 'root.bin'), '--broker', 'broker.local:8883', '--cohort', 'canary', '--gateway', 'gw-1', '--json'],
+        ['provision', '--board', board.id, '--out', join(dir, 'batch1'), '--inventory', inv, '--count', '7', '--command-key', join(dir, 'command.pub'), '--command-key-id', '9', '--console-key', join(dir, 'console.pub'), '--root', join(dir, 'keys', 'root.1.bin'), '--broker', 'broker.local:8883', '--cohort', 'canary', '--gateway', 'gw-1', '--json'],
         ['provision', '--board', board.id, '--out', join(dir, 'batch2'), '--inventory', inv, '--count', '3', '--command-key', join(dir, 'command.pub')],
       ],
     );
@@ -76,7 +78,7 @@ describe('holdfast provision', () => {
       assert.equal(id.boardId, board.id);
       assert.deepEqual([id.commandKey.keyId, hex(id.commandKey.publicKey)], [9, hex(KEY_2)]);
       assert.equal(hex(id.consoleKey!), hex(KEY_3));
-      assert.deepEqual([...id.rootDocument!], [1, 2, 3, 4]);
+      assert.deepEqual([...id.rootDocument!], [...readFileSync(join(dir, 'keys', 'root.1.bin'))], 'the root document as keys init wrote it');
       assert.deepEqual([id.brokerHost, id.brokerPort], ['broker.local', 8883]);
       assert.deepEqual([entry.cohort, entry.gateway, entry.state, entry.keys[0].status, entry.keys[0].sinceCounter], ['canary', 'gw-1', 'active', 'current', 0]);
       assert.ok(!printed.includes(entry.secret), 'the secret is never printed nor in the manifest');
@@ -85,7 +87,7 @@ describe('holdfast provision', () => {
     assert.equal(readdirSync(join(dir, 'batch1')).length, 8, 'seven images and the manifest, no temporary files left');
   });
 
-  it('refusals: unknown board and bad values are usage (2), a missing or bad key file, a reused --out or a folder others can read are 1; one line each, JSON under --json', async () => {
+  it('refusals: unknown board and bad values are usage (2), a missing or bad key file, a reused --out, a folder others can read or a root the device would refuse are 1; one line each, JSON under --json', async () => {
     const key = join(dir, 'command.pub');
     mkdirSync(join(dir, 'open'), { mode: 0o755 });
     chmodSync(join(dir, 'open'), 0o755);
@@ -99,6 +101,7 @@ describe('holdfast provision', () => {
         ['provision', '--board', 'esp32-devkitc', '--out', join(dir, 'x'), '--command-key', join(dir, 'bad.pub')],
         ['provision', '--board', 'esp32-devkitc', '--out', join(dir, 'open'), '--command-key', key],
         ['provision', '--board', 'esp32-devkitc', '--out', join(dir, 'batch1'), '--command-key', key, '--inventory', join(dir, 'fleet.json')],
+        ['provision', '--board', 'esp32-devkitc', '--out', join(dir, 'y'), '--command-key', key, '--root', join(dir, 'bogus-root.bin'), '--inventory', join(dir, 'fleet.json'), '--json'],
       ],
     );
     for (const i of [0, 1, 2, 3]) {
@@ -113,6 +116,9 @@ describe('holdfast provision', () => {
     assert.match(runs[6].stderr, /has mode 755: expected a folder only its owner can open/);
     expectExit(runs[7], 1, 'reused --out');
     assert.match(runs[7].stderr, /manifest\.json: already exists/);
+    expectExit(runs[8], 1, 'a root the device would refuse');
+    assert.equal(jsonErrorOf(runs[8], 'bogus root').error.code, 'invalid-file');
+    assert.match(runs[8].stderr, /bogus-root\.bin: malformed: .*expected a signed root document a device accepts/);
     assert.equal(loadFleet(join(dir, 'fleet.json')).devices.length, 10, 'refused runs registered nothing');
   });
 

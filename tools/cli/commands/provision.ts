@@ -15,6 +15,8 @@ import { CliError, UsageError } from '../errors.ts';
 import { BoardError, loadBoard } from '../../boards/board.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { MAX_ROOT_DOCUMENT_LENGTH } from '../../../firmware/security/provisioning.ts';
+import { trustProvisionedRoot } from '../../../firmware/update/root.ts';
+import { hostCrypto } from '../../keys/signer.ts';
 
 interface ProvisionFlags {
   board: string;
@@ -89,7 +91,11 @@ export function registerProvision(program: Command): void {
       const consoleKey = flags.consoleKey === undefined ? undefined : readPublicKeyFile(flags.consoleKey, 'the console key');
       const revocationKey = flags.revocationKey === undefined ? undefined : readPublicKeyFile(flags.revocationKey, 'the revocation key');
       const rootDocument = flags.root === undefined ? undefined : readInput(flags.root, 'a signed root document', MAX_ROOT_DOCUMENT_LENGTH);
-      if (rootDocument !== undefined && rootDocument.length === 0) throw new CliError('is empty: expected a signed root document', { file: flags.root, code: 'invalid-file' });
+      if (rootDocument !== undefined) {
+        // The device's own check (docs/spec/root.md): a root it would refuse is not provisioned.
+        const verdict = trustProvisionedRoot(hostCrypto(), rootDocument);
+        if (!verdict.ok) throw new CliError(`${verdict.reason}: ${verdict.message}: expected a signed root document a device accepts (root.1.bin of holdfast keys init)`, { file: flags.root, code: 'invalid-file' });
+      }
       const tty = process.stderr.isTTY === true && flags.json !== true;
       let shown = -1;
       const manifest = provision({
