@@ -16,7 +16,7 @@ import { figureProblems, mergeFigures, misses, parseResultsJson, renderDocument,
  * not depend on all of it loading.
  */
 export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
-  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz, envelope, mqttWa, mqttDrain, ingest, device, sim] = await Promise.all([
+  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz, envelope, mqttWa, mqttDrain, ingest, device, sim, provision] = await Promise.all([
     import('./outbox.bench.ts'),
     import('./outbox-powercut.bench.ts'),
     import('./counter.bench.ts'),
@@ -32,8 +32,9 @@ export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
     import('./ingest.bench.ts'),
     import('./device.bench.ts'),
     import('./sim.bench.ts'),
+    import('./provision.bench.ts'),
   ]);
-  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench, envelope.envelopeBench, mqttWa.mqttWaBench, mqttDrain.mqttDrainBench, ingest.ingestBench, device.deviceBench, sim.simBench];
+  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench, envelope.envelopeBench, mqttWa.mqttWaBench, mqttDrain.mqttDrainBench, ingest.ingestBench, device.deviceBench, sim.simBench, provision.provisionBench];
 }
 
 export const BENCH_COMMAND = 'npm run bench';
