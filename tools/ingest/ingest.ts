@@ -12,6 +12,10 @@
  *      or authentic and then fresh / duplicate / stale by the window;
  *   3. commit records + changed windows + counters (one transaction);
  *   4. PUBACK every message of the batch, in arrival order.
+ * With a shared store (PostgreSQL, several workers: store-postgres.ts),
+ * steps 2 and 3 split: this process only authenticates; the store judges
+ * the authentic deliveries against the windows it row-locks inside the
+ * transaction and returns the windows it committed (the receipts' source).
  * A kill before 4 leaves the batch unacknowledged: the broker redelivers it
  * and whatever step 3 committed turns into duplicates. A commit that fails
  * stops the service (its windows in memory are no longer the database's):

@@ -147,7 +147,7 @@ export class PostgresStore implements SharedIngestStore {
       const rows = await this.client.query<Record<string, unknown>>(LOCK_SENDERS, [all.map((k) => k.device), all.map((k) => k.keyId)]);
       for (const row of rows.rows) {
         const s = senderFromRow(row);
-        // A version 0 row is the empty window ENSURE_SENDERS just made (or one another writer made and committed... never: it updates it in the same transaction).
+        // Version 0: the empty window ENSURE_SENDERS just made in this transaction (a writer that makes one updates it before committing).
         locked.set(`${s.device}/${s.keyId}`, { device: s.device, keyId: s.keyId, window: s.version === 0 ? new IngestWindow() : new IngestWindow(s.window), duplicates: s.duplicates, replays: s.replays, version: s.version });
       }
       if (locked.size !== keys.size) throw new Error(`internal: ${keys.size - locked.size} sender row(s) missing after ENSURE_SENDERS`);

@@ -62,7 +62,7 @@ export function registerIngest(program: Command): void {
     .option('--linger-ms <ms>', 'longest wait for a batch to fill while messages keep arriving, 0..10000 (0: commit what is queued at once)', parseInteger(0, 10_000), DEFAULT_LINGER_MS)
     .option('--exit-after <n>', 'stop gracefully once this many records were accepted (benchmarks, tests)', parseInteger(1, Number.MAX_SAFE_INTEGER))
     .option('--progress-ms <ms>', 'progress line on stderr every <ms>, 0 for none', parseInteger(0, 3_600_000), 5000)
-    .option('--json', 'print {ok, store, sharedGroup, accepted, duplicates, replays, forgeries, messages, batches, largestBatch, receipts, retries, elapsedMs, recordsPerSecond, restart: {rowsRead, openMs}} when stopped')
+    .option('--json', 'print {ok, store, sharedGroup, accepted, duplicates, replays, forgeries, messages, batches, largestBatch, receipts, retries, elapsedMs, firstMessageAt, lastCommitAt, recordsPerSecond, restart: {rowsRead, openMs}} when stopped')
     .action(async (flags: RunFlags, command: Command) => run(flags, command));
   ingest
     .command('report')
@@ -214,6 +214,9 @@ async function run(flags: RunFlags, command: Command): Promise<void> {
       ...c,
       retries: service.retries,
       elapsedMs: Math.round(elapsedMs),
+      // Wall clock (ms since the epoch) of this run's first message and last commit, so that several workers' runs can be put on one time line.
+      firstMessageAt: service.firstMessageAt !== undefined ? Math.round(performance.timeOrigin + service.firstMessageAt) : null,
+      lastCommitAt: service.lastCommitAt !== undefined ? Math.round(performance.timeOrigin + service.lastCommitAt) : null,
       recordsPerSecond: elapsedMs > 0 ? Math.round((c.accepted * 1000) / elapsedMs) : 0,
       restart: { rowsRead: loaded.rowsRead, openMs },
     };
