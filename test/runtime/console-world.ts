@@ -6,6 +6,7 @@
  * signature, response), as `holdfast console --unlock-key` does.
  */
 import * as ed from '@noble/ed25519';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { configureEd25519 } from '../../firmware/security/noble-crypto.ts';
 import { ConsoleDecoder, encodeConsoleFrame, type ConsoleFrame, type ConsoleServer } from '../../firmware/protocol/console/index.ts';
 import { consoleDeviceId, startRuntimeConsole } from '../../firmware/runtime/console-target.ts';
@@ -21,17 +22,8 @@ export const CONSOLE_SEED = new Uint8Array(32).map((_, i) => (i * 29 + 3) & 0xff
 /** Another key: its signatures are refused. */
 export const WRONG_SEED = new Uint8Array(32).map((_, i) => (i * 31 + 5) & 0xff);
 
-export function hex(bytes: Uint8Array): string {
-  let out = '';
-  for (let i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
-  return out;
-}
-
-function unhex(text: string): Uint8Array {
-  const out = new Uint8Array(text.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
+/** Lower-case hex, as the console writes challenges. */
+export const hex = bytesToHex;
 
 export interface ConsoleReply {
   /** The final frame: `ok` or `err`. */
@@ -83,7 +75,7 @@ export function attachConsole(runtime: Runtime, fleet: Fleet, options: ConsoleHo
     unlock(seed = CONSOLE_SEED) {
       const challenge = send('unlock').reply;
       ok(challenge.kind === 'ok', `a challenge: ${JSON.stringify(challenge.fields)}`);
-      const sig = hex(ed.sign(unhex(challenge.fields.challenge), seed));
+      const sig = hex(ed.sign(hexToBytes(challenge.fields.challenge), seed));
       return send('unlock-response', { number: challenge.fields.number, sig }).reply;
     },
   };

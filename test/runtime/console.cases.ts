@@ -11,6 +11,7 @@
  */
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { SafeModeStore, SAFE_MODE_CAUSE_CODES } from '../../firmware/runtime/safe-mode.ts';
+import type { PartitionKey } from '../../firmware/runtime/boot.ts';
 import type { Runtime } from '../../firmware/runtime/main.ts';
 import { PENDING, selfTest, type HealthCheck } from '../../firmware/update/health.ts';
 import { readOtadata, stateOfSlot } from '../../firmware/update/otadata.ts';
@@ -49,6 +50,16 @@ function restarts(action: () => void, what: string): DeviceReset {
     throw error;
   }
   throw new Error(`${what}: the device did not restart`);
+}
+
+/** A provisioned device (`skip` left blank), booted, with its console unlocked. */
+function unlockedDevice(env: Parameters<FirmwareCase['run']>[0], skip: readonly PartitionKey[] = []) {
+  const fleet = makeFleet();
+  const { flash } = freshDevice(env, fleet, skip);
+  const d = bootDevice(flash, fleet);
+  const c = host(d, fleet);
+  equal(c.unlock().kind, 'ok', 'unlocked');
+  return { fleet, flash, d, c };
 }
 
 function tail(flash: FlashPartition, fleet: Fleet, n: number): string {
@@ -193,12 +204,8 @@ const cases: FirmwareCase[] = [
   {
     name: 'console transition safe → safe: off refused while a boot cause stands (row 16, no trust root); the unlocked console cannot hide a standing fault',
     run(env) {
-      const fleet = makeFleet();
-      const { flash } = freshDevice(env, fleet, ['trust']);
-      const d = bootDevice(flash, fleet);
+      const { fleet, flash, d, c } = unlockedDevice(env, ['trust']);
       equal(`${d.runtime.status().mode}:${d.runtime.status().safeMode.cause}`, 'safe:policy', 'safe for the policy cause');
-      const c = host(d, fleet);
-      c.unlock();
       const off = c.send('safe-mode', { mode: 'off' }).reply;
       equal(`${off.kind}:${off.fields.code}`, 'err:leave-refused', 'refused');
       ok(off.fields.msg.includes('trust-unavailable'), `names the cause: ${off.fields.msg}`);
@@ -211,12 +218,8 @@ const cases: FirmwareCase[] = [
   {
     name: 'console transition unreadable → normal (row 18): an unreadable safe-mode partition boots safe; console off formats it',
     run(env) {
-      const fleet = makeFleet();
-      const { flash } = freshDevice(env, fleet, ['safeMode']);
-      const d = bootDevice(flash, fleet);
+      const { fleet, flash, d, c } = unlockedDevice(env, ['safeMode']);
       equal(`${d.runtime.status().mode}:${d.runtime.status().safeMode.cause}`, 'safe:unreadable', 'safe, unreadable');
-      const c = host(d, fleet);
-      c.unlock();
       const off = c.send('safe-mode', { mode: 'off' }).reply;
       equal(`${off.kind}:${off.fields.changed}`, 'ok:true', 'left: the partition is formatted');
       const s = SafeModeStore.open(safePart(flash)).status();
@@ -230,11 +233,7 @@ const cases: FirmwareCase[] = [
   {
     name: 'console reboot: answered first (rebooting=true), then the next service restarts through the system HAL; status shows it pending',
     run(env) {
-      const fleet = makeFleet();
-      const { flash } = freshDevice(env, fleet);
-      const d = bootDevice(flash, fleet);
-      const c = host(d, fleet);
-      c.unlock();
+      const { fleet, flash, d, c } = unlockedDevice(env);
       const r = c.send('reboot').reply;
       equal(`${r.kind}:${r.fields.rebooting}`, 'ok:true', 'answered');
       equal(d.runtime.restartPending(), 'console reboot', 'pending');
