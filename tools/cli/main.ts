@@ -24,6 +24,7 @@ import { registerSim } from './commands/sim.ts';
 import { registerConsole } from './commands/console.ts';
 import { registerProvision } from './commands/provision.ts';
 import { registerFleet } from './commands/fleet.ts';
+import { registerRollout } from './commands/rollout.ts';
 import { packageInfo } from './package-info.ts';
 
 export { EnvironmentError };
@@ -38,7 +39,7 @@ export function createProgram(commandName = ''): Command {
     // Usage errors: one line, naming the command and where its help is.
     .configureOutput({ outputError: (text, write) => write(`holdfast${commandName ? ` ${commandName}` : ''}: ${oneLine(text)} (see holdfast ${commandName ? `${commandName} ` : ''}--help)\n`) })
     .exitOverride();
-  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerSim, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit, registerProvision, registerFleet]) register(program);
+  for (const register of [registerVersion, registerBuild, registerCheck, registerDemo, registerSim, registerBench, registerKeys, registerSign, registerCosign, registerCombine, registerVerify, registerInspect, registerIngest, registerFlash, registerConsole, registerAudit, registerProvision, registerFleet, registerRollout]) register(program);
   program.addHelpText('after', () => `\nCommand flags:\n${describeFlags(program)}`);
   program.addHelpText('after', `\n${EXIT_CODES_HELP}`);
   const override = (cmd: Command): void => {
@@ -82,12 +83,13 @@ export function wantsJson(args: readonly string[]): boolean {
 
 /** The command named by `args` (after node and the script): "keys rotate", "sign", or '' */
 export function commandNameOf(args: readonly string[]): string {
-  const names = new Set(['version', 'build', 'check', 'demo', 'sim', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit', 'provision', 'fleet']);
+  const names = new Set(['version', 'build', 'check', 'demo', 'sim', 'bench', 'keys', 'sign', 'cosign', 'combine', 'verify', 'inspect', 'ingest', 'flash', 'console', 'audit', 'provision', 'fleet', 'rollout']);
   const first = args.find((a) => !a.startsWith('-'));
   if (first === undefined || !names.has(first)) return '';
   const sub = args[args.indexOf(first) + 1];
   if (first === 'audit') return sub === 'verify' ? 'audit verify' : 'audit';
   if (first === 'fleet') return sub !== undefined && ['ls', 'show', 'set', 'export', 'broker-config', 'quarantine', 'release', 'revoke'].includes(sub) ? `fleet ${sub}` : 'fleet';
+  if (first === 'rollout') return sub !== undefined && ['start', 'step', 'status', 'halt', 'trail'].includes(sub) ? `rollout ${sub}` : 'rollout';
   if (first === 'ingest') return sub === 'report' || sub === 'run' ? `ingest ${sub}` : 'ingest';
   if (first !== 'keys') return first;
   return sub === 'init' || sub === 'rotate' ? `keys ${sub}` : 'keys';

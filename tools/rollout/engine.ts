@@ -159,6 +159,30 @@ export class Rollout {
     return decisions;
   }
 
+  /**
+   * A manual halt (`holdfast rollout halt`): as the automatic one, nobody
+   * else is offered the image; with `onHalt: roll-back`, the devices that
+   * committed are named in a `roll-back` decision. A rollout that already
+   * halted or completed is left as it is (no decision).
+   */
+  halt(now: number, reason: string): Decision[] {
+    if (this.state.status !== 'running') return [];
+    this.state.status = 'halted';
+    const counts = this.counts();
+    const executed = counts.committed + counts.failed;
+    const decisions = [this.decide(now, 'halted', this.state.stage, [], { manual: 1, reason, executed, committed: counts.committed, failed: counts.failed, ...prefixed('cause.', counts.causes) })];
+    if (this.plan.onHalt === 'roll-back') {
+      const back = Object.entries(this.state.devices).filter(([, e]) => e.outcome === 'committed').map(([d]) => d).sort();
+      if (back.length > 0) decisions.push(this.decide(now, 'roll-back', this.state.stage, back, { committed: back.length }));
+    }
+    return decisions;
+  }
+
+  /** The devices in the rollout with their stage, outcome and cause (for status by cohort and gateway). */
+  devices(): { readonly device: string; readonly stage: number; readonly outcome: DeviceEntry['outcome']; readonly cause: string | null }[] {
+    return Object.entries(this.state.devices).map(([device, e]) => ({ device, stage: e.stage, outcome: e.outcome, cause: e.cause }));
+  }
+
   counts(): RolloutCounts {
     let pending = 0;
     let committed = 0;
