@@ -20,13 +20,13 @@ import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import type { FlashMode } from '../../tools/sim/flash/sim-flash.ts';
 import { DeviceReset } from '../../tools/sim/watchdog.ts';
 import { exhaustiveTier, runExhaustive, type CutScenario } from '../../tools/sim/power-cut.ts';
-import { bootOnce, flashOptions as updateFlashOptions, makeWorld, newDeviceState, partitionsOf as updatePartitionsOf, WATCHDOG_MS, type World } from '../update/agent-world.ts';
+import { bootOnce, flashOptions as updateFlashOptions, makeWorld, newDeviceState, partitionsOf as updatePartitionsOf, WATCHDOG_MS, type Release, type World } from '../update/agent-world.ts';
 import { BOARD } from '../update/manifest-fixtures.ts';
 import { equal, ok } from '../support/check.ts';
 import { TEST_DEVICE_ID } from '../support/test-device.ts';
 import { runnerOptions } from '../support/case-helpers.ts';
 import type { CaseReport, CaseSuite, FirmwareCase } from '../support/cases.ts';
-import { auditSummary, bootDevice, flashOptions, makeFleet, partsOf, provision, readAudit, TOTAL_BLOCKS, type Device, type Fleet } from './runtime-world.ts';
+import { auditSummary, bootDevice, flashOptions, makeFleet, memoCrypto, partsOf, provision, readAudit, TOTAL_BLOCKS, type Device, type Fleet } from './runtime-world.ts';
 import { freshDevice, trialDevice } from './trial-world.ts';
 import { attachConsole, hex, WRONG_SEED, type ConsoleHost } from './console-world.ts';
 
@@ -354,11 +354,11 @@ function updateView(flash: FlashPartition) {
 }
 
 /** The factory: every store formatted, the factory image in ota_0, release 2 staged into ota_1 (the device restarts into its trial). */
-function provisionAll(flash: FlashPartition, fleet: Fleet, world: World): void {
+function provisionAll(flash: FlashPartition, fleet: Fleet, world: World, release: Release): void {
   provision(flash, fleet);
   const update = updateView(flash);
   provisionDevice(update, world.factory.image);
-  const state = newDeviceState(world, {}, world.release(2, 1));
+  const state = newDeviceState(world, {}, release);
   restarts(() => bootOnce(new PartitionView(flash, TOTAL_BLOCKS, updateFlashOptions('plain').blocks), world, state), 'the factory boot stages the release');
 }
 
@@ -387,16 +387,23 @@ interface CutTally {
   rollbackRefused: number;
 }
 
+/** The update agent's test world with Ed25519 verification memoised (sound: same bytes, same answer), and its release 2 built once: keeps the XS runs affordable. */
+function cutWorld(): { world: World; release: Release } {
+  const made = makeWorld();
+  const world: World = { ...made, crypto: memoCrypto(made.crypto) };
+  return { world, release: world.release(2, 1) };
+}
+
 function consoleCutScenario(mode: FlashMode, tally: CutTally): CutScenario<CutState> {
   const fleet = makeFleet();
-  const world = makeWorld();
+  const { world, release } = cutWorld();
   return {
     name: `runtime/console/${mode}`,
     flash: cutFlashOptions(mode),
     createState: () => ({ provisioned: false, step: 0, answered: 0, commands: {}, confirmed: false, trialLost: false, rolledBack: false, inFlight: undefined, entries: [] }),
     boot(flash, state) {
       if (!state.provisioned) {
-        provisionAll(flash, fleet, world);
+        provisionAll(flash, fleet, world, release);
         state.provisioned = true;
       }
       for (;;) {
@@ -502,7 +509,8 @@ function consoleCutScenario(mode: FlashMode, tally: CutTally): CutScenario<CutSt
 function factoryOperations(env: Parameters<FirmwareCase['run']>[0], mode: FlashMode): number {
   const flash = env.createFlash(cutFlashOptions(mode));
   const before = flash.counters.operations;
-  provisionAll(flash, makeFleet(), makeWorld());
+  const { world, release } = cutWorld();
+  provisionAll(flash, makeFleet(), world, release);
   return flash.counters.operations - before;
 }
 

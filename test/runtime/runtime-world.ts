@@ -75,7 +75,7 @@ export interface Fleet {
 }
 
 /** Ed25519 verification memoised by the exact bytes (sound: same bytes, same answer): keeps the power-cut runs affordable in XS. */
-function memoCrypto(inner: Crypto): Crypto {
+export function memoCrypto(inner: Crypto): Crypto {
   const seen = new Map<string, boolean>();
   const hex = (b: Uint8Array) => Array.from(b, (x) => (x < 16 ? '0' : '') + x.toString(16)).join('');
   return {
