@@ -96,6 +96,71 @@ export interface HealthRecord {
   readonly auditLastCounter: number;
 }
 
+/**
+ * The runtime's counts of this boot (docs/spec/health-record.md, "Counts of
+ * this boot"): what each one counts is said here, once; the runtime calls
+ * `count` where the event happens, and the health record and the status
+ * read them. RAM only: a reboot starts every count at 0.
+ */
+export const HEALTH_COUNTS = Object.freeze({
+  /** Commands refused as replayed or stale (health record bytes 40..43). */
+  replayRejections: 'replayRejections',
+  /** Commands and receipts refused as unauthenticated (bytes 44..47). */
+  forgeryRejections: 'forgeryRejections',
+  /** Signed times that disagreed with the monotonic clock beyond the jump bound (bytes 48..51; flag bit 5 when above 0). */
+  clockJumps: 'clockJumps',
+  /** Audit events not appended: no log, or the log refused (flag bit 4 when above 0). */
+  auditLost: 'auditLost',
+  /** Health records appended to the outbox. */
+  healthRecords: 'healthRecords',
+  /** Audit entries appended to the outbox (and then acknowledged in the log). */
+  auditPublished: 'auditPublished',
+  /** Command-reply records appended (commands answered over MQTT). */
+  commandReplies: 'commandReplies',
+  /** Records the receipt gate released without a receipt (its drop policy): the `total` of their records-dropped audit events. */
+  unreceiptedDrops: 'unreceiptedDrops',
+} as const);
+
+export type HealthCount = keyof typeof HEALTH_COUNTS;
+
+const COUNT_NAMES: readonly HealthCount[] = Object.freeze(Object.keys(HEALTH_COUNTS) as HealthCount[]);
+
+export class HealthCounters {
+  private readonly counts: Record<HealthCount, number>;
+  private uptime = 0;
+
+  constructor() {
+    const counts = {} as Record<HealthCount, number>;
+    for (const name of COUNT_NAMES) counts[name] = 0;
+    this.counts = counts;
+  }
+
+  /** One more `name`; returns the new count (saturating at 2^53 - 1; the record's u32 fields saturate on their own). */
+  count(name: HealthCount): number {
+    const next = Math.min(this.counts[name] + 1, Number.MAX_SAFE_INTEGER);
+    this.counts[name] = next;
+    return next;
+  }
+
+  value(name: HealthCount): number {
+    return this.counts[name];
+  }
+
+  /** Milliseconds of monotonic clock since boot, as the runtime has polled it. */
+  get uptimeMs(): number {
+    return this.uptime;
+  }
+
+  addUptime(ms: number): void {
+    this.uptime += ms;
+  }
+
+  /** Every count, by name. */
+  snapshot(): Readonly<Record<HealthCount, number>> {
+    return Object.freeze({ ...this.counts });
+  }
+}
+
 export type HealthRecordErrorCode = 'truncated' | 'trailing-bytes' | 'not-health' | 'format-too-new' | 'not-formatted' | 'bad-value';
 
 export class HealthRecordError extends Error {

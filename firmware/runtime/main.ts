@@ -43,7 +43,7 @@ import { imageVersionOf, readEspAppDesc, verifyEspAppImage, type EspChip } from 
 import { OtadataError, readOtadata, stateOfSlot } from '../update/otadata.ts';
 import { CommandProcessor, type CommandEvent, type CommandResult } from './commands.ts';
 import { SafeModeStore, type SafeModeEntryCause, type SafeModeLeaveCause, type SafeModeState } from './safe-mode.ts';
-import { encodeHealthRecord, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
+import { encodeHealthRecord, HealthCounters, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
 import { DEFAULT_INBOX_MAX_BYTES, Inbox, type InboxOptions, type InboxStats } from './inbox.ts';
 import { chunkLengthFor, DEFAULT_UPDATE_RETRY_MS, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
@@ -292,20 +292,13 @@ class DeviceRuntime implements Runtime {
   private updates: MqttUpdates | undefined;
   private readonly inbox: Inbox;
   private brokerReachedThisBoot = false;
-  private commandReplies = 0;
   private linkConnected = false;
   private lastTick: number;
-  private uptimeMs = 0;
   private lastDropped = 0;
-  private unreceiptedDrops = 0;
-  private replayRejections = 0;
-  private forgeryRejections = 0;
-  private clockJumps = 0;
+  /** Counts of this boot (health-record.ts owns what each one counts). */
+  private readonly counts = new HealthCounters();
   private clockBase: { wallMs: number; monoMs: number } | undefined;
   private clockManipulated = false;
-  private auditLost = 0;
-  private healthRecords = 0;
-  private auditPublished = 0;
   private lastPublished = 0;
   private checks: readonly HealthCheck[] = [];
   private restartReason: string | undefined;
@@ -569,14 +562,14 @@ class DeviceRuntime implements Runtime {
     }
     const audit = this.audit;
     if (audit === undefined) {
-      this.auditLost++;
+      this.counts.count('auditLost');
       return;
     }
     try {
       audit.append(event);
     } catch (error) {
       if (!(error instanceof StorageError) && !(error instanceof RangeError)) throw error;
-      this.auditLost++;
+      this.counts.count('auditLost');
       this.hal.log.write('error', 'runtime', 'audit append refused', { kind: event.kind, error: error.message });
     }
   }
@@ -588,10 +581,10 @@ class DeviceRuntime implements Runtime {
     }
     if (event.kind !== 'command-refused') return;
     if (event.reason === 'unauthenticated') {
-      this.forgeryRejections++;
+      this.counts.count('forgeryRejections');
       this.auditEvent({ kind: 'forgery-rejected', channel: 'command', keyId: event.keyId, counter: event.counter ?? 0 });
     } else if (event.reason === 'replay' || event.reason === 'stale') {
-      this.replayRejections++;
+      this.counts.count('replayRejections');
       this.auditEvent({ kind: 'replay-rejected', channel: 'command', keyId: event.keyId, counter: event.counter ?? 0 });
     }
   }
@@ -611,13 +604,12 @@ class DeviceRuntime implements Runtime {
         this.linkConnected = false;
         break;
       case 'receipt-refused':
-        this.forgeryRejections++;
+        this.counts.count('forgeryRejections');
         this.auditEvent({ kind: 'forgery-rejected', channel: 'telemetry', keyId: this.config.keyId, counter: 0 });
         break;
       case 'dropped-unreceipted':
         // The gate's drop policy released a record without a receipt: `total` counts these drops in this boot.
-        this.unreceiptedDrops++;
-        this.auditEvent({ kind: 'records-dropped', store: 'outbox', count: 1, total: Math.min(0xffffffff, this.unreceiptedDrops) });
+        this.auditEvent({ kind: 'records-dropped', store: 'outbox', count: 1, total: Math.min(0xffffffff, this.counts.count('unreceiptedDrops')) });
         break;
       default:
         break;
@@ -679,7 +671,7 @@ class DeviceRuntime implements Runtime {
 
   private advance(now: number): number {
     const t = now >>> 0;
-    this.uptimeMs += elapsedMs(this.lastTick, t);
+    this.counts.addUptime(elapsedMs(this.lastTick, t));
     this.lastTick = t;
     return t;
   }
@@ -784,7 +776,7 @@ class DeviceRuntime implements Runtime {
       envelopeDigest: digest,
     });
     const appended = this.appendPayload(reply);
-    if (appended.accepted) this.commandReplies++;
+    if (appended.accepted) this.counts.count('commandReplies');
     else this.hal.log.write('warn', 'runtime', 'command reply not appended', { reason: appended.reason });
     return outcome;
   }
@@ -794,16 +786,16 @@ class DeviceRuntime implements Runtime {
     this.advance(now);
     const base = this.clockBase;
     if (base === undefined) {
-      this.clockBase = { wallMs, monoMs: this.uptimeMs };
+      this.clockBase = { wallMs, monoMs: this.counts.uptimeMs };
       return;
     }
-    const deltaMs = wallMs - base.wallMs - (this.uptimeMs - base.monoMs);
+    const deltaMs = wallMs - base.wallMs - (this.counts.uptimeMs - base.monoMs);
     const magnitude = Math.abs(deltaMs);
     if (magnitude <= (this.config.clockJumpBoundMs ?? DEFAULTS.clockJumpBoundMs)) return;
-    this.clockJumps++;
+    this.counts.count('clockJumps');
     this.auditEvent({ kind: 'clock-jump', deltaMs, wallMs });
     // Re-anchor: the next comparison measures drift from this message on.
-    this.clockBase = { wallMs, monoMs: this.uptimeMs };
+    this.clockBase = { wallMs, monoMs: this.counts.uptimeMs };
     if (magnitude > (this.config.clockManipulationBoundMs ?? DEFAULTS.clockManipulationBoundMs)) {
       this.clockManipulated = true;
       this.enterSafeMode('clock');
@@ -923,14 +915,14 @@ class DeviceRuntime implements Runtime {
   appendAudit(event: AuditEvent): void {
     const audit = this.audit;
     if (audit === undefined) {
-      this.auditLost++;
+      this.counts.count('auditLost');
       const failure = this.failures.find((f) => f.code === 'audit-unreadable');
       throw new StorageError(storageCode(failure?.cause), `no audit log: ${failure?.message ?? 'not opened'}`);
     }
     try {
       audit.append(event);
     } catch (error) {
-      if (error instanceof StorageError) this.auditLost++;
+      if (error instanceof StorageError) this.counts.count('auditLost');
       throw error;
     }
   }
@@ -954,7 +946,7 @@ class DeviceRuntime implements Runtime {
     this.advance(now);
     if (this.link === undefined) return;
     const outcome = this.appendPayload(encodeHealthRecord(this.healthRecord(now)));
-    if (outcome.accepted) this.healthRecords++;
+    if (outcome.accepted) this.counts.count('healthRecords');
   }
 
   /** Unpublished audit entries go to the outbox, one record each; an entry is acknowledged once its record is durable there. */
@@ -980,7 +972,7 @@ class DeviceRuntime implements Runtime {
       const outcome = this.appendPayload(payload);
       if (!outcome.accepted) return;
       this.lastPublished = record.counter;
-      this.auditPublished++;
+      this.counts.count('auditPublished');
       audit.ack(record.counter);
     }
     if (read.records.length === 0) this.lastPublished = last;
@@ -1021,20 +1013,20 @@ class DeviceRuntime implements Runtime {
       resetReason: this.resetReason,
       failures: Object.freeze(this.failures.slice()),
       bootFailureBits: this.bootFailureBits(),
-      uptimeMs: this.uptimeMs,
+      uptimeMs: this.counts.uptimeMs,
       runningSlot: this.runningSlot(),
       slotStates: this.slotStates(),
       imageVersion: this.agent?.runningVersion() ?? null,
       securityFloor: this.floor?.secureVersion ?? null,
       trial: this.trialState,
       linkConnected: this.linkConnected,
-      replayRejections: this.replayRejections,
-      forgeryRejections: this.forgeryRejections,
-      clockJumps: this.clockJumps,
-      auditLost: this.auditLost,
-      healthRecords: this.healthRecords,
-      auditPublished: this.auditPublished,
-      commandReplies: this.commandReplies,
+      replayRejections: this.counts.value('replayRejections'),
+      forgeryRejections: this.counts.value('forgeryRejections'),
+      clockJumps: this.counts.value('clockJumps'),
+      auditLost: this.counts.value('auditLost'),
+      healthRecords: this.counts.value('healthRecords'),
+      auditPublished: this.counts.value('auditPublished'),
+      commandReplies: this.counts.value('commandReplies'),
       inboxDropped: this.inbox.dropped(),
     } satisfies RuntimeStatus);
   }
@@ -1047,8 +1039,8 @@ class DeviceRuntime implements Runtime {
       trialRunning: this.trialState === 'running',
       linkConnected: this.linkConnected,
       commandsUnavailable: this.commands === undefined || !this.commands.journalAvailable,
-      auditUnavailable: this.audit === undefined || this.auditLost > 0,
-      clockJumpSeen: this.clockJumps > 0,
+      auditUnavailable: this.audit === undefined || this.counts.value('auditLost') > 0,
+      clockJumpSeen: this.counts.value('clockJumps') > 0,
       safeModeCause: this.safe.status().code,
       resetReason: this.resetReason,
       runningSlot: this.runningSlot(),
@@ -1060,10 +1052,10 @@ class DeviceRuntime implements Runtime {
       outboxQueued: o?.queued ?? 0,
       outboxDropped: o?.dropped ?? 0,
       outboxLost: o === undefined ? 0 : o.lost + o.corrupt,
-      replayRejections: this.replayRejections,
-      forgeryRejections: this.forgeryRejections,
-      clockJumps: this.clockJumps,
-      uptimeSeconds: Math.floor(this.uptimeMs / 1000),
+      replayRejections: this.counts.value('replayRejections'),
+      forgeryRejections: this.counts.value('forgeryRejections'),
+      clockJumps: this.counts.value('clockJumps'),
+      uptimeSeconds: Math.floor(this.counts.uptimeMs / 1000),
       auditLastCounter: this.audit?.stats().lastCounter ?? 0,
     };
   }

@@ -4,7 +4,7 @@
  * field by field, every refusal code, and the scheduler's due times across
  * the 2^32 tick wrap.
  */
-import { decodeHealthRecord, encodeHealthRecord, HEALTH_RECORD_LENGTH, RECORD_TYPES, type HealthRecord, type HealthRecordErrorCode } from '../../firmware/runtime/health-record.ts';
+import { decodeHealthRecord, encodeHealthRecord, HEALTH_COUNTS, HEALTH_RECORD_LENGTH, HealthCounters, RECORD_TYPES, type HealthRecord, type HealthRecordErrorCode } from '../../firmware/runtime/health-record.ts';
 import { Scheduler } from '../../firmware/runtime/scheduler.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseSuite, FirmwareCase } from '../support/cases.ts';
@@ -103,6 +103,27 @@ const cases: FirmwareCase[] = [
       refused(mutate(5, 2), 'bad-value', 'slot 2');
       refused(mutate(6, 7), 'bad-value', 'slot state');
       refused(mutate(27, 0x20), 'bad-value', 'counter above 2^53');
+    },
+  },
+  {
+    name: 'health counts: every count starts at 0 each boot, counts one at a time, saturates at 2^53 - 1; uptime accumulates; the record\'s u32 fields saturate at 0xFFFFFFFF',
+    run() {
+      const c = new HealthCounters();
+      const names = Object.keys(HEALTH_COUNTS);
+      equal(names.join(','), 'replayRejections,forgeryRejections,clockJumps,auditLost,healthRecords,auditPublished,commandReplies,unreceiptedDrops', 'the counts');
+      equal(Object.values(c.snapshot()).join(','), '0,0,0,0,0,0,0,0', 'all 0 at boot');
+      equal(c.count('replayRejections'), 1, 'one');
+      equal(c.count('replayRejections'), 2, 'two');
+      equal(c.value('replayRejections'), 2, 'read back');
+      equal(c.value('forgeryRejections'), 0, 'the others untouched');
+      c.addUptime(1500);
+      c.addUptime(700);
+      equal(c.uptimeMs, 2200, 'uptime');
+      const snap = c.snapshot();
+      c.count('clockJumps');
+      equal(snap.clockJumps, 0, 'a snapshot does not move');
+      const record = decodeHealthRecord(encodeHealthRecord({ ...SAMPLE, replayRejections: 2 ** 40 }));
+      equal(record.replayRejections, 0xffffffff, 'a count above u32 saturates in the record');
     },
   },
   {
