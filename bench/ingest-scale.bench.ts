@@ -18,10 +18,12 @@
  * PostgreSQL runs with its defaults for durability (fsync and
  * synchronous_commit on): a COMMIT returned is on disk.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMosquitto, LOOPBACK } from '../tools/net/common.ts';
 import { findPostgres, startPostgres, type PostgresCluster } from '../tools/net/postgres.ts';
 import { PostgresStore } from '../tools/ingest/store-postgres.ts';
+import type { MosquittoBroker } from '../tools/net/mosquitto.ts';
 import { start } from '../test/cli/cli-harness.ts';
 import { deviceClient, INGEST_ACCOUNT, makeFleet, publishAll, seal, startBroker, tempDir, waitUntil, writeInventory, type TestBroker, type TestDevice } from '../test/ingest/ingest-helpers.ts';
 import { acceptedSoFar, launchWorker, stopWorkers, subscribed, type WorkerProcess } from '../test/ingest/scale-helpers.ts';
@@ -44,6 +46,37 @@ const STORM_DEVICES = 500;
 const STORM_BEFORE = 10;
 const STORM_AFTER = 10;
 
+/** Linux reports process times in clock ticks of 1/100 s (getconf CLK_TCK). */
+const TICK_MS = 10;
+
+/** utime + stime of a live process in ms (0 once it is gone). */
+function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
+
+/** The server's CPU: the postmaster and every process it started (a backend per worker connection, the WAL writer, the checkpointer, ...). */
+function postgresCpuMs(cluster: PostgresCluster): number {
+  const postmaster = Number(readFileSync(join(cluster.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let total = cpuMsOf(postmaster);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) total += cpuMsOf(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 interface WorkerSummary {
   accepted: number;
   duplicates: number;
@@ -63,6 +96,8 @@ export interface ScaleRun {
   batches: number;
   retries: number;
   exactlyOnce: boolean;
+  /** CPU ms per 1,000 records accepted, from each worker's subscription to the end of the drain (PostgreSQL runs only). */
+  cpuPer1k?: { workers: number; broker: number; database: number };
 }
 
 function summaries(results: Awaited<ReturnType<typeof stopWorkers>>): WorkerSummary[] {
@@ -111,10 +146,25 @@ async function postgresRun(cluster: PostgresCluster, workers: number, fleet: rea
     await publishBacklog(broker, fleet, envelopes);
     const pool = launch();
     all.push(...pool);
-    await Promise.all(pool.map((w) => subscribed(w)));
+    // CPU from the moment each worker subscribed (its start-up, mostly loading TypeScript, left out) to the end of the drain.
+    let brokerFrom = -1;
+    let databaseFrom = -1;
+    const workerFrom = await Promise.all(
+      pool.map(async (w) => {
+        await subscribed(w);
+        if (brokerFrom < 0) {
+          brokerFrom = cpuMsOf((broker as MosquittoBroker).pid);
+          databaseFrom = postgresCpuMs(cluster);
+        }
+        return cpuMsOf(w.child.pid);
+      }),
+    );
     const store = await PostgresStore.open(url);
     try {
       await waitUntil(async () => (await acceptedSoFar(store)) >= BACKLOG, 300_000, () => `${workers} workers did not drain: ${pool.map((w) => w.stderr().slice(-300)).join(' | ')}`, 200);
+      const workerCpu = pool.reduce((n, w, i) => n + cpuMsOf(w.child.pid) - workerFrom[i], 0);
+      const brokerCpu = cpuMsOf((broker as MosquittoBroker).pid) - brokerFrom;
+      const databaseCpu = postgresCpuMs(cluster) - databaseFrom;
       const runs = summaries(await stopWorkers(pool));
       const keys = await store.recordKeys();
       const accepted = runs.reduce((n, r) => n + r.accepted, 0);
@@ -127,8 +177,9 @@ async function postgresRun(cluster: PostgresCluster, workers: number, fleet: rea
         batches: runs.reduce((n, r) => n + r.batches, 0),
         retries: runs.reduce((n, r) => n + r.retries, 0),
         exactlyOnce: exactlyOnce(keys, fleet, PER_DEVICE),
+        cpuPer1k: { workers: Math.round((workerCpu * 1000) / accepted), broker: Math.round((brokerCpu * 1000) / accepted), database: Math.round((databaseCpu * 1000) / accepted) },
       };
-      progress(`ingest-scale: ${run.label}: ${run.accepted} accepted at ${run.recordsPerSecond}/s in ${run.batches} transactions (${run.retries} retried), exactly once: ${run.exactlyOnce}`);
+      progress(`ingest-scale: ${run.label}: ${run.accepted} accepted at ${run.recordsPerSecond}/s in ${run.batches} transactions (${run.retries} retried), exactly once: ${run.exactlyOnce}; CPU ms per 1,000 records: workers ${run.cpuPer1k?.workers}, broker ${run.cpuPer1k?.broker}, database ${run.cpuPer1k?.database}`);
       return run;
     } finally {
       await store.close();
@@ -266,6 +317,11 @@ export const ingestScaleBench: BenchGroup = {
       { name: 'ingestScale.embedded.recordsPerSecond', value: embedded.recordsPerSecond, unit: 'records/s', label: 'one embedded process (PGlite) drains the backlog', kind: 'timing' },
       ...pg.map((r): Figure => ({ name: `ingestScale.postgres.${r.workers}.recordsPerSecond`, value: r.recordsPerSecond, unit: 'records/s', label: `${r.workers} worker(s) on PostgreSQL drain the backlog (shared subscription)`, kind: 'timing', anchor: 'EMQX 5: about 30k msg/s QoS 1 with shared subscriptions on 4 vCPUs; mosquitto: about 40k msg/s on 16 cores' })),
       ...pg.map((r): Figure => ({ name: `ingestScale.postgres.${r.workers}.speedup`, value: Math.round((r.recordsPerSecond / Math.max(1, one.recordsPerSecond)) * 100) / 100, unit: '×', label: `${r.workers} worker(s) against 1 worker`, kind: 'timing' })),
+      ...pg.flatMap((r): Figure[] => [
+        { name: `ingestScale.postgres.${r.workers}.cpuPer1k.workers`, value: r.cpuPer1k?.workers ?? 0, unit: 'CPU ms / 1,000 records', label: `${r.workers} worker(s): the workers' CPU (verification, MQTT, SQL client)`, kind: 'timing' },
+        { name: `ingestScale.postgres.${r.workers}.cpuPer1k.broker`, value: r.cpuPer1k?.broker ?? 0, unit: 'CPU ms / 1,000 records', label: `${r.workers} worker(s): mosquitto's CPU`, kind: 'timing' },
+        { name: `ingestScale.postgres.${r.workers}.cpuPer1k.database`, value: r.cpuPer1k?.database ?? 0, unit: 'CPU ms / 1,000 records', label: `${r.workers} worker(s): PostgreSQL's CPU (all its processes)`, kind: 'timing' },
+      ]),
       { name: 'ingestScale.retries', value: pg.reduce((n, r) => n + r.retries, 0), unit: 'transactions', label: 'transactions run again after a deadlock (all runs)', kind: 'timing' },
       { name: 'ingestScale.notExactlyOnce', value: runs.filter((r) => !r.exactlyOnce).length, unit: 'runs', label: 'runs whose store did not hold every record exactly once', kind: 'count', target: '0', limit: 0, direction: 'max' },
       { name: 'ingestScale.storm.drainMs', value: storm.drainMs, unit: 'ms', label: `${storm.devices} devices reconnect after a broker restart: restart to every record accepted`, kind: 'timing' },

@@ -149,3 +149,22 @@ export async function waitUntil(predicate: () => boolean | Promise<boolean>, tim
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+
+/**
+ * Every device of `fleet` publishes counters 1..perDevice in order, `chunk` at a time (at most `window` in flight),
+ * on its own connection, in the background. `published()` counts the records whose PUBACK came back; `done`
+ * settles when all have.
+ */
+export function publishInChunks(clients: readonly MqttClient[], fleet: readonly TestDevice[], perDevice: number, chunk: number, window: number): { done: Promise<void>; published(): number } {
+  let published = 0;
+  const done = Promise.all(
+    fleet.map(async (d, i) => {
+      for (let from = 1; from <= perDevice; from += chunk) {
+        const length = Math.min(chunk, perDevice - from + 1);
+        await publishAll(clients[i], d.topic, Array.from({ length }, (_, k) => seal(d, from + k)), window);
+        published += length;
+      }
+    }),
+  ).then(() => undefined);
+  return { done, published: () => published };
+}

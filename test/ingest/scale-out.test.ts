@@ -34,7 +34,7 @@ import type { Delivery } from '../../tools/ingest/decide.ts';
 import type { SenderState } from '../../tools/ingest/store.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import { holdfast } from '../cli/cli-harness.ts';
-import { deviceClient, makeFleet, publishAll, seal, startBroker, tempDir, waitUntil, writeInventory, type TestDevice } from './ingest-helpers.ts';
+import { deviceClient, makeFleet, publishInChunks, startBroker, tempDir, waitUntil, writeInventory, type TestDevice } from './ingest-helpers.ts';
 import { acceptedSoFar, assertExactlyOnce, launchWorker, stopWorkers, subscribed, type WorkerProcess } from './scale-helpers.ts';
 
 const needs = [findPostgres(), findMosquitto(), findMosquittoPasswd()];
@@ -148,18 +148,10 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
 
     const clients = await Promise.all(fleet.map((d) => deviceClient(broker, d)));
     cleanups.push(() => Promise.all(clients.map((c) => c.endAsync(true))).then(() => undefined));
-    let published = 0;
-    const publishing = Promise.all(
-      fleet.map(async (d, i) => {
-        for (let from = 1; from <= perDevice; from += 50) {
-          await publishAll(clients[i], d.topic, Array.from({ length: 50 }, (_, k) => seal(d, from + k)), 25);
-          published += 50;
-        }
-      }),
-    );
+    const publishing = publishInChunks(clients, fleet, perDevice, 50, 25);
     const total = fleet.length * perDevice;
     const at = new Rng(SEED + workers).between(Math.floor(total * 0.25), Math.floor(total * 0.6));
-    await waitUntil(() => published >= at, 120_000, () => `publishers stuck at ${published}`);
+    await waitUntil(() => publishing.published() >= at, 120_000, () => `publishers stuck at ${publishing.published()}`);
     await disrupt({
       broker,
       pool,
@@ -167,11 +159,11 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
         await subscribed(launch(i));
       },
     });
-    await publishing;
+    await publishing.done;
 
     const store = await PostgresStore.open(url);
     cleanups.push(() => store.close());
-    await waitUntil(async () => (await acceptedSoFar(store)) >= total, 120_000, () => `${name}: drained ${published} published; workers: ${pool.map((w) => w.stderr().slice(-300)).join(' | ')}`, 100);
+    await waitUntil(async () => (await acceptedSoFar(store)) >= total, 120_000, () => `${name}: drained ${publishing.published()} published; workers: ${pool.map((w) => w.stderr().slice(-300)).join(' | ')}`, 100);
     const results = await stopWorkers(pool);
     for (const r of results) assert.equal(r.status, 0, `${name}: ${r.clientId} stops gracefully: ${r.stderr.slice(-500)}`);
     await assertExactlyOnce(store, fleet, perDevice, `${name} (seed ${SEED})`);

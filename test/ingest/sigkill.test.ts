@@ -21,7 +21,7 @@ import { Subscriber, type IncomingMessage } from '../../tools/ingest/subscriber.
 import { PgliteStore } from '../../tools/ingest/store-pglite.ts';
 import { Rng } from '../../tools/sim/rng.ts';
 import { holdfast, start } from '../cli/cli-harness.ts';
-import { deviceClient, INGEST_ACCOUNT, makeFleet, payloadOf, publishAll, seal, startBroker, tempDir, waitUntil, writeInventory, type TestBroker } from './ingest-helpers.ts';
+import { deviceClient, INGEST_ACCOUNT, makeFleet, payloadOf, publishAll, publishInChunks, seal, startBroker, tempDir, waitUntil, writeInventory, type TestBroker } from './ingest-helpers.ts';
 
 const needs = [findMosquitto(), findMosquittoPasswd()];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -97,20 +97,12 @@ describe('ingest: exactly once across SIGKILL (mosquitto)', { skip: skipUnless(n
     // Devices publish in the background, in order, each record once (QoS 1 to the broker).
     const clients = await Promise.all(fleet.map((d) => deviceClient(broker, d)));
     cleanups.push(() => Promise.all(clients.map((c) => c.endAsync(true))).then(() => undefined));
-    let published = 0;
-    const publishing = Promise.all(
-      fleet.map(async (d, i) => {
-        for (let from = 1; from <= perDevice; from += 100) {
-          await publishAll(clients[i], d.topic, Array.from({ length: 100 }, (_, k) => seal(d, from + k)), 50);
-          published += 100;
-        }
-      }),
-    );
+    const publishing = publishInChunks(clients, fleet, perDevice, 100, 50);
 
     for (let kill = 0; kill < 2; kill++) {
       // A seeded moment: after a random share of the traffic was published (the ingest is somewhere mid-batch).
       const at = rng.between(200, fleet.length * perDevice - 400);
-      await waitUntil(() => published >= at, 120_000, () => `publishers stuck at ${published}`);
+      await waitUntil(() => publishing.published() >= at, 120_000, () => `publishers stuck at ${publishing.published()}`);
       await new Promise((r) => setTimeout(r, rng.below(40)));
       ingest.child.kill('SIGKILL');
       const dead = await ingest.done;
@@ -120,7 +112,7 @@ describe('ingest: exactly once across SIGKILL (mosquitto)', { skip: skipUnless(n
       assert.ok(ingest.stderr().includes('subscribed to'), `restart ${kill}: ${ingest.stderr()}`);
       assert.match(ingest.stderr(), /rows read/, 'the restart names its cost');
     }
-    await publishing;
+    await publishing.done;
     // Let the last run drain, then stop it gracefully (SIGTERM: commit, acknowledge, exit 0).
     const total = fleet.length * perDevice;
     await new Promise((r) => setTimeout(r, 500));

@@ -12,7 +12,7 @@
  *
  * Host tool (Node).
  */
-import type { RecordColumns, SenderState } from './store.ts';
+import { INGEST_STORE_FORMAT, type LoadedState, type RecordColumns, type SenderState } from './store.ts';
 
 export const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS ingest_meta (key text PRIMARY KEY, value text NOT NULL)`,
@@ -150,4 +150,20 @@ export function num(v: unknown): number {
   const n = Number(v as bigint | string);
   if (!Number.isSafeInteger(n)) throw new RangeError(`internal: ${String(v)} is not a safe integer`);
   return n;
+}
+
+/** Whether the format row must be written (a new store); throws for a store of another format (fail closed). */
+export function formatRowMissing(found: readonly { value: string }[]): boolean {
+  if (found.length === 0) return true;
+  if (found[0].value !== String(INGEST_STORE_FORMAT)) throw new Error(`store format ${found[0].value}, this holdfast reads ${INGEST_STORE_FORMAT}`);
+  return false;
+}
+
+/** `load()`'s result from the rows of SELECT_SENDERS and SELECT_REFUSALS. */
+export function loadedState(senders: readonly Record<string, unknown>[], refusals: readonly Record<string, unknown>[]): LoadedState {
+  return {
+    senders: senders.map(senderFromRow),
+    refusals: refusals.map((r) => ({ device: String(r.device), reason: String(r.reason), count: num(r.count) })),
+    rowsRead: senders.length + refusals.length,
+  };
 }

@@ -20,8 +20,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { INGEST_STORE_FORMAT, recordColumns, StoreConflictError, type Batch, type ColumnBatch, type IngestStore, type LoadedState, type RefusalCount } from './store.ts';
 import {
-  byteaArrayLiteral, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, num, recordColumnParams, SCHEMA, SELECT_FORMAT, SELECT_RECORD_KEYS, SELECT_RECORDS,
-  SELECT_REFUSALS, SELECT_SENDERS, senderColumns, senderFromRow, senderUpdateColumns, UPDATE_SENDERS, UPSERT_REFUSALS, type PayloadList,
+  byteaArrayLiteral, formatRowMissing, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, loadedState, num, recordColumnParams, SCHEMA, SELECT_FORMAT, SELECT_RECORD_KEYS,
+  SELECT_RECORDS, SELECT_REFUSALS, SELECT_SENDERS, senderColumns, senderUpdateColumns, UPDATE_SENDERS, UPSERT_REFUSALS, type PayloadList,
 } from './sql.ts';
 
 export { SCHEMA };
@@ -36,9 +36,7 @@ export class PgliteStore implements IngestStore {
     try {
       await db.transaction(async (tx) => {
         for (const statement of SCHEMA) await tx.exec(statement);
-        const found = await tx.query<{ value: string }>(SELECT_FORMAT);
-        if (found.rows.length === 0) await tx.query(INSERT_FORMAT, [String(INGEST_STORE_FORMAT)]);
-        else if (found.rows[0].value !== String(INGEST_STORE_FORMAT)) throw new Error(`store format ${found.rows[0].value}, this holdfast reads ${INGEST_STORE_FORMAT}`);
+        if (formatRowMissing((await tx.query<{ value: string }>(SELECT_FORMAT)).rows)) await tx.query(INSERT_FORMAT, [String(INGEST_STORE_FORMAT)]);
       });
     } catch (error) {
       await db.close().catch(() => undefined);
@@ -50,11 +48,7 @@ export class PgliteStore implements IngestStore {
   async load(): Promise<LoadedState> {
     const senders = await this.db.query<Record<string, unknown>>(SELECT_SENDERS);
     const refusals = await this.db.query<Record<string, unknown>>(SELECT_REFUSALS);
-    return {
-      senders: senders.rows.map(senderFromRow),
-      refusals: refusals.rows.map((r) => ({ device: String(r.device), reason: String(r.reason), count: num(r.count) })),
-      rowsRead: senders.rows.length + refusals.rows.length,
-    };
+    return loadedState(senders.rows, refusals.rows);
   }
 
   async commit(batch: Batch): Promise<void> {

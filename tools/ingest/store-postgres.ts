@@ -33,7 +33,7 @@
 import pg from 'pg';
 import { judge, type JudgedSender } from './decide.ts';
 import {
-  byteaArrayLiteral, ENSURE_SENDERS, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
+  byteaArrayLiteral, ENSURE_SENDERS, formatRowMissing, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, loadedState, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
   SELECT_FORMAT, SELECT_RECORD_KEYS, SELECT_RECORDS, SELECT_REFUSALS, SELECT_SENDERS, senderColumns, senderFromRow, senderUpdateColumns,
   UPDATE_SENDERS, UPSERT_REFUSALS,
 } from './sql.ts';
@@ -86,9 +86,7 @@ export class PostgresStore implements SharedIngestStore {
       await client.query('BEGIN');
       await client.query(SCHEMA_LOCK);
       for (const statement of SCHEMA) await client.query(statement);
-      const found = await client.query<{ value: string }>(SELECT_FORMAT);
-      if (found.rows.length === 0) await client.query(INSERT_FORMAT, [String(INGEST_STORE_FORMAT)]);
-      else if (found.rows[0].value !== String(INGEST_STORE_FORMAT)) throw new Error(`store format ${found.rows[0].value}, this holdfast reads ${INGEST_STORE_FORMAT}`);
+      if (formatRowMissing((await client.query<{ value: string }>(SELECT_FORMAT)).rows)) await client.query(INSERT_FORMAT, [String(INGEST_STORE_FORMAT)]);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -102,11 +100,7 @@ export class PostgresStore implements SharedIngestStore {
     const senders = await this.client.query<Record<string, unknown>>(SELECT_SENDERS);
     const refusals = await this.client.query<Record<string, unknown>>(SELECT_REFUSALS);
     // Version 0 rows exist only inside a transaction that has not committed; they are never read here.
-    return {
-      senders: senders.rows.map(senderFromRow),
-      refusals: refusals.rows.map((r) => ({ device: String(r.device), reason: String(r.reason), count: num(r.count) })),
-      rowsRead: senders.rows.length + refusals.rows.length,
-    };
+    return loadedState(senders.rows, refusals.rows);
   }
 
   /** The single-writer path (version-checked, as PgliteStore): for a caller that keeps the windows itself. */
