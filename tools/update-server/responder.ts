@@ -33,6 +33,12 @@ export interface UpdateResponderOptions {
   /** The device's keys for a key id (authenticates its records); undefined: unknown device, its records are ignored. */
   keysFor(deviceId: Uint8Array, keyId: number): DeviceKeys | undefined;
   readonly primitives: EnvelopePrimitives;
+  /**
+   * Optional gate (a staged rollout, tools/rollout/gate.ts): may this
+   * device be served now? False: no manifest and no chunk, counted as
+   * `gated`. Absent: every device `offerFor` answers is served.
+   */
+  allow?(deviceHex: string): boolean;
   /** Topic root (default 'holdfast'). */
   readonly root?: string;
 }
@@ -50,6 +56,8 @@ export interface UpdateResponderStats {
   unanswerable: number;
   /** Records that did not authenticate or requests that did not decode. */
   refused: number;
+  /** Offers and requests of devices the `allow` gate did not let through. */
+  gated: number;
 }
 
 export interface UpdateResponder {
@@ -62,7 +70,12 @@ export interface UpdateResponder {
 
 export function createUpdateResponder(options: UpdateResponderOptions): UpdateResponder {
   const root = options.root ?? 'holdfast';
-  const stats: UpdateResponderStats = { manifestsSent: 0, chunksSent: 0, bytesSent: 0, unanswerable: 0, refused: 0 };
+  const stats: UpdateResponderStats = { manifestsSent: 0, chunksSent: 0, bytesSent: 0, unanswerable: 0, refused: 0, gated: 0 };
+  const allowed = (hex: string): boolean => {
+    if (options.allow === undefined || options.allow(hex)) return true;
+    stats.gated++;
+    return false;
+  };
   const tags = new Map<UpdateOffer, number>();
   const tagOf = (offer: UpdateOffer): number => {
     let tag = tags.get(offer);
@@ -83,6 +96,7 @@ export function createUpdateResponder(options: UpdateResponderOptions): UpdateRe
   return {
     stats: () => ({ ...stats }),
     offer(deviceHex) {
+      if (!allowed(deviceHex)) return [];
       const offer = options.offerFor(deviceHex);
       return offer === undefined ? [] : manifestTo(deviceHex, offer);
     },
@@ -109,6 +123,7 @@ export function createUpdateResponder(options: UpdateResponderOptions): UpdateRe
         stats.refused++;
         return [];
       }
+      if (!allowed(hex)) return [];
       const offer = options.offerFor(hex);
       if (offer === undefined) {
         stats.unanswerable++;
