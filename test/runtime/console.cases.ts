@@ -120,7 +120,7 @@ const cases: FirmwareCase[] = [
     },
   },
   {
-    name: 'console: a locked state change is refused (row 17): confirm, rollback, safe-mode on/off and reboot while locked, after a wrong key, and without a key; nothing changes and every refusal is audited',
+    name: 'console: a locked state change is refused (row 17): confirm, rollback, safe-mode on/off and reboot while locked, after a wrong key, after lock, and without a key; nothing changes and every refusal is audited',
     run(env) {
       const fleet = makeFleet();
       const { flash } = freshDevice(env, fleet);
@@ -140,6 +140,11 @@ const cases: FirmwareCase[] = [
       equal(d.runtime.restartPending(), undefined, 'no restart scheduled');
       equal(tail(flash, fleet, 8), 'console-refused:locked,console-refused:locked,console-refused:locked,console-refused:locked,console-refused:locked,console-refused:bad-signature,console-refused:locked', 'every refusal audited');
 
+      // Unlocked, then locked again: refused again.
+      equal(c.unlock().kind, 'ok', 'unlocked with the fleet\'s key');
+      equal(c.send('lock').reply.fields.locked, 'true', 'lock');
+      equal(c.send('safe-mode', { mode: 'on' }).reply.fields.code, 'locked', 'refused after lock');
+      equal(d.runtime.status().mode, 'normal', 'still normal after lock');
       const bare = host(bootDevice(flash, fleet), fleet, null);
       equal(bare.send('unlock').reply.fields.code, 'no-key', 'no console key provisioned: every unlock refused');
     },
