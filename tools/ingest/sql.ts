@@ -53,8 +53,9 @@ export const UPDATE_SENDERS = `UPDATE ingest_sender s SET first_counter = u.f, h
   FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) AS u(d, k, f, h, b, a, du, re, v)
   WHERE s.device = u.d AND s.key_id = u.k AND s.version = u.v`;
 
+/** Refusal counts to add; rows taken in (device, reason) order, so two writers adding to the same rows lock them in one order. */
 export const UPSERT_REFUSALS = `INSERT INTO ingest_refusal (device, reason, count)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(d, r, c) ORDER BY u.d, u.r
   ON CONFLICT (device, reason) DO UPDATE SET count = ingest_refusal.count + EXCLUDED.count`;
 
 /**
