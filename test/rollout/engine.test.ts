@@ -206,4 +206,19 @@ describe('rollout engine: state and trail', () => {
     assert.equal(firstTrailBreak([...trail.slice(0, 1), ...trail.slice(2)]), 1);
     assert.equal(firstTrailBreak([trail[1]!, trail[0]!, ...trail.slice(2)]), 0);
   });
+
+  it('a manual halt offers nobody else, names the committed devices under roll-back, and is not repeated', () => {
+    const fleet = exampleFleet(300);
+    const { rollout } = Rollout.start(examplePlan({ onHalt: 'roll-back' }), fleet, 0);
+    const [first] = rollout.offered();
+    rollout.observe({ kind: 'committed', device: first!, at: 10, imageVersion: TARGET });
+    const decisions = rollout.halt(20, 'operator saw field failures');
+    assert.deepEqual(decisions.map((d) => d.kind), ['halted', 'roll-back']);
+    assert.equal(decisions[0]!.signals.reason, 'operator saw field failures');
+    assert.equal(decisions[0]!.signals.manual, 1);
+    assert.deepEqual(decisions[1]!.devices, [first]);
+    assert.equal(rollout.status, 'halted');
+    assert.deepEqual(rollout.halt(30, 'again'), []);
+    assert.deepEqual(rollout.step(fleet, 10_000).filter((d) => d.kind === 'offered'), [], 'nothing is offered after a halt');
+  });
 });
