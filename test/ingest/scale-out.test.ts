@@ -26,15 +26,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { findMosquitto, findMosquittoPasswd, requireComponents, skipUnless } from '../../tools/net/common.ts';
+import { findMosquitto, findMosquittoPasswd, LOOPBACK, requireComponents, skipUnless } from '../../tools/net/common.ts';
 import { findPostgres, startPostgres, type PostgresCluster } from '../../tools/net/postgres.ts';
 import { PostgresStore } from '../../tools/ingest/store-postgres.ts';
 import { IngestWindow } from '../../tools/ingest/window.ts';
 import type { Delivery } from '../../tools/ingest/decide.ts';
-import type { RefusalCount, SenderState } from '../../tools/ingest/store.ts';
+import type { RefusalCount, SenderState, SharedIngestStore } from '../../tools/ingest/store.ts';
+import { IngestService } from '../../tools/ingest/ingest.ts';
+import { parseInventory } from '../../tools/ingest/inventory.ts';
+import { openReceipt } from '../../firmware/security/receipt.ts';
+import mqtt from 'mqtt';
 import { Rng } from '../../tools/sim/rng.ts';
 import { holdfast } from '../cli/cli-harness.ts';
-import { deviceClient, makeFleet, publishInChunks, startBroker, tempDir, waitUntil, writeInventory, type TestDevice } from './ingest-helpers.ts';
+import { deviceClient, INGEST_ACCOUNT, inventoryJson, makeFleet, PRIMITIVES, publishAll, publishInChunks, seal, startBroker, tempDir, waitUntil, writeInventory, type TestDevice } from './ingest-helpers.ts';
 import { acceptedSoFar, assertExactlyOnce, launchWorker, stopWorkers, subscribed, type WorkerProcess } from './scale-helpers.ts';
 
 const needs = [findPostgres(), findMosquitto(), findMosquittoPasswd()];
@@ -124,6 +128,68 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
     const loaded = await stores[0].load();
     assert.equal(loaded.senders.reduce((n, s) => n + s.duplicates, 0), duplicates, 'duplicates counted in the windows');
     assert.equal(loaded.refusals.reduce((n, r) => n + r.count, 0), refused, 'refusal counts added by concurrent transactions, none lost');
+  });
+
+  it('a batch whose transaction fails publishes no receipt and is not acknowledged; the redelivered copy is judged against what committed', async () => {
+    const url = await (cluster as PostgresCluster).createDatabase('receipts');
+    const fleet = makeFleet(2, 21);
+    const broker = await startBroker('mosquitto', fleet);
+    cleanups.push(() => broker.stop());
+    const real = await PostgresStore.open(url);
+    cleanups.push(() => real.close());
+    // A store whose transaction fails before anything commits ('before'), or commits and then reports a failure (an in-doubt COMMIT: 'after').
+    let mode: 'before' | 'after' | 'pass' = 'before';
+    const flaky: SharedIngestStore = {
+      shared: true,
+      load: () => real.load(),
+      commit: (b) => real.commit(b),
+      recordKeys: () => real.recordKeys(),
+      close: async () => undefined,
+      async decide(batch) {
+        if (mode === 'before') throw new Error('injected: the transaction failed');
+        const d = await real.decide(batch);
+        if (mode === 'after') throw new Error('injected: the answer to COMMIT was lost');
+        return d;
+      },
+    };
+    const observer = await mqtt.connectAsync({ host: LOOPBACK, port: broker.port, ...INGEST_ACCOUNT, protocolVersion: 5, clientId: 'receipt-observer' });
+    cleanups.push(() => observer.endAsync(true));
+    const receipts: { phase: string; payload: Uint8Array }[] = [];
+    let phase = 'before';
+    observer.on('message', (_topic, payload) => receipts.push({ phase, payload: new Uint8Array(payload) }));
+    await observer.subscribeAsync('holdfast/+/receipt', { qos: 0 });
+    const inventory = parseInventory(inventoryJson(fleet));
+    const service = async () => {
+      const svc = new IngestService({ host: LOOPBACK, port: broker.port, protocolVersion: 5, clientId: 'receipt-w1', ...INGEST_ACCOUNT, topic: '$share/r/holdfast/+/telemetry/#', store: flaky, loaded: await flaky.load(), inventory, lingerMs: 0 });
+      await svc.start();
+      return svc;
+    };
+    const device = await deviceClient(broker, fleet[0]);
+    cleanups.push(() => device.endAsync(true));
+
+    let svc = await service();
+    await publishAll(device, fleet[0].topic, [1, 2, 3, 4, 5].map((c) => seal(fleet[0], c)));
+    await assert.rejects(svc.done, /injected: the transaction failed/);
+    assert.equal((await real.recordKeys()).length, 0, 'nothing committed');
+
+    phase = 'after';
+    mode = 'after';
+    svc = await service();
+    await assert.rejects(svc.done, /injected: the answer to COMMIT was lost/);
+    assert.equal((await real.recordKeys()).length, 5, 'the unacknowledged batch came back to the same client id and committed');
+
+    phase = 'pass';
+    mode = 'pass';
+    svc = await service();
+    await waitUntil(() => receipts.some((r) => r.phase === 'pass'), 30_000, () => 'a receipt after the redelivery');
+    await svc.stop();
+    assert.deepEqual(receipts.filter((r) => r.phase !== 'pass').map((r) => r.phase), [], 'no receipt from a batch whose transaction failed or whose COMMIT was in doubt');
+    assert.equal(svc.counts.duplicates, 5, 'the second redelivery: five duplicates');
+    assert.equal(svc.counts.accepted, 0);
+    const opened = openReceipt(receipts.find((r) => r.phase === 'pass')?.payload as Uint8Array, fleet[0].keys, PRIMITIVES);
+    assert.equal(opened.highest, 5);
+    for (let c = 1; c <= 5; c++) assert.ok(opened.covers(c), `the receipt covers ${c}, which is stored`);
+    assert.deepEqual((await real.recordKeys()).map((k) => k.counter), [1, 2, 3, 4, 5], 'each once');
   });
 
   /**
