@@ -90,6 +90,33 @@ function download(s: Setup): DeviceReset {
 
 const cases: FirmwareCase[] = [
   {
+    name: 'update messages are queued by the socket callback and handled at the scheduler\'s turn: the last chunk restarts the device from service(), never from inside the socket callback',
+    run(env) {
+      const s = setup(env);
+      const boot = bootUpdateDevice(s.flash, s.fleet, s.world, LINK_CHECKS);
+      s.cloud.connect(boot.d);
+      const send = s.cloud.send.bind(s.cloud);
+      let fromCallback = 0;
+      let maxQueued = 0;
+      s.cloud.send = (d, topic, payload) => {
+        try {
+          send(d, topic, payload);
+        } catch (error) {
+          if (error instanceof DeviceReset) fromCallback++;
+          throw error;
+        }
+        maxQueued = Math.max(maxQueued, d.runtime.inboxStats().queued);
+      };
+      const reset = restarted(() => s.cloud.pushOffer(boot.d));
+      ok(reset !== undefined && /update staged/.test(reset.message), 'the last chunk restarted the device');
+      equal(fromCallback, 0, 'no restart inside a socket callback');
+      ok(maxQueued >= 1, 'messages waited in the inbox');
+      const inbox = boot.d.runtime.inboxStats();
+      equal(inbox.droppedUpdates, 0, 'nothing dropped');
+      return { handled: inbox.handled, maxQueued };
+    },
+  },
+  {
     name: 'an update over MQTT: manifest pushed, every chunk asked for and served once, staged and selected; the trial boot reaches the broker, its first record is acknowledged, and it commits',
     run(env) {
       const s = setup(env);
