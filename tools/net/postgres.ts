@@ -34,7 +34,13 @@ export function findPostgres(): Found {
   const majors = existsSync(root) ? readdirSync(root).filter((m) => /^\d+$/.test(m) && existsSync(join(root, m, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
   if (majors.length === 0) return { ok: false, reason: 'PostgreSQL is not installed (apt-get install postgresql)' };
   if (isRoot() && spawnSync('id', ['-u', POSTGRES_SYSTEM_USER]).status !== 0) return { ok: false, reason: `running as root needs the ${POSTGRES_SYSTEM_USER} account (apt-get install postgresql creates it)` };
+  if (isRoot() && spawnSync(runuserPath(), ['--help']).error) return { ok: false, reason: 'running as root needs runuser (util-linux) to start PostgreSQL as the postgres account' };
   return { ok: true, path: join(root, majors[0], 'bin'), version: majors[0] };
+}
+
+/** util-linux's runuser: in /usr/sbin on Debian, which a root PATH may lack. */
+function runuserPath(): string {
+  return ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser';
 }
 
 function isRoot(): boolean {
@@ -70,7 +76,8 @@ let exitHookInstalled = false;
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresCluster> {
   const found = findPostgres();
   if (!found.ok) throw new Error(found.reason);
-  const dir = mkdtempSync(join(tmpdir(), 'holdfast-postgres-'));
+  // As root the folder goes to the postgres account, which must be able to reach it: /tmp, not a TMPDIR under /root.
+  const dir = mkdtempSync(join(isRoot() && existsSync('/tmp') ? '/tmp' : tmpdir(), 'holdfast-postgres-'));
   const cluster = new Cluster(found.path, found.version, dir);
   try {
     await cluster.start(options);
@@ -122,7 +129,7 @@ class Cluster implements PostgresCluster {
   /** argv to run a PostgreSQL program as the account that may run it. */
   private command(program: string, args: string[]): [string, string[]] {
     const path = join(this.bin, program);
-    return isRoot() ? ['runuser', ['-u', POSTGRES_SYSTEM_USER, '--', path, ...args]] : [path, args];
+    return isRoot() ? [runuserPath(), ['-u', POSTGRES_SYSTEM_USER, '--', path, ...args]] : [path, args];
   }
 
   private run(program: string, args: string[], timeoutMs: number): Promise<void> {
