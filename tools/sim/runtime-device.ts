@@ -108,13 +108,16 @@ export interface RuntimeDeviceInit {
   readonly firstReceiptMs: number;
   readonly healthPeriodMs: number;
   readonly auditPublishPeriodMs: number;
+  readonly requestRetryMs: number;
   readonly counterReserve: number;
+  /** The MQTT session's response timeout and keep-alive scale with device time (fleet: its timeScale; 1 elsewhere). */
+  readonly sessionTimeScale: number;
 }
 
 /** A trial that ended, with its cause (the simulator's view, across boots). */
 export interface UpdateEvent {
   readonly kind: 'committed' | 'rolled-back';
-  /** Simulated ms. */
+  /** Device ms (the device's own clock). */
   readonly t: number;
   readonly imageVersion: number | undefined;
   readonly cause: string;
@@ -145,10 +148,51 @@ export interface RuntimeDeviceStatus {
   readonly failures: readonly string[];
 }
 
+/**
+ * Ed25519 verification memoised by the exact bytes (sound: the same bytes
+ * get the same answer), shared by the devices of one machine: every device
+ * checks the same root at each boot and the same manifests, and a verify
+ * costs a noticeable part of a second in XS. Everything else passes through.
+ */
+export function memoEd25519(inner: Crypto): Crypto {
+  const seen = new Map<string, boolean>();
+  const hex = (b: Uint8Array): string => {
+    let out = '';
+    for (let i = 0; i < b.length; i++) out += (b[i] < 16 ? '0' : '') + b[i].toString(16);
+    return out;
+  };
+  return {
+    createSha256: () => inner.createSha256(),
+    hmacSha256: (key, data) => inner.hmacSha256(key, data),
+    aeadSeal: (key, nonce, plaintext, aad) => inner.aeadSeal(key, nonce, plaintext, aad),
+    aeadOpen: (key, nonce, sealed, aad) => inner.aeadOpen(key, nonce, sealed, aad),
+    ed25519Verify(signature, message, publicKey) {
+      const k = `${hex(signature)}:${hex(publicKey)}:${hex(message)}`;
+      let verdict = seen.get(k);
+      if (verdict === undefined) {
+        verdict = inner.ed25519Verify(signature, message, publicKey);
+        seen.set(k, verdict);
+      }
+      return verdict;
+    },
+  };
+}
+
 function hexBytes(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return out;
+}
+
+function linkOf(init: RuntimeDeviceInit) {
+  const settings = simulatedLinkSettings({ deviceHex: init.deviceIdHex, protocolVersion: init.protocolVersion, password: ascii(init.password), receiptTimeoutMs: init.receiptTimeoutMs });
+  const k = init.sessionTimeScale;
+  return {
+    host: init.host,
+    port: init.port,
+    ...settings,
+    session: { ...settings.session, responseTimeoutMs: settings.session.responseTimeoutMs * k, keepAliveSec: Math.min(0xffff, settings.session.keepAliveSec * k) },
+  };
 }
 
 function ascii(text: string): Uint8Array {
@@ -314,11 +358,7 @@ export class SimRuntimeDevice {
           deviceSecret: hexBytes(init.secretHex),
           keyId: init.keyId,
           commandKey: { keyId: commandKeyId(this.crypto, commandPublicKey), publicKey: commandPublicKey },
-          link: {
-            host: init.host,
-            port: init.port,
-            ...simulatedLinkSettings({ deviceHex: init.deviceIdHex, protocolVersion: init.protocolVersion, password: ascii(init.password), receiptTimeoutMs: init.receiptTimeoutMs }),
-          },
+          link: linkOf(init),
           counterReserve: init.counterReserve,
           outbox: { policy: 'reject' },
           healthPeriodMs: init.healthPeriodMs,
@@ -330,11 +370,13 @@ export class SimRuntimeDevice {
             stepMs: init.watchdogTimeoutMs / 4,
             ...(behaviour === 'fail-checks' ? { checks: [runtimeStarted(), selfTest(() => false)] } : {}),
             linkChecks: { brokerReachedMs: init.brokerReachedMs, firstReceiptMs: init.firstReceiptMs },
+            requestRetryMs: init.requestRetryMs,
           },
         },
       );
       this.runtime = runtime;
       this.failures = runtime.status().failures.map((f) => f.code);
+      this.seen = undefined;
       // A hanging image: the CPU never comes back to the scheduler; the watchdog armed by the trial resets it.
       if (behaviour === 'hang') this.hung = true;
       else runtime.service(this.clock.ticks());
@@ -342,10 +384,16 @@ export class SimRuntimeDevice {
     this.noteTrial();
   }
 
+  /** The runtime's status as of the last simulated second (reading it reads otadata: not on every poll). */
+  private seen: { imageVersion: number | undefined; trial: string; safeMode: boolean; clockJumps: number } | undefined;
+
   private noteTrial(): void {
     const runtime = this.runtime;
-    if (runtime === undefined || this.trial === undefined || this.committedThisBoot) return;
-    if (runtime.status().trial === 'committed') {
+    if (runtime === undefined) return;
+    const st = runtime.status();
+    this.seen = { imageVersion: st.imageVersion ?? undefined, trial: st.trial, safeMode: st.mode === 'safe', clockJumps: st.clockJumps };
+    if (this.trial === undefined || this.committedThisBoot) return;
+    if (st.trial === 'committed') {
       this.committedThisBoot = true;
       this.events.push({ kind: 'committed', t: this.clock.elapsed, imageVersion: this.trial.version, cause: 'every health check passed' });
       this.trial = undefined;
@@ -372,7 +420,6 @@ export class SimRuntimeDevice {
     const runtime = this.runtime;
     if (runtime === undefined || this.hung) return;
     this.run(() => runtime.service(this.clock.ticks()));
-    this.noteTrial();
   }
 
   append(payload: Uint8Array): RuntimeAppendReply {
@@ -408,9 +455,19 @@ export class SimRuntimeDevice {
     this.die(undefined, 'stopped');
   }
 
+  /** What the link is doing (a stuck quiescence says it). */
+  debug(): Record<string, unknown> {
+    const runtime = this.runtime;
+    if (runtime === undefined) return { alive: false };
+    const link = (runtime as unknown as { link?: { gate?: { oldest(): unknown } } }).link;
+    const stats = runtime.linkStats();
+    return { clock: this.clock.elapsed, hung: this.hung, oldest: link?.gate?.oldest(), gate: stats?.gate, connects: stats?.client.connects, connacks: stats?.client.connacks, session: stats?.client.session, unreceipted: stats?.unreceipted, next: runtime.nextDueMs(this.clock.ticks()) };
+  }
+
   status(): RuntimeDeviceStatus {
     const runtime = this.runtime;
-    const s = runtime?.status();
+    if (runtime !== undefined && this.seen === undefined) this.noteTrial();
+    const s = runtime === undefined ? undefined : this.seen;
     const u = runtime?.updateStats();
     return {
       alive: runtime !== undefined,
@@ -418,9 +475,9 @@ export class SimRuntimeDevice {
       awaitingReceipt: runtime === undefined ? undefined : this.hung ? false : awaitingReceiptOf(runtime),
       downloading: u !== undefined && (u.wanted !== undefined || u.resumeTag !== undefined),
       manifests: (u?.manifests ?? 0) + (u?.ignored ?? 0) + (u?.refused ?? 0) + (u?.malformed ?? 0),
-      imageVersion: s?.imageVersion ?? undefined,
+      imageVersion: s?.imageVersion,
       trial: s?.trial ?? 'none',
-      safeMode: s?.mode === 'safe',
+      safeMode: s?.safeMode ?? false,
       clockJumps: s?.clockJumps ?? 0,
       boots: this.boots,
       powerCuts: this.powerCuts,

@@ -14,7 +14,7 @@ import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { RemoteFlash } from '../xs/guest/remote-flash.ts';
 import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../xs/guest/remote-stream.ts';
 import { fromUtf8, utf8 } from '../xs/wire.ts';
-import { SimRuntimeDevice, type RuntimeDeviceInit, type RuntimeDeviceStatus } from './runtime-device.ts';
+import { memoEd25519, SimRuntimeDevice, type RuntimeDeviceInit, type RuntimeDeviceStatus } from './runtime-device.ts';
 
 export interface XsRuntimeBoot {
   readonly init: RuntimeDeviceInit;
@@ -32,6 +32,7 @@ interface Request {
   signedTime?: number;
   statusAll?: boolean;
   setTimeAll?: number;
+  debug?: boolean;
 }
 
 function hexBytes(hex: string): Uint8Array {
@@ -43,7 +44,7 @@ function hexBytes(hex: string): Uint8Array {
 function serve(): void {
   const clock = new BridgeClock();
   const connector = new RemoteStreamConnector();
-  const crypto = createNobleCrypto();
+  const crypto = memoEd25519(createNobleCrypto());
   const devices = new Map<number, SimRuntimeDevice>();
   const all = (): Record<string, RuntimeDeviceStatus> => {
     const out: Record<string, RuntimeDeviceStatus> = {};
@@ -74,6 +75,7 @@ function serve(): void {
       }
       const d = devices.get(n);
       if (d === undefined) return utf8(JSON.stringify({ alive: false }));
+      if (m.debug) return utf8(JSON.stringify(d.debug()));
       if (m.append !== undefined) return utf8(JSON.stringify(d.append(hexBytes(m.append))));
       if (m.signedTime !== undefined) d.noteSignedTime(m.signedTime);
       if (m.powerOff) d.powerOff();

@@ -73,7 +73,7 @@ export function registerSim(program: Command): void {
     .option('--link-flaps <rate>', `link losses per device per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.linkFlapsPerHour)
     .option('--broker-restarts <rate>', `broker restarts per simulated hour, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max} (0 with --broker)`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.brokerRestartsPerHour)
     .option('--replays <rate>', `chance per PUBLISH that the gateway replays, duplicates, reorders, forges or flips it, ${LIMITS.replays.min}..${LIMITS.replays.max}`, parseRate(LIMITS.replays.min, LIMITS.replays.max), d.replays)
-    .option('--clock-skew <rate>', `signed-time jumps (3..30 min) per device per simulated hour, audited as clock jumps, never a reason to refuse, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.clockSkewPerHour)
+    .option('--clock-skew <rate>', `signed-time jumps (1..3 simulated minutes) per device per simulated hour, audited as clock jumps, never a reason to refuse, ${LIMITS.ratePerHour.min}..${LIMITS.ratePerHour.max}`, parseRate(LIMITS.ratePerHour.min, LIMITS.ratePerHour.max), d.clockSkewPerHour)
     .option('--update <image>', 'offer this signed ESP-IDF app image to every device (with --manifest; default: the sim signs its own good update)')
     .option('--manifest <file>', 'the manifest holdfast sign wrote for --update')
     .option('--trust <dir>', 'key directory whose newest root signed --manifest (provisioned into every device)', 'keys')

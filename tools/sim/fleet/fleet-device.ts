@@ -15,7 +15,7 @@ import { SimFlash } from '../flash/sim-flash.ts';
 import { NodeStreamConnector } from '../../net/node-stream.ts';
 import { createNobleCrypto } from '../../../firmware/security/noble-crypto.ts';
 import { XsDeviceMachine } from '../xs-device-host.ts';
-import { SimRuntimeDevice, layoutBlocks, type RuntimeAppendReply, type RuntimeDeviceInit, type RuntimeDeviceStatus, type UpdateEvent } from '../runtime-device.ts';
+import { memoEd25519, SimRuntimeDevice, layoutBlocks, type RuntimeAppendReply, type RuntimeDeviceInit, type RuntimeDeviceStatus, type UpdateEvent } from '../runtime-device.ts';
 import type { XsRuntimeBoot } from '../xs-runtime-device.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import type { CutPlan } from './schedule.ts';
@@ -50,16 +50,23 @@ export interface DeviceState {
 
 export type AppendOutcome = 'durable' | 'cut' | 'dark' | 'full';
 
-/** The runtime settings of every simulated device (virtual ms). */
+const K = FLEET_CONSTANTS.timeScale;
+
+/** The runtime settings of every simulated device, in device ms (simulated ms × timeScale): each a whole number of simulated seconds. */
 export const RUNTIME_SETTINGS = Object.freeze({
-  /** Whole seconds, a multiple of 4 s: the trial's steps (a quarter) fall on whole simulated seconds. */
-  watchdogTimeoutMs: 8_000,
-  brokerReachedMs: 90_000,
-  firstReceiptMs: 120_000,
-  healthPeriodMs: 60_000,
-  auditPublishPeriodMs: 10_000,
+  /** 8 simulated s, a multiple of 4: the trial's steps (a quarter) fall on whole simulated seconds. */
+  watchdogTimeoutMs: 8_000 * K,
+  brokerReachedMs: 90_000 * K,
+  firstReceiptMs: 120_000 * K,
+  healthPeriodMs: 60_000 * K,
+  auditPublishPeriodMs: 10_000 * K,
+  requestRetryMs: 30_000 * K,
   counterReserve: 64,
+  sessionTimeScale: K,
 });
+
+/** One memoised crypto for the Node-engine devices of this process (as one per XS machine). */
+let nodeCrypto: ReturnType<typeof memoEd25519> | undefined;
 
 export class FleetDevice {
   readonly index: number;
@@ -107,7 +114,7 @@ export class FleetDevice {
     if (machine === undefined) {
       const rng = new Rng(deriveSeed(options.seed, 3, options.index));
       const connector = new NodeStreamConnector();
-      this.node = { device: new SimRuntimeDevice(this.flash, connector, { fill: (t) => rng.fill(t) }, createNobleCrypto(), this.init), connector };
+      this.node = { device: new SimRuntimeDevice(this.flash, connector, { fill: (t) => rng.fill(t) }, (nodeCrypto ??= memoEd25519(createNobleCrypto())), this.init), connector };
       this.slot = -1;
     } else {
       this.node = undefined;
@@ -137,8 +144,9 @@ export class FleetDevice {
     return this.machine!.bridge.callJson({ device: this.slot, ...message });
   }
 
-  /** Power on (first boot, after a dark spell or a reset) at simulated `nowMs`: bootloader, runtime, recovery from flash. */
-  boot(nowMs: number): void {
+  /** Power on (first boot, after a dark spell or a reset) at simulated `simMs`: bootloader, runtime, recovery from flash. */
+  boot(simMs: number): void {
+    const nowMs = simMs * K;
     if (this.bricked !== undefined) return;
     try {
       this.flash.disarmCut();
@@ -185,6 +193,12 @@ export class FleetDevice {
     return reply.why === 'cut' ? 'cut' : reply.why === 'dark' ? 'dark' : 'full';
   }
 
+  /** The link's state, for a note when a window does not quiesce. */
+  debug(): Record<string, unknown> {
+    if (this.bricked !== undefined) return { bricked: this.bricked };
+    return this.node ? this.node.device.debug() : (this.call({ debug: true }) as Record<string, unknown>);
+  }
+
   noteSignedTime(wallMs: number): void {
     if (!this.isAlive) return;
     if (this.node) this.node.device.noteSignedTime(wallMs);
@@ -200,8 +214,13 @@ export class FleetDevice {
     this.last = this.node ? this.node.device.status() : (this.call({ status: true }) as RuntimeDeviceStatus);
   }
 
-  /** Simulated time moves to `nowMs` for every device (one call per XS machine); each does what is due. */
-  static setTime(devices: readonly FleetDevice[], nowMs: number): void {
+  /** Simulated time moves to `simMs` for every device (one call per XS machine); each does what is due. */
+  static setTime(devices: readonly FleetDevice[], simMs: number): void {
+    FleetDevice.setDeviceTime(devices, simMs * K);
+  }
+
+  /** The devices' own clocks move to `nowMs` (device ms: the slack at a window's end). */
+  static setDeviceTime(devices: readonly FleetDevice[], nowMs: number): void {
     const machines = new Map<XsDeviceMachine, ReadonlyMap<number, RuntimeDeviceStatus>>();
     for (const d of devices) {
       if (d.bricked !== undefined) continue;

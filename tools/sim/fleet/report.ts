@@ -3,7 +3,8 @@
  * fetch: the charting library, its CSS and the run's data are inlined)
  * with the run's scenario and broker, every figure of the summary, and
  * charts over simulated time: outbox depth, link state, deliveries, faults,
- * and the invariant counters.
+ * update progress (devices per image version, trials, commits and
+ * rollbacks), rollbacks by cause, and the invariant counters.
  *
  * Charts: uPlot (npm `uplot`, MIT, ~50 KB minified, no dependencies): made
  * for time series, small enough to inline into every report, and drawn on
@@ -42,20 +43,25 @@ export const REPORT_FIGURES: readonly (readonly [keyof FleetSummary, string, str
   ['accepted', 'accepted', "records in the ingest's store, each once"],
   ['cutAppends', 'cut appends', 'appends a power cut interrupted'],
   ['cutAppendsLanded', 'cut appends landed', 'of those, records that landed on flash and were delivered'],
+  ['undelivered', 'undelivered', "durable records still in a device's flash at the end (not lost)"],
+  ['runtimeRecords', 'runtime records', "the runtime's own records in the store: health, audit entries, update requests"],
   ['duplicatesDropped', 'duplicates dropped', 'copies the ingest recognised and dropped'],
   ['replaysRejected', 'replays rejected', 'authentic records below the window'],
   ['forgeriesRejected', 'forgeries rejected', 'messages that failed authentication'],
   ['powerCuts', 'power cuts', 'each one during an append'],
   ['linkFlaps', 'link flaps', "a device's link lost for a while"],
   ['brokerRestarts', 'broker restarts', 'the broker stopped and started again'],
+  ['clockSkews', 'clock skews', 'signed times that jumped by minutes (never a reason to refuse)'],
+  ['clockJumpsAudited', 'clock jumps audited', "clock-jump entries in the devices' audit logs"],
+  ['auditEntries', 'audit entries', 'entries verified over every device\'s audit chain'],
   ['lost', 'lost', 'INVARIANT: durable records never accepted'],
   ['counterRegressions', 'counter regressions', 'INVARIANT: a counter not above an earlier one'],
   ['replaysAccepted', 'replays accepted', 'INVARIANT: a record stored twice'],
   ['forgeriesAccepted', 'forgeries accepted', 'INVARIANT: content the device never appended'],
   ['bricked', 'bricked', 'INVARIANT: devices that could not boot'],
-  ['auditBreaks', 'audit breaks', 'INVARIANT: 0, no audit log in this scenario yet'],
-  ['rolledBack', 'rolled back', '0: no update in this scenario'],
-  ['committed', 'committed', '0: no update in this scenario'],
+  ['auditBreaks', 'audit breaks', "INVARIANT: a device's audit chain does not verify"],
+  ['committed', 'committed', 'trial boots that passed every health check and committed'],
+  ['rolledBack', 'rolled back', 'trial boots that rolled back by themselves (causes below)'],
 ];
 
 function thin(timeline: readonly TimelineSample[]): TimelineSample[] {
@@ -77,7 +83,9 @@ export function renderReport(summary: FleetSummary, timeline: readonly TimelineS
   }).join('\n');
   const gateway = Object.entries(summary.gateway).map(([k, v]) => `${escapeHtml(k)} ${v}`).join(', ') || 'none';
   const verdict = summary.ok ? 'Every promise kept: lost, counter regressions, replays and forgeries accepted, bricked devices and audit breaks are all 0.' : 'FAILED: an invariant is broken.';
-  const data = { summary, timeline: thin(timeline), invariants: INVARIANTS };
+  // Image versions seen on the fleet (the factory's 1 and every version offered), for the update chart.
+  const versions = [...new Set(['1', ...summary.updates.offered.map((u) => String(u.imageVersion)), ...timeline.flatMap((s) => Object.keys(s.versions ?? {}))])].sort((a, b) => Number(a) - Number(b));
+  const data = { summary, timeline: thin(timeline), invariants: INVARIANTS, versions };
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -107,12 +115,18 @@ section.chart { margin: 1.5rem 0; } section.chart h2 { font-size: 1.1rem; margin
 <table id="figures">
 ${rows}
 </table>
+<table id="rollback-causes">
+${Object.entries(summary.updates.rollbackCauses).map(([cause, n]) => `<tr><th>rolled back: ${escapeHtml(cause)}</th><td data-cause="${escapeHtml(cause)}">${n}</td></tr>`).join('\n')}
+</table>
+<p class="meta" id="updates">Updates offered: ${summary.updates.offered.map((u) => `v${u.imageVersion} (${escapeHtml(u.behaviour)}) at ${u.atSec} s`).join(', ') || 'none'}; the responder sent ${summary.updates.manifestsSent} manifests and ${summary.updates.chunksSent} chunks.</p>
 ${summary.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
 ${summary.failures.slice(0, 50).map((f) => `<p class="note broken">${escapeHtml(f)}</p>`).join('\n')}
 <section class="chart"><h2>Outbox depth</h2><p class="note">Records in the fleet's outboxes not yet released by an ingest receipt, at the end of each window (links that are down hold their backlog).</p><div id="chart-outbox"></div></section>
 <section class="chart"><h2>Link state</h2><p class="note">Devices online, dark after a power cut, and with their link down.</p><div id="chart-links"></div></section>
 <section class="chart"><h2>Deliveries</h2><p class="note">Records appended and records the ingest accepted, cumulative.</p><div id="chart-deliveries"></div></section>
 <section class="chart"><h2>Faults</h2><p class="note">Power cuts, link flaps and broker restarts, cumulative.</p><div id="chart-faults"></div></section>
+<section class="chart"><h2>Update progress</h2><p class="note">Devices running each image version, devices on a trial boot, and trials committed and rolled back (cumulative).</p><div id="chart-updates"></div></section>
+<section class="chart"><h2>Rollbacks by cause</h2><p class="note">Why each trial boot rolled back: the bad image hung (watchdog) or failed its self-test, a power cut during the trial, a health check not passed in time.</p><div id="chart-rollbacks"></div></section>
 <section class="chart"><h2>Invariant counters</h2><p class="note">Each must be 0.</p><div id="chart-invariants"></div></section>
 <script id="sim-data" type="application/json">${scriptJson(data)}</script>
 <script>${js}</script>
@@ -139,13 +153,24 @@ ${summary.failures.slice(0, 50).map((f) => `<p class="note broken">${escapeHtml(
   draw('chart-links', ['online', 'dark', 'links down'], t, [col('online'), col('dark'), col('linksDown')]);
   draw('chart-deliveries', ['appended', 'accepted'], t, [col('appended'), col('accepted')]);
   draw('chart-faults', ['power cuts', 'link flaps', 'broker restarts'], t, [col('powerCuts'), col('linkFlaps'), col('brokerRestarts')]);
+  var versions = data.versions;
+  draw('chart-updates', versions.map(function (v) { return 'running v' + v; }).concat(['on trial', 'committed', 'rolled back']), t,
+    versions.map(function (v) { return data.timeline.map(function (s) { return (s.versions && s.versions[v]) || 0; }); }).concat([col('onTrial'), col('committed'), col('rolledBack')]));
+  function bars(id, label, names, values, color) {
+    var xs = names.map(function (_, i) { return i; });
+    draw(id, [label], xs, [values], {
+      scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, Math.max(1, Math.max.apply(null, values))] } },
+      axes: [{ values: function (_, ticks) { return ticks.map(function (i) { return names[i] === undefined ? '' : names[i]; }); }, splits: function () { return xs; } }, {}],
+      series: [{ label: 'x' }, { label: label, stroke: color, fill: color.replace('rgb', 'rgba').replace(')', ',0.35)'), paths: uPlot.paths.bars({ size: [0.6] }), points: { show: false } }],
+    });
+  }
+  var causes = Object.keys(data.summary.updates.rollbackCauses);
+  if (causes.length === 0) causes = ['none'];
+  bars('chart-rollbacks', 'rollbacks', causes, causes.map(function (c) { return data.summary.updates.rollbackCauses[c] || 0; }), 'rgb(191,135,0)');
   var names = data.invariants;
-  var xs = names.map(function (_, i) { return i; });
-  draw('chart-invariants', ['count'], xs, [names.map(function (n) { return data.summary[n]; })], {
-    scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, Math.max(1, Math.max.apply(null, names.map(function (n) { return data.summary[n]; })))] } },
-    axes: [{ values: function (_, ticks) { return ticks.map(function (i) { return names[i] === undefined ? '' : names[i]; }); }, splits: function () { return xs; } }, {}],
-    series: [{ label: 'invariant' }, { label: 'count', stroke: '#d1242f', fill: 'rgba(209,36,47,0.35)', paths: uPlot.paths.bars({ size: [0.6] }), points: { show: false } }],
-  });
+  bars('chart-invariants', 'count', names, names.map(function (n) { return data.summary[n]; }), 'rgb(209,36,47)');
+  var lastSample = data.timeline[data.timeline.length - 1] || {};
+  window.holdfastReportData = { last: { committed: lastSample.committed, rolledBack: lastSample.rolledBack, onTrial: lastSample.onTrial } };
   window.holdfastReport = { summary: data.summary, charts: charts.map(function (c) { return { id: c.id, series: c.series, points: c.points, nonEmpty: c.nonEmpty }; }) };
 })();
 </script>

@@ -46,8 +46,8 @@ export interface Scenario {
 export const FLEET_CONSTANTS = Object.freeze({
   /** Outbox sectors per device (4 KiB each): far more than a run can queue, so no append is refused for a full outbox. */
   outboxBlocks: 8,
-  /** Receipt timeout of the simulated devices (real ms): a record a flipped byte spoiled is sent again this soon. */
-  receiptTimeoutMs: 400,
+  /** Receipt timeout of the simulated devices (device ms): a record a flipped byte spoiled is sent again this soon, four times within the slack a window's end gives (docs/design/fleet-sim.md, "Time"). */
+  receiptTimeoutMs: 2000,
   /**
    * The most records a link loss may queue. Twice this stays under the
    * outbox's default unpersisted-ack bound (16), so acknowledgements always
@@ -55,6 +55,14 @@ export const FLEET_CONSTANTS = Object.freeze({
    * (docs/design/fleet-sim.md, "Determinism").
    */
   maxBacklog: 7,
+  /**
+   * Device milliseconds per simulated millisecond: a simulated second is ten
+   * seconds of the devices' own clocks, so the network has nearly ten device
+   * seconds at a window's end (receipt timeouts, reconnect backoff) without
+   * reaching the next whole simulated second, where the runtime's periodic
+   * work happens (docs/design/fleet-sim.md, "Time").
+   */
+  timeScale: 100,
   /** XS engine: devices per XS machine (each device its own firmware instances and flash; parsing the firmware costs about a second per machine). */
   xsDevicesPerMachine: 10,
 });

@@ -17,7 +17,7 @@ import type { AuditVerifyResult } from '../../audit/verify.ts';
 import type { UpdateResponderStats } from '../../update-server/responder.ts';
 import { RECORD_TYPES } from '../../../firmware/runtime/health-record.ts';
 import type { FleetDevice } from './fleet-device.ts';
-import type { Scenario } from './scenario.ts';
+import { FLEET_CONSTANTS, type Scenario } from './scenario.ts';
 
 export interface BrokerInfo {
   readonly kind: 'mosquitto' | 'aedes' | 'external';
@@ -211,7 +211,7 @@ export function buildSummary(input: SummaryInput): FleetSummary {
   });
   const outcomes: UpdateOutcome[] = [];
   input.devices.forEach((d) => {
-    for (const e of d.events) outcomes.push({ device: d.index, kind: e.kind, t: Math.floor(e.t / 1000), imageVersion: e.imageVersion, cause: e.cause });
+    for (const e of d.events) outcomes.push({ device: d.index, kind: e.kind, t: Math.floor(e.t / 1000 / FLEET_CONSTANTS.timeScale), imageVersion: e.imageVersion, cause: e.cause });
   });
   outcomes.sort((a, b) => a.t - b.t || a.device - b.device);
   const rollbackCauses: Record<string, number> = {};
