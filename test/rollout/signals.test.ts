@@ -11,6 +11,8 @@ import { rmSync } from 'node:fs';
 import { hostCrypto } from '../../tools/keys/signer.ts';
 import { auditKeys, signalsFrom } from '../../tools/rollout/signals.ts';
 import { readAccepted } from '../../tools/rollout/ingest-reader.ts';
+import { findPostgres, startPostgres } from '../../tools/net/postgres.ts';
+import { PostgresStore } from '../../tools/ingest/store-postgres.ts';
 import { auditRecord, committed, deviceId, healthRecord, makeWorld, rolledBack, secretOf, TARGET } from './rollout-world.ts';
 
 const crypto = hostCrypto();
@@ -72,4 +74,25 @@ describe('rollout signals', () => {
       rmSync(world.dir, { recursive: true, force: true });
     }
   });
+
+  const postgres = findPostgres();
+  it('the same read on a PostgreSQL ingest database (postgres://), in a read-only transaction', { skip: postgres.ok ? false : postgres.reason }, async () => {
+    const a = deviceId(1);
+    const cluster = await startPostgres({ fsync: false });
+    try {
+      const url = await cluster.createDatabase('rollout');
+      const store = await PostgresStore.open(url);
+      try {
+        await store.commit({ records: [healthRecord(a, 1, 10), committed(a, 2, 30), healthRecord(a, 3, 500)], senders: [], refusals: [] });
+      } finally {
+        await store.close();
+      }
+      const got = await readAccepted(url, [a], { [a]: 1 }, 100_000);
+      assert.deepEqual(got.map((r) => [r.device, r.keyId, r.counter, r.arrivedAt]), [[a, 1, 2, 30_000]]);
+      assert.deepEqual(signalsFrom(crypto, got, keys).signals, [{ kind: 'committed', device: a, at: 30, imageVersion: TARGET }]);
+    } finally {
+      await cluster.stop();
+    }
+  });
 });
+

@@ -7,17 +7,23 @@
  * because PGlite is single-process: while an ingest runs on the folder the
  * step is refused with one line, never run beside it.
  *
+ * A `postgres://` URL (the ingest's `--db` on a PostgreSQL server, where
+ * several ingest workers write at once) is read with node-postgres in a
+ * READ ONLY transaction, beside the running ingest.
+ *
  * Only records of the devices asked for, with a counter above the device's
  * cursor and an arrival at or before `until`, are read.
  *
  * Host tool (Node).
  */
 import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError } from '../cli/errors.ts';
 import { acquireLock, LockedError } from '../ingest/lock.ts';
 import { INGEST_STORE_FORMAT } from '../ingest/store.ts';
+import { redactUrl } from '../ingest/store-postgres.ts';
 import type { AcceptedRecord } from './signals.ts';
 
 const SELECT_AFTER = `SELECT r.device, r.key_id, r.counter, r.payload, (extract(epoch from r.arrived_at) * 1000)::float8 AS arrived_ms
@@ -34,6 +40,7 @@ function num(v: unknown): number {
  * already observed) that arrived at or before `untilMs`.
  */
 export async function readAccepted(db: string, devices: readonly string[], cursor: Readonly<Record<string, number>>, untilMs: number): Promise<AcceptedRecord[]> {
+  if (/^postgres(ql)?:\/\//.test(db)) return readFromServer(db, devices, cursor, untilMs);
   if (statSync(join(db, 'pg'), { throwIfNoEntry: false })?.isDirectory() !== true) throw new CliError('is not an ingest database: expected the folder given to holdfast ingest run --db (with pg/ inside)', { file: db, field: '--ingest-db', code: 'not-found' });
   let release: () => void;
   try {
@@ -52,15 +59,42 @@ export async function readAccepted(db: string, devices: readonly string[], curso
     const open = pg;
     return await open.transaction(async (tx) => {
       await tx.exec('SET TRANSACTION READ ONLY');
-      const meta = await tx.query<{ value: string }>(`SELECT value FROM ingest_meta WHERE key = 'format'`).catch(() => undefined);
-      if (meta === undefined || meta.rows.length === 0) throw new CliError('holds no ingest store: expected a database written by holdfast ingest run', { file: db, field: '--ingest-db', code: 'invalid-file' });
-      if (meta.rows[0]!.value !== String(INGEST_STORE_FORMAT)) throw new CliError(`ingest store format ${meta.rows[0]!.value}: this holdfast reads ${INGEST_STORE_FORMAT}`, { file: db, field: '--ingest-db', code: 'invalid-file' });
-      if (devices.length === 0) return [];
-      const rows = await tx.query<Record<string, unknown>>(SELECT_AFTER, [devices, devices.map((d) => cursor[d] ?? 0), untilMs]);
-      return rows.rows.map((r) => ({ device: String(r.device), keyId: num(r.key_id), counter: num(r.counter), payload: new Uint8Array(r.payload as Uint8Array), arrivedAt: num(r.arrived_ms) }));
+      return query(db, (sql, params) => tx.query<Record<string, unknown>>(sql, params), devices, cursor, untilMs);
     });
   } finally {
     await pg?.close().catch(() => undefined);
     release();
+  }
+}
+
+type Query = (sql: string, params?: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>;
+
+/** The format check and the records query, on either database. */
+async function query(where: string, run: Query, devices: readonly string[], cursor: Readonly<Record<string, number>>, untilMs: number): Promise<AcceptedRecord[]> {
+  const meta = await run(`SELECT value FROM ingest_meta WHERE key = 'format'`).catch(() => undefined);
+  if (meta === undefined || meta.rows.length === 0) throw new CliError('holds no ingest store: expected a database written by holdfast ingest run', { file: where, field: '--ingest-db', code: 'invalid-file' });
+  if (String(meta.rows[0]!.value) !== String(INGEST_STORE_FORMAT)) throw new CliError(`ingest store format ${String(meta.rows[0]!.value)}: this holdfast reads ${INGEST_STORE_FORMAT}`, { file: where, field: '--ingest-db', code: 'invalid-file' });
+  if (devices.length === 0) return [];
+  const rows = await run(SELECT_AFTER, [devices, devices.map((d) => cursor[d] ?? 0), untilMs]);
+  return rows.rows.map((r) => ({ device: String(r.device), keyId: num(r.key_id), counter: num(r.counter), payload: new Uint8Array(r.payload as Uint8Array), arrivedAt: num(r.arrived_ms) }));
+}
+
+/** The same read on a PostgreSQL server, in a READ ONLY transaction (the ingest may be running). */
+async function readFromServer(url: string, devices: readonly string[], cursor: Readonly<Record<string, number>>, untilMs: number): Promise<AcceptedRecord[]> {
+  const where = redactUrl(url);
+  const client = new pg.Client({ connectionString: url, application_name: 'holdfast-rollout' });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new CliError(`cannot connect to the ingest database (${(error as Error).message.split('\n')[0]})`, { file: where, field: '--ingest-db', code: 'io' });
+  }
+  try {
+    await client.query('BEGIN READ ONLY');
+    const records = await query(where, (sql, params) => client.query<Record<string, unknown>>(sql, params), devices, cursor, untilMs);
+    await client.query('COMMIT');
+    return records;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }

@@ -135,7 +135,7 @@ export function registerRollout(program: Command): void {
     .command('step')
     .description("read what the offered devices proved to the ingest since the last step, then decide (offer, end a stage, halt, complete)")
     .requiredOption('--id <id>', 'rollout id (the plan\'s id)', parseId)
-    .requiredOption('--ingest-db <dir>', 'the ingest database folder (holdfast ingest run --db), read while no ingest holds it')
+    .requiredOption('--ingest-db <dir-or-url>', "the ingest's --db: a PGlite folder (read while no ingest holds it) or a postgres:// server (read beside the running ingest)")
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
     .option('--at <seconds>', AT_HELP, parseAt)
     .option('--json', 'print {ok, id, at, status, stage, records, signals, badTags, undecodable, decisions, counts}')
