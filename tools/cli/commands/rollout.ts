@@ -21,6 +21,7 @@ import { Rollout, type Decision } from '../../rollout/engine.ts';
 import { commitRollout, createRollout, fleetMembers, loadRollout, type LoadedRollout } from '../../rollout/store.ts';
 import { auditKeys, signalsFrom } from '../../rollout/signals.ts';
 import { readAccepted } from '../../rollout/ingest-reader.ts';
+import { rolloutBreakdown, type OutcomeRow } from '../../rollout/status.ts';
 
 const INVENTORY_HELP = 'fleet inventory; the rollouts are kept beside it in <inventory>.rollouts/';
 const DEFAULT_INVENTORY = 'fleet.json';
@@ -52,42 +53,10 @@ function progress(json: boolean | undefined, text: string): void {
   if (json !== true && process.stderr.isTTY === true) process.stderr.write(`${text}\n`);
 }
 
-/** Status of a rollout: stage, counts by outcome and cause, by cohort and by gateway. */
-export function rolloutStatus(loaded: LoadedRollout, where: (device: string) => { cohort: string; gateway: string }): Record<string, unknown> {
-  const counts = loaded.rollout.counts();
-  const byCohort: Record<string, Record<string, number>> = {};
-  const byGateway: Record<string, Record<string, number>> = {};
-  const add = (table: Record<string, Record<string, number>>, key: string, outcome: string): void => {
-    const row = (table[key] ??= { offered: 0, pending: 0, committed: 0, failed: 0 });
-    row.offered++;
-    row[outcome] = (row[outcome] ?? 0) + 1;
-  };
-  for (const d of loaded.rollout.devices()) {
-    const w = where(d.device);
-    add(byCohort, w.cohort || '-', d.outcome);
-    add(byGateway, w.gateway || '-', d.outcome);
-  }
-  const stage = loaded.rollout.stage;
-  return {
-    id: loaded.plan.id,
-    status: loaded.rollout.status,
-    stage,
-    stageName: loaded.plan.stages[stage]!.name,
-    stages: loaded.plan.stages.length,
-    clock: loaded.state.clock,
-    target: loaded.plan.target,
-    counts,
-    byCohort,
-    byGateway,
-    badTags: loaded.state.badTags,
-    trail: { entries: loaded.trail.length, uncommitted: loaded.uncommitted },
-  };
-}
-
-function table(title: string, rows: Record<string, Record<string, number>>): string[] {
+function table(title: string, rows: Readonly<Record<string, OutcomeRow>>): string[] {
   const keys = Object.keys(rows).sort();
   if (keys.length === 0) return [];
-  return [`${title}:`, ...keys.map((k) => `  ${k.padEnd(20)} offered ${rows[k]!.offered}  pending ${rows[k]!.pending ?? 0}  committed ${rows[k]!.committed ?? 0}  failed ${rows[k]!.failed ?? 0}`)];
+  return [`${title}:`, ...keys.map((k) => `  ${k.padEnd(20)} offered ${rows[k]!.offered}  pending ${rows[k]!.pending}  committed ${rows[k]!.committed}  failed ${rows[k]!.failed}`)];
 }
 
 export function registerRollout(program: Command): void {
@@ -181,7 +150,20 @@ export function registerRollout(program: Command): void {
       const loaded = loadRollout(flags.inventory, flags.id);
       const fleet = loadFleet(flags.inventory);
       const where = new Map(fleet.devices.map((d) => [d.deviceId, { cohort: d.cohort ?? '', gateway: d.gateway ?? '' }]));
-      const status = rolloutStatus(loaded, (d) => where.get(d) ?? { cohort: '', gateway: '' });
+      const breakdown = rolloutBreakdown(loaded.rollout, (d) => where.get(d) ?? { cohort: '', gateway: '' });
+      const stage = loaded.rollout.stage;
+      const status = {
+        id: loaded.plan.id,
+        status: loaded.rollout.status,
+        stage,
+        stageName: loaded.plan.stages[stage]!.name,
+        stages: loaded.plan.stages.length,
+        clock: loaded.state.clock,
+        target: loaded.plan.target,
+        ...breakdown,
+        badTags: loaded.state.badTags,
+        trail: { entries: loaded.trail.length, uncommitted: loaded.uncommitted },
+      };
       if (flags.json) console.log(JSON.stringify({ ok: true, ...status }, null, 2));
       else {
         const c = loaded.rollout.counts();
@@ -189,8 +171,8 @@ export function registerRollout(program: Command): void {
           `rollout ${flags.id}: ${loaded.rollout.status}, stage ${loaded.rollout.stage + 1}/${loaded.plan.stages.length} (${loaded.plan.stages[loaded.rollout.stage]!.name}), clock ${loaded.state.clock}`,
           `offered ${c.offered}  pending ${c.pending}  committed ${c.committed}  failed ${c.failed}`,
           ...Object.keys(c.causes).sort().map((k) => `  failed ${k}: ${c.causes[k]}`),
-          ...table('by cohort', status.byCohort as Record<string, Record<string, number>>),
-          ...table('by gateway', status.byGateway as Record<string, Record<string, number>>),
+          ...table('by cohort', status.byCohort),
+          ...table('by gateway', status.byGateway),
           `trail: ${loaded.trail.length} decisions${loaded.uncommitted > 0 ? ` (+${loaded.uncommitted} uncommitted line(s) of an interrupted step, dropped at the next step)` : ''}; audit entries with a bad tag: ${loaded.state.badTags}`,
         ];
         console.log(lines.join('\n'));
