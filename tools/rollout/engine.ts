@@ -171,10 +171,7 @@ export class Rollout {
     const counts = this.counts();
     const executed = counts.committed + counts.failed;
     const decisions = [this.decide(now, 'halted', this.state.stage, [], { manual: 1, reason, executed, committed: counts.committed, failed: counts.failed, ...prefixed('cause.', counts.causes) })];
-    if (this.plan.onHalt === 'roll-back') {
-      const back = Object.entries(this.state.devices).filter(([, e]) => e.outcome === 'committed').map(([d]) => d).sort();
-      if (back.length > 0) decisions.push(this.decide(now, 'roll-back', this.state.stage, back, { committed: back.length }));
-    }
+    this.rollBack(now, decisions);
     return decisions;
   }
 
@@ -227,10 +224,14 @@ export class Rollout {
     this.state.status = 'halted';
     const failedDevices = Object.entries(this.state.devices).filter(([, e]) => e.outcome === 'failed').map(([d]) => d).sort();
     decisions.push(this.decide(now, 'halted', this.state.stage, failedDevices, { executed, committed: counts.committed, failed: counts.failed, failureRatePercent: round2((counts.failed * 100) / executed), thresholdPercent: failureRatePercent, ...prefixed('cause.', counts.causes) }));
-    if (this.plan.onHalt === 'roll-back') {
-      const back = Object.entries(this.state.devices).filter(([, e]) => e.outcome === 'committed').map(([d]) => d).sort();
-      if (back.length > 0) decisions.push(this.decide(now, 'roll-back', this.state.stage, back, { committed: back.length }));
-    }
+    this.rollBack(now, decisions);
+  }
+
+  /** With `onHalt: roll-back`, a decision naming the devices that committed (they are told to go back). */
+  private rollBack(now: number, decisions: Decision[]): void {
+    if (this.plan.onHalt !== 'roll-back') return;
+    const back = Object.entries(this.state.devices).filter(([, e]) => e.outcome === 'committed').map(([d]) => d).sort();
+    if (back.length > 0) decisions.push(this.decide(now, 'roll-back', this.state.stage, back, { committed: back.length }));
   }
 
   /** Offer the current stage's share to the devices it covers that were not offered yet. */

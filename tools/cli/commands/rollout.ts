@@ -49,6 +49,16 @@ function decisionLine(d: Decision, plan: LoadedRollout['plan']): string {
   return `#${d.seq} at ${d.at} ${d.kind} stage ${plan.stages[d.stage]?.name ?? d.stage}${d.devices.length > 0 ? ` devices ${d.devices.length}` : ''}${signals ? ` ${signals}` : ''}`;
 }
 
+/** A command's result: its JSON object under --json, else a headline and one line per decision. */
+function printResult(json: boolean | undefined, object: Record<string, unknown>, headline: string, decisions: readonly Decision[], plan: LoadedRollout['plan']): void {
+  if (json === true) console.log(JSON.stringify({ ok: true, ...object, decisions }, null, 2));
+  else {
+    console.log(headline);
+    for (const d of decisions) console.log(decisionLine(d, plan));
+  }
+  process.exitCode = ExitCode.OK;
+}
+
 function progress(json: boolean | undefined, text: string): void {
   if (json !== true && process.stderr.isTTY === true) process.stderr.write(`${text}\n`);
 }
@@ -92,12 +102,8 @@ export function registerRollout(program: Command): void {
         const dir = createRollout(flags.inventory, { planBytes, plan, manifest, rollout: started.rollout, decisions: started.decisions, now });
         return { dir, ...started };
       });
-      if (flags.json) console.log(JSON.stringify({ ok: true, id: plan.id, dir: result.dir, status: result.rollout.status, stage: result.rollout.stage, offered: result.rollout.offered().length, decisions: result.decisions }, null, 2));
-      else {
-        console.log(`rollout ${plan.id} started at ${now}: stage ${plan.stages[0]!.name}, ${result.rollout.offered().length} device(s) offered image ${plan.target.imageVersion} (${result.dir})`);
-        for (const d of result.decisions) console.log(decisionLine(d, plan));
-      }
-      process.exitCode = ExitCode.OK;
+      const offered = result.rollout.offered().length;
+      printResult(flags.json, { id: plan.id, dir: result.dir, status: result.rollout.status, stage: result.rollout.stage, offered }, `rollout ${plan.id} started at ${now}: stage ${plan.stages[0]!.name}, ${offered} device(s) offered image ${plan.target.imageVersion} (${result.dir})`, result.decisions, plan);
     });
 
   rollout
@@ -131,13 +137,9 @@ export function registerRollout(program: Command): void {
         return { loaded, batch, decisions, records: fresh.length };
       });
       const { loaded, batch, decisions } = result;
-      if (flags.json) console.log(JSON.stringify({ ok: true, id: flags.id, at: now, status: loaded.rollout.status, stage: loaded.rollout.stage, records: result.records, signals: batch.signals.length, badTags: batch.counts.badTags, undecodable: batch.counts.undecodable, decisions, counts: loaded.rollout.counts() }, null, 2));
-      else {
-        const c = loaded.rollout.counts();
-        console.log(`rollout ${flags.id} at ${now}: ${loaded.rollout.status}, stage ${loaded.plan.stages[loaded.rollout.stage]!.name}; ${result.records} record(s), ${batch.signals.length} signal(s)${batch.counts.badTags > 0 ? `, ${batch.counts.badTags} audit entr${batch.counts.badTags === 1 ? 'y' : 'ies'} with a bad tag (not signals)` : ''}; offered ${c.offered}, committed ${c.committed}, failed ${c.failed}, pending ${c.pending}`);
-        for (const d of decisions) console.log(decisionLine(d, loaded.plan));
-      }
-      process.exitCode = ExitCode.OK;
+      const c = loaded.rollout.counts();
+      const headline = `rollout ${flags.id} at ${now}: ${loaded.rollout.status}, stage ${loaded.plan.stages[loaded.rollout.stage]!.name}; ${result.records} record(s), ${batch.signals.length} signal(s)${batch.counts.badTags > 0 ? `, ${batch.counts.badTags} audit entr${batch.counts.badTags === 1 ? 'y' : 'ies'} with a bad tag (not signals)` : ''}; offered ${c.offered}, committed ${c.committed}, failed ${c.failed}, pending ${c.pending}`;
+      printResult(flags.json, { id: flags.id, at: now, status: loaded.rollout.status, stage: loaded.rollout.stage, records: result.records, signals: batch.signals.length, badTags: batch.counts.badTags, undecodable: batch.counts.undecodable, counts: c }, headline, decisions, loaded.plan);
     });
 
   rollout
@@ -198,12 +200,7 @@ export function registerRollout(program: Command): void {
         commitRollout(loaded, { clock: at, cursor: loaded.state.cursor, badTags: loaded.state.badTags }, decisions);
         return { loaded, decisions };
       });
-      if (flags.json) console.log(JSON.stringify({ ok: true, id: flags.id, status: loaded.rollout.status, decisions }, null, 2));
-      else {
-        console.log(`rollout ${flags.id} halted: ${flags.reason}`);
-        for (const d of decisions) console.log(decisionLine(d, loaded.plan));
-      }
-      process.exitCode = ExitCode.OK;
+      printResult(flags.json, { id: flags.id, status: loaded.rollout.status }, `rollout ${flags.id} halted: ${flags.reason}`, decisions, loaded.plan);
     });
 
   rollout
