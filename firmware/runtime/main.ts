@@ -45,7 +45,7 @@ import { CommandProcessor, type CommandEvent, type CommandResult } from './comma
 import { SafeModeStore, type SafeModeEntryCause, type SafeModeLeaveCause, type SafeModeState } from './safe-mode.ts';
 import { encodeHealthRecord, HealthCounters, RECORD_TYPES, type HealthRecord, type SlotStateReading } from './health-record.ts';
 import { Scheduler, type TaskStats } from './scheduler.ts';
-import { DEFAULT_INBOX_MAX_BYTES, Inbox, type InboxOptions, type InboxStats } from './inbox.ts';
+import { Inbox, type InboxOptions, type InboxStats } from './inbox.ts';
 import { chunkLengthFor, DEFAULT_UPDATE_RETRY_MS, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
 import { encodeCommandReply, ENVELOPE_DIGEST_PREFIX, type UnavailableReason } from './command-reply.ts';
 import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
@@ -118,8 +118,9 @@ export interface RuntimeConfig {
   readonly outboxDamageThreshold?: number;
   /**
    * The inbox of command and update messages waiting for the scheduler
-   * (inbox.ts): default 8 messages and max(16 KiB, twice the MQTT Maximum
-   * Packet Size) bytes; a message that does not fit is dropped and counted.
+   * (inbox.ts): default 8 messages and twice the MQTT Maximum Packet Size in
+   * bytes (RAM: the device's heap is small; the update path has one chunk
+   * in flight); a message that does not fit is dropped and counted.
    */
   readonly inbox?: InboxOptions;
   /** A signed time that disagrees with the monotonic clock by more than this is a clock jump (default 2 min). */
@@ -322,7 +323,7 @@ class DeviceRuntime implements Runtime {
     this.lastTick = hal.clock.ticks();
     this.commandTopic = config.commandTopic ?? deviceTopic(config.deviceId, 'cmd');
     this.updateTopic = config.update?.topic ?? deviceTopic(config.deviceId, 'update');
-    this.inbox = new Inbox({ capacity: config.inbox?.capacity, maxBytes: config.inbox?.maxBytes ?? Math.max(DEFAULT_INBOX_MAX_BYTES, 2 * config.link.session.maximumPacketSize) });
+    this.inbox = new Inbox({ capacity: config.inbox?.capacity, maxBytes: config.inbox?.maxBytes ?? 2 * config.link.session.maximumPacketSize });
     // Stage 1: reset reason.
     this.resetReason = hal.system.lastResetReason();
     hal.log.write('info', 'runtime', 'boot', { resetReason: this.resetReason });
