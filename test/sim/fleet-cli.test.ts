@@ -37,7 +37,15 @@ describe('holdfast sim: bad flags and bad files', () => {
         ['a report under a file', ['--report', join(file, 'report.html')]],
         ['keep-flash that is a file', ['--keep-flash', file]],
         ['keep-flash under a file', ['--keep-flash', join(file, 'images')]],
-        ['an unknown flag', ['--clock-skew', '5']],
+        ['an unknown flag', ['--clock-drift', '5']],
+        ['a clock-skew rate that is not a number', ['--clock-skew', 'lots']],
+        ['an unknown bad-update kind', ['--bad-update', 'explode']],
+        ['--update without --manifest', ['--update', file]],
+        ['--manifest without --update', ['--manifest', file]],
+        ['--bad-update with a given update', ['--update', file, '--manifest', file, '--bad-update']],
+        ['--no-update with --bad-update', ['--no-update', '--bad-update', 'hang']],
+        ['an update image that does not exist', ['--update', join(dir, 'missing.bin'), '--manifest', file]],
+        ['a manifest that is not one', ['--update', file, '--manifest', file]],
       ];
       const runs = await batch([...cases.map(([, args]) => ['sim', ...args]), ...cases.map(([, args]) => ['sim', ...args, '--json'])]);
       cases.forEach(([what], i) => {

@@ -1,9 +1,12 @@
 /**
  * The fleet simulator (tools/sim/fleet/, `holdfast sim`): short runs with
- * several seeds and fault mixes, in both engines and both brokers, assert
- * the invariants from the summary (nothing lost, no counter regression, no
- * replay or forgery accepted, no device bricked) and that the faults did
- * strike; the same seed gives the same deterministic figures in XS and in
+ * several seeds and fault mixes, in both engines and both brokers, each
+ * device running the firmware runtime, assert the invariants from the
+ * summary (nothing lost, no counter regression, no replay or forgery
+ * accepted, no device bricked, every audit chain intact) and that the
+ * faults did strike; an update commits and a bad one rolls back by itself
+ * (it hangs: the watchdog; or it fails its self-test); clock skews are
+ * audited; the same seed gives the same deterministic figures in XS and in
  * Node; the fault schedule is a function of the seed alone.
  *
  * A failure prints the scenario (seed included): `holdfast sim --seed <n>
@@ -21,7 +24,8 @@ function scenario(over: Partial<Scenario>): Scenario {
 }
 
 function describeScenario(s: Scenario): string {
-  return `holdfast sim --engine ${s.engine} --devices ${s.devices} --duration ${s.durationSec} --seed ${s.seed} --power-cuts ${s.powerCutsPerHour} --link-flaps ${s.linkFlapsPerHour} --broker-restarts ${s.brokerRestartsPerHour} --replays ${s.replays} (broker ${s.broker.kind})`;
+  const update = s.update.kind === 'none' ? ' --no-update' : s.update.kind === 'sim' && s.update.bad !== undefined ? ` --bad-update ${s.update.bad}` : '';
+  return `holdfast sim --engine ${s.engine} --devices ${s.devices} --duration ${s.durationSec} --seed ${s.seed} --power-cuts ${s.powerCutsPerHour} --link-flaps ${s.linkFlapsPerHour} --broker-restarts ${s.brokerRestartsPerHour} --replays ${s.replays} --clock-skew ${s.clockSkewPerHour}${update} (broker ${s.broker.kind})`;
 }
 
 function assertInvariants(summary: FleetSummary, s: Scenario): void {
@@ -49,7 +53,23 @@ describe('holdfast sim: the fleet keeps every promise', { concurrency: false }, 
     assert.ok((summary.gateway.replay ?? 0) + (summary.gateway.duplicate ?? 0) > 0, `the gateway replayed: ${describeScenario(s)}`);
     assert.ok(summary.duplicatesDropped + summary.forgeriesRejected > 0, `the ingest refused what the gateway made up: ${describeScenario(s)}`);
     assert.equal(timeline[timeline.length - 1].appended, summary.appended);
+    // The default update under heavy faults: the hanging image rolls back by itself (watchdog) where it was tried.
+    assert.ok((summary.updates.rollbackCauses['watchdog (image hung)'] ?? 0) > 0, `the hanging image rolled back: ${JSON.stringify(summary.updates.outcomes)}`);
+    assert.ok(summary.auditEntries > 0, 'audit chains were verified');
     nodeRun = summary;
+  });
+
+  it('Node engine, seed 5, a bad update that fails its self-test, clock skews: it rolls back by itself on every device that tried it, the jumps are audited', async (t) => {
+    const s = scenario({ engine: 'node', seed: 5, powerCutsPerHour: 0, linkFlapsPerHour: 0, brokerRestartsPerHour: 0, replays: 0.05, clockSkewPerHour: 120, update: { kind: 'sim', bad: 'fail-checks' } });
+    const { summary } = await runFleet(s);
+    t.diagnostic(JSON.stringify(deterministicFigures(summary)));
+    assertInvariants(summary, s);
+    const bad = summary.updates.outcomes.filter((o) => o.imageVersion === 3);
+    assert.ok(bad.length > 0, `the bad image was tried: ${JSON.stringify(summary.updates.outcomes)}`);
+    for (const o of bad) assert.equal(o.kind, 'rolled-back', `v3 never commits: ${JSON.stringify(o)}`);
+    assert.equal(summary.updates.rollbackCauses['health check: self-test'], bad.length);
+    assert.equal(summary.committed, s.devices, 'every device committed the good image (no faults to stop it)');
+    assert.ok(summary.clockSkews > 0 && summary.clockJumpsAudited > 0, `clock jumps audited: ${summary.clockSkews} skews, ${summary.clockJumpsAudited} audited`);
   });
 
   it('XS engine, the same scenario: the same deterministic figures as the Node engine', async (t) => {
@@ -72,13 +92,14 @@ describe('holdfast sim: the fleet keeps every promise', { concurrency: false }, 
   });
 
   it('XS engine, seed 37, power cuts only (the gateway honest): invariants hold', async (t) => {
-    const s = scenario({ engine: 'xs', seed: 37, durationSec: 120, powerCutsPerHour: 200, linkFlapsPerHour: 0, brokerRestartsPerHour: 0, replays: 0 });
+    const s = scenario({ engine: 'xs', seed: 37, durationSec: 120, powerCutsPerHour: 200, linkFlapsPerHour: 0, brokerRestartsPerHour: 0, replays: 0, clockSkewPerHour: 0, update: { kind: 'none' } });
     const { summary } = await runFleet(s);
     t.diagnostic(JSON.stringify(deterministicFigures(summary)));
     assertInvariants(summary, s);
     assert.ok(summary.powerCuts > 0, `power cuts struck: ${describeScenario(s)}`);
     assert.equal(summary.linkFlaps, 0);
     assert.deepEqual(summary.gateway, {});
+    assert.deepEqual([summary.committed, summary.rolledBack], [0, 0], 'no update offered');
   });
 });
 

@@ -66,7 +66,7 @@ const REPUSH_MS = 500;
 /** Real time a step may take to quiesce before the run goes on without it (noted in the summary). */
 const STEP_BOUND_MS = 60_000;
 /** Real time the final drain may take. */
-const DRAIN_BOUND_MS = 180_000;
+const DRAIN_BOUND_MS = 30_000;
 /** Real time the ingest may take to connect and subscribe. */
 const INGEST_START_BOUND_MS = 20_000;
 
