@@ -151,8 +151,10 @@ export function createRollout(inventory: string, input: { planBytes: Uint8Array;
   return dir;
 }
 
+/** The state's JSON with `sha256` (of the JSON before it) as its last field: a torn or edited state does not check. */
 function stateText(state: StoreState): string {
-  return `${JSON.stringify(state)}\n`;
+  const body = JSON.stringify(state);
+  return `${body.slice(0, -1)},"sha256":"${sha256Hex(body)}"}\n`;
 }
 
 /** The ids of the rollouts kept beside `inventory` (temporary folders of killed starts left out). */
@@ -178,7 +180,10 @@ export function loadRollout(inventory: string, id: string): LoadedRollout {
   } catch {
     throw new CliError(`not JSON: expected a ${ROLLOUT_STORE_FORMAT} state (damaged? it is never written in place)`, { file: statePath, code: 'invalid-file' });
   }
-  const parsed = storeStateSchema.safeParse(raw);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || typeof (raw as { sha256?: unknown }).sha256 !== 'string') throw new CliError(`has no sha256: expected a ${ROLLOUT_STORE_FORMAT} state`, { file: statePath, code: 'invalid-file' });
+  const { sha256, ...rest } = raw as Record<string, unknown>;
+  if (sha256Hex(JSON.stringify(rest)) !== sha256) throw new CliError('does not match its sha256: damaged or edited (it is never written in place)', { file: statePath, code: 'invalid-file' });
+  const parsed = storeStateSchema.safeParse(rest);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new CliError(issue.message, { file: statePath, field: issue.path.join('.') || '(file)', code: 'invalid-file' });
