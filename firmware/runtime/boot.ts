@@ -61,7 +61,8 @@ export type BootFailureCode =
   | 'partition-missing'
   | 'update-blocked'
   | 'rollback-impossible'
-  | 'link-unavailable';
+  | 'link-unavailable'
+  | 'provisioning-unreadable';
 
 function row(code: BootFailureCode, stage: BootStage, safeMode: SafeModeEntryCause | undefined, store: string): BootFailureRow {
   return Object.freeze({ code, stage, safeMode, store });
@@ -83,6 +84,7 @@ export const BOOT_FAILURES: readonly BootFailureRow[] = Object.freeze([
   row('update-blocked', 'boot-slot', undefined, 'update'),
   row('rollback-impossible', 'boot-slot', 'no-rollback', 'update'),
   row('link-unavailable', 'connect', undefined, 'link'),
+  row('provisioning-unreadable', 'storage', 'storage', 'provisioning'),
 ]);
 
 export function failureRow(code: BootFailureCode): BootFailureRow {

@@ -47,10 +47,10 @@ describe('Moddable project: the target in the generated project', () => {
     const exported = /export\s*\{([^}]*)\}\s*;?\s*$/m.exec(text);
     assert.ok(exported, 'an export list');
     const names = exported[1].split(',').map((n) => n.trim().split(/\s+as\s+/).pop());
-    for (const name of ['bootDevice', 'createDeviceHal', 'startRuntime', 'createModdableHal']) assert.ok(names.includes(name), `exports ${name}`);
+    for (const name of ['bootDevice', 'bootProvisionedDevice', 'createDeviceHal', 'startRuntime', 'createModdableHal']) assert.ok(names.includes(name), `exports ${name}`);
     const main = readFileSync(join(DEVICE_TEMPLATE_DIR, 'main.js'), 'utf8');
-    assert.match(main, /import \{ bootDevice \} from "holdfast";/);
-    assert.match(main, /bootDevice\(provisioning, \{/);
+    assert.match(main, /import \{ bootProvisionedDevice \} from "holdfast";/);
+    assert.match(main, /bootProvisionedDevice\(\{/);
   });
 
   it("the manifest gives every board's XS machine its jsHeap: static 0, fixed chunk and slot heaps, the stack (not manifest_base.json's 32 KB static)", () => {

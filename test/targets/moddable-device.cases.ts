@@ -26,6 +26,11 @@ import { installEmuModdable } from '../../tools/xs/moddable-emu/installed.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseEnv, CaseSuite } from '../support/cases.ts';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
+import { bootProvisionedDevice } from '../../firmware/targets/moddable/device.ts';
+import { provisioningImage, PROVISIONING_PARTITION_LABEL } from '../../firmware/security/provisioning.ts';
+import { failureBit } from '../../firmware/runtime/boot.ts';
+import { SafeModeStore } from '../../firmware/runtime/safe-mode.ts';
+import { SAMPLE_BROKER_PASSWORD, sampleIdentity } from '../security/provisioning.cases.ts';
 
 function install(env: CaseEnv, running: 'ota_0' | 'ota_1'): EmuModdable {
   const strict = () => env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' });
@@ -258,6 +263,73 @@ export const suite: CaseSuite = {
         tee.console = { write: (level, area, message) => void seen.push(`console ${level} ${area} ${message}`) };
         tee.write('warn', 'runtime', 'after');
         equal(seen.join('|'), 'trace info boot before|trace warn runtime after|console warn runtime after', 'tee');
+      },
+    },
+    {
+      name: 'bootProvisionedDevice reads hf_prov: provisioned boots the runtime with the record\'s identity and broker (user = device id, derived password); blank is "not provisioned" (nothing written, no network); damaged, newer-format and missing are the boot failure provisioning-unreadable (bit 14, safe mode cause storage persisted, no runtime, no network)',
+      run(env) {
+        const fleet = makeFleet();
+        const identity = sampleIdentity({ deviceId: TEST_DEVICE_ID, keyId: 1, commandKey: { keyId: fleet.keyId, publicKey: fleet.publicKey }, brokerHost: 'broker.test', brokerPort: 1883 });
+        const image = provisioningImage(fleet.crypto, identity, 4096);
+        const strict = () => env.createFlash({ blocks: 2, blockLength: 4096, mode: 'strict' });
+        // hf_prov is encrypted (as on the boards): the record goes in through the module's encrypting write, as the device's flash would hold it.
+        const boot = (record: Uint8Array | 'blank' | 'missing') => {
+          const big = provisioned(env, fleet);
+          const extra: Record<string, { flash: FlashPartition; encrypted: boolean }> = { otadata: { flash: strict(), encrypted: true }, ota_0: { flash: strict(), encrypted: true }, ota_1: { flash: strict(), encrypted: true } };
+          if (record !== 'missing') extra[PROVISIONING_PARTITION_LABEL] = { flash: env.createFlash({ blocks: 1, blockLength: 4096, mode: 'strict' }), encrypted: true };
+          const emu = createEmuModdable({ partitions: runtimePartitions(big, extra), runningPartition: 'ota_0', startMs: 0xffff_ff00 });
+          installEmuModdable(emu);
+          const prov = createDeviceHal({ writeLine: () => undefined }).partition(PROVISIONING_PARTITION_LABEL);
+          prov?.eraseBlock(0);
+          if (record instanceof Uint8Array) prov?.write(0, record);
+          const lines: string[] = [];
+          const booted = bootProvisionedDevice({ writeLine: (line) => lines.push(line), drive: false });
+          for (let i = 0; i < 5 && booted.runtime !== undefined; i++) {
+            emu.time.ms += 50;
+            booted.runtime.service(booted.hal.clock.ticks());
+          }
+          const safe = SafeModeStore.open(partsOf(big).safeMode as FlashPartition).status();
+          return { booted, emu, lines, safe };
+        };
+
+        const good = boot(image);
+        equal(good.booted.provisioning.state, 'provisioned', good.lines.join(''));
+        ok(good.booted.runtime !== undefined, 'the runtime started');
+        equal(good.booted.runtime.status().mode, 'normal', `normal mode (failures: ${good.booted.runtime.status().failures.map((f) => f.code).join(', ')})`);
+        equal(good.emu.sockets.sockets.length, 1, 'the link opened a socket');
+        const socket = good.emu.sockets.sockets[0];
+        equal(`${socket.options.host}:${socket.options.port}`, 'broker.test:1883', 'the record\'s broker');
+        socket.connected();
+        good.booted.runtime.service(good.booted.hal.clock.ticks());
+        const connect = String.fromCharCode(...socket.written);
+        equal(socket.written[0], 0x10, 'CONNECT');
+        ok(connect.includes('d10000000000000a') && connect.includes(SAMPLE_BROKER_PASSWORD), 'user name = device id hex, password derived from the secret');
+        equal(good.safe.active, false, 'not in safe mode');
+
+        const blank = boot('blank');
+        equal(blank.booted.provisioning.state, 'not-provisioned', 'blank');
+        equal(blank.booted.runtime, undefined, 'no runtime');
+        equal(blank.emu.sockets.sockets.length, 0, 'no network');
+        ok(blank.lines.some((l) => l.startsWith('error boot: not provisioned')), blank.lines.join(''));
+        equal(`${blank.safe.active}:${blank.safe.cause}`, 'false:none', 'nothing written to the safe-mode state');
+
+        const damaged = image.slice();
+        damaged[20] ^= 0x01;
+        const newer = image.slice();
+        newer[4] = 2;
+        for (const [what, prov, code] of [['damaged', damaged, 'damaged'], ['newer format', newer, 'newer-format'], ['no partition', 'missing', 'partition-missing']] as const) {
+          const b = boot(prov);
+          const p = b.booted.provisioning;
+          ok(p.state === 'failed', `${what}: failed (${p.state})`);
+          equal(`${p.failure.code}:${p.failure.stage}:${p.code}`, `provisioning-unreadable:storage:${code}`, `${what}: the named failure`);
+          equal(p.bootFailureBits, failureBit('provisioning-unreadable'), `${what}: its health bit`);
+          equal(p.bootFailureBits, 1 << 14, `${what}: bit 14`);
+          equal(b.booted.runtime, undefined, `${what}: no runtime`);
+          equal(b.emu.sockets.sockets.length, 0, `${what}: no network`);
+          equal(`${b.safe.active}:${b.safe.cause}`, 'true:storage', `${what}: safe mode persisted (cause storage)`);
+          ok(b.lines.some((l) => l.startsWith('error boot: provisioning-unreadable')), b.lines.join(''));
+        }
+        installEmuModdable(undefined);
       },
     },
     {

@@ -17,10 +17,12 @@ import { startRuntime, type Runtime, type RuntimeConfig, type RuntimeHal } from 
 import { createModdableHal, type ModdableHal, type ModdableHalOptions } from './hal.ts';
 import type { ModdableModules } from './modules.ts';
 import { driveRuntime, startDeviceConsole, TeeLog, withBoardUpdate, type DeviceBoard, type DeviceConsole, type RuntimeDriver } from './run.ts';
+import { readDeviceProvisioning, type DeviceProvisioning } from './provisioned.ts';
 
 export { startRuntime, RUNTIME_NAME } from '../../runtime/main.ts';
 export { createModdableHal } from './hal.ts';
 export { linkCheckDeadlines, withBoardUpdate, type DeviceBoard } from './run.ts';
+export { readDeviceProvisioning, runtimeConfigOf, type DeviceProvisioning } from './provisioned.ts';
 
 /** The real modules; the type checker proves here that they fit the adapters' shapes. */
 export function deviceModules(): ModdableModules {
@@ -72,17 +74,47 @@ export interface BootedDevice {
  * key, broker) and the board's update settings (the trial's link checks
  * on, deadlines from the board's task watchdog), then the serial console
  * on the console UART (a ConsoleServer over `runtimeConsoleTarget`, also
- * the runtime's log), then one Timer servicing the runtime. Holdfast has
- * no on-device provisioning store yet: without a config the boot logs
- * `not provisioned` and the runtime does not start.
+ * the runtime's log), then one Timer servicing the runtime. Without a
+ * config the boot logs `not provisioned` and the runtime does not start
+ * (`bootProvisionedDevice` reads the config from `hf_prov`).
  */
 export function bootDevice(config: RuntimeConfig | undefined, options: DeviceOptions = {}): BootedDevice {
-  const { board, consoleKey, drive, ...halOptions } = options;
-  const hal = createDeviceHal(halOptions);
+  const hal = createDeviceHal(halOptionsOf(options));
   if (config === undefined) {
     hal.log.write('error', 'boot', 'not provisioned: no device id, secret or keys; the runtime does not start');
     return Object.freeze({ hal, runtime: undefined, console: undefined, driver: undefined });
   }
+  return startOn(hal, config, options);
+}
+
+export interface ProvisionedBoot extends BootedDevice {
+  /** What `hf_prov` held: provisioned, not provisioned, or the boot failure `provisioning-unreadable`. */
+  readonly provisioning: DeviceProvisioning;
+}
+
+/**
+ * The device's boot (tools/boards/moddable/main.js): every adapter, then
+ * the provisioning record in `hf_prov` (provisioned.ts). Provisioned: the
+ * runtime starts as `bootDevice` starts it, with the record's config and
+ * console key (unless `options.consoleKey`). Not provisioned, or a record
+ * that does not read (safe mode persisted): logged, no runtime, no network.
+ */
+export function bootProvisionedDevice(options: DeviceOptions = {}): ProvisionedBoot {
+  const hal = createDeviceHal(halOptionsOf(options));
+  const provisioning = readDeviceProvisioning(hal);
+  if (provisioning.state !== 'provisioned') return Object.freeze({ hal, runtime: undefined, console: undefined, driver: undefined, provisioning });
+  const key = options.consoleKey ?? provisioning.consoleKey;
+  const booted = startOn(hal, provisioning.config, { ...options, ...(key === undefined ? {} : { consoleKey: key }) });
+  return Object.freeze({ ...booted, provisioning });
+}
+
+function halOptionsOf(options: DeviceOptions): DeviceHalOptions {
+  const { board: _board, consoleKey: _consoleKey, drive: _drive, ...halOptions } = options;
+  return halOptions;
+}
+
+function startOn(hal: ModdableHal, config: RuntimeConfig, options: DeviceOptions): BootedDevice {
+  const { board, consoleKey, drive, ...halOptions } = options;
   const log = new TeeLog(hal.log);
   const runtime = startRuntime({ ...runtimeHalOf(hal), log }, withBoardUpdate(config, board));
   let driver: RuntimeDriver | undefined;
