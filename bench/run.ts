@@ -16,7 +16,7 @@ import { figureProblems, mergeFigures, misses, parseResultsJson, renderDocument,
  * not depend on all of it loading.
  */
 export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
-  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz, envelope, mqttWa, mqttDrain, ingest, device, sim, provision] = await Promise.all([
+  const [outbox, outboxPowerCut, counter, update, models, frameLog, xsBridge, coverage, mqttFuzz, envelope, mqttWa, mqttDrain, ingest, ingestScale, device, sim, provision, rollout] = await Promise.all([
     import('./outbox.bench.ts'),
     import('./outbox-powercut.bench.ts'),
     import('./counter.bench.ts'),
@@ -30,11 +30,13 @@ export async function loadBenchGroups(): Promise<readonly BenchGroup[]> {
     import('./mqtt-wa.bench.ts'),
     import('./mqtt-drain.bench.ts'),
     import('./ingest.bench.ts'),
+    import('./ingest-scale.bench.ts'),
     import('./device.bench.ts'),
     import('./sim.bench.ts'),
     import('./provision.bench.ts'),
+    import('./rollout.bench.ts'),
   ]);
-  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench, envelope.envelopeBench, mqttWa.mqttWaBench, mqttDrain.mqttDrainBench, ingest.ingestBench, device.deviceBench, sim.simBench, provision.provisionBench];
+  return [outbox.outboxBench, outboxPowerCut.outboxPowerCutBench, counter.counterBench, update.updateBench, models.modelsBench, frameLog.frameLogBench, xsBridge.xsBridgeBench, coverage.coverageBench, mqttFuzz.mqttFuzzBench, envelope.envelopeBench, mqttWa.mqttWaBench, mqttDrain.mqttDrainBench, ingest.ingestBench, ingestScale.ingestScaleBench, device.deviceBench, sim.simBench, provision.provisionBench, rollout.rolloutBench];
 }
 
 export const BENCH_COMMAND = 'npm run bench';

@@ -12,6 +12,7 @@ import { hostCrypto } from '../../tools/keys/signer.ts';
 import { auditKeys, signalsFrom } from '../../tools/rollout/signals.ts';
 import { readAccepted } from '../../tools/rollout/ingest-reader.ts';
 import { findPostgres, startPostgres } from '../../tools/net/postgres.ts';
+import { requireComponents, skipUnless } from '../../tools/net/common.ts';
 import { PostgresStore } from '../../tools/ingest/store-postgres.ts';
 import { auditRecord, committed, deviceId, healthRecord, makeWorld, rolledBack, secretOf, TARGET } from './rollout-world.ts';
 
@@ -76,7 +77,8 @@ describe('rollout signals', () => {
   });
 
   const postgres = findPostgres();
-  it('the same read on a PostgreSQL ingest database (postgres://), in a read-only transaction', { skip: postgres.ok ? false : postgres.reason }, async () => {
+  it('the same read on a PostgreSQL ingest database (postgres://), in a read-only transaction', { skip: skipUnless([postgres]) }, async () => {
+    requireComponents([postgres]);
     const a = deviceId(1);
     const cluster = await startPostgres({ fsync: false });
     try {
