@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { LOOPBACK } from '../../tools/net/common.ts';
 import { PostgresStore } from '../../tools/ingest/store-postgres.ts';
 import { start } from '../cli/cli-harness.ts';
-import { INGEST_ACCOUNT, payloadOf, waitUntil, type TestBroker, type TestDevice } from './ingest-helpers.ts';
+import { INGEST_ACCOUNT, payloadOf, PRIMITIVES, publishAll, seal, waitUntil, type TestBroker, type TestDevice } from './ingest-helpers.ts';
+import { openReceipt } from '../../firmware/security/receipt.ts';
+import type { MqttClient } from 'mqtt';
 import type { ChildProcess } from 'node:child_process';
 
 export interface WorkerProcess {
@@ -90,4 +92,82 @@ export async function stopWorkers(workers: readonly WorkerProcess[]): Promise<{ 
       return { clientId: w.clientId, status: r.status, json, stderr: r.stderr };
     }),
   );
+}
+
+/**
+ * What a device's receipt gate does (docs/spec/receipt.md), for test
+ * devices that publish with mqtt.js: it subscribes to its receipt topic,
+ * opens every receipt with its own keys (a receipt that does not open is
+ * refused and counted), remembers every counter a receipt covered, and
+ * `resend` publishes again every counter in 1..upto no receipt covered
+ * yet (the same bytes: the outbox's sealed record). A record is released
+ * only by a receipt, so a message the broker drops after its PUBACK is
+ * sent again instead of lost.
+ */
+export class ReceiptGateStandIn {
+  readonly covered = new Set<number>();
+  refused = 0;
+  resent = 0;
+
+  private constructor(
+    private readonly client: MqttClient,
+    private readonly device: TestDevice,
+  ) {}
+
+  static async attach(client: MqttClient, device: TestDevice): Promise<ReceiptGateStandIn> {
+    const gate = new ReceiptGateStandIn(client, device);
+    const topic = `holdfast/${device.name}/receipt`;
+    client.on('message', (t, payload) => {
+      if (t === topic) gate.onReceipt(new Uint8Array(payload));
+    });
+    await client.subscribeAsync(topic, { qos: 1 });
+    return gate;
+  }
+
+  private onReceipt(bytes: Uint8Array): void {
+    try {
+      const r = openReceipt(bytes, this.device.keys, PRIMITIVES);
+      for (let c = Math.max(1, r.highest - 1023); c <= r.highest; c++) if (r.covers(c)) this.covered.add(c);
+    } catch {
+      this.refused++;
+    }
+  }
+
+  /** Counters 1..upto no receipt has covered. */
+  unreceipted(upto: number): number[] {
+    const out: number[] = [];
+    for (let c = 1; c <= upto; c++) if (!this.covered.has(c)) out.push(c);
+    return out;
+  }
+
+  async resend(upto: number, window = 25): Promise<number> {
+    const missing = this.unreceipted(upto);
+    this.resent += missing.length;
+    await publishAll(this.client, this.device.topic, missing.map((c) => seal(this.device, c)), window);
+    return missing.length;
+  }
+}
+
+/**
+ * Until every device's counters 1..upto are covered by a receipt: wait while receipts make progress, and after
+ * `quietMs` without any resend what is still unreceipted (as the gate does after its receipt timeout), at most
+ * `rounds` times.
+ */
+export async function drainWithReceipts(gates: readonly ReceiptGateStandIn[], upto: number, quietMs: number, rounds: number): Promise<{ resent: number; rounds: number }> {
+  for (let round = 0; ; round++) {
+    // Wait while receipts keep coming: a resend is due only after `quietMs` without progress (the gate's receipt timeout).
+    let seen = -1;
+    let deadline = 0;
+    while (gates.some((g) => g.unreceipted(upto).length > 0)) {
+      const covered = gates.reduce((n, g) => n + g.covered.size, 0);
+      if (covered !== seen) {
+        seen = covered;
+        deadline = Date.now() + quietMs;
+      } else if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (gates.every((g) => g.unreceipted(upto).length === 0)) return { resent: gates.reduce((n, g) => n + g.resent, 0), rounds: round };
+    if (round >= rounds) throw new Error(`records still unreceipted after ${rounds} resends: ${gates.reduce((n, g) => n + g.unreceipted(upto).length, 0)}`);
+    await Promise.all(gates.map((g) => g.resend(upto)));
+  }
 }
