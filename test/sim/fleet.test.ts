@@ -18,6 +18,12 @@ import { runFleet } from '../../tools/sim/fleet/runner.ts';
 import { DEFAULT_SCENARIO, type Scenario } from '../../tools/sim/fleet/scenario.ts';
 import { FaultScheduler } from '../../tools/sim/fleet/schedule.ts';
 import { deterministicFigures, INVARIANTS, type FleetSummary } from '../../tools/sim/fleet/summary.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
+import { SIM_BOARD, simImage } from '../../tools/sim/fleet/fleet-firmware.ts';
+import { expectExit, holdfast } from '../cli/cli-harness.ts';
 
 function scenario(over: Partial<Scenario>): Scenario {
   return { ...DEFAULT_SCENARIO, devices: 4, durationSec: 150, ...over };
@@ -79,6 +85,25 @@ describe('holdfast sim: the fleet keeps every promise', { concurrency: false }, 
     assertInvariants(summary, s);
     assert.ok(nodeRun, 'the Node run came first');
     assert.deepEqual(deterministicFigures(summary), deterministicFigures(nodeRun), `XS and Node agree: ${describeScenario(s)}`);
+  });
+
+  it('a given update (an image signed by holdfast sign, the root from --trust): every device installs and commits it', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'holdfast-sim-update-'));
+    try {
+      const keys = join(dir, 'keys');
+      expectExit(await holdfast(['keys', 'init', '--dir', keys]), 0, 'keys init');
+      const image = join(dir, 'app.bin');
+      writeFileSync(image, simImage(createNobleCrypto(), 7, 1, 'good'));
+      expectExit(await holdfast(['sign', image, '--version', '7', '--security-version', '1', '--board', SIM_BOARD, '--dir', keys]), 0, 'sign');
+      const s = scenario({ engine: 'node', seed: 13, durationSec: 100, powerCutsPerHour: 0, linkFlapsPerHour: 0, brokerRestartsPerHour: 0, replays: 0, update: { kind: 'given', imagePath: image, manifestPath: `${image}.manifest`, trustDir: keys } });
+      const { summary } = await runFleet(s);
+      t.diagnostic(JSON.stringify(summary.updates.outcomes));
+      assertInvariants(summary, s);
+      assert.equal(summary.committed, s.devices, 'every device committed version 7');
+      assert.ok(summary.updates.outcomes.every((o) => o.imageVersion === 7 && o.kind === 'committed'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('aedes (MQTT 3.1.1), Node engine, seed 23: broker restarts, lost links and replays; invariants hold', async (t) => {

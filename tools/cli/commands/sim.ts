@@ -173,7 +173,7 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
   try {
     firmware = fleetFirmware(scenario.seed, scenario.durationSec, update, FLEET_CONSTANTS.outboxBlocks);
   } catch (error) {
-    if (error instanceof FleetInputError) throw new UsageError(error.message, { field: update.kind === 'given' ? '--update' : '--bad-update' });
+    if (error instanceof FleetInputError) throw new UsageError(error.message, { field: error.field });
     throw error;
   }
   const { runFleet, BrokerUnreachableError } = await import('../../sim/fleet/runner.ts');

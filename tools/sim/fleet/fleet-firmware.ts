@@ -43,7 +43,11 @@ const SIM_BODY_LENGTH = 1024;
 
 /** A file the sim was given is unusable (exit 2). */
 export class FleetInputError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The flag whose file it is. */
+    readonly field = '--update',
+  ) {
     super(message);
     this.name = 'FleetInputError';
   }
@@ -162,7 +166,7 @@ function readInput(path: string, what: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (error) {
-    throw new FleetInputError(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new FleetInputError(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, what.startsWith('--manifest') ? '--manifest' : '--update');
   }
 }
 
@@ -173,7 +177,7 @@ function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, ou
   try {
     manifest = decodeImageManifest(manifestBytes).manifest;
   } catch (error) {
-    throw new FleetInputError(`--manifest ${plan.manifestPath} is not a signed image manifest: ${(error as Error).message}`);
+    throw new FleetInputError(`${plan.manifestPath} is not a signed image manifest: ${(error as Error).message}`, '--manifest');
   }
   if (manifest.imageLength !== image.length) throw new FleetInputError(`--manifest ${plan.manifestPath} is for an image of ${manifest.imageLength} bytes, ${plan.imagePath} has ${image.length}`);
   const digest = sha256(crypto, image);
@@ -184,7 +188,7 @@ function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, ou
   try {
     root = loadRootChain(plan.trustDir!).trusted;
   } catch (error) {
-    throw new FleetInputError(`--trust ${plan.trustDir}: ${(error as Error).message.split('\n')[0]}`);
+    throw new FleetInputError(`${(error as Error).message.split('\n')[0]}`, '--trust');
   }
   // The factory image: version 1 below the update, same chip, so the update is an upgrade.
   const factory = simImage(crypto, 1, Math.min(desc.secureVersion, manifest.securityVersion), 'good');
