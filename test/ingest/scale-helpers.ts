@@ -112,10 +112,12 @@ export class ReceiptGateStandIn {
   private constructor(
     private readonly client: MqttClient,
     private readonly device: TestDevice,
+    private readonly payload: Uint8Array | undefined,
   ) {}
 
-  static async attach(client: MqttClient, device: TestDevice): Promise<ReceiptGateStandIn> {
-    const gate = new ReceiptGateStandIn(client, device);
+  /** `payload`: the payload every record of this device carries (default: payloadOf(device, counter)). */
+  static async attach(client: MqttClient, device: TestDevice, payload?: Uint8Array): Promise<ReceiptGateStandIn> {
+    const gate = new ReceiptGateStandIn(client, device, payload);
     const topic = `holdfast/${device.name}/receipt`;
     client.on('message', (t, payload) => {
       if (t === topic) gate.onReceipt(new Uint8Array(payload));
@@ -143,7 +145,7 @@ export class ReceiptGateStandIn {
   async resend(upto: number, window = 25): Promise<number> {
     const missing = this.unreceipted(upto);
     this.resent += missing.length;
-    await publishAll(this.client, this.device.topic, missing.map((c) => seal(this.device, c)), window);
+    await publishAll(this.client, this.device.topic, missing.map((c) => seal(this.device, c, this.payload ?? payloadOf(this.device, c))), window);
     return missing.length;
   }
 }
