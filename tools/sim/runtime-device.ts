@@ -23,6 +23,8 @@ import type { ResetReason } from '../../firmware/hal/system.ts';
 import type { SlotIndex } from '../../firmware/hal/boot-control.ts';
 import { PARTITION_LABELS, type PartitionKey } from '../../firmware/runtime/boot.ts';
 import { startRuntime, type Runtime } from '../../firmware/runtime/main.ts';
+import { consoleDeviceId, startRuntimeConsole } from '../../firmware/runtime/console-target.ts';
+import type { ConsoleServer } from '../../firmware/protocol/console/index.ts';
 import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
 import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
 import { commandKeyId } from '../../firmware/security/envelope-command.ts';
@@ -228,6 +230,8 @@ export class SimRuntimeDevice {
   private trialEnd = '';
   private committedThisBoot = false;
   private failures: string[] = [];
+  /** The serial console (docs/spec/console.md), when the host attached one: a ConsoleServer per boot over the running runtime. */
+  private console: { output: (bytes: Uint8Array) => void; key: Uint8Array | undefined; server: ConsoleServer | undefined } | undefined;
 
   constructor(
     private readonly flash: FlashPartition,
@@ -244,6 +248,7 @@ export class SimRuntimeDevice {
   /** The CPU stops: streams drop without a word, RAM is gone. */
   private die(reason: ResetReason | undefined, why: string): void {
     this.runtime = undefined;
+    if (this.console !== undefined) this.console.server = undefined;
     this.hung = false;
     this.watchdog.disarm();
     for (const s of this.streams) s.close();
@@ -376,6 +381,11 @@ export class SimRuntimeDevice {
       );
       this.runtime = runtime;
       this.failures = runtime.status().failures.map((f) => f.code);
+      const c = this.console;
+      if (c !== undefined) {
+        const output = c.output;
+        c.server = startRuntimeConsole(runtime, { output: { write: (bytes: Uint8Array): number => (output(bytes), bytes.length) }, crypto: this.crypto, entropy: this.entropy, clock: this.clock, deviceId: consoleDeviceId(deviceId), consoleKey: c.key });
+      }
       this.seen = undefined;
       // A hanging image: the CPU never comes back to the scheduler; the watchdog armed by the trial resets it.
       if (behaviour === 'hang') this.hung = true;
@@ -453,6 +463,18 @@ export class SimRuntimeDevice {
 
   stop(): void {
     this.die(undefined, 'stopped');
+  }
+
+  /** Attach a serial console: every boot from now on serves one on `output` (the fleet's console key: absent, every unlock is refused). */
+  attachConsole(output: (bytes: Uint8Array) => void, consoleKey?: Uint8Array): void {
+    this.console = { output, key: consoleKey, server: undefined };
+  }
+
+  /** Bytes from the console's UART (a hung or dark device reads nothing; an action may reset it). */
+  consoleReceive(bytes: Uint8Array): void {
+    const server = this.console?.server;
+    if (server === undefined || this.runtime === undefined || this.hung) return;
+    this.run(() => server.receive(bytes));
   }
 
   /** What the link is doing (a stuck quiescence says it). */

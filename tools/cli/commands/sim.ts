@@ -37,6 +37,7 @@ interface SimFlags {
   manifest?: string;
   trust: string;
   badUpdate?: string | boolean;
+  consolePty?: string;
 }
 
 /** A decimal rate in [min, max]. */
@@ -79,6 +80,7 @@ export function registerSim(program: Command): void {
     .option('--trust <dir>', 'key directory whose newest root signed --manifest (provisioned into every device)', 'keys')
     .option('--bad-update [kind]', 'also offer a bad image that must roll back by itself: hang (stops feeding the watchdog, the default) or fail-checks (fails its self-test); only with the sim\'s own update', parseBadUpdate)
     .option('--no-update', 'offer no update (telemetry, power cuts and faults only)')
+    .option('--console-pty <path>', "serve the device's serial console on this serial device (one end of a pty pair; holdfast console --port reads the other); only with --devices 1 --engine node")
     .option('--broker <url>', 'use this broker (mqtt://host:port, MQTT 5, anonymous) instead of starting mosquitto or aedes')
     .option('--report <file>', 'write the report page (self-contained HTML) here')
     .option('--keep-flash <dir>', "write each device's flash image (.hfimg, for holdfast inspect) into this folder")
@@ -147,6 +149,11 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     const bad = flags.badUpdate === true || flags.badUpdate === undefined ? (DEFAULT_SCENARIO.update.bad ?? 'hang') : (flags.badUpdate as 'hang' | 'fail-checks');
     update = { kind: 'sim', ...(bad !== undefined ? { bad } : {}) };
   }
+  if (flags.consolePty !== undefined) {
+    if (flags.devices !== 1) throw new UsageError('--console-pty serves one device: use --devices 1', { field: '--console-pty' });
+    if (flags.engine !== 'node') throw new UsageError('--console-pty needs the device in this process: use --engine node', { field: '--console-pty' });
+    if (!statOf(flags.consolePty)) throw new UsageError(`${flags.consolePty} does not exist: expected a serial device (one end of a pty pair, e.g. socat -d -d pty,raw,echo=0 pty,raw,echo=0)`, { field: '--console-pty' });
+  }
   if (flags.report !== undefined) checkReportPath(flags.report);
   if (flags.keepFlash !== undefined) checkFolderPath(flags.keepFlash, '--keep-flash');
   if (flags.engine === 'xs') {
@@ -183,7 +190,7 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
   if (!flags.json) console.log(`sim: ${scenario.devices} devices, firmware in ${scenario.engine === 'xs' ? 'XS' : 'Node'}, ${scenario.durationSec} simulated s, seed ${scenario.seed}; broker: ${broker.kind === 'external' ? `mqtt://${broker.host}:${broker.port}` : 'mosquitto when on PATH (MQTT 5), else aedes embedded (MQTT 3.1.1)'}`);
   let result;
   try {
-    result = await runFleet(scenario, { firmware, onProgress: (p) => view.update(p), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
+    result = await runFleet(scenario, { firmware, ...(flags.consolePty !== undefined ? { consolePty: flags.consolePty } : {}), onProgress: (p) => view.update(p), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
   } catch (error) {
     view.end();
     if (error instanceof BrokerUnreachableError) throw new EnvironmentError(error.message, { field: '--broker' });

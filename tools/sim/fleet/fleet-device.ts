@@ -193,6 +193,26 @@ export class FleetDevice {
     return reply.why === 'cut' ? 'cut' : reply.why === 'dark' ? 'dark' : 'full';
   }
 
+  /**
+   * Serve this device's serial console on a serial device (one end of a pty
+   * pair): frames both ways, a ConsoleServer per boot over the running
+   * runtime. Node engine only (the runtime must be in this process).
+   * Returns a function that closes the port.
+   */
+  async openConsole(path: string): Promise<() => Promise<void>> {
+    if (this.node === undefined) throw new Error('the serial console needs the Node engine (--engine node)');
+    const { SerialPort } = await import('serialport');
+    const port = new SerialPort({ path, baudRate: 115200, autoOpen: false, hupcl: false });
+    await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
+    const device = this.node.device;
+    device.attachConsole((bytes) => {
+      if (port.isOpen) port.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    });
+    port.on('data', (chunk: Buffer) => device.consoleReceive(new Uint8Array(chunk)));
+    port.on('error', () => undefined);
+    return () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve()));
+  }
+
   /** The link's state, for a note when a window does not quiesce. */
   debug(): Record<string, unknown> {
     if (this.bricked !== undefined) return { bricked: this.bricked };

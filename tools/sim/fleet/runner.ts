@@ -118,6 +118,8 @@ export interface FleetRunOptions {
   readonly keepFlashDir?: string;
   /** The keys, images and offers (default: made from the scenario, fleetFirmware). */
   readonly firmware?: FleetFirmware;
+  /** Serve device 0's serial console on this serial device (a pty; Node engine). */
+  readonly consolePty?: string;
 }
 
 export interface FleetRun {
@@ -215,6 +217,10 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     }
     for (let i = 0; i < s.devices; i++) {
       devices.push(FleetDevice.open({ machine: machines[Math.floor(i / FLEET_CONSTANTS.xsDevicesPerMachine)], index: i, engine: s.engine, seed: s.seed, deviceId: ids[i], secret: secrets[i], host: gateway.host, port: links.port(i), protocolVersion, password: credentials[i].password, firmware }));
+    }
+    if (options.consolePty !== undefined) {
+      const close = await devices[0].openConsole(options.consolePty);
+      cleanups.unshift(close);
     }
     // The ingest, on a fresh store.
     const inventory = parseInventory(
