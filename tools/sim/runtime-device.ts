@@ -33,7 +33,8 @@ import { isPowerCut } from './flash/errors.ts';
 import { SimBootloader } from './bootloader.ts';
 import { VirtualClock } from './clock.ts';
 import { SimWatchdog, DeviceReset } from './watchdog.ts';
-import { simulatedLinkSettings } from './telemetry-link-settings.ts';
+import { simulatedLinkSettings, type SimulatedDeviceLink } from './telemetry-link-settings.ts';
+import { hexBytes } from './hex.ts';
 
 export const RUNTIME_BLOCK = 4096;
 
@@ -93,14 +94,7 @@ export function partitionsOf(flash: FlashPartition, l: RuntimeLayout): Record<Pa
 }
 
 /** What a boot needs (JSON-safe: it crosses into XS as is). */
-export interface RuntimeDeviceInit {
-  readonly deviceIdHex: string;
-  readonly secretHex: string;
-  readonly keyId: number;
-  readonly host: string;
-  readonly port: number;
-  readonly protocolVersion: 4 | 5;
-  readonly password: string;
+export interface RuntimeDeviceInit extends SimulatedDeviceLink {
   readonly receiptTimeoutMs: number;
   readonly commandPublicKeyHex: string;
   readonly boardId: string;
@@ -178,12 +172,6 @@ export function memoEd25519(inner: Crypto): Crypto {
       return verdict;
     },
   };
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
 
 function linkOf(init: RuntimeDeviceInit) {

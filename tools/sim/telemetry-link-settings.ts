@@ -6,6 +6,18 @@
  */
 import type { TelemetryLinkOptions } from '../../firmware/protocol/telemetry/index.ts';
 
+/** Who a simulated device is and where its broker is (JSON-safe: it crosses into XS as is). */
+export interface SimulatedDeviceLink {
+  /** 16 hex digits. */
+  readonly deviceIdHex: string;
+  readonly secretHex: string;
+  readonly keyId: number;
+  readonly host: string;
+  readonly port: number;
+  readonly protocolVersion: 4 | 5;
+  readonly password: string;
+}
+
 export interface SimulatedLinkSettings {
   /** The device id as 16 hex digits: MQTT client id and user name. */
   readonly deviceHex: string;

@@ -14,6 +14,7 @@ import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { RemoteFlash } from '../xs/guest/remote-flash.ts';
 import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../xs/guest/remote-stream.ts';
 import { fromUtf8, utf8 } from '../xs/wire.ts';
+import { hexBytes } from './hex.ts';
 import { memoEd25519, SimRuntimeDevice, type RuntimeDeviceInit, type RuntimeDeviceStatus } from './runtime-device.ts';
 
 export interface XsRuntimeBoot {
@@ -33,12 +34,6 @@ interface Request {
   statusAll?: boolean;
   setTimeAll?: number;
   debug?: boolean;
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
 
 function serve(): void {

@@ -25,20 +25,14 @@ import { PartitionView } from './flash/partition-view.ts';
 import { RemoteFlash } from '../xs/guest/remote-flash.ts';
 import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../xs/guest/remote-stream.ts';
 import { fromUtf8, utf8 } from '../xs/wire.ts';
-import { simulatedLinkSettings } from './telemetry-link-settings.ts';
+import { simulatedLinkSettings, type SimulatedDeviceLink } from './telemetry-link-settings.ts';
+import { hexBytes } from './hex.ts';
 
-export interface XsDeviceBoot {
+export interface XsDeviceBoot extends SimulatedDeviceLink {
   readonly now: number;
   readonly flashHandle: number;
   /** Blocks 0..1 hold the counter, the rest the outbox. */
   readonly outboxBlocks: number;
-  readonly deviceIdHex: string;
-  readonly secretHex: string;
-  readonly keyId: number;
-  readonly host: string;
-  readonly port: number;
-  readonly protocolVersion: 4 | 5;
-  readonly password: string;
   readonly counterReserve: number;
   /** Receipt timeout (ms) before unreceipted records are sent again (default: telemetry-link-settings.ts). */
   readonly receiptTimeoutMs?: number;
@@ -65,12 +59,6 @@ interface Request {
   powerOff?: boolean;
   /** The status of every device on this machine, by device number. */
   statusAll?: boolean;
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
 
 /** One device's RAM: what a boot builds and a power cut loses (plus the counts the host reads). */
