@@ -317,7 +317,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         // Stuck past the second's slack (a record spoiled twice, a lost push): the next second's timers take it from there.
         if (now > deadline || (!free && cappedAt !== undefined && now - cappedAt > STUCK_AFTER_CAP_MS)) {
           if (process.env.HOLDFAST_SIM_DEBUG) for (const w of why) process.stderr.write(`${what} ${w}: ${JSON.stringify(devices[Number(w.split(' ')[0])].debug())}\n`);
-          notes.push(`${what}: ${pending} device(s) still waited after ${((now - startedAt) / 1000).toFixed(1)} s of real time (device and what: ${why.slice(0, 8).join(', ')}); the next simulated second goes on from there`);
+          notes.push(`${what}: ${pending} device(s) still waited after ${((now - startedAt) / 1000).toFixed(1)} s of real time (device and what: ${why.slice(0, 8).join(', ')}); ${free ? 'what stays in flash is undelivered' : 'the next simulated second goes on from there'}`);
           pushed.clear();
           return false;
         }
