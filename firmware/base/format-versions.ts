@@ -35,4 +35,6 @@ export const FORMAT_VERSIONS = Object.freeze({
   provisioning: 1,
   /** The fleet's signed revocation list, `HFRL | version | ...` (firmware/security/revocation.ts, docs/spec/revocation.md). */
   revocationList: 1,
+  /** The device's store of the newest accepted revocation list, `HFRS | version | ...` slot headers (firmware/security/revocation-store.ts, docs/spec/revocation.md). */
+  revocationStore: 1,
 });

@@ -31,6 +31,7 @@ export const PARTITION_LABELS = Object.freeze({
   ota0: 'ota_0',
   ota1: 'ota_1',
   progress: 'hf_progress',
+  revocation: 'hf_revoke',
 });
 export type PartitionKey = keyof typeof PARTITION_LABELS;
 
@@ -62,7 +63,8 @@ export type BootFailureCode =
   | 'update-blocked'
   | 'rollback-impossible'
   | 'link-unavailable'
-  | 'provisioning-unreadable';
+  | 'provisioning-unreadable'
+  | 'revocation-unreadable';
 
 function row(code: BootFailureCode, stage: BootStage, safeMode: SafeModeEntryCause | undefined, store: string): BootFailureRow {
   return Object.freeze({ code, stage, safeMode, store });
@@ -85,6 +87,7 @@ export const BOOT_FAILURES: readonly BootFailureRow[] = Object.freeze([
   row('rollback-impossible', 'boot-slot', 'no-rollback', 'update'),
   row('link-unavailable', 'connect', undefined, 'link'),
   row('provisioning-unreadable', 'storage', 'storage', 'provisioning'),
+  row('revocation-unreadable', 'storage', 'storage', 'revocation'),
 ]);
 
 export function failureRow(code: BootFailureCode): BootFailureRow {

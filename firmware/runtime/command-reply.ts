@@ -33,6 +33,8 @@ export const REPLY_REFUSALS: readonly CommandRefusal[] = Object.freeze([
   'bad-parameters',
   'outcome-unknown',
   'journal-unavailable',
+  'key-revoked',
+  'revocation-unavailable',
 ]);
 export const REPLY_UNAVAILABLE: readonly UnavailableReason[] = Object.freeze(['replay-unreadable', 'journal-missing']);
 export const REPLY_MODES: readonly ReplyMode[] = Object.freeze(['unchanged', 'entered', 'left', 'leave-refused']);

@@ -48,7 +48,11 @@ export type CommandRefusal =
   /** The journal holds the command's intent but not its completion (a cut or an actuator failure): never applied again. */
   | 'outcome-unknown'
   /** The journal could not be opened (blank, damaged, ...): no physical effect without it. */
-  | 'journal-unavailable';
+  | 'journal-unavailable'
+  /** Authentic, but the accepted revocation list revokes the command key (docs/spec/revocation.md). */
+  | 'key-revoked'
+  /** The revocation store did not open: no command is known not to be revoked (fail closed). */
+  | 'revocation-unavailable';
 
 export type CommandResult =
   | { readonly status: 'applied'; readonly counter: number; readonly command: string; readonly effect: ActuatorEffect }
@@ -94,6 +98,13 @@ export interface CommandProcessorOptions {
   /** Default COMMAND_POLICY. */
   policy?: readonly PolicyRow[];
   onEvent?: (event: CommandEvent) => void;
+  /**
+   * Asked for every authentic command before its freshness: a refusal when
+   * the command key may not be used (revoked by the accepted revocation list,
+   * or no list can be read). The counter is not consumed (no flash write for
+   * a revoked key's traffic); the refusal is emitted and answered.
+   */
+  keyGate?: (keyId: number) => { readonly reason: 'key-revoked' | 'revocation-unavailable'; readonly detail: string } | undefined;
 }
 
 /** openCommand's window step, deferred: the processor decides freshness itself, after the journal. */
@@ -162,6 +173,8 @@ export class CommandProcessor {
       if (!(error instanceof EnvelopeError)) throw error;
       return this.refuse(null, null, 'unauthenticated', error.message, error.code);
     }
+    const gate = o.keyGate?.(this.keyId);
+    if (gate !== undefined) return this.refuse(counter, null, gate.reason, gate.detail);
     // Freshness: a counter the window does not call fresh is answered from the journal, or refused.
     const verdict = o.replay.check(o.sender, counter);
     if (verdict !== 'fresh') {

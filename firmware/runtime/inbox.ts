@@ -16,7 +16,8 @@
  * after the request retry period.
  */
 
-export type InboxChannel = 'command' | 'update';
+/** Commands, update messages, and the fleet's revocation list (counted with the update messages when dropped). */
+export type InboxChannel = 'command' | 'update' | 'revocation';
 
 export interface InboxOptions {
   /** Messages held at most (default 8). */

@@ -34,6 +34,8 @@ import { deriveDeviceKeys, type DeviceKeys } from '../security/envelope-keys.ts'
 import { envelopePrimitives } from '../security/envelope-primitives.ts';
 import { ReplayStore, type ReplayStoreOptions } from '../security/replay-store.ts';
 import { ReplayError } from '../security/replay-window.ts';
+import { isCommandKeyRevoked, isDeviceRevoked, RevocationError, type RevocationList } from '../security/revocation.ts';
+import { RevocationStore } from '../security/revocation-store.ts';
 import { deviceTopic, TelemetryLink, type TelemetryLinkEvent, type TelemetryLinkOptions, type TelemetryLinkStats } from '../protocol/telemetry/index.ts';
 import { isTrustUnavailable, loadTrust, UpdateAgent, type TrialBoot, type TrialState, type TrustReading } from '../update/agent.ts';
 import { TrustStore } from '../update/trust-store.ts';
@@ -127,7 +129,23 @@ export interface RuntimeConfig {
   readonly clockJumpBoundMs?: number;
   /** ... and by more than this, clock manipulation: safe mode (default 24 h). */
   readonly clockManipulationBoundMs?: number;
+  /**
+   * The fleet's revocation-list key (the provisioning record's field 9). Set:
+   * the runtime opens its revocation store (`hf_revoke`), subscribes to the
+   * revocation topic, refuses commands signed by a revoked command key, and
+   * enters safe mode (cause `revoked`) when a list names this device. Absent:
+   * no store, no subscription, no list is accepted.
+   */
+  readonly revocationKey?: Uint8Array;
+  /** Where the fleet's signed revocation list is published, retained (default `holdfast/fleet/revocation`, docs/spec/device-topics.md). */
+  readonly revocationTopic?: string;
 }
+
+/** The fleet-wide retained topic of the signed revocation list (docs/spec/device-topics.md). */
+export const REVOCATION_TOPIC = 'holdfast/fleet/revocation';
+
+/** What the runtime knows of revocation: no key provisioned, the store unreadable, or the number and entries of the held list (0: none yet). */
+export type RevocationStatus = { readonly state: 'no-key' } | { readonly state: 'unreadable' } | { readonly state: 'held'; readonly number: number; readonly entries: number; readonly commandKeyRevoked: boolean; readonly deviceRevoked: boolean };
 
 export type DeviceModeName = 'normal' | 'safe';
 
@@ -164,6 +182,7 @@ export interface RuntimeStatus {
   readonly commandReplies: number;
   /** Command and update messages dropped this boot because the inbox was full. */
   readonly inboxDropped: number;
+  readonly revocation: RevocationStatus;
 }
 
 /** The result of an operator's action on the runtime (the console's confirm, rollback, safe mode): done with its facts, or refused with a token code. */
@@ -190,6 +209,13 @@ export interface Runtime {
   append(reading: Uint8Array): AppendOutcome;
   /** A command envelope a host delivers: decided and audited, answered to the caller only (the command topic's are also answered in telemetry). */
   handleCommand(envelope: Uint8Array): CommandOutcome;
+  /**
+   * A revocation list as received on the revocation topic (the link queues
+   * it for the scheduler; a host may hand one in directly): verified with
+   * the provisioned revocation key, persisted when newer, enforced. Refusals
+   * are audited (`revocation-refused`) except an equal or older number.
+   */
+  receiveRevocationList(bytes: Uint8Array): void;
   /** A command envelope as received on the command topic: `handleCommand`, then its answer appended as a command-reply record (none for an unauthenticated one). */
   answerCommand(envelope: Uint8Array): CommandOutcome;
   /** A time carried by a signed message (wall-clock ms, untrusted metadata): compared, audited, never a reason to refuse. */
@@ -292,6 +318,11 @@ class DeviceRuntime implements Runtime {
   private readonly updateTopic: string;
   private updates: MqttUpdates | undefined;
   private readonly inbox: Inbox;
+  private readonly revocationTopic: string;
+  private revocations: RevocationStore | undefined;
+  /** This device is named by the held list: safe mode, and no leave while it is. */
+  private deviceRevoked = false;
+  private lastInboxAudit = 0;
   private brokerReachedThisBoot = false;
   private linkConnected = false;
   private lastTick: number;
@@ -323,6 +354,7 @@ class DeviceRuntime implements Runtime {
     this.lastTick = hal.clock.ticks();
     this.commandTopic = config.commandTopic ?? deviceTopic(config.deviceId, 'cmd');
     this.updateTopic = config.update?.topic ?? deviceTopic(config.deviceId, 'update');
+    this.revocationTopic = config.revocationTopic ?? REVOCATION_TOPIC;
     this.inbox = new Inbox({ capacity: config.inbox?.capacity, maxBytes: config.inbox?.maxBytes ?? 2 * config.link.session.maximumPacketSize });
     // Stage 1: reset reason.
     this.resetReason = hal.system.lastResetReason();
@@ -426,6 +458,14 @@ class DeviceRuntime implements Runtime {
       if (s.unreadable !== undefined) this.fail('safe-mode-unreadable', 'storage', s.unreadable, 'the safe-mode state does not open: safe mode (fail closed)');
     } else this.safe = SafeModeStore.open(unreadablePartition());
 
+    const revocationKey = config.revocationKey;
+    if (revocationKey !== undefined) {
+      const revocationFlash = this.partition('revocation', 'revocation-unreadable');
+      if (revocationFlash) this.revocations = this.openStore('revocation-unreadable', () => RevocationStore.open(revocationFlash, hal.crypto, revocationKey));
+      const held = this.revocations?.holding().list;
+      if (held !== undefined && isDeviceRevoked(held, config.deviceId)) this.deviceRevoked = true;
+    }
+
     const journalFlash = this.partition('journal', 'journal-unreadable');
     if (this.replay && journalFlash) {
       const keys = this.deviceKeys();
@@ -442,6 +482,7 @@ class DeviceRuntime implements Runtime {
         actuator: hal.actuator,
         clock: hal.clock,
         onEvent: (event) => this.onCommandEvent(event),
+        keyGate: (keyId) => this.commandKeyGate(keyId),
       });
     }
   }
@@ -514,6 +555,7 @@ class DeviceRuntime implements Runtime {
       const cause = failureRow(f.code).safeMode;
       if (cause !== undefined) this.enterSafeMode(cause);
     }
+    if (this.deviceRevoked) this.enterSafeMode('revoked');
   }
 
   private connect(): void {
@@ -539,10 +581,74 @@ class DeviceRuntime implements Runtime {
       this.scheduler.every('update-retry', config.update?.requestRetryMs ?? DEFAULT_UPDATE_RETRY_MS, (t) => this.updates?.tick(t), this.lastTick);
     }
     this.link = new TelemetryLink(
-      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto), subscriptions: this.updates === undefined ? [this.commandTopic] : [this.commandTopic, this.updateTopic] },
+      { ...config.link, outbox: this.outbox, counter: this.counter, keys: this.deviceKeys(), primitives: envelopePrimitives(hal.crypto), subscriptions: this.subscriptions() },
       { connector: hal.connector, clock: hal.clock, entropy: hal.entropy, onEvent: (event) => this.onLinkEvent(event), onMessage: (topic, payload) => this.onLinkMessage(topic, payload) },
     );
     this.link.start(this.lastTick);
+  }
+
+  private subscriptions(): string[] {
+    const topics = [this.commandTopic];
+    if (this.updates !== undefined) topics.push(this.updateTopic);
+    if (this.config.revocationKey !== undefined) topics.push(this.revocationTopic);
+    return topics;
+  }
+
+  // ------------------------------------------------------------ revocation
+
+  /** The command processor's gate: a revoked command key, or no readable list with a revocation key provisioned, refuses. */
+  private commandKeyGate(keyId: number): { reason: 'key-revoked' | 'revocation-unavailable'; detail: string } | undefined {
+    if (this.config.revocationKey === undefined) return undefined;
+    const store = this.revocations;
+    if (store === undefined) return { reason: 'revocation-unavailable', detail: 'the revocation store did not open: no command is known not to be revoked' };
+    const list = store.holding().list;
+    if (list !== undefined && isCommandKeyRevoked(list, keyId)) return { reason: 'key-revoked', detail: `command key ${keyId} is revoked by revocation list ${list.number}` };
+    return undefined;
+  }
+
+  receiveRevocationList(bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('a revocation list is a Uint8Array');
+    this.onRevocationList(bytes);
+  }
+
+  /** A revocation list from the revocation topic (the scheduler's turn): verified, persisted when newer, then enforced. */
+  private onRevocationList(bytes: Uint8Array): void {
+    const store = this.revocations;
+    if (store === undefined) {
+      this.auditEvent({ kind: 'revocation-refused', reason: this.config.revocationKey === undefined ? 'no-key' : 'store-unavailable' });
+      return;
+    }
+    let list: RevocationList;
+    try {
+      list = store.accept(bytes);
+    } catch (error) {
+      if (error instanceof RevocationError) {
+        // The retained list comes again at every connect: the one held is not news.
+        if (error.code === 'not-newer') return;
+        this.hal.log.write('warn', 'runtime', 'revocation list refused', { code: error.code });
+        this.auditEvent({ kind: 'revocation-refused', reason: error.code });
+        return;
+      }
+      if (!(error instanceof StorageError)) throw error;
+      this.hal.log.write('error', 'runtime', 'revocation list not stored', { error: error.message });
+      this.auditEvent({ kind: 'revocation-refused', reason: 'storage' });
+      return;
+    }
+    this.hal.log.write('info', 'runtime', 'revocation list accepted', { number: list.number, entries: list.entries.length });
+    this.auditEvent({ kind: 'revocation-accepted', number: list.number, entries: list.entries.length });
+    if (!this.deviceRevoked && isDeviceRevoked(list, this.config.deviceId)) {
+      this.deviceRevoked = true;
+      this.enterSafeMode('revoked');
+    }
+  }
+
+  private revocationStatus(): RevocationStatus {
+    if (this.config.revocationKey === undefined) return { state: 'no-key' };
+    const store = this.revocations;
+    if (store === undefined) return { state: 'unreadable' };
+    const held = store.holding();
+    const list = held.list;
+    return { state: 'held', number: held.number, entries: list?.entries.length ?? 0, commandKeyRevoked: list !== undefined && isCommandKeyRevoked(list, this.config.commandKey.keyId), deviceRevoked: this.deviceRevoked };
   }
 
   // ------------------------------------------------------------ events
@@ -587,6 +693,8 @@ class DeviceRuntime implements Runtime {
     } else if (event.reason === 'replay' || event.reason === 'stale') {
       this.counts.count('replayRejections');
       this.auditEvent({ kind: 'replay-rejected', channel: 'command', keyId: event.keyId, counter: event.counter ?? 0 });
+    } else if (event.reason === 'key-revoked') {
+      this.auditEvent({ kind: 'command-revoked', keyId: event.keyId, counter: event.counter ?? 0 });
     }
   }
 
@@ -619,12 +727,17 @@ class DeviceRuntime implements Runtime {
 
   /** A message on a subscribed device topic (not the receipt topic): queued for the scheduler, never handled inside the socket callback. */
   private onLinkMessage(topic: string, payload: Uint8Array): void {
-    const channel = topic === this.commandTopic ? 'command' : topic === this.updateTopic && this.updates !== undefined ? 'update' : undefined;
+    const channel =
+      topic === this.commandTopic ? 'command' : topic === this.updateTopic && this.updates !== undefined ? 'update' : topic === this.revocationTopic && this.config.revocationKey !== undefined ? 'revocation' : undefined;
     if (channel === undefined) return;
     if (this.inbox.push(channel, payload)) return;
-    // Full: dropped and counted. A log line at the 1st, 2nd, 4th, 8th … drop of the boot, so a flood does not flood the log too.
+    // Full: dropped and counted. A log line and an audit entry (records-dropped, store inbox) at the 1st, 2nd, 4th, 8th … drop of the boot, so a flood floods neither.
     const dropped = this.inbox.dropped();
-    if ((dropped & (dropped - 1)) === 0) this.hal.log.write('warn', 'runtime', 'inbox full: message dropped', { channel, dropped, bytes: payload.length });
+    if ((dropped & (dropped - 1)) === 0) {
+      this.hal.log.write('warn', 'runtime', 'inbox full: message dropped', { channel, dropped, bytes: payload.length });
+      this.auditEvent({ kind: 'records-dropped', store: 'inbox', count: Math.min(dropped - this.lastInboxAudit, 0xffffffff), total: Math.min(dropped, 0xffffffff) });
+      this.lastInboxAudit = dropped;
+    }
   }
 
   /**
@@ -638,6 +751,7 @@ class DeviceRuntime implements Runtime {
       const message = this.inbox.shift();
       if (message === undefined) return;
       if (message.channel === 'command') this.answerCommand(message.payload);
+      else if (message.channel === 'revocation') this.onRevocationList(message.payload);
       else this.updates?.onMessage(message.payload, now);
     }
   }
@@ -665,6 +779,7 @@ class DeviceRuntime implements Runtime {
     const causes: string[] = [];
     for (const f of this.failures) if (failureRow(f.code).safeMode !== undefined) causes.push(f.code);
     if (this.clockManipulated) causes.push('clock');
+    if (this.deviceRevoked) causes.push('revoked');
     return causes;
   }
 
@@ -1029,6 +1144,7 @@ class DeviceRuntime implements Runtime {
       auditPublished: this.counts.value('auditPublished'),
       commandReplies: this.counts.value('commandReplies'),
       inboxDropped: this.inbox.dropped(),
+      revocation: this.revocationStatus(),
     } satisfies RuntimeStatus);
   }
 

@@ -45,7 +45,11 @@ export type SafeModeEntryCause =
   /** A failed trial boot could not be rolled back (no other slot verifies at or above the floor). */
   | 'no-rollback'
   /** `safe-mode on` on the unlocked serial console (docs/spec/console.md). */
-  | 'console';
+  | 'console'
+  /** The accepted revocation list names this device (docs/spec/revocation.md): only updates and diagnostics; no leave while it does. */
+  | 'revoked'
+  /** A signed quarantine command (docs/spec/commands.md): left only by a signed leave-quarantine. */
+  | 'quarantine';
 
 /** Why the device left safe mode: a verified leave-safe-mode command, or `safe-mode off` on the unlocked serial console. */
 export type SafeModeLeaveCause = 'command' | 'console';
@@ -62,6 +66,8 @@ export const SAFE_MODE_CAUSE_CODES = Object.freeze({
   clock: 0x04,
   'no-rollback': 0x05,
   console: 0x06,
+  revoked: 0x07,
+  quarantine: 0x08,
   /** Leave causes: 0x80 and above. */
   'leave-command': 0x81,
   'leave-console': 0x82,
@@ -69,7 +75,7 @@ export const SAFE_MODE_CAUSE_CODES = Object.freeze({
   unreadable: 0xfe,
 });
 
-const ENTRY_CAUSES: readonly SafeModeEntryCause[] = Object.freeze(['command', 'policy', 'storage', 'clock', 'no-rollback', 'console'] as const);
+const ENTRY_CAUSES: readonly SafeModeEntryCause[] = Object.freeze(['command', 'policy', 'storage', 'clock', 'no-rollback', 'console', 'revoked', 'quarantine'] as const);
 const LEAVE_CODES: Readonly<Record<SafeModeLeaveCause, number>> = Object.freeze({ command: SAFE_MODE_CAUSE_CODES['leave-command'], console: SAFE_MODE_CAUSE_CODES['leave-console'] });
 const CAUSE_SPAN = 256;
 

@@ -22,7 +22,7 @@ export type AuditChannel = 'command' | 'telemetry';
 /** Which key a rotation replaced. */
 export type AuditKeyRole = 'root' | 'targets' | 'device' | 'audit';
 /** Which store dropped records. */
-export type AuditStore = 'outbox';
+export type AuditStore = 'outbox' | 'inbox';
 
 export type AuditEvent =
   | { readonly kind: 'update-staged'; readonly imageVersion: number; readonly securityVersion: number; readonly slot: number; readonly resumedAtChunk: number }
@@ -37,6 +37,12 @@ export type AuditEvent =
   | { readonly kind: 'key-rotated'; readonly role: AuditKeyRole; readonly fromVersion: number; readonly toVersion: number }
   | { readonly kind: 'replay-rejected'; readonly channel: AuditChannel; readonly keyId: number; readonly counter: number }
   | { readonly kind: 'forgery-rejected'; readonly channel: AuditChannel; readonly keyId: number; readonly counter: number }
+  /** An authentic command refused because the accepted revocation list revokes its command key. */
+  | { readonly kind: 'command-revoked'; readonly keyId: number; readonly counter: number }
+  /** A revocation list accepted and stored (its number and entry count). */
+  | { readonly kind: 'revocation-accepted'; readonly number: number; readonly entries: number }
+  /** A revocation list refused (its RevocationError code, `no-key`, `store-unavailable`, or `storage`). */
+  | { readonly kind: 'revocation-refused'; readonly reason: string }
   | { readonly kind: 'safe-mode-entered'; readonly reason: string }
   | { readonly kind: 'safe-mode-left'; readonly reason: string }
   | { readonly kind: 'records-dropped'; readonly store: AuditStore; readonly count: number; readonly total: number }
@@ -71,11 +77,14 @@ export const AUDIT_KIND_CODES: Readonly<Record<AuditEventKind, number>> = Object
   'key-rotated': 0x10,
   'replay-rejected': 0x11,
   'forgery-rejected': 0x12,
+  'command-revoked': 0x13,
   'safe-mode-entered': 0x20,
   'safe-mode-left': 0x21,
   'records-dropped': 0x22,
   'watchdog-reset': 0x23,
   'clock-jump': 0x24,
+  'revocation-accepted': 0x25,
+  'revocation-refused': 0x26,
   'console-unlocked': 0x30,
   'dropped-unacknowledged': 0x40,
   'console-refused': 0x31,
@@ -84,7 +93,7 @@ export const AUDIT_KIND_CODES: Readonly<Record<AuditEventKind, number>> = Object
 
 const KEY_ROLES: readonly AuditKeyRole[] = Object.freeze(['root', 'targets', 'device', 'audit'] as const);
 const CHANNELS: readonly AuditChannel[] = Object.freeze(['command', 'telemetry'] as const);
-const STORES: readonly AuditStore[] = Object.freeze(['outbox'] as const);
+const STORES: readonly AuditStore[] = Object.freeze(['outbox', 'inbox'] as const);
 const TWO_TO_32 = 0x1_0000_0000;
 const MAX_HIGH = 0x1f_ffff;
 
@@ -223,7 +232,14 @@ export function encodeAuditEvent(event: AuditEvent): { code: number; body: Uint8
       break;
     case 'safe-mode-entered':
     case 'safe-mode-left':
+    case 'revocation-refused':
       w.token(event.reason, 'reason');
+      break;
+    case 'command-revoked':
+      w.u32(event.keyId, 'keyId').u53(event.counter, 'counter');
+      break;
+    case 'revocation-accepted':
+      w.u32(event.number, 'number').u32(event.entries, 'entries');
       break;
     case 'records-dropped':
       w.u8(indexOf(STORES, event.store, 'store'), 'store').u32(event.count, 'count').u32(event.total, 'total');
@@ -362,7 +378,14 @@ export function decodeAuditEvent(code: number, body: Uint8Array): AuditEvent {
       break;
     case 'safe-mode-entered':
     case 'safe-mode-left':
+    case 'revocation-refused':
       event = { kind, reason: r.token('reason') };
+      break;
+    case 'command-revoked':
+      event = { kind, keyId: r.u32(), counter: r.u53('counter') };
+      break;
+    case 'revocation-accepted':
+      event = { kind, number: r.u32(), entries: r.u32() };
       break;
     case 'records-dropped':
       event = { kind, store: r.pick(STORES, 'store'), count: r.u32(), total: r.u32() };

@@ -141,4 +141,14 @@ describe('mosquitto with the generated password and ACL files', { skip }, () => 
     assert.deepEqual((await a.waitFor(1)).map((g) => g.payload.toString()), ['for-a'], 'A got its own command, not B\'s');
     assert.deepEqual((await q.waitFor(1)).map((g) => g.payload.toString()), ['update-q'], 'the quarantined device got its update, not its command');
   });
+
+  it('the fleet-wide revocation list: the backend publishes it retained, every device with an account reads it (also after the fact), no device may publish it', async () => {
+    const sender = await client(broker.port, { protocolVersion: 5, clientId: 'backend-r', ...backend });
+    await sender.publishAsync('holdfast/fleet/revocation', 'list-1', { qos: 1, retain: true });
+    const a = await subscriber(broker.port, { protocolVersion: 5, clientId: 'a-rev', username: A.deviceId, password: passwordOf(A) }, 'holdfast/fleet/revocation');
+    const q = await subscriber(broker.port, { protocolVersion: 5, clientId: 'q-rev', username: Q.deviceId, password: passwordOf(Q) }, 'holdfast/fleet/revocation');
+    assert.deepEqual((await a.waitFor(1)).map((g) => [g.topic, g.payload.toString()]), [['holdfast/fleet/revocation', 'list-1']], 'A got the retained list');
+    assert.deepEqual((await q.waitFor(1)).map((g) => g.payload.toString()), ['list-1'], 'the quarantined device too');
+    await assert.rejects(a.client.publishAsync('holdfast/fleet/revocation', 'forged', { qos: 1, retain: true }), (e: Error & { code?: number }) => e.code === 0x87);
+  });
 });

@@ -159,7 +159,7 @@ describe('holdfast fleet', () => {
     const acl = readFileSync(join(out, 'acl'), 'utf8');
     const fleet = loadFleet(inv);
     const quarantined = fleet.devices.find((d) => d.state === 'quarantined')!.deviceId;
-    assert.match(acl, new RegExp(`user ${quarantined}\\ntopic read holdfast/${quarantined}/receipt\\ntopic read holdfast/${quarantined}/update\\ntopic write holdfast/${quarantined}/telemetry\\n`));
+    assert.match(acl, new RegExp(`user ${quarantined}\\ntopic read holdfast/${quarantined}/receipt\\ntopic read holdfast/${quarantined}/update\\ntopic read holdfast/fleet/revocation\\ntopic write holdfast/${quarantined}/telemetry\\n`));
     assert.match(readFileSync(join(out, 'mosquitto.conf'), 'utf8'), /allow_anonymous false/);
     expectExit(deny, 0, 'deny policy');
     assert.ok(!readFileSync(join(dir, 'broker-deny', 'passwords'), 'utf8').includes(quarantined), 'deny: no account for the quarantined device');

@@ -12,7 +12,7 @@ import { decodeCommandReply, COMMAND_REPLY_TYPE } from '../../firmware/runtime/c
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
 import { equal, ok, throws } from '../support/check.ts';
 import type { CaseEnv, CaseSuite, FirmwareCase } from '../support/cases.ts';
-import { bootDevice, flashOptions, makeFleet, provision, type Device, type Fleet, type BootOptions } from './runtime-world.ts';
+import { bootDevice, readAudit, flashOptions, makeFleet, provision, type Device, type Fleet, type BootOptions } from './runtime-world.ts';
 import { COMMAND_TOPIC, connect, pump, telemetryRecords } from './mqtt-link-support.ts';
 import { attachConsole } from './console-world.ts';
 import type { FakeBroker } from '../protocol/session-broker.ts';
@@ -109,7 +109,7 @@ const cases: FirmwareCase[] = [
     name: 'runtime: a flood beyond the bound is dropped and counted (status, console status, one log line per power of two), memory stays bounded; the messages kept are handled in order and the dropped ones are not answered',
     run(env) {
       const fleet = makeFleet();
-      const { d, broker } = booted(env, fleet, { config: { inbox: { capacity: 2 } } });
+      const { d, broker, flash } = booted(env, fleet, { config: { inbox: { capacity: 2 } } });
       const commands = [21, 22, 23, 24, 25, 26].map((c) => fleet.command(c, 'set-output', { target: 3, value: c % 2 }));
       deliverAtOnce(d, broker, commands, 200);
       const s = d.runtime.inboxStats();
@@ -117,6 +117,12 @@ const cases: FirmwareCase[] = [
       equal(d.runtime.status().inboxDropped, 4, 'the status counts them');
       const drops = d.logs.filter((l) => l.startsWith('warn runtime: inbox full'));
       equal(drops.length, 3, `logged at the 1st, 2nd and 4th drop: ${drops.join(' | ')}`);
+      // Audited too, at the same drops: records-dropped (store inbox, count since the last entry, total this boot).
+      const audited = readAudit(flash, fleet)
+        .records.map((r) => r.event)
+        .filter((e) => e?.kind === 'records-dropped')
+        .map((e) => (e?.kind === 'records-dropped' ? `${e.store}/${e.count}/${e.total}` : ''));
+      equal(audited.join(','), 'inbox/1/1,inbox/1/2,inbox/2/4', 'audited at the 1st, 2nd and 4th drop');
       pump(d, broker);
       equal(d.actuator.applied.map((a) => a.counter).join(','), '21,22', 'the first two applied, in order');
       equal(replyCounters(broker, fleet).join(','), '21,22', 'only those answered (the cloud resends the others)');

@@ -14,6 +14,8 @@ import type { ResetReason } from '../../firmware/hal/system.ts';
 import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { commandKeyId, ed25519Signer, sealCommand } from '../../firmware/security/envelope-command.ts';
 import { ReplayStore } from '../../firmware/security/replay-store.ts';
+import { encodeRevocationBody, sealRevocationList, type RevocationEntry } from '../../firmware/security/revocation.ts';
+import { RevocationStore } from '../../firmware/security/revocation-store.ts';
 import { Counter } from '../../firmware/storage/counter.ts';
 import { Outbox } from '../../firmware/storage/outbox.ts';
 import { AuditLog, type AuditRead } from '../../firmware/storage/audit-log.ts';
@@ -63,6 +65,7 @@ export function partsOf(flash: FlashPartition): Parts {
 }
 
 const FLEET_SECRET = new Uint8Array(32).fill(0x5c);
+const REVOCATION_SECRET = new Uint8Array(32).fill(0x6d);
 
 export interface Fleet {
   readonly crypto: Crypto;
@@ -72,6 +75,9 @@ export interface Fleet {
   command(counter: number, name: string, values?: Record<string, number>, deviceId?: Uint8Array): Uint8Array;
   /** The fleet's root of trust, provisioned into the trust store. */
   readonly root: ReturnType<typeof testWorld>;
+  /** The fleet's revocation-list key (public), and a list it signs. */
+  readonly revocationKey: Uint8Array;
+  revocationList(number: number, entries?: readonly RevocationEntry[]): Uint8Array;
 }
 
 /** Ed25519 verification memoised by the exact bytes (sound: same bytes, same answer): keeps the power-cut runs affordable in XS. */
@@ -101,11 +107,18 @@ export function makeFleet(): Fleet {
   const keyId = commandKeyId(crypto, publicKey);
   const sign = ed25519Signer(FLEET_SECRET);
   const root = testWorld(crypto);
+  const revocationKey = ed.getPublicKey(REVOCATION_SECRET);
+  const signRevocation = ed25519Signer(REVOCATION_SECRET);
   return {
     crypto,
     keyId,
     publicKey,
     root,
+    revocationKey,
+    revocationList: (number, entries = []) => {
+      const body = encodeRevocationBody(crypto, { number, issuedAt: 0, entries }, revocationKey);
+      return sealRevocationList(body, signRevocation(body));
+    },
     command: (counter, name, values = {}, deviceId = TEST_DEVICE_ID) => sealCommand(encodeCommandPayload(policyRow(name), values), { deviceId, counter: { next: () => counter }, keyId, sign }),
   };
 }
@@ -141,6 +154,8 @@ export function provision(flash: FlashPartition, fleet: Fleet, skip: readonly Pa
   if (audit) AuditLog.format(audit);
   const outbox = at('outbox');
   if (outbox) Outbox.format(outbox);
+  const revocation = at('revocation');
+  if (revocation) RevocationStore.format(revocation, fleet.crypto);
   return p;
 }
 

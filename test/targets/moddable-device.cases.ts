@@ -30,6 +30,7 @@ import { bootProvisionedDevice } from '../../firmware/targets/moddable/device.ts
 import { provisioningImage, PROVISIONING_PARTITION_LABEL } from '../../firmware/security/provisioning.ts';
 import { failureBit } from '../../firmware/runtime/boot.ts';
 import { SafeModeStore } from '../../firmware/runtime/safe-mode.ts';
+import { RevocationStore } from '../../firmware/security/revocation-store.ts';
 import { SAMPLE_BROKER_PASSWORD, sampleIdentity } from '../security/provisioning.cases.ts';
 
 function install(env: CaseEnv, running: 'ota_0' | 'ota_1'): EmuModdable {
@@ -277,6 +278,10 @@ export const suite: CaseSuite = {
           const big = provisioned(env, fleet);
           const extra: Record<string, { flash: FlashPartition; encrypted: boolean }> = { otadata: { flash: strict(), encrypted: true }, ota_0: { flash: strict(), encrypted: true }, ota_1: { flash: strict(), encrypted: true } };
           if (record !== 'missing') extra[PROVISIONING_PARTITION_LABEL] = { flash: env.createFlash({ blocks: 1, blockLength: 4096, mode: 'strict' }), encrypted: true };
+          // The record has a revocation key: the runtime opens its revocation store.
+          const revocation = env.createFlash({ blocks: 4, blockLength: 4096, mode: 'plain' });
+          RevocationStore.format(revocation, fleet.crypto);
+          extra[PARTITION_LABELS.revocation] = { flash: revocation, encrypted: false };
           const emu = createEmuModdable({ partitions: runtimePartitions(big, extra), runningPartition: 'ota_0', startMs: 0xffff_ff00 });
           installEmuModdable(emu);
           const prov = createDeviceHal({ writeLine: () => undefined }).partition(PROVISIONING_PARTITION_LABEL);

@@ -34,6 +34,8 @@ export const MOSQUITTO_DEFAULT_ITERATIONS = 101;
 export const MOSQUITTO_SALT_BYTES = 12;
 export const MOSQUITTO_HASH_BYTES = 64;
 export const TOPIC_ROOT = 'holdfast';
+/** Where the fleet publishes its signed revocation list, retained (the runtime's REVOCATION_TOPIC). */
+export const REVOCATION_LIST_TOPIC = `${TOPIC_ROOT}/fleet/revocation`;
 
 export type QuarantinePolicy = 'restrict' | 'deny';
 
@@ -67,7 +69,7 @@ export function defaultServices(names: readonly string[], random: (n: number) =>
     username,
     password: Buffer.from(random(24)).toString('base64url'),
     read: [`${TOPIC_ROOT}/+/telemetry`],
-    write: [`${TOPIC_ROOT}/+/receipt`, `${TOPIC_ROOT}/+/cmd`, `${TOPIC_ROOT}/+/update`],
+    write: [`${TOPIC_ROOT}/+/receipt`, `${TOPIC_ROOT}/+/cmd`, `${TOPIC_ROOT}/+/update`, REVOCATION_LIST_TOPIC],
   }));
 }
 
@@ -85,7 +87,8 @@ export function deviceAcl(device: FleetDevice, policy: QuarantinePolicy): { read
   if (device.state === 'revoked') return undefined;
   if (device.state === 'quarantined' && policy === 'deny') return undefined;
   const base = `${TOPIC_ROOT}/${device.deviceId}`;
-  const read = [`${base}/receipt`, `${base}/update`];
+  // The fleet's signed revocation list, retained on one fleet-wide topic (docs/spec/device-topics.md): every device that may log in reads it.
+  const read = [`${base}/receipt`, `${base}/update`, REVOCATION_LIST_TOPIC];
   if (device.state === 'active') read.splice(1, 0, `${base}/cmd`);
   return { read, write: [`${base}/telemetry`] };
 }

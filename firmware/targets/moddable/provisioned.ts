@@ -12,8 +12,8 @@
  *   audit log does not open (its key derives from the device secret the
  *   record holds), no runtime, no network;
  * - a record: the RuntimeConfig (device id, secret, key id, command key,
- *   broker host and port, user name = device id hex, password derived from
- *   the secret), and the console and revocation keys for the target.
+ *   revocation key, broker host and port, user name = device id hex,
+ *   password derived from the secret), and the console key for the target.
  *
  * Pure over the HAL's partitions and crypto: tests drive it with the
  * emulated Moddable modules (tools/xs/moddable-emu/).
@@ -89,6 +89,7 @@ export function runtimeConfigOf(crypto: Crypto, identity: ProvisioningIdentity):
       port: identity.brokerPort,
       session: { ...DEVICE_SESSION, clientId: id, username: id, password: ascii(deriveBrokerPassword(crypto, identity.deviceSecret, identity.deviceId)) },
     },
+    ...(identity.revocationKey === undefined ? {} : { revocationKey: identity.revocationKey }),
   };
 }
 

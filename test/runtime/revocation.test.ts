@@ -1,0 +1,4 @@
+import { suite } from './revocation.cases.ts';
+import { testInBothEngines } from '../support/engines.ts';
+
+testInBothEngines(suite, new URL('./revocation.cases.ts', import.meta.url).href);
