@@ -36,6 +36,7 @@ import { IngestService } from '../../tools/ingest/ingest.ts';
 import { parseInventory } from '../../tools/ingest/inventory.ts';
 import { openReceipt } from '../../firmware/security/receipt.ts';
 import mqtt from 'mqtt';
+import pg from 'pg';
 import { Rng } from '../../tools/sim/rng.ts';
 import { holdfast } from '../cli/cli-harness.ts';
 import { deviceClient, INGEST_ACCOUNT, inventoryJson, makeFleet, PRIMITIVES, publishAll, publishInChunks, seal, startBroker, tempDir, waitUntil, writeInventory, type TestDevice } from './ingest-helpers.ts';
@@ -70,6 +71,15 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
         for (let k = 0; k < copies; k++) deliveries.push({ device, keyId: 1, counter: c, payload: new Uint8Array([c & 0xff, c >> 8]), arrivedAt: Date.now() });
       }
     }
+    // One more device whose counters jump by 2,700 (a reboot's skip): its low records are fresh or stale depending on
+    // which commits first, so a record inserted before the window locks may have to be taken out again (stale).
+    const jumper = 'd2ffffffffffffff';
+    for (const range of [[1, 300], [3001, 3300]]) {
+      for (let c = range[0]; c <= range[1]; c++) {
+        const copies = 1 + rng.below(2);
+        for (let k = 0; k < copies; k++) deliveries.push({ device: jumper, keyId: 1, counter: c, payload: new Uint8Array([c & 0xff, c >> 8]), arrivedAt: Date.now() });
+      }
+    }
     for (let i = deliveries.length - 1; i > 0; i--) {
       const j = rng.below(i + 1);
       [deliveries[i], deliveries[j]] = [deliveries[j], deliveries[i]];
@@ -94,21 +104,28 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
     const committed: SenderState[] = [];
     let accepted = 0;
     let duplicates = 0;
+    let replays = 0;
     await Promise.all(
       stores.map(async (store, i) => {
         for (const batch of queues[i]) {
           const d = await store.decide(batch);
           accepted += d.accepted;
           duplicates += d.duplicates;
+          replays += d.replays;
           committed.push(...d.senders);
         }
       }),
     );
-    assert.equal(accepted, devices.length * perDevice, `seed ${SEED}: accepted once each`);
-    assert.equal(duplicates, deliveries.length - accepted, 'every other delivery a duplicate');
     const keys = await stores[0].recordKeys();
-    assert.equal(keys.length, devices.length * perDevice, 'one row per record');
+    assert.equal(accepted, keys.length, `seed ${SEED}: one row per acceptance`);
+    assert.equal(keys.filter((k) => k.device !== jumper).length, devices.length * perDevice, 'every record of the steady devices once');
+    assert.equal(duplicates + replays, deliveries.length - accepted, 'every other delivery a duplicate or stale');
     assert.equal(new Set(keys.map((k) => `${k.device}/${k.counter}`)).size, keys.length, 'no record twice');
+    const jumped = keys.filter((k) => k.device === jumper);
+    const jumperWindow = (await stores[0].load()).senders.find((x) => x.device === jumper);
+    assert.equal(jumped.length, jumperWindow?.window.accepted, 'the jumping device: as many rows as its window accepted (a record found stale under the lock is not left behind)');
+    assert.equal(jumped.filter((k) => k.counter > 3000).length, 300, 'the jumping device: every record above the jump');
+    assert.equal(jumperWindow?.replays, jumperWindow === undefined ? 0 : replays, 'refusals as stale: the jumping device only');
     // Each sender's versions 1..n were each handed out by exactly one transaction; a window from version v covers a subset of v + 1's.
     const stored = new Set(keys.map((k) => `${k.device}/${k.counter}`));
     for (const device of devices) {
@@ -128,6 +145,40 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
     const loaded = await stores[0].load();
     assert.equal(loaded.senders.reduce((n, s) => n + s.duplicates, 0), duplicates, 'duplicates counted in the windows');
     assert.equal(loaded.refusals.reduce((n, r) => n + r.count, 0), refused, 'refusal counts added by concurrent transactions, none lost');
+  });
+
+  it('a record inserted before the window lock and found stale under it is taken out again', async () => {
+    const url = await (cluster as PostgresCluster).createDatabase('stale_under_lock');
+    const store = await PostgresStore.open(url);
+    cleanups.push(() => store.close());
+    const device = 'd2eeeeeeeeeeeeee';
+    const delivery = (counter: number): Delivery => ({ device, keyId: 1, counter, payload: new Uint8Array([counter & 0xff]), arrivedAt: Date.now() });
+    await store.decide({ deliveries: [delivery(1)], refusals: [] });
+    // Another writer holds the window and moves it 5,000 ahead, as a worker that accepted a record after a reboot's jump.
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    cleanups.push(() => other.end());
+    await other.query('BEGIN');
+    const row = (await other.query(`SELECT first_counter, highest, bitmap, accepted, version FROM ingest_sender WHERE device = $1 AND key_id = 1 FOR UPDATE`, [device])).rows[0];
+    const moved = new IngestWindow({ first: Number(row.first_counter), highest: Number(row.highest), bitmap: new Uint8Array(row.bitmap), accepted: Number(row.accepted) });
+    moved.accept(5001);
+    const state = moved.state();
+    await other.query(`INSERT INTO ingest_record (device, key_id, counter, payload, arrived_at) VALUES ($1, 1, 5001, '\\x00', now())`, [device]);
+    await other.query(`UPDATE ingest_sender SET highest = $2, bitmap = $3, accepted = $4, version = version + 1 WHERE device = $1 AND key_id = 1`, [device, state.highest, Buffer.from(state.bitmap), state.accepted]);
+    // This batch reads the window before the other commits (counters 2..11 fresh), inserts them, then waits for the lock.
+    const deciding = store.decide({ deliveries: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(delivery), refusals: [] });
+    const watcher = new pg.Client({ connectionString: url });
+    await watcher.connect();
+    cleanups.push(() => watcher.end());
+    await waitUntil(async () => Number((await watcher.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0].n) > 0, 30_000, () => 'the batch waits for the window lock');
+    await other.query('COMMIT');
+    const d = await deciding;
+    assert.equal(d.accepted, 0, 'under the lock the window is 5,001: counters 2..11 are stale');
+    assert.equal(d.replays, 10);
+    assert.deepEqual((await store.recordKeys()).map((k) => k.counter), [1, 5001], 'the rows inserted before the lock were taken out again');
+    const w = (await store.load()).senders.find((x) => x.device === device);
+    assert.equal(w?.window.accepted, 2);
+    assert.equal(w?.replays, 10);
   });
 
   it('a batch whose transaction fails publishes no receipt and is not acknowledged; the redelivered copy is judged against what committed', async () => {

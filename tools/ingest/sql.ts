@@ -79,6 +79,14 @@ export const LOCK_SENDERS = `SELECT s.device, s.key_id, s.first_counter, s.highe
   FROM ingest_sender s JOIN unnest($1::text[], $2::bigint[]) AS u(d, k) ON s.device = u.d AND s.key_id = u.k
   ORDER BY s.device, s.key_id FOR UPDATE OF s`;
 
+/** Several writers: the batch's senders as committed now, without a lock (the first read of `decide`: judged again under LOCK_SENDERS). */
+export const READ_SENDERS = `SELECT s.device, s.key_id, s.first_counter, s.highest, s.bitmap, s.accepted, s.duplicates, s.replays, s.version
+  FROM ingest_sender s JOIN unnest($1::text[], $2::bigint[]) AS u(d, k) ON s.device = u.d AND s.key_id = u.k`;
+
+/** Several writers: records inserted before the lock that the locked windows judge stale after all (another writer moved H by W or more meanwhile). */
+export const DELETE_RECORDS = `DELETE FROM ingest_record r USING unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(d, k, c)
+  WHERE r.device = u.d AND r.key_id = u.k AND r.counter = u.c`;
+
 /** Serializes schema creation among workers starting at once (CREATE TABLE IF NOT EXISTS races otherwise); any constant works, this one spells "hfst". */
 export const SCHEMA_LOCK = `SELECT pg_advisory_xact_lock(1751544692)`;
 

@@ -10,19 +10,33 @@
  *   1. make sure a row exists for every sender of the batch (ENSURE_SENDERS:
  *      an empty window at version 0; skipped for senders this process has
  *      seen committed, since rows are never deleted);
- *   2. read and row-lock them, in (device, key id) order (LOCK_SENDERS:
- *      SELECT … FOR UPDATE): a worker whose batch shares a sender waits
- *      here until the holder commits, then reads the committed window;
- *   3. judge the deliveries against those windows, in arrival order
- *      (./decide.ts, the same code as the embedded ingest);
- *   4. insert the fresh records (plain INSERT: the primary key refuses a
- *      second row for one counter, failing the whole transaction), write
- *      the windows (version-checked UPDATE, version + 1), add refusals;
- *   5. COMMIT; only then return the windows as committed (receipts).
- * A deadlock (40P01) or serialization failure (40001) rolls back and runs
- * the transaction again from step 1; any other error rolls back and
- * rejects (the worker then stops without acknowledging: the broker
- * redelivers, and the database decides again).
+ *   2. read their windows as committed, without a lock (READ_SENDERS), and
+ *      judge the deliveries against them (./decide.ts, the same code as the
+ *      embedded ingest): the records found fresh are inserted now, outside
+ *      the window locks (plain INSERT: a record another writer inserted,
+ *      committed or not, makes this one wait for it and then fail with a
+ *      unique violation, 23505: the transaction runs again and finds it a
+ *      duplicate);
+ *   3. read and row-lock the windows, in (device, key id) order
+ *      (LOCK_SENDERS: SELECT … FOR UPDATE): a worker whose batch shares a
+ *      sender waits here until the holder commits, then reads the committed
+ *      window;
+ *   4. judge the deliveries again, against the locked windows: this is the
+ *      decision. Windows only gain counters, so what is fresh now was fresh
+ *      in step 2 and is inserted; what step 2 inserted and is no longer
+ *      fresh (another writer moved H by W or more meanwhile: stale) is
+ *      deleted (DELETE_RECORDS);
+ *   5. write the windows (version-checked UPDATE, version + 1), add
+ *      refusals, COMMIT; only then return the windows as committed
+ *      (receipts).
+ * Why insert before the lock: the record INSERT is most of a batch's
+ * database time, and under round-robin dispatch every batch locks nearly
+ * every window, so what happens under the locks is serial across workers
+ * (docs/design/scale-out.md).
+ * A deadlock (40P01), serialization failure (40001) or unique violation
+ * (23505, step 2) rolls back and runs the transaction again from step 1;
+ * any other error rolls back and rejects (the worker then stops without
+ * acknowledging: the broker redelivers, and the database decides again).
  *
  * Durability: a COMMIT returns once the server wrote its WAL (fsync on,
  * synchronous_commit on: PostgreSQL's defaults), so an accepted record
@@ -33,7 +47,7 @@
 import pg from 'pg';
 import { judge, type JudgedSender } from './decide.ts';
 import {
-  byteaArrayLiteral, ENSURE_SENDERS, formatRowMissing, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, loadedState, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
+  byteaArrayLiteral, DELETE_RECORDS, ENSURE_SENDERS, formatRowMissing, READ_SENDERS, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, loadedState, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
   SELECT_FORMAT, SELECT_RECORD_KEYS, SELECT_RECORDS, SELECT_REFUSALS, SELECT_SENDERS, senderColumns, senderFromRow, senderUpdateColumns,
   UPDATE_SENDERS, UPSERT_REFUSALS,
 } from './sql.ts';
@@ -59,8 +73,8 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** SQLSTATEs after which the whole transaction is simply run again: deadlock_detected, serialization_failure. */
-const RETRY_CODES = new Set(['40P01', '40001']);
+/** SQLSTATEs after which the whole transaction is simply run again: deadlock_detected, serialization_failure, unique_violation (only the record INSERT of `decide` can raise it: another writer has the record). */
+const RETRY_CODES = new Set(['40P01', '40001', '23505']);
 const MAX_ATTEMPTS = 20;
 const EMPTY_BITMAP = Buffer.alloc(WINDOW_BITMAP_BYTES);
 
@@ -133,21 +147,34 @@ export class PostgresStore implements SharedIngestStore {
       const key = `${d.device}/${d.keyId}`;
       if (!keys.has(key)) keys.set(key, { device: d.device, keyId: d.keyId });
     }
-    const locked = new Map<string, LockedSender>();
-    if (keys.size > 0) {
-      const all = [...keys.values()];
-      const unknown = all.filter((k) => !this.known.has(`${k.device}/${k.keyId}`));
-      if (unknown.length > 0) await this.client.query(ENSURE_SENDERS, [unknown.map((k) => k.device), unknown.map((k) => k.keyId), EMPTY_BITMAP]);
-      const rows = await this.client.query<Record<string, unknown>>(LOCK_SENDERS, [all.map((k) => k.device), all.map((k) => k.keyId)]);
-      for (const row of rows.rows) {
+    const all = [...keys.values()];
+    const keyColumns = [all.map((k) => k.device), all.map((k) => k.keyId)];
+    const windows = async (statement: string): Promise<Map<string, LockedSender>> => {
+      const out = new Map<string, LockedSender>();
+      if (all.length === 0) return out;
+      for (const row of (await this.client.query<Record<string, unknown>>(statement, keyColumns)).rows) {
         const s = senderFromRow(row);
         // Version 0: the empty window ENSURE_SENDERS just made in this transaction (a writer that makes one updates it before committing).
-        locked.set(`${s.device}/${s.keyId}`, { device: s.device, keyId: s.keyId, window: s.version === 0 ? new IngestWindow() : new IngestWindow(s.window), duplicates: s.duplicates, replays: s.replays, version: s.version });
+        out.set(`${s.device}/${s.keyId}`, { device: s.device, keyId: s.keyId, window: s.version === 0 ? new IngestWindow() : new IngestWindow(s.window), duplicates: s.duplicates, replays: s.replays, version: s.version });
       }
-      if (locked.size !== keys.size) throw new Error(`internal: ${keys.size - locked.size} sender row(s) missing after ENSURE_SENDERS`);
-    }
+      if (out.size !== keys.size) throw new Error(`internal: ${keys.size - out.size} sender row(s) missing after ENSURE_SENDERS`);
+      return out;
+    };
+    const unknown = all.filter((k) => !this.known.has(`${k.device}/${k.keyId}`));
+    if (unknown.length > 0) await this.client.query(ENSURE_SENDERS, [unknown.map((k) => k.device), unknown.map((k) => k.keyId), EMPTY_BITMAP]);
+    // Step 2: judged against the committed windows, the fresh records go in before any window is locked.
+    const unlocked = await windows(READ_SENDERS);
+    const early = judge(batch.deliveries, (device, keyId) => unlocked.get(`${device}/${keyId}`) as LockedSender).records;
+    await this.writeRecords(recordColumns(early));
+    // Steps 3 and 4: the decision, under the locks.
+    const locked = await windows(LOCK_SENDERS);
     const judged = judge(batch.deliveries, (device, keyId) => locked.get(`${device}/${keyId}`) as LockedSender);
-    await this.writeRecords(recordColumns(judged.records));
+    const recordKey = (r: { device: string; keyId: number; counter: number }) => `${r.device}/${r.keyId}/${r.counter}`;
+    const inserted = new Set(early.map(recordKey));
+    const kept = new Set(judged.records.map(recordKey));
+    for (const key of kept) if (!inserted.has(key)) throw new Error(`internal: ${key} is fresh under the lock but was not fresh before it (a window went back?)`);
+    const stale = early.filter((r) => !kept.has(recordKey(r)));
+    if (stale.length > 0) await this.client.query(DELETE_RECORDS, [stale.map((r) => r.device), stale.map((r) => r.keyId), stale.map((r) => r.counter)]);
     const senders: SenderState[] = judged.touched.map((s) => ({ device: s.device, keyId: s.keyId, window: s.window.state(), duplicates: s.duplicates, replays: s.replays, version: s.version }));
     if (senders.length > 0) await this.updateSenders(senders);
     await this.addRefusals(batch.refusals);
