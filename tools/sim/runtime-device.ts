@@ -78,6 +78,8 @@ export function layoutOf(l: RuntimeLayout): Record<PartitionKey, readonly [numbe
   add('otadata', 2);
   add('ota0', l.slotBlocks);
   add('ota1', l.slotBlocks);
+  // A store the runtime gained since this layout was written: two blank blocks (the factory in fleet-firmware.ts formats only the stores it knows).
+  for (const key of Object.keys(PARTITION_LABELS) as PartitionKey[]) if (out[key] === undefined) add(key, 2);
   return out as Record<PartitionKey, readonly [number, number]>;
 }
 
