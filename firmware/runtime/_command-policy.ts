@@ -51,6 +51,9 @@ export const COMMAND_POLICY: readonly PolicyRow[] = Object.freeze([
   row(0x30, 'enter-safe-mode', 'mode', false, 2, []),
   /** Refused by the runtime (not the table) while a cause found in this boot stands (docs/spec/safe-mode.md). */
   row(0x31, 'leave-safe-mode', 'mode', true, 2, []),
+  /** Safe mode with cause quarantine (also from safe mode: the cause becomes quarantine); left only by leave-quarantine (docs/spec/safe-mode.md). */
+  row(0x32, 'quarantine', 'mode', true, 2, []),
+  row(0x33, 'leave-quarantine', 'mode', true, 2, []),
 ] as const);
 
 /** A decoded payload: the row and its parameter values by name. */

@@ -850,12 +850,38 @@ class DeviceRuntime implements Runtime {
       const left = this.leaveSafeMode('command');
       return left.detail === undefined ? { result, mode: left.mode } : { result, mode: left.mode, detail: left.detail };
     }
+    if (result.command === 'quarantine') return { result, mode: this.quarantine() ? 'entered' : 'unchanged' };
+    if (result.command === 'leave-quarantine') {
+      if (!this.safe.active || this.safe.status().cause !== 'quarantine') return { result, mode: 'unchanged', detail: 'not quarantined' };
+      const left = this.leaveSafeMode('command', true);
+      return left.detail === undefined ? { result, mode: left.mode } : { result, mode: left.mode, detail: left.detail };
+    }
     return { result, mode: 'unchanged' };
   }
 
+  /** A verified quarantine: safe mode with cause quarantine (persisted); true when the state changed. */
+  private quarantine(): boolean {
+    let outcome: string;
+    try {
+      outcome = this.safe.quarantine();
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      outcome = 'entered';
+      this.hal.log.write('error', 'runtime', 'safe-mode state not written', { error: error.message });
+    }
+    if (outcome !== 'entered') return false;
+    this.hal.log.write('warn', 'runtime', 'quarantined');
+    this.auditEvent({ kind: 'safe-mode-entered', reason: 'quarantine' });
+    return true;
+  }
+
   /** Rows 7, 8, 11, 12 of the state table (docs/spec/safe-mode.md), for a verified leave or the unlocked console's `safe-mode off`. */
-  private leaveSafeMode(cause: SafeModeLeaveCause): { mode: 'unchanged' | 'left' | 'leave-refused'; detail?: string } {
+  private leaveSafeMode(cause: SafeModeLeaveCause, leavingQuarantine = false): { mode: 'unchanged' | 'left' | 'leave-refused'; detail?: string } {
     if (!this.safe.active) return { mode: 'unchanged' };
+    if (!leavingQuarantine && this.safe.status().cause === 'quarantine') {
+      this.hal.log.write('warn', 'runtime', 'leave-safe-mode refused: quarantined', { by: cause });
+      return { mode: 'leave-refused', detail: 'quarantined: only a signed leave-quarantine leaves' };
+    }
     const standing = this.standingCauses();
     if (standing.length > 0) {
       const detail = `causes found in this boot still stand: ${standing.join(', ')}`;
@@ -870,7 +896,7 @@ class DeviceRuntime implements Runtime {
       this.hal.log.write('error', 'runtime', 'safe-mode state not written', { error: error.message });
       return { mode: 'leave-refused', detail: `the safe-mode state cannot be written: ${error.message}` };
     }
-    this.auditEvent({ kind: 'safe-mode-left', reason: cause });
+    this.auditEvent({ kind: 'safe-mode-left', reason: leavingQuarantine ? 'leave-quarantine' : cause });
     return { mode: 'left' };
   }
 

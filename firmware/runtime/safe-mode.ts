@@ -164,6 +164,25 @@ export class SafeModeStore {
   }
 
   /**
+   * Quarantine (a verified quarantine command): safe mode with cause
+   * `quarantine`, from normal mode or from safe mode with another cause (the
+   * count steps by two, still odd: one write). Already quarantined: nothing
+   * written. Unreadable: nothing can be written (the state is safe already;
+   * 'already-active'). Throws StorageError when the log refuses the write
+   * (this boot is quarantined all the same).
+   */
+  quarantine(): EnterOutcome {
+    if (this.state.active && this.state.cause === 'quarantine') return 'already-active';
+    if (!this.state.active) return this.enter('quarantine');
+    if (this.log === undefined) return 'already-active';
+    const transitions = (this.state.transitions as number) + 2;
+    const code = SAFE_MODE_CAUSE_CODES.quarantine;
+    this.state = Object.freeze({ active: true, cause: 'quarantine', transitions, unreadable: undefined, code });
+    this.log.write(0, transitions * CAUSE_SPAN + code);
+    return 'entered';
+  }
+
+  /**
    * Leave safe mode (a verified leave command or the unlocked console only: the runtime checks).
    * An unreadable state is left by formatting the partition (normal mode,
    * transitions 0). Returns once durable.

@@ -324,6 +324,8 @@ const POLICY_SPEC = [
   '0x20 check-update update yes 4',
   '0x30 enter-safe-mode mode no 2',
   '0x31 leave-safe-mode mode yes 2',
+  '0x32 quarantine mode yes 2',
+  '0x33 leave-quarantine mode yes 2',
 ];
 
 function describeRow(r: PolicyRow): string {
@@ -400,7 +402,7 @@ const unitCases = [
       const d = device(env, f);
       expectStatus(d.handle(f.seal(5, new Uint8Array(0))), 'refused', 'empty payload', 'unknown-command');
       let counter = 6;
-      for (const code of [0x00, 0x04, 0x11, 0x21, 0x32, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
+      for (const code of [0x00, 0x04, 0x11, 0x21, 0x34, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
       expectStatus(d.handle(f.seal(5, validPayload(row('set-output')))), 'refused', 'a valid command under a refused counter', 'replay');
       equal(d.applied.length, 0, 'nothing applied');
     },

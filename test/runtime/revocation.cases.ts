@@ -36,24 +36,15 @@ function storeFlash(env: CaseEnv, mode: FlashMode, fleet: Fleet): FlashPartition
   return flash;
 }
 
-function storageCode(run: () => unknown): string {
+/** The code of the typed error `run` throws (StorageError or RevocationError), or `ok`. */
+function codeOf(run: () => unknown): string {
   try {
     run();
   } catch (error) {
-    if (error instanceof StorageError) return error.code;
+    if (error instanceof StorageError || error instanceof RevocationError) return error.code;
     throw error;
   }
-  return 'opened';
-}
-
-function revocationCode(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof RevocationError) return error.code;
-    throw error;
-  }
-  return 'accepted';
+  return 'ok';
 }
 
 interface World {
@@ -91,14 +82,14 @@ const cases: FirmwareCase[] = [
       const store = RevocationStore.open(flash, fleet.crypto, fleet.revocationKey);
       equal(`${store.holding().number}:${String(store.holding().list)}`, '0:undefined', 'no list yet');
       equal(store.accept(fleet.revocationList(3, COMMAND_KEY_REVOKED(fleet))).number, 3, 'list 3 accepted');
-      equal(revocationCode(() => store.accept(fleet.revocationList(3))), 'not-newer', 'equal number refused');
-      equal(revocationCode(() => store.accept(fleet.revocationList(2))), 'not-newer', 'older refused');
+      equal(codeOf(() => store.accept(fleet.revocationList(3))), 'not-newer', 'equal number refused');
+      equal(codeOf(() => store.accept(fleet.revocationList(2))), 'not-newer', 'older refused');
       const forged = fleet.revocationList(9);
       forged[forged.length - 1] ^= 1;
-      equal(revocationCode(() => store.accept(forged)), 'bad-signature', 'bad signature refused');
-      equal(storageCode(() => RevocationStore.open(flash, fleet.crypto, fleet.publicKey)), 'damaged', 'opened with another revocation key, the held list does not verify: damaged');
+      equal(codeOf(() => store.accept(forged)), 'bad-signature', 'bad signature refused');
+      equal(codeOf(() => RevocationStore.open(flash, fleet.crypto, fleet.publicKey)), 'damaged', 'opened with another revocation key, the held list does not verify: damaged');
       const other = storeFlash(env, 'plain', fleet);
-      equal(revocationCode(() => RevocationStore.open(other, fleet.crypto, fleet.publicKey).accept(fleet.revocationList(10))), 'wrong-signer', 'a store keyed with another key refuses the fleet list');
+      equal(codeOf(() => RevocationStore.open(other, fleet.crypto, fleet.publicKey).accept(fleet.revocationList(10))), 'wrong-signer', 'a store keyed with another key refuses the fleet list');
       const again = RevocationStore.open(flash, fleet.crypto, fleet.revocationKey).holding();
       equal(`${again.number}:${again.list?.entries.length}`, '3:1', 'list 3 after a reopen');
       const entries: RevocationEntry[] = [];
@@ -106,7 +97,7 @@ const cases: FirmwareCase[] = [
       store.accept(fleet.revocationList(4, entries));
       equal(RevocationStore.open(flash, fleet.crypto, fleet.revocationKey).holding().list?.entries.length, MAX_REVOCATION_ENTRIES, '512 entries kept');
 
-      equal(storageCode(() => RevocationStore.open(env.createFlash({ ...STORE_FLASH, mode: 'plain' }), fleet.crypto, fleet.revocationKey)), 'blank', 'never formatted: blank');
+      equal(codeOf(() => RevocationStore.open(env.createFlash({ ...STORE_FLASH, mode: 'plain' }), fleet.crypto, fleet.revocationKey)), 'blank', 'never formatted: blank');
       // Damage in the only committed slot: damaged, never "no list".
       const plain = storeFlash(env, 'plain', fleet);
       RevocationStore.open(plain, fleet.crypto, fleet.revocationKey).accept(fleet.revocationList(5, COMMAND_KEY_REVOKED(fleet)));
@@ -118,14 +109,14 @@ const cases: FirmwareCase[] = [
         const used = bytes[0] === 0xff ? half : 0;
         bytes[used + at] ^= 0x10;
         copy.write(0, bytes);
-        equal(storageCode(() => RevocationStore.open(copy, fleet.crypto, fleet.revocationKey)), 'damaged', `a flipped bit at ${at} of the committed slot: damaged`);
+        equal(codeOf(() => RevocationStore.open(copy, fleet.crypto, fleet.revocationKey)), 'damaged', `a flipped bit at ${at} of the committed slot: damaged`);
       }
       const newer = env.createFlash({ ...STORE_FLASH, mode: 'plain' });
       const image = new Uint8Array(STORE_FLASH.blocks * STORE_FLASH.blockLength);
       plain.read(0, image);
       image[(image[0] === 0xff ? image.length / 2 : 0) + 4] = 2;
       newer.write(0, image);
-      equal(storageCode(() => RevocationStore.open(newer, fleet.crypto, fleet.revocationKey)), 'format-too-new', 'newer format');
+      equal(codeOf(() => RevocationStore.open(newer, fleet.crypto, fleet.revocationKey)), 'format-too-new', 'newer format');
       throws(() => RevocationStore.open(env.createFlash({ blocks: 2, blockLength: 4096, mode: 'plain' }), fleet.crypto, fleet.revocationKey), 'StorageError', 'two blocks cannot hold two slots of the largest list');
     },
   },
