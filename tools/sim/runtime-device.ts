@@ -89,9 +89,14 @@ export function layoutBlocks(l: RuntimeLayout): number {
   return n;
 }
 
-export function partitionsOf(flash: FlashPartition, l: RuntimeLayout): Record<PartitionKey, FlashPartition> {
+/** Partition table: key → [first block, blocks]. */
+export type PartitionTable = Readonly<Record<PartitionKey, readonly [number, number]>>;
+
+/** Views of `flash` by partition key, from a layout or from a table the host computed (the XS guest gets the host's, so both always agree). */
+export function partitionsOf(flash: FlashPartition, l: RuntimeLayout | PartitionTable): Record<PartitionKey, FlashPartition> {
+  const table: PartitionTable = 'slotBlocks' in l ? layoutOf(l as RuntimeLayout) : (l as PartitionTable);
   const out: Partial<Record<PartitionKey, FlashPartition>> = {};
-  for (const [key, [first, blocks]] of Object.entries(layoutOf(l)) as [PartitionKey, readonly [number, number]][]) out[key] = new PartitionView(flash, first, blocks);
+  for (const [key, [first, blocks]] of Object.entries(table) as [PartitionKey, readonly [number, number]][]) out[key] = new PartitionView(flash, first, blocks);
   return out as Record<PartitionKey, FlashPartition>;
 }
 
@@ -100,7 +105,8 @@ export interface RuntimeDeviceInit extends SimulatedDeviceLink {
   readonly receiptTimeoutMs: number;
   readonly commandPublicKeyHex: string;
   readonly boardId: string;
-  readonly layout: RuntimeLayout;
+  /** The partition table (layoutOf on the host: the guest never computes its own). */
+  readonly table: PartitionTable;
   readonly watchdogTimeoutMs: number;
   readonly brokerReachedMs: number;
   readonly firstReceiptMs: number;
@@ -276,7 +282,7 @@ export class SimRuntimeDevice {
     this.boots++;
     const boot = this.boots;
     const init = this.init;
-    const parts = partitionsOf(this.flash, init.layout);
+    const parts = partitionsOf(this.flash, init.table);
     let decision;
     try {
       decision = new SimBootloader({ otadata: parts.otadata, slots: [parts.ota0, parts.ota1], createSha256: () => this.crypto.createSha256(), chip: ESP_CHIPS.esp32 }).boot();

@@ -15,7 +15,7 @@ import { SimFlash } from '../flash/sim-flash.ts';
 import { NodeStreamConnector } from '../../net/node-stream.ts';
 import { createNobleCrypto } from '../../../firmware/security/noble-crypto.ts';
 import { XsDeviceMachine } from '../xs-device-host.ts';
-import { memoEd25519, SimRuntimeDevice, layoutBlocks, type RuntimeAppendReply, type RuntimeDeviceInit, type RuntimeDeviceStatus, type UpdateEvent } from '../runtime-device.ts';
+import { memoEd25519, SimRuntimeDevice, layoutBlocks, layoutOf, type RuntimeAppendReply, type RuntimeDeviceInit, type RuntimeDeviceStatus, type UpdateEvent } from '../runtime-device.ts';
 import type { XsRuntimeBoot } from '../xs-runtime-device.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import type { CutPlan } from './schedule.ts';
@@ -108,7 +108,7 @@ export class FleetDevice {
       receiptTimeoutMs: FLEET_CONSTANTS.receiptTimeoutMs,
       commandPublicKeyHex: Buffer.from(fw.commandPublicKey).toString('hex'),
       boardId: fw.boardId,
-      layout: fw.layout,
+      table: layoutOf(fw.layout),
       ...RUNTIME_SETTINGS,
     };
     if (machine === undefined) {
