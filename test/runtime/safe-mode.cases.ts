@@ -116,6 +116,24 @@ const cases: FirmwareCase[] = [
     },
   },
   {
+    name: 'quarantine: from normal one write (cause 0x08); from safe with another cause the cause is replaced with one write (count + 2, still safe); again writes nothing; durable across a reopen; the ordinary leave then leaves (the runtime refuses it while quarantined)',
+    run(env) {
+      const flash = fresh(env, 'strict');
+      const s = SafeModeStore.open(flash);
+      equal(s.quarantine(), 'entered', 'from normal');
+      equal(`${s.status().cause}:${s.status().transitions}:${s.status().code}`, `quarantine:1:${SAFE_MODE_CAUSE_CODES.quarantine}`, 'one transition');
+      equal(s.quarantine(), 'already-active', 'again');
+      equal(SafeModeStore.open(flash).status().transitions, 1, 'nothing written');
+      equal(s.leave('command'), 'left', 'left (store level)');
+      equal(s.enter('clock'), 'entered', 'safe for the clock');
+      equal(s.quarantine(), 'entered', 'quarantine from safe mode');
+      const again = SafeModeStore.open(flash).status();
+      equal(`${again.active}:${again.cause}:${again.transitions}`, 'true:quarantine:5', 'durable: count 3 + 2, still odd');
+      const unreadable = SafeModeStore.open(env.createFlash({ blocks: 2, blockLength: BLOCK, mode: 'plain' }));
+      equal(`${unreadable.quarantine()}:${unreadable.status().cause}`, 'already-active:unreadable', 'unreadable: stays safe, nothing can be written');
+    },
+  },
+  {
     name: 'forty transitions in 160-byte blocks rotate the log; the state stays exact',
     run(env) {
       for (const mode of MODES) {
