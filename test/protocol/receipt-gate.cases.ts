@@ -610,6 +610,32 @@ export const suite: CaseSuite = {
       },
     },
     {
+      // The record before it leaves flash without a receipt (policy drop here; the outbox's drop-oldest when the ring is
+      // full does the same): before the fix the covered ones after it were skipped on every resend, never sent, so no
+      // receipt ever came back for them and they stayed until a new record brought one (the fleet simulator's stuck drains).
+      name: 'the oldest record is one the best receipt covers (an older one left without a receipt): released without waiting for another receipt',
+      run(env) {
+        const rig = freshRig(env);
+        const boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt', { gate: { unreceiptedPolicy: 'drop', maxResends: 0 } });
+        boot.wire.open({ receiveMaximum: 8, autoAck: () => 0 });
+        const durable: number[] = [];
+        for (let i = 0; i < 6; i++) durable.push(boot.sealed.append(reading(i)).counter);
+        boot.wire.tick(0);
+        // The ingest has 1..5 but never got 0 (lost on the way): its receipt covers 1..5, the oldest record is 0.
+        const window = new IngestWindow();
+        for (const c of durable.slice(1)) window.accept(c);
+        boot.wire.receipt(sealReceipt(rig.d.primitives, rig.d.keys, window.state()));
+        equal(boot.outbox.stats().queued, 6, 'nothing released past the record not covered');
+        // Policy drop with no resends left: record 0 leaves flash unreceipted (reported); 1..5 are the ingest's already.
+        boot.wire.tick(TIMEOUT_MS);
+        boot.wire.tick(TIMEOUT_MS);
+        ok(boot.wire.gateEvents('dropped-unreceipted').length >= 1, 'record 0 dropped unreceipted, reported');
+        boot.wire.tick(0);
+        equal(boot.outbox.stats().queued, 0, 'the covered records after it are released, no receipt needed');
+        return { ...boot.gate?.stats() };
+      },
+    },
+    {
       name: 'loss 1, flipped payload: with release on PUBACK the record is lost; through the gate it is resent and accepted',
       run(env) {
         const lost = fails(() => flippedPayload(env, 'puback'), /left flash but the ingest never accepted it/, 'release on PUBACK');

@@ -193,7 +193,15 @@ export class ReceiptGate implements RecordSource {
       const record = this.fetch();
       if (record === undefined) return undefined;
       const counter = recordCounter(record.payload);
-      if (this.isHeld(record.seq) || (this.best !== undefined && this.best.covers(counter))) {
+      const best = this.best;
+      if (!this.isHeld(record.seq) && best !== undefined && best.covers(counter) && record.seq === this.head?.seq) {
+        // The oldest record is one the ingest already has: it became the oldest without a receipt (the record before it
+        // left by the outbox's full policy or the unreceipted drop policy). Release it now: skipped on every resend, it
+        // would never be sent, so no receipt would ever come back for it.
+        this.releaseCovered((c) => best.covers(c), best.highest);
+        continue;
+      }
+      if (this.isHeld(record.seq) || (best !== undefined && best.covers(counter))) {
         // The session sends it already, or the ingest has it: skip.
         this.skip(record);
         continue;
@@ -254,27 +262,34 @@ export class ReceiptGate implements RecordSource {
     }
     this.counters.receipts += 1;
     if (this.best === undefined || receipt.highest >= this.best.highest) this.best = receipt;
+    const released = this.releaseCovered((counter) => receipt.covers(counter), receipt.highest);
+    if (released === 0) this.emit({ kind: 'receipt-no-progress', highest: receipt.highest });
+    return released;
+  }
+
+  /**
+   * Releases, from the oldest, every record `covers` accepts, up to the
+   * first it does not; returns how many.
+   */
+  private releaseCovered(covers: (counter: number) => boolean, highest: number): number {
     let upto: number | undefined;
     let released = 0;
     let firstCounter = Number.NaN;
     this.invalidateCursor();
     for (let record = this.outbox.peek(); record !== undefined; record = this.outbox.next()) {
       const counter = recordCounter(record.payload);
-      if (!receipt.covers(counter)) break;
+      if (!covers(counter)) break;
       if (released === 0) firstCounter = counter;
       upto = record.seq;
       released += 1;
     }
     this.invalidateCursor();
-    if (upto === undefined) {
-      this.emit({ kind: 'receipt-no-progress', highest: receipt.highest });
-      return 0;
-    }
+    if (upto === undefined) return 0;
     this.releaseUpTo(upto, firstCounter);
     this.counters.released += released;
     this.waitingSince = undefined;
     this.refreshHead();
-    this.emit({ kind: 'receipt', highest: receipt.highest, released, uptoSeq: upto });
+    this.emit({ kind: 'receipt', highest, released, uptoSeq: upto });
     return released;
   }
 
