@@ -370,11 +370,22 @@ describe('holdfast console over a pty against the simulated device', { skip }, (
           const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm', NO_COLOR: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
           let stdout = '';
           let stderr = '';
+          let typed = 0;
           child.stdout.on('data', (d) => {
             stdout += String(d);
-            // Type once the prompt is there (the pty echoes what is typed).
-            if (stdout.includes('holdfast> ') && !child.stdin.writableEnded) child.stdin.end('status\nquit\n');
+            // One line per prompt, as a person types (the pty echoes it). Typed ahead, "quit" was sometimes not seen
+            // by the CLI and the test waited for ever (an open problem, in the session notes).
+            if (typed === 0 && stdout.includes('holdfast> ')) {
+              typed = 1;
+              child.stdin.write('status\n');
+            } else if (typed === 1 && /status ok[^]*holdfast> /.test(stdout)) {
+              typed = 2;
+              child.stdin.end('quit\n');
+            }
           });
+          // A hang fails the test instead of holding the suite: kill what is left and show what came.
+          const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+          child.on('exit', () => clearTimeout(timer));
           child.stderr.on('data', (d) => (stderr += String(d)));
           child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
         });
