@@ -26,6 +26,7 @@ import { SafeModeStore } from '../../firmware/runtime/safe-mode.ts';
 import { deriveAuditKey, PARTITION_LABELS, type PartitionKey } from '../../firmware/runtime/boot.ts';
 import { startRuntime, type Runtime, type RuntimeConfig, type RuntimeHal } from '../../firmware/runtime/main.ts';
 import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
+import { memoEd25519 } from '../../tools/sim/memo-ed25519.ts';
 import { VirtualClock } from '../../tools/sim/clock.ts';
 import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
 import type { SimFlashOptions, FlashMode } from '../../tools/sim/flash/sim-flash.ts';
@@ -80,26 +81,8 @@ export interface Fleet {
   revocationList(number: number, entries?: readonly RevocationEntry[]): Uint8Array;
 }
 
-/** Ed25519 verification memoised by the exact bytes (sound: same bytes, same answer): keeps the power-cut runs affordable in XS. */
-export function memoCrypto(inner: Crypto): Crypto {
-  const seen = new Map<string, boolean>();
-  const hex = (b: Uint8Array) => Array.from(b, (x) => (x < 16 ? '0' : '') + x.toString(16)).join('');
-  return {
-    createSha256: () => inner.createSha256(),
-    hmacSha256: (key, data) => inner.hmacSha256(key, data),
-    aeadSeal: (key, nonce, plaintext, aad) => inner.aeadSeal(key, nonce, plaintext, aad),
-    aeadOpen: (key, nonce, sealed, aad) => inner.aeadOpen(key, nonce, sealed, aad),
-    ed25519Verify(signature, message, publicKey) {
-      const k = `${hex(signature)}:${hex(message)}:${hex(publicKey)}`;
-      let verdict = seen.get(k);
-      if (verdict === undefined) {
-        verdict = inner.ed25519Verify(signature, message, publicKey);
-        seen.set(k, verdict);
-      }
-      return verdict;
-    },
-  };
-}
+/** Ed25519 verification memoised by the exact bytes: keeps the power-cut runs affordable in XS. */
+export const memoCrypto = memoEd25519;
 
 export function makeFleet(): Fleet {
   const crypto = memoCrypto(createNobleCrypto());

@@ -35,6 +35,7 @@ import { VirtualClock } from './clock.ts';
 import { SimWatchdog, DeviceReset } from './watchdog.ts';
 import { simulatedLinkSettings, type SimulatedDeviceLink } from './telemetry-link-settings.ts';
 import { hexBytes } from './hex.ts';
+export { memoEd25519 } from './memo-ed25519.ts';
 
 export const RUNTIME_BLOCK = 4096;
 
@@ -150,36 +151,6 @@ export interface RuntimeDeviceStatus {
   readonly events: readonly UpdateEvent[];
   /** Boot failures the runtime named in its last boot (codes). */
   readonly failures: readonly string[];
-}
-
-/**
- * Ed25519 verification memoised by the exact bytes (sound: the same bytes
- * get the same answer), shared by the devices of one machine: every device
- * checks the same root at each boot and the same manifests, and a verify
- * costs a noticeable part of a second in XS. Everything else passes through.
- */
-export function memoEd25519(inner: Crypto): Crypto {
-  const seen = new Map<string, boolean>();
-  const hex = (b: Uint8Array): string => {
-    let out = '';
-    for (let i = 0; i < b.length; i++) out += (b[i] < 16 ? '0' : '') + b[i].toString(16);
-    return out;
-  };
-  return {
-    createSha256: () => inner.createSha256(),
-    hmacSha256: (key, data) => inner.hmacSha256(key, data),
-    aeadSeal: (key, nonce, plaintext, aad) => inner.aeadSeal(key, nonce, plaintext, aad),
-    aeadOpen: (key, nonce, sealed, aad) => inner.aeadOpen(key, nonce, sealed, aad),
-    ed25519Verify(signature, message, publicKey) {
-      const k = `${hex(signature)}:${hex(publicKey)}:${hex(message)}`;
-      let verdict = seen.get(k);
-      if (verdict === undefined) {
-        verdict = inner.ed25519Verify(signature, message, publicKey);
-        seen.set(k, verdict);
-      }
-      return verdict;
-    },
-  };
 }
 
 function linkOf(init: RuntimeDeviceInit) {
