@@ -20,4 +20,18 @@ export interface Crypto {
   aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
   /** ChaCha20-Poly1305 open: the plaintext, or undefined if the tag fails. */
   aeadOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | undefined;
+  /**
+   * Key rotation only (docs/spec/key-rotation.md); optional: a Crypto
+   * without them leaves rotation unavailable (the command is refused).
+   * The Ed25519 public key (32 bytes) of a 32-byte RFC 8032 seed.
+   */
+  ed25519PublicKey?(seed: Uint8Array): Uint8Array;
+  /** RFC 8032 Ed25519 signature (64 bytes) of `message` by `seed`. */
+  ed25519Sign?(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  /**
+   * X25519 (RFC 7748) between the secret scalar of `seed` (its Ed25519
+   * scalar) and the Montgomery form of the Ed25519 public key `peer`: 32
+   * bytes; throws RangeError for a bad or small-order peer.
+   */
+  x25519?(seed: Uint8Array, peer: Uint8Array): Uint8Array;
 }

@@ -22,6 +22,7 @@
  */
 import * as ed from '@noble/ed25519';
 import { Ed25519Verifier } from './ed25519-verifier.ts';
+import { ed25519PublicKeyOf, ed25519SignWith, x25519WithEd25519 } from './key-ed25519.ts';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
@@ -93,6 +94,10 @@ export function createNobleCrypto(options: NobleCryptoOptions = {}): Crypto {
         return undefined;
       }
     },
+    // Key rotation (key-ed25519.ts): no base table, once per rotation.
+    ed25519PublicKey: (seed: Uint8Array): Uint8Array => ed25519PublicKeyOf(seed),
+    ed25519Sign: (seed: Uint8Array, message: Uint8Array): Uint8Array => ed25519SignWith(seed, message),
+    x25519: (seed: Uint8Array, peer: Uint8Array): Uint8Array => x25519WithEd25519(seed, peer),
   });
 }
 

@@ -27,6 +27,9 @@ export function createModdableCrypto(Digest: DigestClass | undefined): ModdableC
     ed25519Verify: (signature, message, publicKey) => noble.ed25519Verify(signature, message, publicKey),
     aeadSeal: (key, nonce, plaintext, aad) => noble.aeadSeal(key, nonce, plaintext, aad),
     aeadOpen: (key, nonce, sealed, aad) => noble.aeadOpen(key, nonce, sealed, aad),
+    ed25519PublicKey: noble.ed25519PublicKey,
+    ed25519Sign: noble.ed25519Sign,
+    x25519: noble.x25519,
   });
 }
 
