@@ -22,15 +22,8 @@ import { encodeEnvelope } from '../../../firmware/update/signed-document.ts';
 import { encodeRootBody, trustProvisionedRoot, type TrustedRoot } from '../../../firmware/update/root.ts';
 import { decodeImageManifest, encodeImageBody, type ImageManifest } from '../../../firmware/update/manifest.ts';
 import { ESP_APP_DESC_OFFSET, ESP_CHIPS, encodeEspAppImage, readPartitionDescription, imageVersionOf } from '../../../firmware/update/esp-app-image.ts';
-import { TrustStore } from '../../../firmware/update/trust-store.ts';
-import { FloorStore } from '../../../firmware/update/floor-store.ts';
-import { Counter } from '../../../firmware/storage/counter.ts';
-import { Outbox } from '../../../firmware/storage/outbox.ts';
-import { AuditLog } from '../../../firmware/storage/audit-log.ts';
-import { ReplayStore } from '../../../firmware/security/replay-store.ts';
-import { CommandJournal } from '../../../firmware/runtime/commands.ts';
-import { SafeModeStore } from '../../../firmware/runtime/safe-mode.ts';
 import { loadRootChain } from '../../keys/keystore.ts';
+import { formatStores } from '../../provision/factory-stores.ts';
 import { provisionDevice, testImageBody } from '../bootloader.ts';
 import { PartitionView } from '../flash/partition-view.ts';
 import { deriveSeed, Rng } from '../rng.ts';
@@ -216,18 +209,10 @@ function memoryFlash(bytes: Uint8Array): FlashPartition {
   };
 }
 
-/** The factory: every store formatted, the fleet's root in the trust store, the factory image in ota_0. */
+/** The factory: every store formatted as `holdfast provision` formats them (tools/provision/factory-stores.ts), the fleet's root in the trust store, the factory image in ota_0. */
 export function provisionRuntimeFlash(flash: FlashPartition, fw: FleetFirmware): void {
   const p = partitionsOf(flash, fw.layout);
-  Counter.format(p.counter);
-  ReplayStore.format(p.replay);
-  CommandJournal.format(p.journal);
-  FloorStore.format(p.floor);
-  SafeModeStore.format(p.safeMode);
-  for (let b = 0; b < p.trust.status().blocks; b++) p.trust.eraseBlock(b);
-  new TrustStore(p.trust, fw.crypto).save(fw.root);
-  AuditLog.format(p.audit);
-  Outbox.format(p.outbox);
-  for (let b = 0; b < p.progress.status().blocks; b++) p.progress.eraseBlock(b);
+  // hf_revoke stays blank as before: the sim's layout gives it 2 blocks, too few for its format (4), and its devices have no revocation key.
+  formatStores(p, { crypto: fw.crypto, root: fw.root }, ['revocation']);
   provisionDevice({ otadata: p.otadata, slots: [p.ota0, p.ota1] }, fw.factory);
 }
