@@ -373,8 +373,7 @@ describe('holdfast console over a pty against the simulated device', { skip }, (
           let typed = 0;
           child.stdout.on('data', (d) => {
             stdout += String(d);
-            // One line per prompt, as a person types (the pty echoes it). Typed ahead, "quit" was sometimes not seen
-            // by the CLI and the test waited for ever (an open problem, in the session notes).
+            // One line per prompt, as a person types (the pty echoes it); the next test types ahead.
             if (typed === 0 && stdout.includes('holdfast> ')) {
               typed = 1;
               child.stdin.write('status\n');
@@ -393,6 +392,37 @@ describe('holdfast console over a pty against the simulated device', { skip }, (
         assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
         assert.ok(run.stdout.includes('\x1b[32mstatus ok\x1b[0m: device=pump-0007'), `a green reply:\n${JSON.stringify(run.stdout)}`);
         assert.ok(run.stdout.includes('\x1b[33m[warn]\x1b[0m \x1b[1mnet\x1b[0m: broker unreachable \x1b[2mattempt=3\x1b[0m'), `a yellow warn line:\n${JSON.stringify(run.stdout)}`);
+      },
+    );
+  });
+
+  it('on a terminal, typed ahead: lines typed before the first prompt, then EOF, are each answered in order and quit ends the session', async () => {
+    await withDevice(
+      {
+        onReceive: (_bytes, served) => {
+          served.device.console.write('warn', 'net', 'broker unreachable', { attempt: 3 });
+        },
+      },
+      async ({ port }) => {
+        const command = [process.execPath, BIN, 'console', '--port', port].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+        const run = await new Promise<Run>((resolve) => {
+          const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm', NO_COLOR: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          // Everything at once, before the CLI has set the terminal to raw mode or shown a prompt.
+          child.stdin.end('status\nslots\nquit\n');
+          child.stdout.on('data', (d) => (stdout += String(d)));
+          // A hang fails the test instead of holding the suite: kill what is left and show what came.
+          const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+          child.on('exit', () => clearTimeout(timer));
+          child.stderr.on('data', (d) => (stderr += String(d)));
+          child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+        });
+        assert.equal(run.status, 0, show(run));
+        assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
+        const status = run.stdout.indexOf('status ok');
+        const slots = run.stdout.indexOf('slots ok');
+        assert.ok(status >= 0 && slots > status, `status answered, then slots:\n${JSON.stringify(run.stdout)}`);
       },
     );
   });
