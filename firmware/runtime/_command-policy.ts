@@ -4,13 +4,14 @@
  * by commands.ts, and mirrored row by row in the spec and the tests.
  *
  * Payload (the envelope's payload, little-endian): byte 0 the command code,
- * then the row's parameters back to back (u8 or u16 each), nothing more.
+ * then the row's parameters back to back (u8, u16 or u32 each), nothing more.
  */
 export type CommandKind = 'physical' | 'update' | 'diagnostic' | 'mode';
 
 export interface ParameterSpec {
   readonly name: string;
-  readonly bytes: 1 | 2;
+  /** Little-endian width: u8, u16 or u32. */
+  readonly bytes: 1 | 2 | 4;
   readonly min: number;
   readonly max: number;
 }
@@ -48,6 +49,12 @@ export const COMMAND_POLICY: readonly PolicyRow[] = Object.freeze([
   row(0x03, 'pulse-output', 'physical', false, 2, [TARGET8, Object.freeze({ name: 'value', bytes: 2, min: 1, max: 10_000 })], 'output'),
   row(0x10, 'report-status', 'diagnostic', true, 10, [Object.freeze({ name: 'section', bytes: 1, min: 0, max: 3 })]),
   row(0x20, 'check-update', 'update', true, 4, []),
+  /**
+   * Leave the running image `version` for the other slot (a halted rollout's roll-back): the runtime refuses it
+   * when another version runs (a stale command never rolls back a later image) and the update agent when the
+   * other slot holds no valid image at or above the security floor (docs/spec/commands.md).
+   */
+  row(0x21, 'roll-back-update', 'update', true, 2, [Object.freeze({ name: 'version', bytes: 4, min: 1, max: 0xffffffff })]),
   row(0x30, 'enter-safe-mode', 'mode', false, 2, []),
   /** Refused by the runtime (not the table) while a cause found in this boot stands (docs/spec/safe-mode.md). */
   row(0x31, 'leave-safe-mode', 'mode', true, 2, []),
@@ -82,7 +89,8 @@ export function decodeCommandPayload(table: readonly PolicyRow[], payload: Uint8
   const parameters: Record<string, number> = {};
   let at = 1;
   for (const p of r.parameters) {
-    const value = p.bytes === 1 ? payload[at] : payload[at] | (payload[at + 1] << 8);
+    let value = 0;
+    for (let i = p.bytes - 1; i >= 0; i--) value = value * 256 + payload[at + i];
     at += p.bytes;
     if (value < p.min || value > p.max) return { ok: false, reason: 'bad-parameters', detail: `${r.name}: ${p.name} ${value} outside ${p.min}..${p.max}`, row: r };
     parameters[p.name] = value;
@@ -99,8 +107,7 @@ export function encodeCommandPayload(r: PolicyRow, values: Readonly<Record<strin
   let at = 1;
   for (const p of r.parameters) {
     const value = values[p.name] ?? 0;
-    payload[at] = value & 0xff;
-    if (p.bytes === 2) payload[at + 1] = (value >>> 8) & 0xff;
+    for (let i = 0; i < p.bytes; i++) payload[at + i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
     at += p.bytes;
   }
   return payload;

@@ -154,7 +154,12 @@ export interface CommandOutcome {
   readonly result: CommandResult | { readonly status: 'unavailable'; readonly reason: string };
   readonly mode: 'unchanged' | 'entered' | 'left' | 'leave-refused';
   readonly detail?: string;
+  /** An accepted roll-back-update: what the runtime did with it (docs/spec/commands.md, 0x21). */
+  readonly rollBack?: CommandRollBack;
 }
+
+/** `rolling-back`: marked INVALID, audited `update-rolled-back` `commanded`, restart scheduled; otherwise refused and audited `rollback-impossible`. */
+export type CommandRollBack = 'rolling-back' | 'not-running' | 'rollback-impossible' | 'no-update-agent';
 
 export type AppendOutcome = { readonly accepted: true; readonly counter: number; readonly seq: number } | { readonly accepted: false; readonly reason: 'link-unavailable' | 'full' | 'too-large' | 'storage' };
 
@@ -840,6 +845,7 @@ class DeviceRuntime implements Runtime {
     const processor = this.commands;
     if (processor === undefined) return { result: { status: 'unavailable', reason: this.replay === undefined ? 'replay-unreadable' : 'journal-missing' }, mode: 'unchanged' };
     const result = processor.handle(envelope, this.safe.active ? 'safe' : 'normal');
+    if (result.status === 'accepted' && result.command === 'roll-back-update') return { result, mode: 'unchanged', rollBack: this.commandedRollBack(result.parameters.version) };
     if (result.status !== 'accepted' || result.kind !== 'mode') return { result, mode: 'unchanged' };
     if (result.command === 'enter-safe-mode') {
       const was = this.safe.active;
@@ -857,6 +863,18 @@ class DeviceRuntime implements Runtime {
       return left.detail === undefined ? { result, mode: left.mode } : { result, mode: left.mode, detail: left.detail };
     }
     return { result, mode: 'unchanged' };
+  }
+
+  /** A verified roll-back-update of `version`: only while that version runs; the update agent's rule decides the rest. */
+  private commandedRollBack(version: number): CommandRollBack {
+    const running = this.agent?.runningVersion();
+    const refused = (outcome: CommandRollBack, imageVersion: number | null): CommandRollBack => {
+      this.auditEvent({ kind: 'rollback-impossible', imageVersion, reason: outcome });
+      return outcome;
+    };
+    if (this.agent === undefined) return refused('no-update-agent', version);
+    if (running !== version) return refused('not-running', version);
+    return this.rollBack('commanded').ok ? 'rolling-back' : 'rollback-impossible';
   }
 
   /** A verified quarantine: safe mode with cause quarantine (persisted); true when the state changed. */

@@ -322,6 +322,7 @@ const POLICY_SPEC = [
   '0x03 pulse-output physical no 2 target:1:0..7 value:2:1..10000',
   '0x10 report-status diagnostic yes 10 section:1:0..3',
   '0x20 check-update update yes 4',
+  '0x21 roll-back-update update yes 2 version:4:1..4294967295',
   '0x30 enter-safe-mode mode no 2',
   '0x31 leave-safe-mode mode yes 2',
   '0x32 quarantine mode yes 2',
@@ -372,7 +373,7 @@ const unitCases = [
       d.clock.advance(MINUTE);
       // Bounds: one past each end (when the field can hold it), and lengths one short and one long.
       for (const p of r.parameters) {
-        const limit = p.bytes === 1 ? 0xff : 0xffff;
+        const limit = p.bytes === 1 ? 0xff : p.bytes === 2 ? 0xffff : 0xffffffff;
         if (p.max < limit) expectStatus(send(validPayload(r, { [p.name]: p.max + 1 })), 'refused', `${p.name} = max + 1`, 'bad-parameters');
         if (p.min > 0) expectStatus(send(validPayload(r, { [p.name]: p.min - 1 })), 'refused', `${p.name} = min - 1`, 'bad-parameters');
       }
@@ -402,7 +403,7 @@ const unitCases = [
       const d = device(env, f);
       expectStatus(d.handle(f.seal(5, new Uint8Array(0))), 'refused', 'empty payload', 'unknown-command');
       let counter = 6;
-      for (const code of [0x00, 0x04, 0x11, 0x21, 0x34, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
+      for (const code of [0x00, 0x04, 0x11, 0x22, 0x34, 0xff]) expectStatus(d.handle(f.seal(counter++, Uint8Array.of(code, 0, 0))), 'refused', `code 0x${code.toString(16)}`, 'unknown-command');
       expectStatus(d.handle(f.seal(5, validPayload(row('set-output')))), 'refused', 'a valid command under a refused counter', 'replay');
       equal(d.applied.length, 0, 'nothing applied');
     },
