@@ -37,4 +37,6 @@ export const FORMAT_VERSIONS = Object.freeze({
   revocationList: 1,
   /** The device's store of the newest accepted revocation list, `HFRS | version | ...` slot headers (firmware/security/revocation-store.ts, docs/spec/revocation.md). */
   revocationStore: 1,
+  /** The device key store `hf_keys`, `HFKS | version | ...` slot headers (firmware/security/key-store.ts, docs/spec/key-rotation.md). */
+  keyStore: 1,
 });
