@@ -6,6 +6,10 @@
  * Ed25519 key pair, all from node:crypto's CSPRNG; the provisioning record
  * for the board's `hf_prov` partition, padded to the partition's size
  * (flashed at the partition's offset with the app); an inventory entry.
+ * Once per run: the factory images of the runtime's stores
+ * (factory-stores.ts), the same for every device of the run (the trust
+ * store holds the fleet's root, the others their formatted empty state),
+ * flashed beside hf_prov by `holdfast flash --factory`.
  *
  * Order, so that no made device is ever unregistered: each step of
  * identities is registered in the inventory first (saved atomically under
@@ -24,12 +28,18 @@ import { loadBoard, type Board, PROVISIONING_PARTITION } from '../boards/board.t
 import { provisioningImage, type ProvisioningIdentity } from '../../firmware/security/provisioning.ts';
 import { ed25519PublicKeyProblem } from '../../firmware/security/ed25519-key.ts';
 import { hostCrypto, keyFromSeed } from '../keys/signer.ts';
+import { trustProvisionedRoot } from '../../firmware/update/root.ts';
+import { factoryStoreImages, type WriteUnit } from './factory-stores.ts';
 import { CliError, UsageError } from '../cli/errors.ts';
 import { writeFilesAtomically } from '../cli/files.ts';
 import { nowIso, withFleetLock, type FleetDevice } from '../fleet/inventory.ts';
 import type { SuiteName } from '../ingest/inventory.ts';
 
-export const MANIFEST_FORMAT = 'holdfast-provision-manifest/1';
+/** 2: the factory store images (`factory`). */
+export const MANIFEST_FORMAT = 'holdfast-provision-manifest/2';
+/** Flash encryption the devices will run with: the store images' program unit (factory-stores.ts, WriteUnit). */
+export type FlashEncryption = 'off' | 'on';
+export const WRITE_UNITS: Readonly<Record<FlashEncryption, WriteUnit>> = Object.freeze({ off: 1, on: 16 });
 export const MANIFEST_FILE = 'manifest.json';
 /** Fewest devices registered per inventory save; a larger run saves at most MAX_CHECKPOINTS times (each save rewrites and rechecks the whole file). */
 export const CHECKPOINT_DEVICES = 250;
@@ -47,6 +57,8 @@ export interface ProvisionOptions {
   consoleKey?: Uint8Array;
   revocationKey?: Uint8Array;
   rootDocument?: Uint8Array;
+  /** Program unit of the store images (default 'off': 1 byte). */
+  flashEncryption?: FlashEncryption;
   broker?: { host: string; port: number };
   cohort?: string;
   gateway?: string;
@@ -65,6 +77,25 @@ export interface ManifestDevice {
   sha256: string;
 }
 
+/** One store's factory image: the same file for every device of the run. */
+export interface ManifestStore {
+  label: string;
+  offset: number;
+  size: number;
+  file: string;
+  sha256: string;
+}
+
+export interface ManifestFactory {
+  flashEncryption: FlashEncryption;
+  /** Program unit the stores are formatted for (1, or 16 under flash encryption). */
+  writeUnit: WriteUnit;
+  /** Version of the root in hf_trust, or null: the trust store is left erased (no --root). */
+  trustRoot: number | null;
+  /** In address order. */
+  stores: ManifestStore[];
+}
+
 export interface ProvisionManifest {
   format: typeof MANIFEST_FORMAT;
   createdAt: string;
@@ -78,6 +109,7 @@ export interface ProvisionManifest {
   broker: string | null;
   cohort: string | null;
   gateway: string | null;
+  factory: ManifestFactory;
   devices: ManifestDevice[];
 }
 
@@ -118,6 +150,20 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
   const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
   const crypto = hostCrypto();
   const createdAt = nowIso();
+  let root;
+  if (options.rootDocument !== undefined) {
+    const verdict = trustProvisionedRoot(crypto, options.rootDocument);
+    if (!verdict.ok) throw new CliError(`${verdict.reason}: ${verdict.message}: expected a signed root document a device accepts`, { field: '--root', code: 'invalid-file' });
+    root = verdict.root;
+  }
+  const flashEncryption = options.flashEncryption ?? 'off';
+  // The stores first (the same for every device of the run): a manifest never names a device without them.
+  const factory: ManifestFactory = { flashEncryption, writeUnit: WRITE_UNITS[flashEncryption], trustRoot: root?.version ?? null, stores: [] };
+  for (const store of factoryStoreImages(board, { crypto, root }, factory.writeUnit)) {
+    const file = `factory.${store.label}.bin`;
+    writeFilesAtomically([{ path: join(options.outDir, file), data: store.data, mode: 0o600, exclusive: true, what: 'a factory store image' }]);
+    factory.stores.push({ label: store.label, offset: store.offset, size: store.size, file, sha256: createHash('sha256').update(store.data).digest('hex') });
+  }
   const manifest: ProvisionManifest = {
     format: MANIFEST_FORMAT,
     createdAt,
@@ -131,6 +177,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
     broker: options.broker === undefined ? null : `${options.broker.host}:${options.broker.port}`,
     cohort: options.cohort ?? null,
     gateway: options.gateway ?? null,
+    factory,
     devices: [],
   };
   withFleetLock(options.inventoryPath, (lock) => {

@@ -1,13 +1,14 @@
 /**
  * `holdfast provision`: per-device identity for one device or a production
  * batch: provisioning images for the board's hf_prov partition (0600, in a
- * 0700 folder), registered in the fleet inventory, and a manifest without
- * secrets (tools/provision/provision.ts, docs/spec/provisioning.md).
+ * 0700 folder), registered in the fleet inventory, the factory images of
+ * the runtime's stores (the same for every device of the run), and a
+ * manifest without secrets (tools/provision/provision.ts, docs/spec/provisioning.md).
  * Progress on stderr when it is a terminal; secrets are never printed.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { provision, MAX_COUNT, type ProvisionManifest } from '../../provision/provision.ts';
+import { provision, MAX_COUNT, type FlashEncryption, type ProvisionManifest } from '../../provision/provision.ts';
 import { SUITE_NAMES, type SuiteName } from '../../ingest/inventory.ts';
 import { parseInteger } from '../../keys/cli-options.ts';
 import { readInput, readTextInput } from '../files.ts';
@@ -28,6 +29,7 @@ interface ProvisionFlags {
   consoleKey?: string;
   revocationKey?: string;
   root?: string;
+  flashEncryption: FlashEncryption;
   broker?: { host: string; port: number };
   keyId: number;
   suite: SuiteName;
@@ -49,6 +51,11 @@ export function parseSuite(value: string): SuiteName {
   return value as SuiteName;
 }
 
+export function parseFlashEncryption(value: string): FlashEncryption {
+  if (value !== 'off' && value !== 'on') throw new InvalidArgumentError('expected off or on');
+  return value;
+}
+
 export function parseLabel(value: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(value)) throw new InvalidArgumentError('expected 1..64 of A-Z a-z 0-9 . _ : - (starting with a letter or digit)');
   return value;
@@ -64,7 +71,7 @@ export function readPublicKeyFile(path: string, what: string): Uint8Array {
 export function registerProvision(program: Command): void {
   program
     .command('provision')
-    .description('make per-device identities (device id, secret, Ed25519 key pair) as provisioning images for the board\'s hf_prov partition, register them in the fleet inventory and write a manifest (docs/spec/provisioning.md)')
+    .description('make per-device identities (device id, secret, Ed25519 key pair) as provisioning images for the board\'s hf_prov partition, the factory images of the runtime\'s stores, register the devices in the fleet inventory and write a manifest (docs/spec/provisioning.md)')
     .requiredOption('--board <id>', 'board id (boards/<id>): gives the hf_prov partition\'s offset and size')
     .requiredOption('--out <dir>', 'folder for the images and manifest.json (created with mode 0700; an existing one must be 0700 and hold no manifest)')
     .requiredOption('--command-key <file>', 'the fleet command key\'s Ed25519 public key, 64 hex digits')
@@ -73,7 +80,8 @@ export function registerProvision(program: Command): void {
     .option('--command-key-id <n>', 'key id of the command key, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
     .option('--console-key <file>', 'the console unlock key\'s Ed25519 public key, 64 hex digits (without it the console stays locked)')
     .option('--revocation-key <file>', 'the fleet revocation-list key\'s Ed25519 public key, 64 hex digits (without it the device accepts no revocation list)')
-    .option('--root <file>', 'a signed root document (root.1.bin of holdfast keys init) for the trust store')
+    .option('--root <file>', 'a signed root document (root.1.bin of holdfast keys init): in the record and in the hf_trust factory image (without it the trust store is left erased and the device refuses every update)')
+    .option('--flash-encryption <mode>', 'off or on: whether the devices run with ESP-IDF flash encryption, which sets the program unit the store images are formatted for (1 or 16 bytes; docs/spec/provisioning.md, "Factory data images")', parseFlashEncryption, 'off')
     .option('--broker <host:port>', 'MQTT broker the devices connect to', parseBroker)
     .option('--key-id <n>', 'envelope key id at manufacture, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
     .option('--suite <suite>', 'telemetry suite the ingest expects: hmac-sha256, chacha20-poly1305 or aes-256-gcm', parseSuite, 'hmac-sha256')
@@ -109,6 +117,7 @@ export function registerProvision(program: Command): void {
         ...(consoleKey !== undefined ? { consoleKey } : {}),
         ...(revocationKey !== undefined ? { revocationKey } : {}),
         ...(rootDocument !== undefined ? { rootDocument } : {}),
+        flashEncryption: flags.flashEncryption,
         ...(flags.broker !== undefined ? { broker: flags.broker } : {}),
         ...(flags.cohort !== undefined ? { cohort: flags.cohort } : {}),
         ...(flags.gateway !== undefined ? { gateway: flags.gateway } : {}),
@@ -130,5 +139,7 @@ function printSummary(manifest: ProvisionManifest, out: string): void {
   console.log(`provisioned ${n} device${n === 1 ? '' : 's'} for ${manifest.board}: images in ${out} (mode 0600), flash each at ${manifest.partition.label} 0x${manifest.partition.offset.toString(16)} (0x${manifest.partition.size.toString(16)} bytes)`);
   for (const d of manifest.devices.slice(0, 10)) console.log(`  ${d.deviceId}  key ${d.keyId}  ${d.file}`);
   if (n > 10) console.log(`  … and ${n - 10} more (${out}/manifest.json)`);
-  console.log(`registered in ${manifest.inventory}; the manifest ${out}/manifest.json lists them (no secrets)`);
+  const f = manifest.factory;
+  console.log(`factory images of the ${f.stores.length} stores (${f.stores.map((st) => st.label).join(', ')}) in ${out}, for ${f.writeUnit}-byte program units (flash encryption ${f.flashEncryption}); ${f.trustRoot === null ? 'hf_trust left erased (no --root): the devices refuse every update' : `hf_trust holds root ${f.trustRoot}`}`);
+  console.log(`registered in ${manifest.inventory}; the manifest ${out}/manifest.json lists them (no secrets); flash a device with holdfast flash --factory ${out} --device <id>`);
 }
