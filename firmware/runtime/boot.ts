@@ -32,6 +32,7 @@ export const PARTITION_LABELS = Object.freeze({
   ota1: 'ota_1',
   progress: 'hf_progress',
   revocation: 'hf_revoke',
+  keys: 'hf_keys',
 });
 export type PartitionKey = keyof typeof PARTITION_LABELS;
 

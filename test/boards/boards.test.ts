@@ -164,7 +164,7 @@ describe('board.json errors: one line naming the file and the field', () => {
   fails('overlap', (b) => (part(b, 'hf_counter').offset = part(b, 'hf_outbox').offset + 0x1000), /partitions\.hf_counter\.offset: 0x311000 overlaps hf_outbox \(0x310000\.\.0x3d0000\)/);
   fails('app misaligned', (b) => (part(b, 'ota_1').offset += 0x1000), /partitions\.ota_1\.offset: 0x191000 is not 64 KiB-aligned/);
   fails('data misaligned', (b) => (part(b, 'hf_audit').offset += 0x800), /partitions\.hf_audit\.offset: 0x3de800 is not 4 KiB-aligned/);
-  fails('size not whole sectors', (b) => (part(b, 'hf_audit').size -= 0x10), /partitions\.hf_audit\.size: 0x1cff0 is not a whole number of 4 KiB sectors/);
+  fails('size not whole sectors', (b) => (part(b, 'hf_audit').size -= 0x10), /partitions\.hf_audit\.size: 0x1aff0 is not a whole number of 4 KiB sectors/);
   fails('oversize', (b) => (part(b, 'hf_prov').size += 0x1000), /partitions\.hf_prov\.size: ends at 0x401000, past the 4 MiB flash/);
   fails('missing the provisioning partition', (b) => delete b.partitions.hf_prov, /partitions: no hf_prov partition: expected the provisioning partition/);
   fails('the provisioning partition as an app', (b) => ((part(b, 'hf_prov').type = 'app'), (part(b, 'hf_prov').subtype = 'ota_2')), /partitions\.hf_prov\.offset: 0x3ff000 is not 64 KiB-aligned/);

@@ -202,7 +202,7 @@ describe('holdfast flash over a pty against the emulated ROM loader', { skip }, 
     await withRig('ESP32', flash, async ({ pair }) => {
       const run = await holdfast([...flashArgs(board, pair.paths[1], bootloader, app.path), '--erase-data', '--json']);
       assert.equal(run.status, 0, `exit ${run.status}\n${run.stderr}`);
-      assert.deepEqual(parseJson(run, 'erase-data').erased, ['nvs', 'phy_init', 'hf_outbox', 'hf_counter', 'hf_trust', 'hf_floor', 'hf_replay', 'hf_journal', 'hf_safemode', 'hf_progress', 'hf_audit', 'hf_revoke']);
+      assert.deepEqual(parseJson(run, 'erase-data').erased, ['nvs', 'phy_init', 'hf_outbox', 'hf_counter', 'hf_trust', 'hf_floor', 'hf_replay', 'hf_journal', 'hf_safemode', 'hf_progress', 'hf_audit', 'hf_keys', 'hf_revoke']);
     });
     const bootloaderBytes = new Uint8Array(readFileSync(bootloader));
     const expected = expectedImage(board, before, regionsOf(board, bootloaderBytes, app.bytes), true);

@@ -83,13 +83,14 @@ describe('ESP-IDF partition table encoder', () => {
     assert.equal(Buffer.from(devkitc.subarray(0, 32)).toString('hex'), Buffer.from(hex('aa50 01 02 00900000 00400000 6e7673 00000000000000000000000000 00000000')).toString('hex'));
     // hf_outbox row: data/0x40 at 0x310000, 0xc0000 bytes, encrypted.
     assert.equal(Buffer.from(devkitc.subarray(5 * 32, 6 * 32)).toString('hex'), Buffer.from(hex('aa50 01 40 00003100 00000c00 68665f6f7574626f78 00000000000000 01000000')).toString('hex'));
-    // hf_progress row: data/0x48 at 0x3dc000, 0x2000 bytes, encrypted; hf_audit: data/0x43 at 0x3de000, 0x1d000 bytes, encrypted; hf_revoke: data/0x4a at 0x3fb000, 0x4000 bytes, encrypted; hf_prov: data/0x49 at 0x3ff000, 0x1000 bytes, encrypted.
+    // hf_progress row: data/0x48 at 0x3dc000, 0x2000 bytes, encrypted; hf_audit: data/0x43 at 0x3de000, 0x1b000 bytes, encrypted; hf_keys: data/0x4b at 0x3f9000, 0x2000 bytes, encrypted; hf_revoke: data/0x4a at 0x3fb000, 0x4000 bytes, encrypted; hf_prov: data/0x49 at 0x3ff000, 0x1000 bytes, encrypted.
     assert.equal(Buffer.from(devkitc.subarray(12 * 32, 13 * 32)).toString('hex'), Buffer.from(hex('aa50 01 48 00c03d00 00200000 68665f70726f6772657373 0000000000 01000000')).toString('hex'));
-    assert.equal(Buffer.from(devkitc.subarray(13 * 32, 14 * 32)).toString('hex'), Buffer.from(hex('aa50 01 43 00e03d00 00d00100 68665f6175646974 0000000000000000 01000000')).toString('hex'));
-    assert.equal(Buffer.from(devkitc.subarray(14 * 32, 15 * 32)).toString('hex'), Buffer.from(hex('aa50 01 4a 00b03f00 00400000 68665f7265766f6b65 00000000000000 01000000')).toString('hex'));
-    assert.equal(Buffer.from(devkitc.subarray(15 * 32, 16 * 32)).toString('hex'), Buffer.from(hex('aa50 01 49 00f03f00 00100000 68665f70726f76 000000000000000000 01000000')).toString('hex'));
-    assert.deepEqual([...devkitc.subarray(16 * 32, 16 * 32 + 16)], [0xeb, 0xeb, ...new Array(14).fill(0xff)]);
-    assert.ok(devkitc.subarray(17 * 32).every((b) => b === 0xff));
+    assert.equal(Buffer.from(devkitc.subarray(13 * 32, 14 * 32)).toString('hex'), Buffer.from(hex('aa50 01 43 00e03d00 00b00100 68665f6175646974 0000000000000000 01000000')).toString('hex'));
+    assert.equal(Buffer.from(devkitc.subarray(14 * 32, 15 * 32)).toString('hex'), Buffer.from(hex('aa50 01 4b 00903f00 00200000 68665f6b657973 000000000000000000 01000000')).toString('hex'));
+    assert.equal(Buffer.from(devkitc.subarray(15 * 32, 16 * 32)).toString('hex'), Buffer.from(hex('aa50 01 4a 00b03f00 00400000 68665f7265766f6b65 00000000000000 01000000')).toString('hex'));
+    assert.equal(Buffer.from(devkitc.subarray(16 * 32, 17 * 32)).toString('hex'), Buffer.from(hex('aa50 01 49 00f03f00 00100000 68665f70726f76 000000000000000000 01000000')).toString('hex'));
+    assert.deepEqual([...devkitc.subarray(17 * 32, 17 * 32 + 16)], [0xeb, 0xeb, ...new Array(14).fill(0xff)]);
+    assert.ok(devkitc.subarray(18 * 32).every((b) => b === 0xff));
   });
 
   it('the decoder refuses a damaged MD5 row and never throws on any bytes', () => {

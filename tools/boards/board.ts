@@ -147,6 +147,7 @@ export const HOLDFAST_PARTITION_MIN_BLOCKS: Readonly<Record<string, number>> = O
   hf_safemode: 2, // two-block log (safe-mode.md)
   hf_progress: 2, // 16-byte entries (staging-progress.md)
   hf_revoke: 4, // two slots of two blocks, each room for the largest list (revocation.md)
+  hf_keys: 2, // two one-block slots (key-rotation.md)
 });
 export const HOLDFAST_PARTITIONS: readonly string[] = Object.freeze(Object.keys(HOLDFAST_PARTITION_MIN_BLOCKS));
 /**
