@@ -13,7 +13,15 @@ export const ROM_BAUD = 115200;
 /** ESP image magic byte (esptool docs, "Firmware Image Format"). */
 export const ESP_IMAGE_MAGIC = 0xe9;
 
-export type RegionName = 'bootloader' | 'partition-table' | 'otadata' | 'app';
+/** The fixed regions, or a data partition's label (the factory's stores and hf_prov, with --factory). */
+export type RegionName = 'bootloader' | 'partition-table' | 'otadata' | 'app' | `hf_${string}`;
+
+/** A data partition's whole contents from a provisioning run (tools/provision/factory-load.ts). */
+export interface DataRegion {
+  readonly label: string;
+  readonly offset: number;
+  readonly data: Uint8Array;
+}
 
 export interface FlashRegion {
   readonly name: RegionName;
@@ -50,7 +58,7 @@ function partition(board: Board, name: string): BoardPartition {
 }
 
 /** What to write where, checked against the board's layout before the port is opened. */
-export function planFlash(board: Board, input: { bootloader: Uint8Array; app: Uint8Array; eraseData: boolean }): FlashPlan {
+export function planFlash(board: Board, input: { bootloader: Uint8Array; app: Uint8Array; eraseData: boolean; data?: readonly DataRegion[] }): FlashPlan {
   const bootloaderRoom = board.partitionTableOffset - board.bootloaderOffset;
   if (input.bootloader.length === 0) throw new FlashPlanError('is empty: expected an ESP-IDF bootloader image', '--bootloader');
   if (input.bootloader.length > bootloaderRoom) throw new FlashPlanError(`is ${input.bootloader.length} bytes: expected at most ${bootloaderRoom} (0x${board.bootloaderOffset.toString(16)}..0x${board.partitionTableOffset.toString(16)} on ${board.chip})`, '--bootloader');
@@ -65,8 +73,18 @@ export function planFlash(board: Board, input: { bootloader: Uint8Array; app: Ui
     { name: 'otadata', what: 'otadata (ota_data_initial.bin, erased)', offset: otadata.offset, data: new Uint8Array(otadata.size).fill(0xff) },
     { name: 'app', what: 'the app image (ota_0)', offset: ota0.offset, data: input.app },
   ];
-  // The provisioning record (hf_prov) is the device's identity: erasing it would leave the device unprovisioned, so --erase-data keeps it.
-  const erase = input.eraseData ? board.partitions.filter((p) => p.type === 'data' && p.name !== 'otadata' && p.name !== PROVISIONING_PARTITION).map((p) => ({ name: p.name, offset: p.offset, size: p.size })) : [];
+  // With --factory: each store and hf_prov whole, as the provisioning run made them (the ROM erases their sectors at BEGIN).
+  const written = new Set<string>();
+  for (const d of input.data ?? []) {
+    const p = board.partitions.find((q) => q.name === d.label);
+    if (p === undefined || p.type !== 'data' || !d.label.startsWith('hf_') || p.offset !== d.offset || p.size !== d.data.length) throw new FlashPlanError(`${d.label} at 0x${d.offset.toString(16)} (${d.data.length} bytes) is not one of ${board.id}'s holdfast data partitions`, '--factory');
+    if (written.has(d.label)) throw new FlashPlanError(`${d.label} twice`, '--factory');
+    written.add(d.label);
+    regions.push({ name: d.label as `hf_${string}`, what: d.label === PROVISIONING_PARTITION ? 'the provisioning record (hf_prov)' : `the factory image of ${d.label}`, offset: d.offset, data: d.data });
+  }
+  // The provisioning record (hf_prov) is the device's identity: erasing it would leave the device unprovisioned, so --erase-data keeps it
+  // (--factory writes it: that is asking). A partition written anyway is not erased first.
+  const erase = input.eraseData ? board.partitions.filter((p) => p.type === 'data' && p.name !== 'otadata' && p.name !== PROVISIONING_PARTITION && !written.has(p.name)).map((p) => ({ name: p.name, offset: p.offset, size: p.size })) : [];
   return { board, regions, erase };
 }
 

@@ -25,6 +25,7 @@ import { Outbox } from '../../firmware/storage/outbox.ts';
 import { AuditLog } from '../../firmware/storage/audit-log.ts';
 import { ReplayStore } from '../../firmware/security/replay-store.ts';
 import { RevocationStore } from '../../firmware/security/revocation-store.ts';
+import { KeyStore } from '../../firmware/security/key-store.ts';
 import { CommandJournal } from '../../firmware/runtime/commands.ts';
 import { SafeModeStore } from '../../firmware/runtime/safe-mode.ts';
 import { FloorStore } from '../../firmware/update/floor-store.ts';
@@ -62,6 +63,8 @@ export const FACTORY_STORES: Readonly<Record<StoreKey, (flash: FlashPartition, c
   // Erased is the progress log's empty state (docs/spec/staging-progress.md): nothing staged.
   progress: (flash: FlashPartition) => eraseAll(flash),
   revocation: (flash: FlashPartition, context: FactoryContext) => RevocationStore.format(flash, context.crypto),
+  // Blank is the key store's factory state: the provisioning record's key is current (docs/spec/key-rotation.md).
+  keys: (flash: FlashPartition) => KeyStore.format(flash),
 });
 
 export const STORE_KEYS: readonly StoreKey[] = Object.freeze(Object.keys(FACTORY_STORES) as StoreKey[]);

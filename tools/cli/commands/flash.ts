@@ -4,6 +4,10 @@
  * over a serial port through esptool-js, talking to the chip's ROM loader,
  * and check each region with SPI_FLASH_MD5 (tools/flash/flasher.ts).
  * `--erase-data` erases the data partitions first; it is never implied.
+ * `--factory <dir> --device <id>` also writes, from a provisioning run
+ * (holdfast provision --out), the factory images of the runtime's stores
+ * and the device's hf_prov record, each checked against the run's manifest
+ * (tools/provision/factory-load.ts) before the port is opened.
  * Progress goes to stderr: a bar on a terminal, a line per quarter
  * otherwise. A run that fails reports nothing as flashed.
  */
@@ -16,6 +20,7 @@ import { parseInteger } from '../../keys/cli-options.ts';
 import { CliError, EnvironmentError, UsageError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { readInput } from '../files.ts';
+import { loadDeviceFactory } from '../../provision/factory-load.ts';
 
 interface FlashFlags {
   board: string;
@@ -24,6 +29,8 @@ interface FlashFlags {
   bootloader?: string;
   app: string;
   eraseData?: boolean;
+  factory?: string;
+  device?: string;
   verify: boolean;
   json?: boolean;
 }
@@ -40,7 +47,9 @@ export function registerFlash(program: Command): void {
     .option('--baud <n>', `baud rate after connecting at ${ROM_BAUD}, 9600..3000000`, parseInteger(9600, 3_000_000), DEFAULT_BAUD)
     .option('--bootloader <file>', "ESP-IDF second-stage bootloader for the board's chip (build/bootloader/bootloader.bin of idf.py build); required")
     .requiredOption('--app <file>', 'app image to write into ota_0')
-    .option('--erase-data', 'also erase every data partition except otadata and the provisioning record hf_prov (nvs, phy_init and the hf_* stores: hf_outbox, hf_counter, hf_trust, hf_floor, hf_replay, hf_journal, hf_safemode, hf_progress, hf_audit): never implied')
+    .option('--erase-data', 'also erase every data partition except otadata and the provisioning record hf_prov (nvs, phy_init and the hf_* stores the run does not write): never implied')
+    .option('--factory <dir>', 'a provisioning run\'s folder (holdfast provision --out): also write the factory images of the runtime\'s stores and the --device\'s hf_prov record, checked against its manifest.json')
+    .option('--device <id>', 'with --factory: the device (16 hex digits) whose hf_prov record to write')
     .option('--no-verify', 'skip the MD5 check of each region after writing it')
     .option('--json', 'print the result as JSON')
     .action(async (flags: FlashFlags) => {
@@ -51,11 +60,14 @@ export function registerFlash(program: Command): void {
       const ota0 = board.partitions.find((p) => p.name === 'ota_0');
       const bootloader = readInput(flags.bootloader, 'an ESP-IDF bootloader image (bootloader.bin)', board.partitionTableOffset - board.bootloaderOffset);
       const app = readInput(flags.app, `an app image for ota_0 (at most ${ota0?.size ?? 0} bytes on ${board.id})`, ota0?.size ?? 0);
+      if ((flags.factory === undefined) !== (flags.device === undefined)) throw new UsageError('--factory and --device go together: the run\'s folder and the device of it to flash', { field: flags.factory === undefined ? '--factory' : '--device' });
+      if (flags.device !== undefined && !/^[0-9a-f]{16}$/.test(flags.device)) throw new UsageError(`${JSON.stringify(flags.device)}: expected a device id, 16 lowercase hex digits`, { field: '--device' });
+      const factory = flags.factory === undefined || flags.device === undefined ? undefined : loadDeviceFactory(flags.factory, flags.device, board);
       let plan;
       try {
-        plan = planFlash(board, { bootloader, app, eraseData: flags.eraseData === true });
+        plan = planFlash(board, { bootloader, app, eraseData: flags.eraseData === true, ...(factory !== undefined ? { data: factory.regions } : {}) });
       } catch (error) {
-        if (error instanceof FlashPlanError) throw new CliError(error.message, { code: 'invalid-file', file: error.field === '--bootloader' ? flags.bootloader : error.field === '--app' ? flags.app : undefined, field: error.field === '--board' ? '--board' : undefined });
+        if (error instanceof FlashPlanError) throw new CliError(error.message, { code: 'invalid-file', file: error.field === '--bootloader' ? flags.bootloader : error.field === '--app' ? flags.app : error.field === '--factory' ? flags.factory : undefined, field: error.field === '--board' ? '--board' : undefined });
         throw error;
       }
       const port = statSync(flags.port, { throwIfNoEntry: false });
@@ -78,11 +90,12 @@ export function registerFlash(program: Command): void {
       }
       progress.end();
       if (flags.json) {
-        console.log(JSON.stringify({ ok: true, board: board.id, chip: result.chip, port: flags.port, baud: result.baud, verified: flags.verify, reset: result.reset, regions: result.regions, erased: result.erased.map((e) => e.name) }, null, 2));
+        console.log(JSON.stringify({ ok: true, board: board.id, chip: result.chip, port: flags.port, baud: result.baud, verified: flags.verify, reset: result.reset, regions: result.regions, erased: result.erased.map((e) => e.name), device: factory?.deviceId ?? null }, null, 2));
       } else {
         const regions = result.regions.map((r) => `${r.name} at 0x${r.offset.toString(16)} (${r.bytes} bytes)`).join(', ');
         const erased = result.erased.length > 0 ? `; erased ${result.erased.map((e) => e.name).join(', ')}` : '; data partitions left as they were';
-        console.log(`flashed ${board.id} (${result.chip}) on ${flags.port}: ${regions}${erased}; ${flags.verify ? 'each region verified (MD5)' : 'not verified (--no-verify)'}; ${result.reset ? 'board reset (RTS)' : 'the port has no modem lines: reset the board by hand'}`);
+        const device = factory === undefined ? '' : `; device ${factory.deviceId} with its run's store images (flash encryption ${factory.flashEncryption})`;
+        console.log(`flashed ${board.id} (${result.chip}) on ${flags.port}: ${regions}${erased}${device}; ${flags.verify ? 'each region verified (MD5)' : 'not verified (--no-verify)'}; ${result.reset ? 'board reset (RTS)' : 'the port has no modem lines: reset the board by hand'}`);
       }
       process.exitCode = ExitCode.OK;
     });
