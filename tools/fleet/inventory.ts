@@ -71,6 +71,10 @@ const deviceSchema = z.strictObject({
   keys: z.array(keySchema).min(1, 'expected at least one key'),
   provisionedAt: isoTime,
   history: z.array(eventSchema),
+  /** Re-enrollment (`fleet re-enroll`): the identity this one replaced on the same hardware. */
+  replaces: hex16.optional(),
+  /** Re-enrollment: the identity that replaced this one (which is then revoked). */
+  replacedBy: hex16.optional(),
 });
 
 /** The fleet-level revocation state: the last list number issued and the revoked command keys (docs/spec/revocation.md). */
@@ -155,6 +159,16 @@ export function saveFleet(path: string, fleet: Fleet): void {
  * O_EXCL; a lock left by a crashed run is reported, never broken silently.
  */
 export function withFleetLock<T>(path: string, run: (lock: FleetLock) => T): T {
+  const release = acquireFleetLock(path);
+  try {
+    return run({ load: (allowMissing = true) => loadFleet(path, { allowMissing }), save: (fleet) => saveFleet(path, fleet) });
+  } finally {
+    release();
+  }
+}
+
+/** Take the inventory's lock file (`<path>.lock`, O_EXCL); returns its release. */
+export function acquireFleetLock(path: string): () => void {
   const lockPath = `${path}.lock`;
   let fd: number;
   try {
@@ -171,16 +185,14 @@ export function withFleetLock<T>(path: string, run: (lock: FleetLock) => T): T {
   } finally {
     closeSync(fd);
   }
-  try {
-    return run({ load: (allowMissing = true) => loadFleet(path, { allowMissing }), save: (fleet) => saveFleet(path, fleet) });
-  } finally {
+  return () => {
     try {
       unlinkSync(lockPath);
     } catch {
       // already gone
     }
     forgetOnExit(lockPath);
-  }
+  };
 }
 
 export interface FleetLock {

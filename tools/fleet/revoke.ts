@@ -16,7 +16,8 @@ import { encodeRevocationBody, MAX_REVOCATION_ENTRIES, sealRevocationList, type 
 import { CliError, UsageError } from '../cli/errors.ts';
 import { readTextInput, writeFilesAtomically } from '../cli/files.ts';
 import { hostCrypto, keyFromSeed } from '../keys/signer.ts';
-import { findDevice, nowIso, withFleetLock, type Fleet } from './inventory.ts';
+import { findDevice, nowIso, type Fleet } from './inventory.ts';
+import type { FleetStore } from './store.ts';
 
 export type RevokeTarget = { kind: 'device'; deviceId: string } | { kind: 'device-key'; deviceId: string; keyId: number } | { kind: 'command-key'; keyId: number };
 
@@ -66,53 +67,65 @@ export interface RevokeResult {
   signerPublicKey: string;
 }
 
-export function revoke(options: { inventoryPath: string; target: RevokeTarget; seed: Uint8Array; listPath: string; reason?: string; now?: Date }): RevokeResult {
-  const signer = keyFromSeed(options.seed);
+/** Record the revocation of `t` in `fleet` (in place); false when it was already revoked. */
+export function markRevoked(fleet: Fleet, t: RevokeTarget, at: string, reason?: string): boolean {
+  const detail = reason !== undefined ? { detail: reason } : {};
+  if (t.kind === 'device') {
+    const d = findDevice(fleet, t.deviceId);
+    if (d.state === 'revoked') return false;
+    d.state = 'revoked';
+    for (const k of d.keys) if (k.status !== 'revoked') Object.assign(k, { status: 'revoked', changedAt: at });
+    d.history.push({ at, event: 'revoked', ...detail });
+    return true;
+  }
+  if (t.kind === 'device-key') {
+    const d = findDevice(fleet, t.deviceId);
+    const k = d.keys.find((key) => key.keyId === t.keyId);
+    if (k === undefined) throw new CliError(`device ${t.deviceId} has no key ${t.keyId}: expected one of ${d.keys.map((key) => key.keyId).join(', ')}`, { field: '<target>', code: 'not-found' });
+    if (k.status === 'current' && d.state !== 'revoked') throw new CliError(`key ${t.keyId} is device ${t.deviceId}'s current key: revoke the device, or rotate its key first`, { field: '<target>' });
+    if (k.status === 'revoked') return false;
+    Object.assign(k, { status: 'revoked', changedAt: at });
+    d.history.push({ at, event: 'revoked', detail: `key ${t.keyId}${reason !== undefined ? `: ${reason}` : ''}` });
+    return true;
+  }
+  fleet.revocation ??= { number: 0, commandKeys: [] };
+  if (fleet.revocation.commandKeys.some((c) => c.keyId === t.keyId)) return false;
+  fleet.revocation.commandKeys.push({ keyId: t.keyId, at, ...detail });
+  return true;
+}
+
+/** Take the next list number in `fleet` (in place) and its entries; the caller saves the fleet before writing the list. */
+export function takeListNumber(fleet: Fleet): { number: number; entries: RevocationEntry[] } {
+  const entries = revocationEntries(fleet);
+  if (entries.length > MAX_REVOCATION_ENTRIES) throw new CliError(`the list would hold ${entries.length} entries: at most ${MAX_REVOCATION_ENTRIES} (docs/spec/revocation.md)`, { field: '<target>' });
+  fleet.revocation ??= { number: 0, commandKeys: [] };
+  if (fleet.revocation.number >= 0xffff_ffff) throw new CliError('the list number is at its largest (4294967295)', { field: '<target>' });
+  fleet.revocation.number += 1;
+  return { number: fleet.revocation.number, entries };
+}
+
+/** Sign list `number` of `entries` with `seed` and write it atomically to `path`; resolves to the signer's public key (hex). */
+export function writeRevocationList(path: string, seed: Uint8Array, number: number, entries: RevocationEntry[], now: Date = new Date()): string {
+  const signer = keyFromSeed(seed);
+  configureEd25519();
+  const body = encodeRevocationBody(hostCrypto(), { number, issuedAt: Math.floor(now.getTime() / 1000), entries }, signer.publicKey);
+  const list = sealRevocationList(body, ed.sign(body, signer.seed));
+  writeFilesAtomically([{ path, data: list, mode: 0o644, what: 'the revocation list' }]);
+  return Buffer.from(signer.publicKey).toString('hex');
+}
+
+export async function revoke(options: { store: FleetStore; target: RevokeTarget; seed: Uint8Array; listPath: string; reason?: string; now?: Date }): Promise<RevokeResult> {
+  keyFromSeed(options.seed);
   const at = nowIso(options.now);
-  return withFleetLock(options.inventoryPath, (lock) => {
-    const fleet = lock.load(false);
-    const t = options.target;
-    let changed = false;
-    const detail = options.reason !== undefined ? { detail: options.reason } : {};
-    if (t.kind === 'device') {
-      const d = findDevice(fleet, t.deviceId);
-      if (d.state !== 'revoked') {
-        d.state = 'revoked';
-        for (const k of d.keys) if (k.status !== 'revoked') Object.assign(k, { status: 'revoked', changedAt: at });
-        d.history.push({ at, event: 'revoked', ...detail });
-        changed = true;
-      }
-    } else if (t.kind === 'device-key') {
-      const d = findDevice(fleet, t.deviceId);
-      const k = d.keys.find((key) => key.keyId === t.keyId);
-      if (k === undefined) throw new CliError(`device ${t.deviceId} has no key ${t.keyId}: expected one of ${d.keys.map((key) => key.keyId).join(', ')}`, { field: '<target>', code: 'not-found' });
-      if (k.status === 'current' && d.state !== 'revoked') throw new CliError(`key ${t.keyId} is device ${t.deviceId}'s current key: revoke the device, or rotate its key first`, { field: '<target>' });
-      if (k.status !== 'revoked') {
-        Object.assign(k, { status: 'revoked', changedAt: at });
-        d.history.push({ at, event: 'revoked', detail: `key ${t.keyId}${options.reason !== undefined ? `: ${options.reason}` : ''}` });
-        changed = true;
-      }
-    } else {
-      fleet.revocation ??= { number: 0, commandKeys: [] };
-      if (!fleet.revocation.commandKeys.some((c) => c.keyId === t.keyId)) {
-        fleet.revocation.commandKeys.push({ keyId: t.keyId, at, ...detail });
-        changed = true;
-      }
-    }
-    const entries = revocationEntries(fleet);
-    if (entries.length > MAX_REVOCATION_ENTRIES) throw new CliError(`the list would hold ${entries.length} entries: at most ${MAX_REVOCATION_ENTRIES} (docs/spec/revocation.md)`, { field: '<target>' });
-    fleet.revocation ??= { number: 0, commandKeys: [] };
-    if (fleet.revocation.number >= 0xffff_ffff) throw new CliError('the list number is at its largest (4294967295)', { field: '<target>' });
-    const number = fleet.revocation.number + 1;
-    fleet.revocation.number = number;
+  return options.store.withLock(async (lock) => {
+    const fleet = await lock.load(false);
+    const changed = markRevoked(fleet, options.target, at, options.reason);
+    const { number, entries } = takeListNumber(fleet);
     // 1. The number is taken (saved) before any list of that number exists.
-    lock.save(fleet);
+    await lock.save(fleet);
     // 2. The list.
-    configureEd25519();
-    const body = encodeRevocationBody(hostCrypto(), { number, issuedAt: Math.floor((options.now ?? new Date()).getTime() / 1000), entries }, signer.publicKey);
-    const list = sealRevocationList(body, ed.sign(body, signer.seed));
-    writeFilesAtomically([{ path: options.listPath, data: list, mode: 0o644, what: 'the revocation list' }]);
-    return { target: t, changed, number, entries: entries.length, list: options.listPath, signerPublicKey: Buffer.from(signer.publicKey).toString('hex') };
+    const signerPublicKey = writeRevocationList(options.listPath, options.seed, number, entries, options.now);
+    return { target: options.target, changed, number, entries: entries.length, list: options.listPath, signerPublicKey };
   });
 }
 

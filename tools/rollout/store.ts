@@ -40,7 +40,7 @@ export const ROLLOUT_TRAIL_MAX_BYTES = 1024 * 1024 * 1024;
 /** Largest manifest kept (one signed envelope). */
 export const ROLLOUT_MANIFEST_MAX_BYTES = 64 * 1024;
 
-const sha256Hex = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
+export const sha256Hex = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
 
 const storeStateSchema = z.strictObject({
   format: z.literal(ROLLOUT_STORE_FORMAT, `expected "${ROLLOUT_STORE_FORMAT}" (a newer format needs a newer holdfast)`),
@@ -63,6 +63,8 @@ export type StoreState = z.infer<typeof storeStateSchema>;
 export interface LoadedRollout {
   readonly dir: string;
   readonly plan: RolloutPlan;
+  /** The plan's bytes as given to `start`. */
+  readonly planBytes: Uint8Array;
   readonly manifest: Uint8Array;
   readonly state: StoreState;
   readonly rollout: Rollout;
@@ -91,7 +93,7 @@ export function fleetMembers(fleet: Fleet): FleetMember[] {
   return out;
 }
 
-function trailText(decisions: readonly Decision[]): string {
+export function trailText(decisions: readonly Decision[]): string {
   return decisions.map((d) => `${JSON.stringify(d)}\n`).join('');
 }
 
@@ -123,7 +125,7 @@ function writeNew(path: string, data: Uint8Array | string, mode: number): void {
  * under a temporary name, renamed into place, so a killed start leaves
  * either no rollout or a whole one. An existing rollout of this id: exit 1.
  */
-export function createRollout(inventory: string, input: { planBytes: Uint8Array; plan: RolloutPlan; manifest: Uint8Array; rollout: Rollout; decisions: readonly Decision[]; now: number }): string {
+export function createRollout(inventory: string, input: NewRollout): string {
   const dir = rolloutDir(inventory, input.plan.id);
   if (statSync(dir, { throwIfNoEntry: false }) !== undefined) throw new CliError(`rollout ${input.plan.id} already exists: expected a new rollout id (see holdfast rollout status)`, { file: dir, code: 'exists' });
   const parent = rolloutsDir(inventory);
@@ -133,7 +135,7 @@ export function createRollout(inventory: string, input: { planBytes: Uint8Array;
   removeOnExit(temp);
   try {
     const trail = trailText(input.decisions);
-    const state: StoreState = { format: ROLLOUT_STORE_FORMAT, id: input.plan.id, planSha256: sha256Hex(input.planBytes), manifestSha256: sha256Hex(input.manifest), clock: input.now, trailBytes: Buffer.byteLength(trail), cursor: {}, badTags: 0, engine: input.rollout.snapshot() };
+    const state = initialState(input);
     writeNew(join(temp, 'plan.json'), input.planBytes, 0o600);
     writeNew(join(temp, 'manifest.bin'), input.manifest, 0o600);
     writeNew(join(temp, 'trail.jsonl'), trail, 0o600);
@@ -151,8 +153,51 @@ export function createRollout(inventory: string, input: { planBytes: Uint8Array;
   return dir;
 }
 
+/** What `rollout start` keeps: the plan's bytes, the manifest, the started engine and its first decisions. */
+export interface NewRollout {
+  planBytes: Uint8Array;
+  plan: RolloutPlan;
+  manifest: Uint8Array;
+  rollout: Rollout;
+  decisions: readonly Decision[];
+  now: number;
+}
+
+/** A new rollout's state (both backends). */
+export function initialState(input: NewRollout): StoreState {
+  return { format: ROLLOUT_STORE_FORMAT, id: input.plan.id, planSha256: sha256Hex(input.planBytes), manifestSha256: sha256Hex(input.manifest), clock: input.now, trailBytes: Buffer.byteLength(trailText(input.decisions)), cursor: {}, badTags: 0, engine: input.rollout.snapshot() };
+}
+
+/** What a step changes besides the engine and the trail. */
+export type StateChange = Omit<StoreState, 'format' | 'id' | 'planSha256' | 'manifestSha256' | 'trailBytes' | 'engine'>;
+
+/**
+ * Where rollouts are kept: files beside the inventory (fileRolloutStore) or
+ * PostgreSQL tables in the inventory's database (tools/rollout/store-postgres.ts).
+ * `create` and `commit` are called under the inventory's lock (FleetStore.withLock);
+ * each is all or nothing.
+ */
+export interface RolloutStore {
+  list(): Promise<string[]>;
+  load(id: string): Promise<LoadedRollout>;
+  /** A new rollout (an existing id: exit 1); resolves to where it is kept. */
+  create(input: NewRollout): Promise<string>;
+  /** Append `decisions` to the trail and replace the state, as one commit. */
+  commit(loaded: LoadedRollout, next: StateChange, decisions: readonly Decision[]): Promise<StoreState>;
+}
+
+/** The file backend: `<inventory>.rollouts/<id>/`. */
+export function fileRolloutStore(inventory: string): RolloutStore {
+  return {
+    list: async () => listRollouts(inventory),
+    load: async (id) => loadRollout(inventory, id),
+    create: async (input) => createRollout(inventory, input),
+    commit: async (loaded, next, decisions) => commitRollout(loaded, next, decisions),
+  };
+}
+
 /** The state's JSON with `sha256` (of the JSON before it) as its last field: a torn or edited state does not check. */
-function stateText(state: StoreState): string {
+export function stateText(state: StoreState): string {
   const body = JSON.stringify(state);
   return `${body.slice(0, -1)},"sha256":"${sha256Hex(body)}"}\n`;
 }
@@ -173,47 +218,63 @@ export function loadRollout(inventory: string, id: string): LoadedRollout {
   const dir = rolloutDir(inventory, id);
   if (statSync(dir, { throwIfNoEntry: false }) === undefined) throw new CliError(`no rollout ${id} beside this inventory: expected an id from holdfast rollout start`, { file: dir, code: 'not-found' });
   const statePath = join(dir, 'state.json');
-  const stateBytes = readInput(statePath, 'a rollout state (holdfast rollout start)', ROLLOUT_STATE_MAX_BYTES);
+  const state = parseStateText(readInput(statePath, 'a rollout state (holdfast rollout start)', ROLLOUT_STATE_MAX_BYTES), id, statePath);
+  const planPath = join(dir, 'plan.json');
+  const planBytes = readInput(planPath, 'a rollout plan', ROLLOUT_PLAN_MAX_BYTES);
+  const plan = checkedPlan(planBytes, state, planPath);
+  const manifestPath = join(dir, 'manifest.bin');
+  const manifest = checkedManifest(readInput(manifestPath, 'a signed manifest', ROLLOUT_MANIFEST_MAX_BYTES), state, manifestPath);
+  const rollout = restoredRollout(plan, state, statePath);
+  const { trail, uncommitted } = readTrail(join(dir, 'trail.jsonl'), state, rollout.snapshot().trail);
+  return { dir, plan, planBytes, manifest, state, rollout, trail, uncommitted };
+}
+
+/** A state's bytes (stateText) checked: JSON, its sha256, the schema, the rollout id. `where` names it in errors. */
+export function parseStateText(stateBytes: Uint8Array, id: string, where: string): StoreState {
   let raw: unknown;
   try {
     raw = JSON.parse(Buffer.from(stateBytes).toString('utf8'));
   } catch {
-    throw new CliError(`not JSON: expected a ${ROLLOUT_STORE_FORMAT} state (damaged? it is never written in place)`, { file: statePath, code: 'invalid-file' });
+    throw new CliError(`not JSON: expected a ${ROLLOUT_STORE_FORMAT} state (damaged? it is never written in place)`, { file: where, code: 'invalid-file' });
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || typeof (raw as { sha256?: unknown }).sha256 !== 'string') throw new CliError(`has no sha256: expected a ${ROLLOUT_STORE_FORMAT} state`, { file: statePath, code: 'invalid-file' });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || typeof (raw as { sha256?: unknown }).sha256 !== 'string') throw new CliError(`has no sha256: expected a ${ROLLOUT_STORE_FORMAT} state`, { file: where, code: 'invalid-file' });
   const { sha256, ...rest } = raw as Record<string, unknown>;
-  if (sha256Hex(JSON.stringify(rest)) !== sha256) throw new CliError('does not match its sha256: damaged or edited (it is never written in place)', { file: statePath, code: 'invalid-file' });
+  if (sha256Hex(JSON.stringify(rest)) !== sha256) throw new CliError('does not match its sha256: damaged or edited (it is never written in place)', { file: where, code: 'invalid-file' });
   const parsed = storeStateSchema.safeParse(rest);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new CliError(issue.message, { file: statePath, field: issue.path.join('.') || '(file)', code: 'invalid-file' });
+    throw new CliError(issue.message, { file: where, field: issue.path.join('.') || '(file)', code: 'invalid-file' });
   }
   const state = parsed.data;
-  if (state.id !== id) throw new CliError(`belongs to rollout ${state.id}: expected ${id}`, { file: statePath, code: 'invalid-file' });
+  if (state.id !== id) throw new CliError(`belongs to rollout ${state.id}: expected ${id}`, { file: where, code: 'invalid-file' });
+  return state;
+}
 
-  const planPath = join(dir, 'plan.json');
-  const planBytes = readInput(planPath, 'a rollout plan', ROLLOUT_PLAN_MAX_BYTES);
-  if (sha256Hex(planBytes) !== state.planSha256) throw new CliError('changed since the rollout started: expected the plan the state was made with', { file: planPath, code: 'invalid-file' });
-  let plan: RolloutPlan;
+/** The plan's bytes checked against the state's hash, then parsed. */
+export function checkedPlan(planBytes: Uint8Array, state: StoreState, where: string): RolloutPlan {
+  if (sha256Hex(planBytes) !== state.planSha256) throw new CliError('changed since the rollout started: expected the plan the state was made with', { file: where, code: 'invalid-file' });
   try {
-    plan = parsePlan(planBytes);
+    return parsePlan(planBytes);
   } catch (error) {
-    if (error instanceof RolloutPlanError) throw new CliError(error.message, { file: planPath, code: 'invalid-file' });
+    if (error instanceof RolloutPlanError) throw new CliError(error.message, { file: where, code: 'invalid-file' });
     throw error;
   }
-  const manifestPath = join(dir, 'manifest.bin');
-  const manifest = readInput(manifestPath, 'a signed manifest', ROLLOUT_MANIFEST_MAX_BYTES);
-  if (sha256Hex(manifest) !== state.manifestSha256) throw new CliError('changed since the rollout started: expected the manifest the rollout was started with', { file: manifestPath, code: 'invalid-file' });
+}
 
-  let rollout: Rollout;
+/** The manifest's bytes checked against the state's hash. */
+export function checkedManifest(manifest: Uint8Array, state: StoreState, where: string): Uint8Array {
+  if (sha256Hex(manifest) !== state.manifestSha256) throw new CliError('changed since the rollout started: expected the manifest the rollout was started with', { file: where, code: 'invalid-file' });
+  return manifest;
+}
+
+/** The engine restored from the state's snapshot. */
+export function restoredRollout(plan: RolloutPlan, state: StoreState, where: string): Rollout {
   try {
-    rollout = Rollout.restore(plan, state.engine);
+    return Rollout.restore(plan, state.engine);
   } catch (error) {
-    if (error instanceof RolloutStateError) throw new CliError(error.message, { file: statePath, code: 'invalid-file' });
+    if (error instanceof RolloutStateError) throw new CliError(error.message, { file: where, code: 'invalid-file' });
     throw error;
   }
-  const { trail, uncommitted } = readTrail(join(dir, 'trail.jsonl'), state, rollout.snapshot().trail);
-  return { dir, plan, manifest, state, rollout, trail, uncommitted };
 }
 
 function readTrail(path: string, state: StoreState, head: { seq: number; hash: string }): { trail: Decision[]; uncommitted: number } {
@@ -221,22 +282,27 @@ function readTrail(path: string, state: StoreState, head: { seq: number; hash: s
   if (bytes.length < state.trailBytes) throw new CliError(`is ${bytes.length} bytes, shorter than the ${state.trailBytes} the state says were committed: expected the whole trail (truncated?)`, { file: path, code: 'invalid-file' });
   const committed = Buffer.from(bytes.subarray(0, state.trailBytes)).toString('utf8');
   if (committed.length > 0 && !committed.endsWith('\n')) throw new CliError(`the committed trail does not end a line at byte ${state.trailBytes}: expected whole lines (edited?)`, { file: path, code: 'invalid-file' });
-  const lines = committed === '' ? [] : committed.slice(0, -1).split('\n');
+  const trail = checkedTrail(committed === '' ? [] : committed.slice(0, -1).split('\n'), head, path);
+  const tail = Buffer.from(bytes.subarray(state.trailBytes)).toString('utf8');
+  const uncommitted = tail === '' ? 0 : tail.split('\n').filter((l) => l !== '').length;
+  return { trail, uncommitted };
+}
+
+/** The committed trail's lines (one decision each) parsed and checked: each chains to the one before, and the last is the state's head. */
+export function checkedTrail(lines: readonly string[], head: { seq: number; hash: string }, where: string): Decision[] {
   const trail: Decision[] = [];
   lines.forEach((line, i) => {
     try {
       trail.push(JSON.parse(line) as Decision);
     } catch {
-      throw new CliError(`line ${i + 1} is not JSON: expected one decision a line (damaged or edited)`, { file: path, code: 'invalid-file' });
+      throw new CliError(`line ${i + 1} is not JSON: expected one decision a line (damaged or edited)`, { file: where, code: 'invalid-file' });
     }
   });
   const broken = firstTrailBreak(trail);
-  if (broken >= 0) throw new CliError(`entry ${broken + 1} does not chain to the one before (edited, removed or moved): the trail is refused`, { file: path, code: 'invalid-file' });
+  if (broken >= 0) throw new CliError(`entry ${broken + 1} does not chain to the one before (edited, removed or moved): the trail is refused`, { file: where, code: 'invalid-file' });
   const last = trail.at(-1);
-  if (trail.length !== head.seq || (last?.hash ?? TRAIL_ORIGIN) !== head.hash) throw new CliError(`ends at entry ${trail.length}, the state at ${head.seq}: expected the trail the state was committed with`, { file: path, code: 'invalid-file' });
-  const tail = Buffer.from(bytes.subarray(state.trailBytes)).toString('utf8');
-  const uncommitted = tail === '' ? 0 : tail.split('\n').filter((l) => l !== '').length;
-  return { trail, uncommitted };
+  if (trail.length !== head.seq || (last?.hash ?? TRAIL_ORIGIN) !== head.hash) throw new CliError(`ends at entry ${trail.length}, the state at ${head.seq}: expected the trail the state was committed with`, { file: where, code: 'invalid-file' });
+  return trail;
 }
 
 /**
@@ -244,7 +310,7 @@ function readTrail(path: string, state: StoreState, head: { seq: number; hash: s
  * step left past the committed trail, append `decisions` (fsync), then
  * replace the state (the commit point).
  */
-export function commitRollout(loaded: LoadedRollout, next: Omit<StoreState, 'format' | 'id' | 'planSha256' | 'manifestSha256' | 'trailBytes' | 'engine'>, decisions: readonly Decision[]): StoreState {
+export function commitRollout(loaded: LoadedRollout, next: StateChange, decisions: readonly Decision[]): StoreState {
   const trailPath = join(loaded.dir, 'trail.jsonl');
   const text = trailText(decisions);
   const trailBytes = loaded.state.trailBytes + Buffer.byteLength(text);

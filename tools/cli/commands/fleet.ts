@@ -5,8 +5,10 @@
  * and ACL files, and change a device's state (quarantine, release, revoke).
  */
 import type { Command } from 'commander';
+import { fileFleetStore, openFleetStore, withFleetStore, type FleetStore } from '../../fleet/store.ts';
+import type { PostgresFleetStore } from '../../fleet/store-postgres.ts';
 import { join } from 'node:path';
-import { DEVICE_STATES, currentKey, findDevice, loadFleet, nowIso, publicView, toIngestInventory, withFleetLock, type DeviceState, type FleetDevice } from '../../fleet/inventory.ts';
+import { DEVICE_STATES, currentKey, findDevice, nowIso, publicView, toIngestInventory, type DeviceState, type FleetDevice } from '../../fleet/inventory.ts';
 import { brokerConfig, defaultServices, mosquittoConfFragment, MOSQUITTO_DEFAULT_ITERATIONS, type QuarantinePolicy } from '../../fleet/broker.ts';
 import { parseInventory } from '../../ingest/inventory.ts';
 import { secretFolder } from '../../provision/provision.ts';
@@ -19,6 +21,13 @@ import { InvalidArgumentError } from 'commander';
 
 const INVENTORY_HELP = 'fleet inventory written by holdfast provision';
 const DEFAULT_INVENTORY = 'fleet.json';
+export const DB_HELP = 'the inventory in a PostgreSQL database instead of a file: postgres://user[:password]@host[:port]/database (not with --inventory)';
+
+/** The inventory the flags name (`--db` or `--inventory`), open for `run`, closed afterwards. */
+export function onStore<T>(flags: { inventory: string; db?: string }, command: Command, run: (store: FleetStore) => Promise<T>): Promise<T> {
+  const source = command.getOptionValueSource('inventory');
+  return withFleetStore(flags, source !== undefined && source !== 'default', run);
+}
 
 function oneOf<T extends string>(values: readonly T[]): (value: string) => T {
   return (value: string) => {
@@ -56,10 +65,11 @@ export function registerFleet(program: Command): void {
     .command('ls')
     .description('list the devices of the inventory (no secrets)')
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
     .option('--state <state>', 'only devices in this state: active, quarantined or revoked', oneOf(DEVICE_STATES))
     .option('--json', 'print the devices as JSON')
-    .action((flags: { inventory: string; state?: DeviceState; json?: boolean }) => {
-      const devices = loadFleet(flags.inventory).devices.filter((d) => flags.state === undefined || d.state === flags.state);
+    .action(async (flags: { inventory: string; db?: string; state?: DeviceState; json?: boolean }, command: Command) => {
+      const devices = (await onStore(flags, command, (store) => store.read())).devices.filter((d) => flags.state === undefined || d.state === flags.state);
       if (flags.json) console.log(JSON.stringify({ ok: true, count: devices.length, devices: devices.map(row) }, null, 2));
       else {
         const widths = [16, 11, 10, 10, 10, 16, 16];
@@ -79,9 +89,10 @@ export function registerFleet(program: Command): void {
     .description('one device: keys (current, retired, revoked, with the counter at each change), firmware, cohort, gateway, state and history (no secret)')
     .argument('<device>', 'device id, 16 hex digits', parseDeviceId)
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
     .option('--json', 'print the device as JSON')
-    .action((device: string, flags: { inventory: string; json?: boolean }) => {
-      const d = findDevice(loadFleet(flags.inventory), device);
+    .action(async (device: string, flags: { inventory: string; db?: string; json?: boolean }, command: Command) => {
+      const d = findDevice(await onStore(flags, command, (store) => store.read()), device);
       const view = publicView(d);
       if (flags.json) console.log(JSON.stringify({ ok: true, device: view }, null, 2));
       else {
@@ -99,10 +110,11 @@ export function registerFleet(program: Command): void {
     .requiredOption('--format <format>', 'ingest (the ingest\'s --devices file, with secrets) or public (no secrets)', oneOf(['ingest', 'public'] as const))
     .requiredOption('--out <file>', 'file to write')
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
     .option('--json', 'print {ok, format, file, entries}')
-    .action((flags: { format: 'ingest' | 'public'; out: string; inventory: string; json?: boolean }) => {
+    .action(async (flags: { format: 'ingest' | 'public'; out: string; inventory: string; db?: string; json?: boolean }, command: Command) => {
       checkOutputPath(flags.out, 'the export');
-      const data = loadFleet(flags.inventory);
+      const data = await onStore(flags, command, (store) => store.read());
       let text: string;
       let entries: number;
       if (flags.format === 'ingest') {
@@ -126,12 +138,13 @@ export function registerFleet(program: Command): void {
     .description('write mosquitto\'s password file (PBKDF2-SHA512 $7$ hashes of each device\'s derived password), ACL file and a mosquitto.conf fragment from the inventory (docs/design/fleet-identity.md, "Broker")')
     .requiredOption('--out <dir>', 'folder for passwords, acl, mosquitto.conf and services.json (created 0700)')
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
     .option('--quarantine <policy>', 'quarantined devices: restrict (telemetry, receipts and updates; no commands) or deny (no account)', oneOf(['restrict', 'deny'] as const), 'restrict')
     .option('--service <name>', 'a back-end account (ingest, command and update sender) with a random password written to services.json (repeatable)', parseServiceName, [])
     .option('--iterations <n>', 'PBKDF2 iterations per hash, 1..1000000', parseInteger(1, 1_000_000), MOSQUITTO_DEFAULT_ITERATIONS)
     .option('--json', 'print {ok, dir, files, counts}')
-    .action((flags: { out: string; inventory: string; quarantine: QuarantinePolicy; service: string[]; iterations: number; json?: boolean }) => {
-      const data = loadFleet(flags.inventory);
+    .action(async (flags: { out: string; inventory: string; db?: string; quarantine: QuarantinePolicy; service: string[]; iterations: number; json?: boolean }, command: Command) => {
+      const data = await onStore(flags, command, (store) => store.read());
       if (new Set(flags.service).size !== flags.service.length) throw new UsageError('a service name is given twice: expected unique names', { field: '--service' });
       secretFolder(flags.out);
       const services = defaultServices(flags.service);
@@ -166,13 +179,14 @@ export function registerFleet(program: Command): void {
     .option('--firmware <version>', 'firmware version the device runs, 0..4294967295', parseInteger(0, 0xffff_ffff))
     .option('--floor <n>', 'security floor the device reported, 0..4294967295', parseInteger(0, 0xffff_ffff))
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
     .option('--json', 'print {ok, device: {deviceId, cohort, gateway, firmware}}')
-    .action((device: string, flags: { cohort?: string; gateway?: string; firmware?: number; floor?: number; inventory: string; json?: boolean }) => {
+    .action(async (device: string, flags: { cohort?: string; gateway?: string; firmware?: number; floor?: number; inventory: string; db?: string; json?: boolean }, command: Command) => {
       const cohort = flags.cohort === '-' ? null : flags.cohort;
       const gateway = flags.gateway === '-' ? null : flags.gateway;
       if (flags.cohort === undefined && flags.gateway === undefined && flags.firmware === undefined && flags.floor === undefined) throw new UsageError('nothing to set: expected --cohort, --gateway, --firmware or --floor', { field: '<device>' });
-      const updated = withFleetLock(flags.inventory, (lock) => {
-        const data = lock.load(false);
+      const updated = await onStore(flags, command, (store) => store.withLock(async (lock) => {
+        const data = await lock.load(false);
         const d = findDevice(data, device);
         const at = nowIso();
         const changes: string[] = [];
@@ -186,10 +200,10 @@ export function registerFleet(program: Command): void {
         }
         if (changes.length > 0) {
           d.history.push({ at, event: 'changed', detail: changes.join(', ').slice(0, 200) });
-          lock.save(data);
+          await lock.save(data);
         }
         return d;
-      });
+      }));
       const view = { deviceId: updated.deviceId, cohort: updated.cohort, gateway: updated.gateway, firmware: updated.firmware };
       if (flags.json) console.log(JSON.stringify({ ok: true, device: view }, null, 2));
       else console.log(`device ${device}: cohort ${view.cohort ?? '-'}, gateway ${view.gateway ?? '-'}, firmware ${view.firmware.version ?? '-'}, floor ${view.firmware.securityFloor ?? '-'}`);
@@ -202,12 +216,13 @@ export function registerFleet(program: Command): void {
       .description(description)
       .argument('<device>', 'device id, 16 hex digits', parseDeviceId)
       .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+      .option('--db <url>', DB_HELP)
       .option('--reason <text>', 'recorded in the device\'s history')
       .option('--json', 'print {ok, device, from, to}')
-      .action((device: string, flags: { inventory: string; reason?: string; json?: boolean }) => {
+      .action(async (device: string, flags: { inventory: string; db?: string; reason?: string; json?: boolean }, command: Command) => {
         if (flags.reason !== undefined && (flags.reason.length > 200 || /[\u0000-\u001f]/.test(flags.reason))) throw new UsageError('expected at most 200 printable characters', { field: '--reason' });
-        const from = withFleetLock(flags.inventory, (lock) => {
-          const data = lock.load(false);
+        const from = await onStore(flags, command, (store) => store.withLock(async (lock) => {
+          const data = await lock.load(false);
           const d = findDevice(data, device);
           const was = d.state;
           if (was === 'revoked') throw new CliError(`device ${device} is revoked: a revoked identity stays revoked (re-enroll the device with a new identity)`, { field: '<device>' });
@@ -216,9 +231,9 @@ export function registerFleet(program: Command): void {
           const at = nowIso();
           d.state = to;
           d.history.push({ at, event, ...(flags.reason !== undefined ? { detail: flags.reason } : {}) });
-          lock.save(data);
+          await lock.save(data);
           return was;
-        });
+        }));
         if (flags.json) console.log(JSON.stringify({ ok: true, device, from, to }, null, 2));
         else console.log(`device ${device}: ${from} -> ${to}; run holdfast fleet broker-config and fleet export --format ingest to apply it at the broker and the ingest`);
         process.exitCode = ExitCode.OK;
@@ -234,20 +249,48 @@ export function registerFleet(program: Command): void {
     .requiredOption('--sign-with <file>', 'the fleet revocation key: an Ed25519 seed, 64 hex digits (mode 0600)')
     .option('--list <file>', 'where to write the signed revocation list', 'revocations.bin')
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
     .option('--reason <text>', 'recorded in the device\'s history')
     .option('--json', 'print {ok, target, changed, number, entries, list, signerPublicKey}')
-    .action((target: RevokeTarget, flags: { signWith: string; list: string; inventory: string; reason?: string; json?: boolean }) => {
+    .action(async (target: RevokeTarget, flags: { signWith: string; list: string; inventory: string; db?: string; reason?: string; json?: boolean }, command: Command) => {
       if (flags.reason !== undefined && (flags.reason.length > 200 || /[\u0000-\u001f]/.test(flags.reason))) throw new UsageError('expected at most 200 printable characters', { field: '--reason' });
       checkOutputPath(flags.list, 'the revocation list');
       const seed = readSeedFile(flags.signWith);
-      const result = revoke({ inventoryPath: flags.inventory, target, seed, listPath: flags.list, ...(flags.reason !== undefined ? { reason: flags.reason } : {}) });
-      seed.fill(0);
+      let result;
+      try {
+        result = await onStore(flags, command, (store) => revoke({ store, target, seed, listPath: flags.list, ...(flags.reason !== undefined ? { reason: flags.reason } : {}) }));
+      } finally {
+        seed.fill(0);
+      }
       if (flags.json) console.log(JSON.stringify({ ok: true, ...result }, null, 2));
       else {
         const what = target.kind === 'device' ? `device ${target.deviceId}` : target.kind === 'device-key' ? `key ${target.keyId} of device ${target.deviceId}` : `command key ${target.keyId}`;
         console.log(`${what}: ${result.changed ? 'revoked' : 'already revoked'}; wrote ${result.list}: revocation list ${result.number}, ${result.entries} entries, signed by ${result.signerPublicKey.slice(0, 16)}…`);
         console.log('apply it: holdfast fleet broker-config and fleet export --format ingest, then publish the list to the devices');
       }
+      process.exitCode = ExitCode.OK;
+    });
+
+  fleet
+    .command('import')
+    .description('move a file inventory and the rollouts beside it into a PostgreSQL database, as one transaction (the database must hold no inventory yet); the file is left as it was')
+    .requiredOption('--from <file>', 'the holdfast-fleet/1 inventory file (its rollouts are read from <file>.rollouts/)')
+    .requiredOption('--db <url>', 'the PostgreSQL database to import into: postgres://user[:password]@host[:port]/database')
+    .option('--json', 'print {ok, db, devices, rollouts}')
+    .action(async (flags: { from: string; db: string; json?: boolean }) => {
+      const file = fileFleetStore(flags.from);
+      const fleetData = await file.read();
+      const ids = await file.rollouts.list();
+      const rollouts = [];
+      for (const id of ids) rollouts.push(await file.rollouts.load(id));
+      const store = await openFleetStore({ inventory: flags.from, db: flags.db }, false);
+      try {
+        await (store as PostgresFleetStore).importInventory(fleetData, rollouts);
+      } finally {
+        await store.close();
+      }
+      if (flags.json) console.log(JSON.stringify({ ok: true, db: store.where, devices: fleetData.devices.length, rollouts: ids }, null, 2));
+      else console.log(`imported ${flags.from} into ${store.where}: ${fleetData.devices.length} device(s), ${ids.length} rollout(s)${ids.length > 0 ? ` (${ids.join(', ')})` : ''}; use --db from now on (the file is unchanged: retire it)`);
       process.exitCode = ExitCode.OK;
     });
 }

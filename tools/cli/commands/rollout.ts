@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { loadFleet, withFleetLock } from '../../fleet/inventory.ts';
+import { DB_HELP, onStore } from './fleet.ts';
 import { hostCrypto } from '../../keys/signer.ts';
 import { tryDecode } from '../../keys/image.ts';
 import { parseInteger } from '../../keys/cli-options.ts';
@@ -18,13 +18,14 @@ import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { parsePlan, ROLLOUT_PLAN_MAX_BYTES, RolloutPlanError } from '../../rollout/plan.ts';
 import { Rollout, type Decision } from '../../rollout/engine.ts';
-import { commitRollout, createRollout, fleetMembers, loadRollout, type LoadedRollout } from '../../rollout/store.ts';
+import { fleetMembers, type LoadedRollout } from '../../rollout/store.ts';
 import { auditKeys, signalsFrom } from '../../rollout/signals.ts';
 import { readAccepted } from '../../rollout/ingest-reader.ts';
 import { rolloutBreakdown, type OutcomeRow } from '../../rollout/status.ts';
 
 const INVENTORY_HELP = 'fleet inventory; the rollouts are kept beside it in <inventory>.rollouts/';
 const DEFAULT_INVENTORY = 'fleet.json';
+const ROLLOUT_DB_HELP = `${DB_HELP}; the rollouts are kept in the same database`;
 const AT_HELP = "time on the rollout's clock, whole seconds since the epoch (default: now)";
 
 function parseId(value: string): string {
@@ -78,9 +79,10 @@ export function registerRollout(program: Command): void {
     .requiredOption('--plan <file>', 'rollout plan (JSON, docs/spec/rollout.md "Plan")')
     .requiredOption('--manifest <file>', "the image's signed manifest (holdfast sign); its versions must be the plan's target")
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', ROLLOUT_DB_HELP)
     .option('--at <seconds>', AT_HELP, parseAt)
     .option('--json', 'print {ok, id, dir, status, stage, offered, decisions}')
-    .action((flags: { plan: string; manifest: string; inventory: string; at?: number; json?: boolean }) => {
+    .action(async (flags: { plan: string; manifest: string; inventory: string; db?: string; at?: number; json?: boolean }, command: Command) => {
       const planBytes = readInput(flags.plan, 'a rollout plan (JSON)', ROLLOUT_PLAN_MAX_BYTES);
       let plan;
       try {
@@ -96,12 +98,12 @@ export function registerRollout(program: Command): void {
         throw new CliError(`the manifest is image ${decoded.imageVersion} security ${decoded.securityVersion}, the plan's target image ${plan.target.imageVersion} security ${plan.target.securityVersion}: expected the manifest of the plan's image`, { file: flags.plan, field: 'target', code: 'invalid-file' });
       }
       const now = nowOf(flags.at);
-      const result = withFleetLock(flags.inventory, (lock) => {
-        const fleet = lock.load(false);
+      const result = await onStore(flags, command, (store) => store.withLock(async (lock) => {
+        const fleet = await lock.load(false);
         const started = Rollout.start(plan, fleetMembers(fleet), now);
-        const dir = createRollout(flags.inventory, { planBytes, plan, manifest, rollout: started.rollout, decisions: started.decisions, now });
+        const dir = await store.rollouts.create({ planBytes, plan, manifest, rollout: started.rollout, decisions: started.decisions, now });
         return { dir, ...started };
-      });
+      }));
       const offered = result.rollout.offered().length;
       printResult(flags.json, { id: plan.id, dir: result.dir, status: result.rollout.status, stage: result.rollout.stage, offered }, `rollout ${plan.id} started at ${now}: stage ${plan.stages[0]!.name}, ${offered} device(s) offered image ${plan.target.imageVersion} (${result.dir})`, result.decisions, plan);
     });
@@ -112,18 +114,19 @@ export function registerRollout(program: Command): void {
     .requiredOption('--id <id>', 'rollout id (the plan\'s id)', parseId)
     .requiredOption('--ingest-db <dir-or-url>', "the ingest's --db: a PGlite folder (read while no ingest holds it) or a postgres:// server (read beside the running ingest)")
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', ROLLOUT_DB_HELP)
     .option('--at <seconds>', AT_HELP, parseAt)
     .option('--json', 'print {ok, id, at, status, stage, records, signals, badTags, undecodable, decisions, counts}')
-    .action(async (flags: { id: string; ingestDb: string; inventory: string; at?: number; json?: boolean }) => {
+    .action(async (flags: { id: string; ingestDb: string; inventory: string; db?: string; at?: number; json?: boolean }, command: Command) => onStore(flags, command, async (store) => {
       const now = nowOf(flags.at);
-      const before = loadRollout(flags.inventory, flags.id);
+      const before = await store.rollouts.load(flags.id);
       if (now < before.state.clock) throw new CliError(`--at ${now} is before the rollout's clock ${before.state.clock}: expected time to go forward`, { field: '--at', code: 'failed' });
       progress(flags.json, `reading the records of ${before.rollout.offered().length} device(s) from the ingest…`);
       const records = await readAccepted(flags.ingestDb, before.rollout.offered(), before.state.cursor, now * 1000);
       progress(flags.json, `${records.length} record(s) read; deciding…`);
-      const result = withFleetLock(flags.inventory, (lock) => {
-        const fleet = lock.load(false);
-        const loaded = loadRollout(flags.inventory, flags.id);
+      const result = await store.withLock(async (lock) => {
+        const fleet = await lock.load(false);
+        const loaded = await store.rollouts.load(flags.id);
         if (now < loaded.state.clock) throw new CliError(`--at ${now} is before the rollout's clock ${loaded.state.clock}: expected time to go forward`, { field: '--at', code: 'failed' });
         // Another step may have committed meanwhile: only what is past the cursor now.
         const fresh = records.filter((r) => r.counter > (loaded.state.cursor[r.device] ?? 0));
@@ -133,24 +136,24 @@ export function registerRollout(program: Command): void {
         const decisions = loaded.rollout.step(fleetMembers(fleet), now);
         const cursor = { ...loaded.state.cursor };
         for (const [d, h] of batch.highest) cursor[d] = Math.max(cursor[d] ?? 0, h);
-        commitRollout(loaded, { clock: now, cursor, badTags: loaded.state.badTags + batch.counts.badTags }, decisions);
+        await store.rollouts.commit(loaded, { clock: now, cursor, badTags: loaded.state.badTags + batch.counts.badTags }, decisions);
         return { loaded, batch, decisions, records: fresh.length };
       });
       const { loaded, batch, decisions } = result;
       const c = loaded.rollout.counts();
       const headline = `rollout ${flags.id} at ${now}: ${loaded.rollout.status}, stage ${loaded.plan.stages[loaded.rollout.stage]!.name}; ${result.records} record(s), ${batch.signals.length} signal(s)${batch.counts.badTags > 0 ? `, ${batch.counts.badTags} audit entr${batch.counts.badTags === 1 ? 'y' : 'ies'} with a bad tag (not signals)` : ''}; offered ${c.offered}, committed ${c.committed}, failed ${c.failed}, pending ${c.pending}`;
       printResult(flags.json, { id: flags.id, at: now, status: loaded.rollout.status, stage: loaded.rollout.stage, records: result.records, signals: batch.signals.length, badTags: batch.counts.badTags, undecodable: batch.counts.undecodable, counts: c }, headline, decisions, loaded.plan);
-    });
+    }));
 
   rollout
     .command('status')
     .description('a rollout: status, stage, devices by outcome and cause, by cohort and by gateway')
     .requiredOption('--id <id>', "rollout id (the plan's id)", parseId)
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', ROLLOUT_DB_HELP)
     .option('--json', 'print {ok, id, status, stage, stageName, stages, clock, target, counts, byCohort, byGateway, badTags, trail}')
-    .action((flags: { id: string; inventory: string; json?: boolean }) => {
-      const loaded = loadRollout(flags.inventory, flags.id);
-      const fleet = loadFleet(flags.inventory);
+    .action(async (flags: { id: string; inventory: string; db?: string; json?: boolean }, command: Command) => {
+      const { loaded, fleet } = await onStore(flags, command, async (store) => ({ loaded: await store.rollouts.load(flags.id), fleet: await store.read() }));
       const where = new Map(fleet.devices.map((d) => [d.deviceId, { cohort: d.cohort ?? '', gateway: d.gateway ?? '' }]));
       const breakdown = rolloutBreakdown(loaded.rollout, (d) => where.get(d) ?? { cohort: '', gateway: '' });
       const stage = loaded.rollout.stage;
@@ -188,18 +191,19 @@ export function registerRollout(program: Command): void {
     .requiredOption('--id <id>', "rollout id (the plan's id)", parseId)
     .requiredOption('--reason <text>', 'why, recorded in the trail (1..200 printable characters)', parseReason)
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', ROLLOUT_DB_HELP)
     .option('--at <seconds>', AT_HELP, parseAt)
     .option('--json', 'print {ok, id, status, decisions}')
-    .action((flags: { id: string; reason: string; inventory: string; at?: number; json?: boolean }) => {
+    .action(async (flags: { id: string; reason: string; inventory: string; db?: string; at?: number; json?: boolean }, command: Command) => {
       const now = nowOf(flags.at);
-      const { loaded, decisions } = withFleetLock(flags.inventory, () => {
-        const loaded = loadRollout(flags.inventory, flags.id);
+      const { loaded, decisions } = await onStore(flags, command, (store) => store.withLock(async () => {
+        const loaded = await store.rollouts.load(flags.id);
         if (loaded.rollout.status !== 'running') throw new CliError(`rollout ${flags.id} is ${loaded.rollout.status}: expected a running rollout`, { code: 'failed' });
         const at = Math.max(now, loaded.state.clock);
         const decisions = loaded.rollout.halt(at, flags.reason);
-        commitRollout(loaded, { clock: at, cursor: loaded.state.cursor, badTags: loaded.state.badTags }, decisions);
+        await store.rollouts.commit(loaded, { clock: at, cursor: loaded.state.cursor, badTags: loaded.state.badTags }, decisions);
         return { loaded, decisions };
-      });
+      }));
       printResult(flags.json, { id: flags.id, status: loaded.rollout.status }, `rollout ${flags.id} halted: ${flags.reason}`, decisions, loaded.plan);
     });
 
@@ -209,10 +213,11 @@ export function registerRollout(program: Command): void {
     .requiredOption('--id <id>', "rollout id (the plan's id)", parseId)
     .option('--verify', 'only check the trail (chain, numbering, head hash) and print the result')
     .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', ROLLOUT_DB_HELP)
     .option('--json', 'print {ok, id, verified, entries, uncommitted, lastHash, decisions}')
-    .action((flags: { id: string; verify?: boolean; inventory: string; json?: boolean }) => {
-      // loadRollout refuses a trail that does not chain or does not end at the state's head.
-      const loaded = loadRollout(flags.inventory, flags.id);
+    .action(async (flags: { id: string; verify?: boolean; inventory: string; db?: string; json?: boolean }, command: Command) => {
+      // Loading refuses a trail that does not chain or does not end at the state's head.
+      const loaded = await onStore(flags, command, (store) => store.rollouts.load(flags.id));
       const lastHash = loaded.trail.at(-1)?.hash ?? null;
       if (flags.json) console.log(JSON.stringify({ ok: true, id: flags.id, verified: true, entries: loaded.trail.length, uncommitted: loaded.uncommitted, lastHash, ...(flags.verify ? {} : { decisions: loaded.trail }) }, null, 2));
       else {
