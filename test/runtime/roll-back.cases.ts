@@ -69,7 +69,7 @@ function bootBoth(flash: FlashPartition, fleet: Fleet, world: World): { slot: nu
     }, requestTrial: () => undefined, confirmRunning: () => undefined, rejectRunning: () => undefined },
     config: { update: { boardId: BOARD, chip: world.chip, watchdogTimeoutMs: WATCHDOG_MS } },
   });
-  return { slot: decision.slot, state: decision.state, d };
+  return { slot: decision.slot, state: String(decision.state), d };
 }
 
 /** A device that committed release 2 (security `securityVersion`) over the factory image. */
