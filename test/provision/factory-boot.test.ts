@@ -12,7 +12,8 @@
  * size and SHA-256; nothing secret is printed; the flashed stores equal the
  * files; --factory refuses a file that does not match its manifest, a
  * device the run did not make and a run for another board, before the port
- * opens; --factory without --device is bad usage.
+ * opens; --factory without --device, or a --flash-encryption other than
+ * off and on, is bad usage.
  *
  * socat missing: skipped locally, failed under CI (tools/net/common.ts).
  */
@@ -157,7 +158,7 @@ describe('holdfast provision + holdfast flash --factory', { skip }, () => {
     }
   });
 
-  it('--factory refuses, before the port opens: a store file that does not match the manifest, a device the run did not make, a run for another board; --factory without --device is bad usage', async () => {
+  it('--factory refuses, before the port opens: a store file that does not match the manifest, a device the run did not make, a run for another board; --factory without --device, or a --flash-encryption other than off and on, is bad usage', async () => {
     const { bootloader, app } = files();
     const run = runs.get('off')!;
     const copy = join(dir, 'tampered');
@@ -182,7 +183,10 @@ describe('holdfast provision + holdfast flash --factory', { skip }, () => {
     const alone = await holdfast([...base, '--factory', run.out]);
     assert.equal(alone.status, 2, alone.stderr);
     assert.match(alone.stderr.trim(), /--factory and --device go together/);
-    for (const r of [tampered, stranger, other, alone]) {
+    const badMode = await holdfast(['provision', '--board', BOARD.id, '--out', join(dir, 'never'), '--command-key', join(dir, 'command.pub'), '--flash-encryption', 'maybe']);
+    assert.equal(badMode.status, 2, badMode.stderr);
+    assert.match(badMode.stderr.trim(), /--flash-encryption.*expected off or on/);
+    for (const r of [tampered, stranger, other, alone, badMode]) {
       assertNoStack(r, 'refusal');
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
     }
