@@ -13,8 +13,11 @@ import { brokerConfig, defaultServices, mosquittoConfFragment, MOSQUITTO_DEFAULT
 import { parseInventory } from '../../ingest/inventory.ts';
 import { secretFolder } from '../../provision/provision.ts';
 import { parseRevokeTarget, readSeedFile, revoke, targetUsage, type RevokeTarget } from '../../fleet/revoke.ts';
+import { reenroll } from '../../fleet/reenroll.ts';
+import { parseBroker, readPublicKeyFile } from './provision.ts';
+import { MAX_ROOT_DOCUMENT_LENGTH } from '../../../firmware/security/provisioning.ts';
 import { parseInteger, collect } from '../../keys/cli-options.ts';
-import { checkOutputPath, writeFilesAtomically } from '../files.ts';
+import { checkOutputPath, readInput, writeFilesAtomically } from '../files.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { InvalidArgumentError } from 'commander';
@@ -291,6 +294,61 @@ export function registerFleet(program: Command): void {
       }
       if (flags.json) console.log(JSON.stringify({ ok: true, db: store.where, devices: fleetData.devices.length, rollouts: ids }, null, 2));
       else console.log(`imported ${flags.from} into ${store.where}: ${fleetData.devices.length} device(s), ${ids.length} rollout(s)${ids.length > 0 ? ` (${ids.join(', ')})` : ''}; use --db from now on (the file is unchanged: retire it)`);
+      process.exitCode = ExitCode.OK;
+    });
+
+  fleet
+    .command('re-enroll')
+    .description('give a repaired device a new identity (new device id, secret and keys; its provisioning image in --out) registered as replacing the old one, revoke the old identity in the same inventory change, and write the next signed revocation list naming it (docs/design/fleet-identity.md, "Re-enrollment")')
+    .argument('<device>', 'the old device id, 16 hex digits (not revoked)', parseDeviceId)
+    .requiredOption('--out <dir>', 'folder for the new provisioning image and re-enroll.json (created with mode 0700; an existing one must be 0700 and hold no re-enroll.json)')
+    .requiredOption('--sign-with <file>', 'the fleet revocation key: an Ed25519 seed, 64 hex digits (mode 0600)')
+    .requiredOption('--command-key <file>', "the fleet command key's Ed25519 public key, 64 hex digits (as holdfast provision)")
+    .option('--command-key-id <n>', 'key id of the command key, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
+    .option('--console-key <file>', "the console unlock key's Ed25519 public key, 64 hex digits (without it the console stays locked)")
+    .option('--revocation-key <file>', "the fleet revocation-list key's Ed25519 public key, 64 hex digits (without it the device accepts no revocation list)")
+    .option('--root <file>', 'a signed root document (root.1.bin of holdfast keys init) for the provisioning record')
+    .option('--broker <host:port>', 'MQTT broker the device connects to', parseBroker)
+    .option('--key-id <n>', 'envelope key id of the new identity, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
+    .option('--list <file>', 'where to write the signed revocation list', 'revocations.bin')
+    .option('--inventory <file>', INVENTORY_HELP, DEFAULT_INVENTORY)
+    .option('--db <url>', DB_HELP)
+    .option('--reason <text>', "recorded in the old device's history")
+    .option('--json', 'print {ok, old, device, keyId, publicKey, board, file, sha256, partition, list, number, entries, signerPublicKey}')
+    .action(async (device: string, flags: { out: string; signWith: string; commandKey: string; commandKeyId: number; consoleKey?: string; revocationKey?: string; root?: string; broker?: { host: string; port: number }; keyId: number; list: string; inventory: string; db?: string; reason?: string; json?: boolean }, command: Command) => {
+      if (flags.reason !== undefined && (flags.reason.length > 200 || /[\u0000-\u001f]/.test(flags.reason))) throw new UsageError('expected at most 200 printable characters', { field: '--reason' });
+      checkOutputPath(flags.list, 'the revocation list');
+      const commandKey = readPublicKeyFile(flags.commandKey, 'the command key');
+      const consoleKey = flags.consoleKey === undefined ? undefined : readPublicKeyFile(flags.consoleKey, 'the console key');
+      const revocationKey = flags.revocationKey === undefined ? undefined : readPublicKeyFile(flags.revocationKey, 'the revocation key');
+      const rootDocument = flags.root === undefined ? undefined : readInput(flags.root, 'a signed root document', MAX_ROOT_DOCUMENT_LENGTH);
+      const seed = readSeedFile(flags.signWith);
+      let result;
+      try {
+        result = await onStore(flags, command, (store) =>
+          reenroll({
+            store,
+            oldDeviceId: device,
+            outDir: flags.out,
+            seed,
+            listPath: flags.list,
+            keyId: flags.keyId,
+            commandKey: { keyId: flags.commandKeyId, publicKey: commandKey },
+            ...(consoleKey !== undefined ? { consoleKey } : {}),
+            ...(revocationKey !== undefined ? { revocationKey } : {}),
+            ...(rootDocument !== undefined ? { rootDocument } : {}),
+            ...(flags.broker !== undefined ? { broker: flags.broker } : {}),
+            ...(flags.reason !== undefined ? { reason: flags.reason } : {}),
+          }),
+        );
+      } finally {
+        seed.fill(0);
+      }
+      if (flags.json) console.log(JSON.stringify({ ok: true, ...result }, null, 2));
+      else {
+        console.log(`device ${result.old} re-enrolled as ${result.device}: ${join(flags.out, result.file)} (mode 0600), flash it at ${result.partition.label} 0x${result.partition.offset.toString(16)}; ${result.old} revoked; wrote ${result.list}: revocation list ${result.number}, ${result.entries} entries`);
+        console.log('apply it: holdfast fleet broker-config and fleet export --format ingest, then publish the list to the devices');
+      }
       process.exitCode = ExitCode.OK;
     });
 }
