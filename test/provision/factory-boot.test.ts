@@ -149,6 +149,7 @@ describe('holdfast provision + holdfast flash --factory', { skip }, () => {
       const regions = result.regions as { name: string; offset: number; bytes: number; verified: boolean }[];
       const wanted = [...run.manifest.factory.stores.map((s) => s.label), 'hf_prov'].sort();
       assert.deepEqual(regions.filter((r) => r.name.startsWith('hf_')).map((r) => r.name).sort(), wanted);
+      assert.equal(regions.at(-1)?.name, 'hf_prov', 'hf_prov written last');
       assert.ok(regions.every((r) => r.verified), 'each region verified (MD5)');
       assert.equal(result.device, run.manifest.devices[0].deviceId);
       const chip = chips.get(mode)!;
@@ -190,6 +191,40 @@ describe('holdfast provision + holdfast flash --factory', { skip }, () => {
       assertNoStack(r, 'refusal');
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
     }
+  });
+
+  it('a link lost during the store images: exit 1, one line naming the region, and hf_prov (written last) is still erased, so the half-made device is "not provisioned" and starts nothing', async () => {
+    requireComponents([socat]);
+    const { bootloader, app } = files();
+    const run = runs.get('off')!;
+    const audit = run.manifest.factory.stores.find((s) => s.label === 'hf_audit')!;
+    const prov = run.manifest.partition;
+    const chip = new SimFlash({ blocks: CHIP_BLOCKS, blockLength: BLOCK });
+    const pair = await openPtyPair(socat.ok ? socat.path : 'socat');
+    let cut = false;
+    const served = await serveRomLoader(pair.paths[0], {
+      chip: 'ESP32',
+      flash: chip,
+      onFlashData: (p) => {
+        if (p.offset === audit.offset && !cut) {
+          cut = true;
+          void pair.close();
+        }
+      },
+    });
+    let result: Run;
+    try {
+      result = await holdfast(['flash', '--board', BOARD.id, '--port', pair.paths[1], '--bootloader', bootloader, '--app', app, '--factory', run.out, '--device', run.manifest.devices[0].deviceId]);
+    } finally {
+      await served.close();
+      await pair.close();
+    }
+    assert.ok(cut, 'the link was cut during hf_audit');
+    assert.equal(result.status, 1, result.stderr);
+    assertNoStack(result, 'cut');
+    const last = result.stderr.trimEnd().split('\n').at(-1) ?? '';
+    assert.match(last, /serial link was lost while (writing|verifying) the factory image of hf_audit.*board is not flashed/);
+    assert.ok(chip.data.subarray(prov.offset, prov.offset + prov.size).every((b) => b === 0xff), 'hf_prov not written: the device reads "not provisioned"');
   });
 
   /** Cases 0 and 1 boot the 'off' chip, case 2 the 'on' chip. */

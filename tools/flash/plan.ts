@@ -74,8 +74,10 @@ export function planFlash(board: Board, input: { bootloader: Uint8Array; app: Ui
     { name: 'app', what: 'the app image (ota_0)', offset: ota0.offset, data: input.app },
   ];
   // With --factory: each store and hf_prov whole, as the provisioning run made them (the ROM erases their sectors at BEGIN).
+  // hf_prov last: a flash cut short on a fresh chip leaves the device "not provisioned" (it starts nothing), never an identity over half-made stores.
+  const data = [...(input.data ?? [])].sort((a, b) => Number(a.label === PROVISIONING_PARTITION) - Number(b.label === PROVISIONING_PARTITION) || a.offset - b.offset);
   const written = new Set<string>();
-  for (const d of input.data ?? []) {
+  for (const d of data) {
     const p = board.partitions.find((q) => q.name === d.label);
     if (p === undefined || p.type !== 'data' || !d.label.startsWith('hf_') || p.offset !== d.offset || p.size !== d.data.length) throw new FlashPlanError(`${d.label} at 0x${d.offset.toString(16)} (${d.data.length} bytes) is not one of ${board.id}'s holdfast data partitions`, '--factory');
     if (written.has(d.label)) throw new FlashPlanError(`${d.label} twice`, '--factory');
