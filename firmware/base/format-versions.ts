@@ -39,4 +39,6 @@ export const FORMAT_VERSIONS = Object.freeze({
   revocationStore: 1,
   /** The device key store `hf_keys`, `HFKS | version | ...` slot headers (firmware/security/key-store.ts, docs/spec/key-rotation.md). */
   keyStore: 1,
+  /** The device's key rotation request, `HFKR | version | ...` (firmware/security/key-rotation.ts, docs/spec/key-rotation.md). */
+  keyRotationRequest: 1,
 });

@@ -6,7 +6,7 @@
  * Payload (the envelope's payload, little-endian): byte 0 the command code,
  * then the row's parameters back to back (u8, u16 or u32 each), nothing more.
  */
-export type CommandKind = 'physical' | 'update' | 'diagnostic' | 'mode';
+export type CommandKind = 'physical' | 'update' | 'diagnostic' | 'mode' | 'key';
 
 export interface ParameterSpec {
   readonly name: string;
@@ -61,6 +61,10 @@ export const COMMAND_POLICY: readonly PolicyRow[] = Object.freeze([
   /** Safe mode with cause quarantine (also from safe mode: the cause becomes quarantine); left only by leave-quarantine (docs/spec/safe-mode.md). */
   row(0x32, 'quarantine', 'mode', true, 2, []),
   row(0x33, 'leave-quarantine', 'mode', true, 2, []),
+  /** Begin a device key rotation to key id `keyId` (current + 1): the device answers with a signed rotation request (docs/spec/key-rotation.md). */
+  row(0x40, 'rotate-key', 'key', false, 2, [Object.freeze({ name: 'keyId', bytes: 4, min: 1, max: 0xffffffff })]),
+  /** The fleet authority's countersignature: commit the pending rotation to `keyId` whose public key starts with `keyPrefix` (u32 LE). */
+  row(0x41, 'confirm-key-rotation', 'key', false, 2, [Object.freeze({ name: 'keyId', bytes: 4, min: 1, max: 0xffffffff }), Object.freeze({ name: 'keyPrefix', bytes: 4, min: 0, max: 0xffffffff })]),
 ] as const);
 
 /** A decoded payload: the row and its parameter values by name. */

@@ -65,7 +65,8 @@ export type BootFailureCode =
   | 'rollback-impossible'
   | 'link-unavailable'
   | 'provisioning-unreadable'
-  | 'revocation-unreadable';
+  | 'revocation-unreadable'
+  | 'keys-unreadable';
 
 function row(code: BootFailureCode, stage: BootStage, safeMode: SafeModeEntryCause | undefined, store: string): BootFailureRow {
   return Object.freeze({ code, stage, safeMode, store });
@@ -89,6 +90,7 @@ export const BOOT_FAILURES: readonly BootFailureRow[] = Object.freeze([
   row('link-unavailable', 'connect', undefined, 'link'),
   row('provisioning-unreadable', 'storage', 'storage', 'provisioning'),
   row('revocation-unreadable', 'storage', 'storage', 'revocation'),
+  row('keys-unreadable', 'storage', 'storage', 'keys'),
 ]);
 
 export function failureRow(code: BootFailureCode): BootFailureRow {

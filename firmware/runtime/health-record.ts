@@ -21,6 +21,8 @@ export const RECORD_TYPES = Object.freeze({
   health: 0x02,
   /** One audit entry, its bytes unpadded (docs/spec/audit-log.md, "Entry"). */
   audit: 0x03,
+  /** A device key rotation request, its bytes unpadded (docs/spec/key-rotation.md, "Request"). */
+  keyRotationRequest: 0x06,
 });
 
 export const HEALTH_RECORD_FORMAT = FORMAT_VERSIONS.healthRecord;

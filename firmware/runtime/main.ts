@@ -50,6 +50,7 @@ import { Scheduler, type TaskStats } from './scheduler.ts';
 import { Inbox, type InboxOptions, type InboxStats } from './inbox.ts';
 import { chunkLengthFor, DEFAULT_UPDATE_RETRY_MS, MqttUpdates, type MqttUpdatesStats } from './mqtt-updates.ts';
 import { encodeCommandReply, ENVELOPE_DIGEST_PREFIX, type UnavailableReason } from './command-reply.ts';
+import { DeviceKeyRotation, type RotationAnswer } from './_key-rotation.ts';
 import { auditOfUpdate, auditToken, deriveAuditKey, failureBit, failureRow, PARTITION_LABELS, type BootFailure, type BootFailureCode, type BootStage, type PartitionKey } from './boot.ts';
 
 export const RUNTIME_NAME = 'holdfast';
@@ -97,6 +98,12 @@ export interface RuntimeConfig {
   /** The provisioned device secret (32..64 bytes): envelope, receipt and audit keys derive from it. */
   readonly deviceSecret: Uint8Array;
   readonly keyId: number;
+  /**
+   * The provisioning record's device key seed (Ed25519, field 5): signs the
+   * old half of a key rotation. Absent: rotation unavailable
+   * (docs/spec/key-rotation.md); the command key is the rotation authority.
+   */
+  readonly deviceKeySeed?: Uint8Array;
   /** The fleet's command key, and its sender index in the replay store (default 0). */
   readonly commandKey: CommandKey;
   readonly commandSender?: number;
@@ -156,6 +163,8 @@ export interface CommandOutcome {
   readonly detail?: string;
   /** An accepted roll-back-update: what the runtime did with it (docs/spec/commands.md, 0x21). */
   readonly rollBack?: CommandRollBack;
+  /** An accepted rotate-key or confirm-key-rotation: what the runtime did with it (docs/spec/key-rotation.md). */
+  readonly rotation?: RotationAnswer;
 }
 
 /** `rolling-back`: marked INVALID, audited `update-rolled-back` `commanded`, restart scheduled; otherwise refused and audited `rollback-impossible`. */
@@ -188,6 +197,9 @@ export interface RuntimeStatus {
   /** Command and update messages dropped this boot because the inbox was full. */
   readonly inboxDropped: number;
   readonly revocation: RevocationStatus;
+  /** The envelope key id that seals in this boot, and a rotation pending (its new key id) or null. */
+  readonly keyId: number;
+  readonly keyPending: number | null;
 }
 
 /** The result of an operator's action on the runtime (the console's confirm, rollback, safe mode): done with its facts, or refused with a token code. */
@@ -325,6 +337,7 @@ class DeviceRuntime implements Runtime {
   private readonly inbox: Inbox;
   private readonly revocationTopic: string;
   private revocations: RevocationStore | undefined;
+  private keyRotation: DeviceKeyRotation | undefined;
   /** This device is named by the held list: safe mode, and no leave while it is. */
   private deviceRevoked = false;
   private lastInboxAudit = 0;
@@ -470,6 +483,8 @@ class DeviceRuntime implements Runtime {
       const held = this.revocations?.holding().list;
       if (held !== undefined && isDeviceRevoked(held, config.deviceId)) this.deviceRevoked = true;
     }
+
+    this.openKeyRotation();
 
     const journalFlash = this.partition('journal', 'journal-unreadable');
     if (this.replay && journalFlash) {
@@ -816,6 +831,8 @@ class DeviceRuntime implements Runtime {
   private appendPayload(payload: Uint8Array): AppendOutcome {
     const link = this.link;
     if (link === undefined) return { accepted: false, reason: 'link-unavailable' };
+    // A key rotation committed in this boot: nothing more is sealed with the old key (key-rotation.md).
+    if (this.keyRotation?.sealingStopped === true) return { accepted: false, reason: 'link-unavailable' };
     let outcome: AppendOutcome;
     try {
       const record = link.append(payload);
@@ -846,6 +863,7 @@ class DeviceRuntime implements Runtime {
     if (processor === undefined) return { result: { status: 'unavailable', reason: this.replay === undefined ? 'replay-unreadable' : 'journal-missing' }, mode: 'unchanged' };
     const result = processor.handle(envelope, this.safe.active ? 'safe' : 'normal');
     if (result.status === 'accepted' && result.command === 'roll-back-update') return { result, mode: 'unchanged', rollBack: this.commandedRollBack(result.parameters.version) };
+    if (result.status === 'accepted' && result.kind === 'key') return { result, mode: 'unchanged', rotation: this.keyCommand(result.command, result.parameters) };
     if (result.status !== 'accepted' || result.kind !== 'mode') return { result, mode: 'unchanged' };
     if (result.command === 'enter-safe-mode') {
       const was = this.safe.active;
@@ -1141,8 +1159,59 @@ class DeviceRuntime implements Runtime {
   // ------------------------------------------------------------ read-only views
 
   private deviceKeys(): DeviceKeys {
-    if (this.keys === undefined) this.keys = deriveDeviceKeys(this.hal.crypto, this.config.deviceSecret, this.config.deviceId, this.config.keyId);
+    if (this.keys === undefined) {
+      const sealing = this.keyRotation?.sealingKey() ?? { keyId: this.config.keyId, secret: this.config.deviceSecret };
+      this.keys = deriveDeviceKeys(this.hal.crypto, sealing.secret, this.config.deviceId, sealing.keyId);
+    }
     return this.keys;
+  }
+
+  /** The key store (hf_keys): a store that does not open is the boot failure keys-unreadable (the provisioning key seals, rotation refused). */
+  private openKeyRotation(): void {
+    const { hal, config } = this;
+    const options = {
+      crypto: hal.crypto,
+      entropy: hal.entropy,
+      deviceId: config.deviceId,
+      provisioned: { keyId: config.keyId, secret: config.deviceSecret, seed: config.deviceKeySeed },
+      authorityKey: config.commandKey.publicKey,
+    };
+    const flash = this.partition('keys', undefined);
+    this.keyRotation = this.openStore('keys-unreadable', () => DeviceKeyRotation.open(options, flash)) ?? DeviceKeyRotation.provisioningOnly(options);
+  }
+
+  /** No record waits in the outbox, now or after a reboot (acknowledgements made durable first). */
+  private outboxDrained(): boolean {
+    const outbox = this.outbox;
+    if (outbox === undefined) return true;
+    if (outbox.stats().queued !== 0) return false;
+    outbox.flush();
+    return outbox.stats().unpersistedAcks === 0;
+  }
+
+  /** rotate-key / confirm-key-rotation (docs/spec/key-rotation.md, "On the device"). */
+  private keyCommand(command: string, parameters: Readonly<Record<string, number>>): RotationAnswer {
+    const rotation = this.keyRotation;
+    const counter = this.counter;
+    if (rotation === undefined || counter === undefined) return { state: 'refused', reason: 'unavailable', detail: 'no key store or no counter' };
+    let answer: RotationAnswer;
+    try {
+      if (command === 'rotate-key') answer = rotation.begin(parameters.keyId, () => counter.next());
+      else answer = rotation.commit(parameters.keyId, parameters.keyPrefix, () => this.outboxDrained(), () => counter.next());
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      return { state: 'refused', reason: 'storage', detail: error.message };
+    }
+    if (answer.state === 'requested') {
+      const payload = new Uint8Array(answer.request.length + 1);
+      payload[0] = RECORD_TYPES.keyRotationRequest;
+      payload.set(answer.request, 1);
+      this.appendPayload(payload);
+    } else if (answer.state === 'committed') {
+      this.auditEvent({ kind: 'key-rotated', role: 'device', fromVersion: answer.fromKeyId, toVersion: answer.keyId });
+      this.requestRestart('key-rotated');
+    }
+    return answer;
   }
 
   private runningSlot(): SlotIndex | null {
@@ -1189,6 +1258,8 @@ class DeviceRuntime implements Runtime {
       commandReplies: this.counts.value('commandReplies'),
       inboxDropped: this.inbox.dropped(),
       revocation: this.revocationStatus(),
+      keyId: this.deviceKeys().keyId,
+      keyPending: this.keyRotation?.state()?.pending?.keyId ?? null,
     } satisfies RuntimeStatus);
   }
 

@@ -327,6 +327,8 @@ const POLICY_SPEC = [
   '0x31 leave-safe-mode mode yes 2',
   '0x32 quarantine mode yes 2',
   '0x33 leave-quarantine mode yes 2',
+  '0x40 rotate-key key no 2 keyId:4:1..4294967295',
+  '0x41 confirm-key-rotation key no 2 keyId:4:1..4294967295 keyPrefix:4:0..4294967295',
 ];
 
 function describeRow(r: PolicyRow): string {

@@ -65,7 +65,8 @@ export function partsOf(flash: FlashPartition): Parts {
   return parts as Parts;
 }
 
-const FLEET_SECRET = new Uint8Array(32).fill(0x5c);
+/** The fleet command key's seed: also the key rotation authority's (docs/spec/key-rotation.md). */
+export const FLEET_SECRET = new Uint8Array(32).fill(0x5c);
 const REVOCATION_SECRET = new Uint8Array(32).fill(0x6d);
 
 export interface Fleet {

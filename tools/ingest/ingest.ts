@@ -28,8 +28,8 @@ import { EnvelopeError, peekHeader, TELEMETRY_SUITES } from '../../firmware/secu
 import type { EnvelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
 import type { Inventory, KnownKey } from './inventory.ts';
 import { nodeEnvelopePrimitives } from './node-primitives.ts';
-import { isShared, type IngestStore, type LoadedState, type RefusalCount, type SenderState } from './store.ts';
-import { judge, type Delivery } from './decide.ts';
+import { isShared, type IngestStore, type LoadedState, type RefusalCount, type RotatedDevice, type SenderState } from './store.ts';
+import { judge, type Delivery, type KeyBounds } from './decide.ts';
 import { Subscriber, type IncomingMessage } from './subscriber.ts';
 import { IngestWindow } from './window.ts';
 import { receiptMessages } from './receipts.ts';
@@ -79,6 +79,8 @@ export interface IngestCounts {
   largestBatch: number;
   /** Receipts published (one per sender per committed batch, QoS 0, retained). */
   receipts: number;
+  /** Authentic records under a retired key at or above its bound (refusal `retired-key`, docs/spec/key-rotation.md); set by the service (optional for callers that build counts themselves). */
+  retired?: number;
 }
 
 interface Sender {
@@ -91,7 +93,7 @@ interface Sender {
 }
 
 export class IngestService {
-  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0, receipts: 0 };
+  readonly counts: IngestCounts = { accepted: 0, duplicates: 0, replays: 0, forgeries: 0, batches: 0, messages: 0, largestBatch: 0, receipts: 0, retired: 0 };
   /** Transactions run again after a deadlock or serialization failure (several workers on PostgreSQL). */
   retries = 0;
   /** performance.now() of the first message received and of the last commit. */
@@ -229,10 +231,10 @@ export class IngestService {
       return { device, reason, count };
     });
     const store = this.options.store;
-    let committed: { accepted: number; duplicates: number; replays: number; senders: readonly SenderState[] };
+    let committed: { accepted: number; duplicates: number; replays: number; retired?: number; senders: readonly SenderState[] };
     if (isShared(store)) {
       // Several workers: the database judges the batch against the windows it holds, under row locks (store-postgres.ts).
-      const decision = await store.decide({ deliveries, refusals: refusalRows });
+      const decision = await store.decide({ deliveries, refusals: refusalRows, rotated: this.rotatedOf(deliveries) });
       this.retries += decision.attempts - 1;
       committed = decision;
     } else {
@@ -244,11 +246,12 @@ export class IngestService {
     for (const receipt of receiptMessages(committed.senders, this.options.inventory, this.primitives)) {
       if (this.subscriber.publish(receipt.topic, receipt.payload, true)) this.counts.receipts++;
     }
-    const forgeries = refusalRows.reduce((n, r) => n + r.count, 0);
+    const forgeries = refusalRows.reduce((n, r) => n + (r.reason === 'retired-key' ? 0 : r.count), 0);
     this.counts.accepted += committed.accepted;
     this.counts.duplicates += committed.duplicates;
     this.counts.replays += committed.replays;
     this.counts.forgeries += forgeries;
+    this.counts.retired = (this.counts.retired ?? 0) + (committed.retired ?? 0);
     this.counts.batches++;
     this.counts.messages += batch.length;
     if (batch.length > this.counts.largestBatch) this.counts.largestBatch = batch.length;
@@ -256,15 +259,27 @@ export class IngestService {
 
   /** One writer: judge against the windows kept in memory, commit with each window's version as read (a conflict stops the service). */
   private async judgeAndCommit(store: IngestStore, deliveries: readonly Delivery[], refusals: RefusalCount[]) {
-    const judged = judge(deliveries, (device, keyId) => {
-      const id = `${device}/${keyId}`;
-      let sender = this.senders.get(id);
-      if (!sender) {
-        sender = { device, keyId, window: new IngestWindow(), duplicates: 0, replays: 0, version: 0 };
-        this.senders.set(id, sender);
-      }
-      return sender;
-    });
+    const inventory = this.options.inventory;
+    const bounds: KeyBounds = {
+      keyIdsOf: (device) => inventory.rotated.get(device),
+      untilCounterOf: (device, keyId) => inventory.keys.get(`${device}/${keyId}`)?.untilCounter,
+      firstOf: (device, keyId) => this.senders.get(`${device}/${keyId}`)?.window.first,
+    };
+    const judged = judge(
+      deliveries,
+      (device, keyId) => {
+        const id = `${device}/${keyId}`;
+        let sender = this.senders.get(id);
+        if (!sender) {
+          sender = { device, keyId, window: new IngestWindow(), duplicates: 0, replays: 0, version: 0 };
+          this.senders.set(id, sender);
+        }
+        return sender;
+      },
+      bounds,
+    );
+    for (const [device, count] of judged.retired) refusals.push({ device, reason: 'retired-key', count });
+    const retired = [...judged.retired.values()].reduce((n, c) => n + c, 0);
     const senders: SenderState[] = judged.touched.map((sender) => ({
       device: sender.device,
       keyId: sender.keyId,
@@ -275,7 +290,19 @@ export class IngestService {
     }));
     await store.commit({ records: judged.records, senders, refusals });
     for (const sender of judged.touched) sender.version++;
-    return { accepted: judged.records.length, duplicates: judged.duplicates, replays: judged.replays, senders };
+    return { accepted: judged.records.length, duplicates: judged.duplicates, replays: judged.replays, retired, senders };
+  }
+
+  /** The batch's rotated devices (several key ids in the inventory), for a shared store's key bound. */
+  private rotatedOf(deliveries: readonly Delivery[]): RotatedDevice[] {
+    const inventory = this.options.inventory;
+    const out = new Map<string, RotatedDevice>();
+    for (const d of deliveries) {
+      if (out.has(d.device)) continue;
+      const keyIds = inventory.rotated.get(d.device);
+      if (keyIds !== undefined) out.set(d.device, { device: d.device, keyIds, untilCounters: keyIds.map((k) => inventory.keys.get(`${d.device}/${k}`)?.untilCounter) });
+    }
+    return [...out.values()];
   }
 
   /** Authentication and identity: the topic names the device, the envelope must prove it. */

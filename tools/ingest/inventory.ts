@@ -33,6 +33,12 @@ const entrySchema = z.strictObject({
   keyId: z.number().int('expected an integer 0..4294967295').min(0, 'expected an integer 0..4294967295').max(0xffff_ffff, 'expected an integer 0..4294967295'),
   secret: z.string().regex(/^(?:[0-9a-f]{2}){32,64}$/, 'expected 64..128 lowercase hex digits (a 32..64-byte device secret)'),
   suite: z.enum(Object.keys(SUITE_NAMES) as [SuiteName, ...SuiteName[]], 'expected one of hmac-sha256, chacha20-poly1305, aes-256-gcm'),
+  /**
+   * A retired key (docs/spec/key-rotation.md): records under it are accepted only below this counter (the first
+   * counter of the next key). Optional: absent, the ingest bounds it by the first counter it has seen under a
+   * newer key id of the device.
+   */
+  untilCounter: z.number().int('expected an integer 1..2^53-1').min(1, 'expected an integer 1..2^53-1').max(Number.MAX_SAFE_INTEGER, 'expected an integer 1..2^53-1').optional(),
 });
 
 const inventorySchema = z.strictObject({
@@ -55,6 +61,8 @@ export interface KnownKey {
   readonly keyId: number;
   readonly suite: TelemetrySuite;
   readonly keys: DeviceKeys;
+  /** Records under this key are accepted only below this counter (a retired key whose successor's first counter is known). */
+  readonly untilCounter: number | undefined;
 }
 
 export interface Inventory {
@@ -62,6 +70,8 @@ export interface Inventory {
   readonly keys: ReadonlyMap<string, KnownKey>;
   /** Device ids (hex) known to the inventory. */
   readonly devices: ReadonlySet<string>;
+  /** Devices listed with more than one key id (rotated), and their key ids ascending: the ones whose old keys are bounded. */
+  readonly rotated: ReadonlyMap<string, readonly number[]>;
 }
 
 /** Parse and check inventory text; the secrets are turned into derived keys and not kept. */
@@ -84,16 +94,23 @@ export function parseInventory(text: string): Inventory {
   const crypto = createNobleCrypto();
   const keys = new Map<string, KnownKey>();
   const devices = new Set<string>();
+  const rotated = new Map<string, number[]>();
   parsed.data.devices.forEach((entry, i) => {
     const id = `${entry.deviceId}/${entry.keyId}`;
     if (keys.has(id)) throw new InventoryError(`devices[${i}]`, `device ${entry.deviceId} key ${entry.keyId} is listed twice`);
     const secret = Buffer.from(entry.secret, 'hex');
     const derived = deriveDeviceKeys(crypto, new Uint8Array(secret), new Uint8Array(Buffer.from(entry.deviceId, 'hex')), entry.keyId);
     secret.fill(0);
-    keys.set(id, { device: entry.deviceId, keyId: entry.keyId, suite: SUITE_NAMES[entry.suite], keys: derived });
+    keys.set(id, { device: entry.deviceId, keyId: entry.keyId, suite: SUITE_NAMES[entry.suite], keys: derived, untilCounter: entry.untilCounter });
+    if (devices.has(entry.deviceId)) {
+      const list = rotated.get(entry.deviceId) ?? [...keys.values()].filter((k) => k.device === entry.deviceId && k.keyId !== entry.keyId).map((k) => k.keyId);
+      list.push(entry.keyId);
+      list.sort((a, b) => a - b);
+      rotated.set(entry.deviceId, list);
+    }
     devices.add(entry.deviceId);
   });
-  return { keys, devices };
+  return { keys, devices, rotated };
 }
 
 export function deviceHex(deviceId: Uint8Array): string {

@@ -87,6 +87,9 @@ export const READ_SENDERS = `SELECT s.device, s.key_id, s.first_counter, s.highe
 export const DELETE_RECORDS = `DELETE FROM ingest_record r USING unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(d, k, c)
   WHERE r.device = u.d AND r.key_id = u.k AND r.counter = u.c`;
 
+/** Several writers: one transaction-scoped lock per rotated device ($1 its id), taken in device order before any window is read (the key bound, docs/spec/key-rotation.md). */
+export const DEVICE_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended('holdfast-device:' || $1::text, 0))`;
+
 /** Serializes schema creation among workers starting at once (CREATE TABLE IF NOT EXISTS races otherwise); any constant works, this one spells "hfst". */
 export const SCHEMA_LOCK = `SELECT pg_advisory_xact_lock(1751544692)`;
 

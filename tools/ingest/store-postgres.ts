@@ -45,9 +45,9 @@
  * Host tool (Node).
  */
 import pg from 'pg';
-import { judge, type JudgedSender } from './decide.ts';
+import { judge, type JudgedSender, type KeyBounds } from './decide.ts';
 import {
-  byteaArrayLiteral, DELETE_RECORDS, ENSURE_SENDERS, formatRowMissing, READ_SENDERS, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, loadedState, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
+  DEVICE_LOCK, byteaArrayLiteral, DELETE_RECORDS, ENSURE_SENDERS, formatRowMissing, READ_SENDERS, INSERT_FORMAT, INSERT_RECORDS, INSERT_SENDERS, loadedState, LOCK_SENDERS, num, recordColumnParams, SCHEMA, SCHEMA_LOCK,
   SELECT_FORMAT, SELECT_RECORD_KEYS, SELECT_RECORDS, SELECT_REFUSALS, SELECT_SENDERS, senderColumns, senderFromRow, senderUpdateColumns,
   UPDATE_SENDERS, UPSERT_REFUSALS,
 } from './sql.ts';
@@ -162,13 +162,37 @@ export class PostgresStore implements SharedIngestStore {
     };
     const unknown = all.filter((k) => !this.known.has(`${k.device}/${k.keyId}`));
     if (unknown.length > 0) await this.client.query(ENSURE_SENDERS, [unknown.map((k) => k.device), unknown.map((k) => k.keyId), EMPTY_BITMAP]);
+    // The key bound of rotated devices (docs/spec/key-rotation.md): one lock per such device, in device order, before
+    // any window is read, so the first counter of a newer key another worker is committing is seen before an old-key record is judged.
+    const rotated = [...(batch.rotated ?? [])].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+    for (const r of rotated) await this.client.query(DEVICE_LOCK, [r.device]);
+    const rotatedKeys = rotated.flatMap((r) => r.keyIds.map((keyId) => ({ device: r.device, keyId })));
+    const firsts = new Map<string, number>();
+    if (rotatedKeys.length > 0) {
+      for (const row of (await this.client.query<Record<string, unknown>>(READ_SENDERS, [rotatedKeys.map((k) => k.device), rotatedKeys.map((k) => k.keyId)])).rows) {
+        const s = senderFromRow(row);
+        if (s.version > 0) firsts.set(`${s.device}/${s.keyId}`, s.window.first);
+      }
+    }
+    const byDevice = new Map(rotated.map((r) => [r.device, r]));
+    const boundsOver = (live: Map<string, LockedSender>): KeyBounds => ({
+      keyIdsOf: (device) => byDevice.get(device)?.keyIds,
+      untilCounterOf: (device, keyId) => {
+        const r = byDevice.get(device);
+        return r === undefined ? undefined : r.untilCounters[r.keyIds.indexOf(keyId)];
+      },
+      firstOf: (device, keyId) => {
+        const w = live.get(`${device}/${keyId}`)?.window.first;
+        return w !== undefined && w > 0 ? w : firsts.get(`${device}/${keyId}`);
+      },
+    });
     // Step 2: judged against the committed windows, the fresh records go in before any window is locked.
     const unlocked = await windows(READ_SENDERS);
-    const early = judge(batch.deliveries, (device, keyId) => unlocked.get(`${device}/${keyId}`) as LockedSender).records;
+    const early = judge(batch.deliveries, (device, keyId) => unlocked.get(`${device}/${keyId}`) as LockedSender, boundsOver(unlocked)).records;
     await this.writeRecords(recordColumns(early));
     // Steps 3 and 4: the decision, under the locks.
     const locked = await windows(LOCK_SENDERS);
-    const judged = judge(batch.deliveries, (device, keyId) => locked.get(`${device}/${keyId}`) as LockedSender);
+    const judged = judge(batch.deliveries, (device, keyId) => locked.get(`${device}/${keyId}`) as LockedSender, boundsOver(locked));
     const recordKey = (r: { device: string; keyId: number; counter: number }) => `${r.device}/${r.keyId}/${r.counter}`;
     const inserted = new Set(early.map(recordKey));
     const kept = new Set(judged.records.map(recordKey));
@@ -177,9 +201,11 @@ export class PostgresStore implements SharedIngestStore {
     if (stale.length > 0) await this.client.query(DELETE_RECORDS, [stale.map((r) => r.device), stale.map((r) => r.keyId), stale.map((r) => r.counter)]);
     const senders: SenderState[] = judged.touched.map((s) => ({ device: s.device, keyId: s.keyId, window: s.window.state(), duplicates: s.duplicates, replays: s.replays, version: s.version }));
     if (senders.length > 0) await this.updateSenders(senders);
-    await this.addRefusals(batch.refusals);
+    const retiredRows = [...judged.retired.entries()].map(([device, count]) => ({ device, reason: 'retired-key', count }));
+    await this.addRefusals([...batch.refusals, ...retiredRows]);
     return {
       accepted: judged.records.length,
+      retired: retiredRows.reduce((n, r) => n + r.count, 0),
       duplicates: judged.duplicates,
       replays: judged.replays,
       senders: senders.map((s) => ({ ...s, version: s.version + 1 })),

@@ -156,11 +156,25 @@ export interface IngestStore {
 export interface DeliveryBatch {
   readonly deliveries: readonly Delivery[];
   readonly refusals: readonly RefusalCount[];
+  /**
+   * Rotated devices of the batch (the inventory lists several key ids): their key ids ascending and the
+   * inventory's untilCounter per key id. The store locks each such device and refuses a delivery under a retired
+   * key at or above its bound (`retired-key`, docs/spec/key-rotation.md).
+   */
+  readonly rotated?: readonly RotatedDevice[];
+}
+
+export interface RotatedDevice {
+  readonly device: string;
+  readonly keyIds: readonly number[];
+  readonly untilCounters: readonly (number | undefined)[];
 }
 
 /** What a SharedIngestStore committed for one batch. */
 export interface Decision {
   readonly accepted: number;
+  /** Deliveries refused under a retired key at or above its bound (counted as refusals `retired-key`). */
+  readonly retired?: number;
   readonly duplicates: number;
   readonly replays: number;
   /** The state of every sender the batch touched, as this transaction committed it (the receipts are built from it). */

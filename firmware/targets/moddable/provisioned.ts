@@ -83,6 +83,8 @@ export function runtimeConfigOf(crypto: Crypto, identity: ProvisioningIdentity):
     deviceId: identity.deviceId,
     deviceSecret: identity.deviceSecret,
     keyId: identity.keyId,
+    // Signs the old half of a key rotation (docs/spec/key-rotation.md); the command key is the authority.
+    deviceKeySeed: identity.deviceSeed,
     commandKey: { keyId: identity.commandKey.keyId, publicKey: identity.commandKey.publicKey },
     link: {
       host: identity.brokerHost,
