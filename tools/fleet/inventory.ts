@@ -50,6 +50,11 @@ const keySchema = z.strictObject({
   /** The counter at which the next key took effect (records of this key above it are refused); null while current. */
   untilCounter: counter.nullable(),
   changedAt: isoTime,
+  /**
+   * A rotated key's envelope secret (64 hex digits), derived by `fleet rotate` from the device's new key and the
+   * command key (docs/spec/key-rotation.md); absent: the device's provisioned `secret`.
+   */
+  secret: z.string().regex(/^(?:[0-9a-f]{2}){32,64}$/, 'expected 64..128 lowercase hex digits (a 32..64-byte device secret)').optional(),
 });
 
 const eventSchema = z.strictObject({
@@ -213,7 +218,8 @@ export function currentKey(device: FleetDevice): FleetKey | undefined {
 /** A device as shown by `fleet ls/show` and written to manifests: everything but the secret. */
 export function publicView(device: FleetDevice): Omit<FleetDevice, 'secret'> {
   const { secret: _secret, ...rest } = device;
-  return rest;
+  // A rotated key's secret is a secret too (key-rotation.md).
+  return { ...rest, keys: rest.keys.map(({ secret: _keySecret, ...k }) => k) };
 }
 
 /**
@@ -222,11 +228,12 @@ export function publicView(device: FleetDevice): Omit<FleetDevice, 'secret'> {
  * that are not revoked. Revoked devices and revoked keys are left out, so
  * the ingest refuses their records as `unknown-key`.
  */
-export function toIngestInventory(fleet: Fleet): { format: number; devices: { deviceId: string; keyId: number; secret: string; suite: SuiteName }[] } {
+export function toIngestInventory(fleet: Fleet): { format: number; devices: { deviceId: string; keyId: number; secret: string; suite: SuiteName; untilCounter?: number }[] } {
   const devices = [];
   for (const d of [...fleet.devices].sort((a, b) => (a.deviceId < b.deviceId ? -1 : 1))) {
     if (d.state === 'revoked') continue;
-    for (const k of d.keys) if (k.status !== 'revoked') devices.push({ deviceId: d.deviceId, keyId: k.keyId, secret: d.secret, suite: d.suite });
+    // A rotated key has its own secret; a retired key whose successor's first counter is known is bounded by it (key-rotation.md).
+    for (const k of d.keys) if (k.status !== 'revoked') devices.push({ deviceId: d.deviceId, keyId: k.keyId, secret: k.secret ?? d.secret, suite: d.suite, ...(k.untilCounter === null ? {} : { untilCounter: k.untilCounter }) });
   }
   return { format: INVENTORY_FORMAT, devices };
 }
