@@ -14,6 +14,7 @@ import { parseInventory } from '../../ingest/inventory.ts';
 import { secretFolder } from '../../provision/provision.ts';
 import { parseRevokeTarget, readSeedFile, revoke, targetUsage, type RevokeTarget } from '../../fleet/revoke.ts';
 import { reenroll } from '../../fleet/reenroll.ts';
+import { registerFleetRotate } from './fleet-rotate.ts';
 import { parseBroker, readPublicKeyFile } from './provision.ts';
 import { MAX_ROOT_DOCUMENT_LENGTH } from '../../../firmware/security/provisioning.ts';
 import { parseInteger, collect } from '../../keys/cli-options.ts';
@@ -63,6 +64,7 @@ function row(d: FleetDevice): Record<string, unknown> {
 
 export function registerFleet(program: Command): void {
   const fleet = program.command('fleet').description('the fleet inventory: list, show, export for the ingest, broker credentials, quarantine and revoke (docs/design/fleet-identity.md)');
+  registerFleetRotate(fleet);
 
   fleet
     .command('ls')
