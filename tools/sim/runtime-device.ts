@@ -40,12 +40,14 @@ export { memoEd25519 } from './memo-ed25519.ts';
 export const RUNTIME_BLOCK = 4096;
 
 /** Project names that declare a simulated image's behaviour (anything else behaves). */
-export const IMAGE_BEHAVIOURS = Object.freeze({ hang: 'holdfast-sim-hang', failChecks: 'holdfast-sim-bad' });
-export type ImageBehaviour = 'good' | 'hang' | 'fail-checks';
+export const IMAGE_BEHAVIOURS = Object.freeze({ hang: 'holdfast-sim-hang', failChecks: 'holdfast-sim-bad', failChecksRevB: 'holdfast-sim-bad-rev-b' });
+/** `fail-checks-rev-b`: fails its self-test only on boards of hardware revision `rev-b` (a rollout's bad image: docs/design/fleet-sim.md). */
+export type ImageBehaviour = 'good' | 'hang' | 'fail-checks' | 'fail-checks-rev-b';
 
 export function behaviourOf(projectName: string): ImageBehaviour {
   if (projectName === IMAGE_BEHAVIOURS.hang) return 'hang';
   if (projectName === IMAGE_BEHAVIOURS.failChecks) return 'fail-checks';
+  if (projectName === IMAGE_BEHAVIOURS.failChecksRevB) return 'fail-checks-rev-b';
   return 'good';
 }
 
@@ -117,6 +119,8 @@ export interface RuntimeDeviceInit extends SimulatedDeviceLink {
   readonly counterReserve: number;
   /** The MQTT session's response timeout and keep-alive scale with device time (fleet: its timeScale; 1 elsewhere). */
   readonly sessionTimeScale: number;
+  /** The board's hardware revision (a fleet label: an image declared `fail-checks-rev-b` fails on `rev-b`). */
+  readonly hardwareRevision?: string;
 }
 
 /** A trial that ended, with its cause (the simulator's view, across boots). */
@@ -196,6 +200,8 @@ export class SimRuntimeDevice {
   private trial: { slot: SlotIndex; version: number | undefined } | undefined;
   private trialEnd = '';
   private committedThisBoot = false;
+  /** The image this device last committed (slot, version), until it leaves it. */
+  private committed: { slot: number; version: number | undefined } | undefined;
   private failures: string[] = [];
   /** The serial console (docs/spec/console.md), when the host attached one: a ConsoleServer per boot over the running runtime. */
   private console: { output: (bytes: Uint8Array) => void; key: Uint8Array | undefined; server: ConsoleServer | undefined } | undefined;
@@ -272,6 +278,11 @@ export class SimRuntimeDevice {
       else if (decision.state !== 'pending-verify') this.trial = undefined;
     }
     const onTrial = decision.state === 'pending-verify';
+    // A committed image left for the other slot without a trial: a commanded roll-back (roll-back-update).
+    if (this.committed !== undefined && decision.slot !== this.committed.slot) {
+      if (!onTrial) this.events.push({ kind: 'rolled-back', t: this.clock.elapsed, imageVersion: this.committed.version, cause: 'commanded roll-back' });
+      this.committed = undefined;
+    }
     if (onTrial) {
       if (this.trial === undefined || this.trial.slot !== decision.slot) this.trialEnd = '';
       this.trial = { slot: decision.slot, version };
@@ -340,7 +351,7 @@ export class SimRuntimeDevice {
             chip: ESP_CHIPS.esp32,
             watchdogTimeoutMs: init.watchdogTimeoutMs,
             stepMs: init.watchdogTimeoutMs / 4,
-            ...(behaviour === 'fail-checks' ? { checks: [runtimeStarted(), selfTest(() => false)] } : {}),
+            ...(behaviour === 'fail-checks' || (behaviour === 'fail-checks-rev-b' && init.hardwareRevision === 'rev-b') ? { checks: [runtimeStarted(), selfTest(() => false)] } : {}),
             linkChecks: { brokerReachedMs: init.brokerReachedMs, firstReceiptMs: init.firstReceiptMs },
             requestRetryMs: init.requestRetryMs,
           },
@@ -372,6 +383,7 @@ export class SimRuntimeDevice {
     if (this.trial === undefined || this.committedThisBoot) return;
     if (st.trial === 'committed') {
       this.committedThisBoot = true;
+      this.committed = { slot: this.trial.slot, version: this.trial.version };
       this.events.push({ kind: 'committed', t: this.clock.elapsed, imageVersion: this.trial.version, cause: 'every health check passed' });
       this.trial = undefined;
     }

@@ -38,6 +38,7 @@ interface SimFlags {
   trust: string;
   badUpdate?: string | boolean;
   consolePty?: string;
+  rollout?: string;
 }
 
 /** A decimal rate in [min, max]. */
@@ -80,6 +81,7 @@ export function registerSim(program: Command): void {
     .option('--trust <dir>', 'key directory whose newest root signed --manifest (provisioned into every device)', 'keys')
     .option('--bad-update [kind]', 'also offer a bad image that must roll back by itself: hang (stops feeding the watchdog, the default) or fail-checks (fails its self-test); only with the sim\'s own update', parseBadUpdate)
     .option('--no-update', 'offer no update (telemetry, power cuts and faults only)')
+    .option('--rollout <plan>', "offer the update by a staged rollout: a plan file (docs/spec/rollout.md) or default (canary 10 %, 50 %, 100 %; halt at 20 % failures; roll back); the sim's image then fails its self-test on hardware revision rev-b (the boards behind gw-3); only with the sim's own update")
     .option('--console-pty <path>', "serve the device's serial console on this serial device (one end of a pty pair; holdfast console --port reads the other); only with --devices 1 --engine node")
     .option('--broker <url>', 'use this broker (mqtt://host:port, MQTT 5, anonymous) instead of starting mosquitto or aedes')
     .option('--report <file>', 'write the report page (self-contained HTML) here')
@@ -149,6 +151,19 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     const bad = flags.badUpdate === true || flags.badUpdate === undefined ? (DEFAULT_SCENARIO.update.bad ?? 'hang') : (flags.badUpdate as 'hang' | 'fail-checks');
     update = { kind: 'sim', ...(bad !== undefined ? { bad } : {}) };
   }
+  let rolloutPlan;
+  if (flags.rollout !== undefined) {
+    if (update.kind !== 'sim' || flags.badUpdate !== undefined) throw new UsageError("--rollout offers the sim's own image that fails on rev-b boards: leave out --update, --no-update and --bad-update", { field: '--rollout' });
+    const { loadRolloutPlan } = await import('../../sim/fleet/rollout.ts');
+    const { FleetInputError } = await import('../../sim/fleet/fleet-firmware.ts');
+    try {
+      rolloutPlan = loadRolloutPlan(flags.rollout);
+    } catch (error) {
+      if (error instanceof FleetInputError) throw new UsageError(error.message, { field: error.field });
+      throw error;
+    }
+    update = { kind: 'sim', rollout: rolloutPlan.target };
+  }
   if (flags.consolePty !== undefined) {
     if (flags.devices !== 1) throw new UsageError('--console-pty serves one device: use --devices 1', { field: '--console-pty' });
     if (flags.engine !== 'node') throw new UsageError('--console-pty needs the device in this process: use --engine node', { field: '--console-pty' });
@@ -190,7 +205,7 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
   if (!flags.json) console.log(`sim: ${scenario.devices} devices, firmware in ${scenario.engine === 'xs' ? 'XS' : 'Node'}, ${scenario.durationSec} simulated s, seed ${scenario.seed}; broker: ${broker.kind === 'external' ? `mqtt://${broker.host}:${broker.port}` : 'mosquitto when on PATH (MQTT 5), else aedes embedded (MQTT 3.1.1)'}`);
   let result;
   try {
-    result = await runFleet(scenario, { firmware, ...(flags.consolePty !== undefined ? { consolePty: flags.consolePty } : {}), onProgress: (p) => view.update(p), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
+    result = await runFleet(scenario, { firmware, ...(flags.consolePty !== undefined ? { consolePty: flags.consolePty } : {}), onProgress: (p) => view.update(p), ...(rolloutPlan !== undefined ? { rollout: rolloutPlan } : {}), ...(flags.keepFlash !== undefined ? { keepFlashDir: flags.keepFlash } : {}) });
   } catch (error) {
     view.end();
     if (error instanceof BrokerUnreachableError) throw new EnvironmentError(error.message, { field: '--broker' });

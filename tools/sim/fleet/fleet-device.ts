@@ -37,6 +37,8 @@ export interface FleetDeviceOptions {
   readonly firmware: FleetFirmware;
   /** XS engine: the machine this device shares (FLEET_CONSTANTS.xsDevicesPerMachine devices each). */
   readonly machine?: XsDeviceMachine;
+  /** The board's hardware revision (--rollout: an image may fail on one revision). */
+  readonly hardwareRevision?: string;
 }
 
 export interface DeviceState {
@@ -110,6 +112,7 @@ export class FleetDevice {
       boardId: fw.boardId,
       table: layoutOf(fw.layout),
       ...RUNTIME_SETTINGS,
+      ...(options.hardwareRevision === undefined ? {} : { hardwareRevision: options.hardwareRevision }),
     };
     if (machine === undefined) {
       const rng = new Rng(deriveSeed(options.seed, 3, options.index));

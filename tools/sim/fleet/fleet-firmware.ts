@@ -63,6 +63,8 @@ export interface FleetFirmware {
   readonly boardId: string;
   readonly factory: Uint8Array;
   readonly commandPublicKey: Uint8Array;
+  /** The command key's seed (the sim signs commands with it: a halted rollout's roll-back-update). */
+  readonly commandSecret: Uint8Array;
   /** Offered in this order, each at its simulated second. */
   readonly updates: readonly (SimRelease & { readonly atSec: number })[];
   readonly layout: RuntimeLayout;
@@ -98,7 +100,7 @@ function sha256(crypto: Crypto, bytes: Uint8Array): Uint8Array {
 /** A simulated app image: esp_app_desc_t with the version and the behaviour's project name, a small body. */
 export function simImage(crypto: Crypto, imageVersion: number, securityVersion: number, behaviour: ImageBehaviour): Uint8Array {
   const chip = ESP_CHIPS.esp32;
-  const projectName = behaviour === 'hang' ? IMAGE_BEHAVIOURS.hang : behaviour === 'fail-checks' ? IMAGE_BEHAVIOURS.failChecks : 'holdfast-sim';
+  const projectName = behaviour === 'hang' ? IMAGE_BEHAVIOURS.hang : behaviour === 'fail-checks' ? IMAGE_BEHAVIOURS.failChecks : behaviour === 'fail-checks-rev-b' ? IMAGE_BEHAVIOURS.failChecksRevB : 'holdfast-sim';
   return encodeEspAppImage(
     {
       chipId: chip.chipId,
@@ -121,6 +123,8 @@ export interface UpdatePlan {
   /** The sim makes its own keys and offers a good update at 1/5 of the run and, with `bad`, a bad one at 1/2. */
   readonly kind: 'sim' | 'none' | 'given';
   readonly bad?: ImageBehaviour;
+  /** `holdfast sim --rollout`: instead, one image at the plan's target versions that fails its self-test on hardware revision rev-b, offered by the rollout. */
+  readonly rollout?: { readonly imageVersion: number; readonly securityVersion: number };
   /** `given`: the files and the key directory holding the root that signed the manifest. */
   readonly imagePath?: string;
   readonly manifestPath?: string;
@@ -131,24 +135,25 @@ export interface UpdatePlan {
 export function fleetFirmware(seed: number, durationSec: number, plan: UpdatePlan, outboxBlocks: number): FleetFirmware {
   const crypto = createNobleCrypto();
   const commandKey = keyFrom(crypto, seed, 100);
-  if (plan.kind === 'given') return givenFirmware(crypto, durationSec, plan, outboxBlocks, commandKey.publicKey);
+  if (plan.kind === 'given') return { ...givenFirmware(crypto, durationSec, plan, outboxBlocks, commandKey.publicKey), commandSecret: commandKey.seed };
   const rootKeys = [keyFrom(crypto, seed, 1), keyFrom(crypto, seed, 2)];
   const targets = keyFrom(crypto, seed, 11);
   const rootBytes = sign(encodeRootBody({ version: 1, root: { threshold: 2, publicKeys: rootKeys.map((k) => k.publicKey) }, targets: { threshold: 1, publicKeys: [targets.publicKey] } }), rootKeys);
   const verdict = trustProvisionedRoot(crypto, rootBytes);
   if (!verdict.ok) throw new Error(`the sim's own root does not verify: ${verdict.reason}`);
-  const release = (imageVersion: number, behaviour: ImageBehaviour): SimRelease => {
-    const image = simImage(crypto, imageVersion, 1, behaviour);
-    const fields: ImageManifest = { rootVersion: 1, imageVersion, securityVersion: 1, imageLength: image.length, imageDigest: sha256(crypto, image), boardId: SIM_BOARD };
-    return { image, manifest: sign(encodeImageBody(fields), [targets]), imageVersion, securityVersion: 1, behaviour, source: 'sim' };
+  const release = (imageVersion: number, behaviour: ImageBehaviour, securityVersion = 1): SimRelease => {
+    const image = simImage(crypto, imageVersion, securityVersion, behaviour);
+    const fields: ImageManifest = { rootVersion: 1, imageVersion, securityVersion, imageLength: image.length, imageDigest: sha256(crypto, image), boardId: SIM_BOARD };
+    return { image, manifest: sign(encodeImageBody(fields), [targets]), imageVersion, securityVersion, behaviour, source: 'sim' };
   };
   const factory = simImage(crypto, 1, 1, 'good');
   const updates: (SimRelease & { atSec: number })[] = [];
-  if (plan.kind === 'sim') {
+  if (plan.kind === 'sim' && plan.rollout !== undefined) updates.push({ ...release(plan.rollout.imageVersion, 'fail-checks-rev-b', plan.rollout.securityVersion), atSec: roundTo10(durationSec / 5) });
+  else if (plan.kind === 'sim') {
     updates.push({ ...release(2, 'good'), atSec: roundTo10(durationSec / 5) });
     if (plan.bad !== undefined) updates.push({ ...release(3, plan.bad), atSec: roundTo10(durationSec / 2) });
   }
-  return { crypto, root: verdict.root, boardId: SIM_BOARD, factory, commandPublicKey: commandKey.publicKey, updates, layout: { slotBlocks: slotBlocksFor([factory, ...updates.map((u) => u.image)]), outboxBlocks } };
+  return { crypto, root: verdict.root, boardId: SIM_BOARD, factory, commandPublicKey: commandKey.publicKey, commandSecret: commandKey.seed, updates, layout: { slotBlocks: slotBlocksFor([factory, ...updates.map((u) => u.image)]), outboxBlocks } };
 }
 
 function roundTo10(sec: number): number {
@@ -163,7 +168,7 @@ function readInput(path: string, what: string): Uint8Array {
   }
 }
 
-function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, outboxBlocks: number, commandPublicKey: Uint8Array): FleetFirmware {
+function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, outboxBlocks: number, commandPublicKey: Uint8Array): Omit<FleetFirmware, 'commandSecret'> {
   const image = readInput(plan.imagePath!, '--update image');
   const manifestBytes = readInput(plan.manifestPath!, '--manifest');
   let manifest: ImageManifest;
@@ -185,7 +190,7 @@ function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, ou
   }
   // The factory image: version 1 below the update, same chip, so the update is an upgrade.
   const factory = simImage(crypto, 1, Math.min(desc.secureVersion, manifest.securityVersion), 'good');
-  const behaviour: ImageBehaviour = desc.projectName === IMAGE_BEHAVIOURS.hang ? 'hang' : desc.projectName === IMAGE_BEHAVIOURS.failChecks ? 'fail-checks' : 'good';
+  const behaviour: ImageBehaviour = desc.projectName === IMAGE_BEHAVIOURS.hang ? 'hang' : desc.projectName === IMAGE_BEHAVIOURS.failChecks ? 'fail-checks' : desc.projectName === IMAGE_BEHAVIOURS.failChecksRevB ? 'fail-checks-rev-b' : 'good';
   const update = { image, manifest: manifestBytes, imageVersion: manifest.imageVersion, securityVersion: manifest.securityVersion, behaviour, source: plan.imagePath!, atSec: roundTo10(durationSec / 5) };
   if (manifest.imageVersion <= 1) throw new FleetInputError(`--manifest ${plan.manifestPath} is image version ${manifest.imageVersion}: the simulated devices run version 1, so it is no upgrade`);
   return { crypto, root, boardId: manifest.boardId, factory, commandPublicKey, updates: [update], layout: { slotBlocks: slotBlocksFor([factory, image]), outboxBlocks } };

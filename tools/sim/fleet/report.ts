@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { TimelineSample } from './runner.ts';
 import { INVARIANTS, type FleetSummary } from './summary.ts';
+import { renderRolloutSection } from './rollout-report.ts';
 
 /** Time series longer than this are thinned (every k-th sample, the last kept) to keep the page small. */
 const MAX_POINTS = 2000;
@@ -119,6 +120,7 @@ ${rows}
 ${Object.entries(summary.updates.rollbackCauses).map(([cause, n]) => `<tr><th>rolled back: ${escapeHtml(cause)}</th><td data-cause="${escapeHtml(cause)}">${n}</td></tr>`).join('\n')}
 </table>
 <p class="meta" id="updates">Updates offered: ${summary.updates.offered.map((u) => `v${u.imageVersion} (${escapeHtml(u.behaviour)}) at ${u.atSec} s`).join(', ') || 'none'}; the responder sent ${summary.updates.manifestsSent} manifests and ${summary.updates.chunksSent} chunks.</p>
+${renderRolloutSection(summary.rollout)}
 ${summary.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
 ${summary.failures.slice(0, 50).map((f) => `<p class="note broken">${escapeHtml(f)}</p>`).join('\n')}
 <section class="chart"><h2>Outbox depth</h2><p class="note">Records in the fleet's outboxes not yet released by an ingest receipt, at the end of each window (links that are down hold their backlog).</p><div id="chart-outbox"></div></section>

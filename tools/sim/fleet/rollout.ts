@@ -27,6 +27,7 @@ import { commandKeyId } from '../../../firmware/security/envelope-command.ts';
 import type { FleetMember } from '../../rollout/cohort.ts';
 import { RolloutDriver } from '../../rollout/driver.ts';
 import { firstTrailBreak, type Decision } from '../../rollout/engine.ts';
+import { COMMAND_REPLY_TYPE, CommandReplyError, decodeCommandReply } from '../../../firmware/runtime/command-reply.ts';
 import { checkPlan, parsePlan, RolloutPlanError, type RolloutPlan } from '../../rollout/plan.ts';
 import { rollBackCommand, type CommandSigner } from '../../rollout/roll-back-command.ts';
 import type { OutcomeRow } from '../../rollout/status.ts';
@@ -130,6 +131,8 @@ export interface SimRolloutSummary {
   /** Devices the rollout told to roll back, and the signed commands sent to them (resends included). */
   readonly rollBackDevices: number;
   readonly rollBackCommandsSent: number;
+  /** The devices' signed answers to them (command-reply records: `accepted`, `refused:<reason>`, ...). */
+  readonly rollBackAnswers: Readonly<Record<string, number>>;
   readonly causes: Readonly<Record<string, number>>;
   readonly byCohort: Readonly<Record<string, SimRolloutRow>>;
   readonly byGateway: Readonly<Record<string, SimRolloutRow>>;
@@ -155,6 +158,9 @@ export class SimRollout {
   private readonly signer: CommandSigner;
   private counter = 0;
   private commandsSent = 0;
+  /** Roll-back commands sent, by counter (their device), and the devices' signed answers (command-reply records) to them. */
+  private readonly sentCounters = new Map<number, string>();
+  private readonly answers: Record<string, number> = {};
   /** The update responder's gate: only devices the rollout offered, nobody once it halted. */
   readonly allow = (deviceHex: string): boolean => this.driver?.allow(deviceHex) ?? false;
 
@@ -211,6 +217,7 @@ export class SimRollout {
     }
     const driver = this.driver;
     const records = this.taken.splice(0).map((r) => ({ ...r, arrivedAt: t * 1000 }));
+    for (const r of records) if (r.payload[0] === COMMAND_REPLY_TYPE) this.noteReply(r.device, r.payload);
     const { decisions } = driver.step(records, members, t);
     for (const d of decisions) if (d.kind === 'roll-back') for (const device of d.devices) if (!this.rollBacks.has(device)) this.rollBacks.set(device, { sent: 0, lastAt: -Infinity });
     const out: { device: number; topic: string; payload: Uint8Array }[] = [];
@@ -220,10 +227,25 @@ export class SimRollout {
       rb.sent++;
       rb.lastAt = t;
       this.counter += COUNTER_STEP;
+      this.sentCounters.set(this.counter, device);
       out.push({ device: this.indexOf.get(device)!, topic: `holdfast/${device}/cmd`, payload: rollBackCommand(Buffer.from(device, 'hex'), this.plan.target.imageVersion, this.counter, this.signer) });
     }
     this.commandsSent += out.length;
     return out;
+  }
+
+  /** A command-reply record (authenticated by the ingest): counted when it answers one of our roll-back commands. */
+  private noteReply(device: string, payload: Uint8Array): void {
+    let reply;
+    try {
+      reply = decodeCommandReply(payload);
+    } catch (error) {
+      if (error instanceof CommandReplyError) return;
+      throw error;
+    }
+    if (this.sentCounters.get(reply.counter) !== device) return;
+    const key = reply.reason === null ? reply.status : `${reply.status}:${reply.reason}`;
+    this.answers[key] = (this.answers[key] ?? 0) + 1;
   }
 
   /** Is the rollout still waiting for something it asked for (a roll-back not yet proven)? */
@@ -257,7 +279,7 @@ export class SimRollout {
       return rows;
     };
     if (driver === undefined) {
-      return { ...base, state: 'not-started', stage: null, stageIndex: -1, halted: false, haltedAt: null, haltReason: null, offered: 0, offeredAfterCanary: 0, committed: 0, committedNow: 0, failed: 0, rolledBack: 0, rolledBackByCommand: 0, rollBackDevices: 0, rollBackCommandsSent: 0, causes: {}, byCohort: byLabel((l) => l.cohort), byGateway: byLabel((l) => l.gateway), byRevision: byLabel((l) => l.revision), signals: { badTags: 0, undecodable: 0, unknownDevice: 0 }, trailBreak: -1, decisions: [] };
+      return { ...base, state: 'not-started', stage: null, stageIndex: -1, halted: false, haltedAt: null, haltReason: null, offered: 0, offeredAfterCanary: 0, committed: 0, committedNow: 0, failed: 0, rolledBack: 0, rolledBackByCommand: 0, rollBackDevices: 0, rollBackCommandsSent: 0, rollBackAnswers: {}, causes: {}, byCohort: byLabel((l) => l.cohort), byGateway: byLabel((l) => l.gateway), byRevision: byLabel((l) => l.revision), signals: { badTags: 0, undecodable: 0, unknownDevice: 0 }, trailBreak: -1, decisions: [] };
     }
     const rollout = driver.rollout;
     const devices = rollout.devices();
@@ -291,6 +313,7 @@ export class SimRollout {
       rolledBackByCommand: byCommand,
       rollBackDevices: this.rollBacks.size,
       rollBackCommandsSent: this.commandsSent,
+      rollBackAnswers: { ...this.answers },
       causes: counts.causes,
       byCohort: byLabel((l) => l.cohort, breakdown.byCohort),
       byGateway: byLabel((l) => l.gateway, breakdown.byGateway),

@@ -48,6 +48,8 @@ import { partitionsOf } from '../runtime-device.ts';
 import { XS_RUNTIME_ENTRY } from './fleet-device.ts';
 import { fleetFirmware, type FleetFirmware } from './fleet-firmware.ts';
 import { undeliveredCounters } from './undelivered.ts';
+import { SimRollout, simLabels } from './rollout.ts';
+import type { RolloutPlan } from '../../rollout/plan.ts';
 
 const INGEST = { username: 'holdfast-ingest', password: 'ingest-secret' };
 const UPDATES = { username: 'holdfast-updates', password: 'updates-secret' };
@@ -120,6 +122,8 @@ export interface FleetRunOptions {
   readonly firmware?: FleetFirmware;
   /** Serve device 0's serial console on this serial device (a pty; Node engine). */
   readonly consolePty?: string;
+  /** Offer the update by this staged rollout (./rollout.ts): devices get labels, the responder the rollout's gate. */
+  readonly rollout?: RolloutPlan;
 }
 
 export interface FleetRun {
@@ -154,6 +158,8 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
   const cleanups: (() => Promise<void> | void)[] = [];
   const notes: string[] = [];
   const firmware: FleetFirmware = options.firmware ?? fleetFirmware(s.seed, s.durationSec, s.update, FLEET_CONSTANTS.outboxBlocks);
+  const labels = options.rollout === undefined ? undefined : hex.map((_, i) => simLabels(s.seed, i));
+  const rollout = options.rollout === undefined ? undefined : new SimRollout(options.rollout, firmware.updates[0]?.atSec ?? 0, hex, secrets.map((x) => Buffer.from(x).toString('hex')), labels!, firmware.crypto, firmware.commandPublicKey, firmware.commandSecret);
   progress({ t: 0, durationSec: s.durationSec, devices: s.devices, online: 0, appended: 0, accepted: 0, cutsSurvived: 0, phase: 'starting' });
   try {
     // The ingest's store opens (seconds of WASM) while the broker, the gateway and the devices start.
@@ -178,7 +184,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     } else {
       const services = [
         { username: INGEST.username, password: INGEST.password, write: ['holdfast/+/receipt'] },
-        { username: UPDATES.username, password: UPDATES.password, read: ['holdfast/+/telemetry'], write: ['holdfast/+/update'] },
+        { username: UPDATES.username, password: UPDATES.password, read: ['holdfast/+/telemetry'], write: ['holdfast/+/update', 'holdfast/+/cmd'] },
       ];
       const mosquitto = findMosquitto();
       if (s.broker.kind === 'auto' && mosquitto.ok && findMosquittoPasswd().ok) {
@@ -216,7 +222,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       if (failed) throw failed.reason;
     }
     for (let i = 0; i < s.devices; i++) {
-      devices.push(FleetDevice.open({ machine: machines[Math.floor(i / FLEET_CONSTANTS.xsDevicesPerMachine)], index: i, engine: s.engine, seed: s.seed, deviceId: ids[i], secret: secrets[i], host: gateway.host, port: links.port(i), protocolVersion, password: credentials[i].password, firmware }));
+      devices.push(FleetDevice.open({ machine: machines[Math.floor(i / FLEET_CONSTANTS.xsDevicesPerMachine)], index: i, engine: s.engine, seed: s.seed, deviceId: ids[i], secret: secrets[i], host: gateway.host, port: links.port(i), protocolVersion, password: credentials[i].password, firmware, ...(labels === undefined ? {} : { hardwareRevision: labels[i].revision }) }));
     }
     if (options.consolePty !== undefined) {
       const close = await devices[0].openConsole(options.consolePty);
@@ -230,7 +236,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     const service = new IngestService({
       host, port: brokerPort, protocolVersion, clientId: `holdfast-sim-${salt.toString(16)}`,
       ...(s.broker.kind === 'external' ? {} : { username: INGEST.username, password: INGEST.password }),
-      store, loaded: await store.load(), inventory,
+      store: rollout?.tap(store) ?? store, loaded: await store.load(), inventory,
     });
     cleanups.unshift(() => service.stop().catch(() => undefined));
     const subscribed = await Promise.race([service.start().then(() => true), sleep(INGEST_START_BOUND_MS).then(() => false)]);
@@ -247,6 +253,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         return k !== undefined && k.keyId === keyId ? k : undefined;
       },
       primitives,
+      ...(rollout === undefined ? {} : { allow: rollout.allow }),
     });
     const updateClient = mqtt.connect(`mqtt://${host}:${brokerPort}`, {
       protocolVersion,
@@ -386,12 +393,19 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         if ((st.imageVersion ?? 0) >= u.imageVersion) return;
         const tried = d.events.filter((e) => e.imageVersion === u.imageVersion).length;
         if (tried >= OFFER_ATTEMPTS || (tried > 0 && u.behaviour !== 'good')) return;
+        if (rollout !== undefined && !rollout.allow(hex[i])) return;
         if (windowIndex % OFFER_EVERY_WINDOWS !== 0 && offers.get(hex[i])?.manifest === u.manifest) return;
         offers.set(hex[i], { manifest: u.manifest, image: u.image });
         for (const out of responder.offer(hex[i])) updateClient.publish(out.topic, Buffer.from(out.payload), { qos: 1 });
         pushed.set(i, { manifests: st.manifests, at: st.boots, sentAt: performance.now() });
         counts.offers++;
       });
+    };
+
+    /** One rollout step at simulated second `at`: the driver decides; its roll-back commands go out on the devices' command topics. */
+    const rolloutStep = (at: number): void => {
+      if (rollout === undefined) return;
+      for (const c of rollout.step(at, devices.map((d) => d.last?.imageVersion))) updateClient.publish(c.topic, Buffer.from(c.payload), { qos: 1 });
     };
 
     for (const d of devices) d.boot(0);
@@ -467,6 +481,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       await quiesce(STEP_BOUND_MS, `window at ${plan.t0} s`);
       t = plan.t0 + plan.seconds;
       sample(t);
+      rolloutStep(t);
       report('running');
     }
 
@@ -485,6 +500,16 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     while (nowMs < trialEnd && devices.some((d) => d.last?.trial === 'running' || d.resetPending)) {
       setTime(nowMs + 1000);
       await quiesce(STEP_BOUND_MS, 'trials after the run');
+    }
+    // The rollout's last word: outcomes that arrived in the drain, and roll-backs it asked for still to be proven (bounded).
+    rolloutStep(Math.floor(nowMs / 1000));
+    const rollBackEnd = nowMs + ROLL_BACK_BOUND_MS;
+    while (rollout?.awaitingRollBack === true && nowMs < rollBackEnd) {
+      setTime(nowMs + 1000);
+      // Real time for the command to cross the sockets: with nothing else pending a quiescence returns at once.
+      await sleep(50);
+      await quiesce(STEP_BOUND_MS, 'roll-backs after the run');
+      rolloutStep(Math.floor(nowMs / 1000));
     }
     const drainEnded = performance.now();
     sample(s.durationSec);
@@ -526,6 +551,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       undelivered,
       updates: firmware.updates.map((u) => ({ imageVersion: u.imageVersion, behaviour: u.behaviour, atSec: u.atSec, source: u.source })),
       responder: responder.stats(),
+      ...(rollout === undefined ? {} : { rollout: rollout.summary(devices.map((d) => d.last?.imageVersion)) }),
       realSeconds: (performance.now() - started) / 1000,
       phases: { startSec: (runStarted - started) / 1000, runSec: (drainStarted - runStarted) / 1000, drainSec: (drainEnded - drainStarted) / 1000 },
     });
@@ -543,5 +569,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
 
 /** The simulated wall clock at simulated second 0 (signed times are this plus simulated time plus the device's skew). */
 export const WALL_EPOCH_MS = Date.UTC(2026, 0, 1);
+/** How long after the run a rollout's roll-back commands may take to be proven (simulated ms: a few resends). */
+const ROLL_BACK_BOUND_MS = 120_000;
 /** How long after the run trials still running may take to end (virtual ms): the longest health-check deadline and a watchdog period. */
 const RUNTIME_TRIAL_BOUND_MS = 130_000;

@@ -18,6 +18,7 @@ import type { UpdateResponderStats } from '../../update-server/responder.ts';
 import { RECORD_TYPES } from '../../../firmware/runtime/health-record.ts';
 import type { FleetDevice } from './fleet-device.ts';
 import { FLEET_CONSTANTS, type Scenario } from './scenario.ts';
+import type { SimRolloutSummary } from './rollout.ts';
 
 export interface BrokerInfo {
   readonly kind: 'mosquitto' | 'aedes' | 'external';
@@ -93,6 +94,8 @@ export interface FleetSummary {
   readonly realSeconds: number;
   /** Real seconds of each phase: start (broker, store, devices), the simulated run, the final drain. */
   readonly phases: { readonly startSec: number; readonly runSec: number; readonly drainSec: number };
+  /** `--rollout`: the staged rollout (stage, halt, outcomes by cohort, gateway and hardware revision, its decisions). */
+  readonly rollout?: SimRolloutSummary;
 }
 
 export interface SummaryInput {
@@ -112,6 +115,7 @@ export interface SummaryInput {
   readonly notes: readonly string[];
   readonly realSeconds: number;
   readonly phases: FleetSummary['phases'];
+  readonly rollout?: SimRolloutSummary;
 }
 
 export const NO_UPDATE_NOTE = 'rolledBack and committed are 0: no update was offered in this scenario (--no-update)';
@@ -256,6 +260,7 @@ export function buildSummary(input: SummaryInput): FleetSummary {
     failures,
     realSeconds: round1(input.realSeconds),
     phases: { startSec: round1(input.phases.startSec), runSec: round1(input.phases.runSec), drainSec: round1(input.phases.drainSec) },
+    ...(input.rollout === undefined ? {} : { rollout: input.rollout }),
   };
 }
 
@@ -305,9 +310,20 @@ export function summaryLines(summary: FleetSummary): string[] {
     `updates             ${summary.updates.offered.map((u) => `v${u.imageVersion} ${u.behaviour} at ${u.atSec} s`).join(', ') || 'none offered'} (${summary.updates.manifestsSent} manifests, ${summary.updates.chunksSent} chunks served)`,
     `committed           ${summary.committed}`,
     `rolledBack          ${summary.rolledBack}${Object.keys(summary.updates.rollbackCauses).length ? `  (${Object.entries(summary.updates.rollbackCauses).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
+    ...(summary.rollout === undefined ? [] : rolloutLines(summary.rollout)),
     ...summary.notes.map((n) => `note: ${n}`),
     ...summary.failures.slice(0, 10).map((f) => `FAILED: ${f}`),
     summary.ok ? 'sim: every promise kept (lost, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, auditBreaks all 0)' : 'sim: FAILED: an invariant is broken (see above)',
   ];
 }
 
+
+/** The rollout's lines (--rollout): where it stopped and why, outcomes, and the failures by gateway and revision. */
+export function rolloutLines(r: SimRolloutSummary): string[] {
+  const failing = (rows: SimRolloutSummary['byGateway']): string => Object.entries(rows).map(([k, v]) => `${k} ${v.failed}/${v.offered}`).join(', ');
+  return [
+    `rollout             ${r.id}: ${r.state} at stage ${r.stage ?? '-'}${r.halted ? ` (${r.haltReason})` : ''}`,
+    `rollout outcomes    offered ${r.offered} (${r.offeredAfterCanary} after the first stage), committed ${r.committed}, failed ${r.failed}, rolled back ${r.rolledBack} (${r.rolledBackByCommand} by command; ${r.rollBackCommandsSent} roll-back command(s) sent to ${r.rollBackDevices} device(s), answered: ${Object.entries(r.rollBackAnswers).map(([k, v]) => `${k} ${v}`).join(', ') || 'none yet'})`,
+    `rollout failures    by gateway: ${failing(r.byGateway)}; by revision: ${failing(r.byRevision)} (failed/offered)`,
+  ];
+}
