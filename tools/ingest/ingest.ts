@@ -156,6 +156,18 @@ export class IngestService {
     await Promise.race([this.subscriber.ready, this.done]);
   }
 
+  /**
+   * Verify with `inventory` from now on (an operator revoked a device or a key): every batch classified after this
+   * resolves uses it. Resolves once a commit under way (classified with the old inventory) has ended, so from then
+   * on no record the old inventory alone admits is accepted.
+   */
+  async reloadInventory(inventory: Inventory): Promise<void> {
+    this.options.inventory = inventory;
+    this.keyOptions.clear();
+    this.unknownKeyOptions.clear();
+    while (this.committing && !this.finished) await new Promise<void>((resolve) => setTimeout(resolve, 1));
+  }
+
   /** Graceful: stop taking messages, commit and acknowledge what was queued, DISCONNECT. */
   async stop(): Promise<void> {
     if (!this.stopping) {

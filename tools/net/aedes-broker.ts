@@ -29,6 +29,8 @@ export interface AedesOptions {
   services?: readonly ServiceAccount[];
   persistence?: boolean;
   openAcl?: boolean;
+  /** Fleet-wide topics every device may also read (the retained revocation list). */
+  deviceRead?: readonly string[];
   port?: number;
 }
 
@@ -80,7 +82,7 @@ class EmbeddedBroker implements AedesBroker {
 
   private maySubscribe(username: string | undefined, filter: string): boolean {
     if (username === undefined) return false;
-    if (this.options.devices.some((d) => d.deviceId === username)) return topicBelongsTo(filter, username) || filter === `${TOPIC_ROOT}/${username}/#`;
+    if (this.options.devices.some((d) => d.deviceId === username)) return topicBelongsTo(filter, username) || filter === `${TOPIC_ROOT}/${username}/#` || (this.options.deviceRead ?? []).includes(filter);
     const service = this.options.services?.find((s) => s.username === username);
     // A subscription is allowed when one of the read filters covers it (same or wider).
     return (service?.read ?? [`${TOPIC_ROOT}/#`]).some((f) => f === filter || (f.endsWith('/#') && (filter === f.slice(0, -2) || filter.startsWith(f.slice(0, -1)))));

@@ -28,6 +28,7 @@ import type { ConsoleServer } from '../../firmware/protocol/console/index.ts';
 import { runtimeStarted, selfTest } from '../../firmware/update/health.ts';
 import { ESP_CHIPS } from '../../firmware/update/esp-app-image.ts';
 import { commandKeyId } from '../../firmware/security/envelope-command.ts';
+import { isCommandKeyRevoked, type RevocationList } from '../../firmware/security/revocation.ts';
 import { PartitionView } from './flash/partition-view.ts';
 import { isPowerCut } from './flash/errors.ts';
 import { SimBootloader } from './bootloader.ts';
@@ -65,6 +66,8 @@ const STORE_BLOCKS: readonly (readonly [PartitionKey, number])[] = [
   ['safeMode', 2],
   ['trust', 2],
   ['audit', 4],
+  // Two slots, each room for the largest list (spec/revocation.md, "The store").
+  ['revocation', 4],
 ];
 
 /** Every partition by key: [first block, blocks]. */
@@ -107,6 +110,8 @@ export function partitionsOf(flash: FlashPartition, l: RuntimeLayout | Partition
 export interface RuntimeDeviceInit extends SimulatedDeviceLink {
   readonly receiptTimeoutMs: number;
   readonly commandPublicKeyHex: string;
+  /** The fleet's revocation-list key (absent: the runtime holds no list and subscribes to none). */
+  readonly revocationPublicKeyHex?: string;
   readonly boardId: string;
   /** The partition table (layoutOf on the host: the guest never computes its own). */
   readonly table: PartitionTable;
@@ -145,6 +150,10 @@ export interface RuntimeDeviceStatus {
   readonly imageVersion: number | undefined;
   readonly trial: string;
   readonly safeMode: boolean;
+  /** The safe-mode cause the runtime holds ('none' while it never left normal mode). */
+  readonly safeModeCause: string;
+  /** The revocation list the runtime holds (undefined: no revocation key, or the store did not open). */
+  readonly revocation: { readonly number: number; readonly commandKeyRevoked: boolean; readonly deviceRevoked: boolean; readonly sinceMs: number | undefined } | undefined;
   readonly clockJumps: number;
   readonly boots: number;
   readonly powerCuts: number;
@@ -155,6 +164,10 @@ export interface RuntimeDeviceStatus {
   readonly events: readonly UpdateEvent[];
   /** Boot failures the runtime named in its last boot (codes). */
   readonly failures: readonly string[];
+  /** Bytes the link read and wrote in this boot: the runner sees the network move (docs/design/fleet-sim.md, "Time"). */
+  readonly io: number;
+  /** Device ms until the runtime has timed work (a reconnect backoff, a receipt timeout, a response deadline, a period); undefined when none. */
+  readonly nextDueMs: number | undefined;
 }
 
 function linkOf(init: RuntimeDeviceInit) {
@@ -185,6 +198,12 @@ function awaitingReceiptOf(runtime: Runtime): boolean | undefined {
   return link.gate.oldest() !== undefined;
 }
 
+/** Bytes the link's client read and wrote (its counters, read without copying its stats: this runs on every poll). */
+function linkBytesOf(runtime: Runtime): number | undefined {
+  const counters = (runtime as unknown as { link?: { client?: { counters?: { bytesRead: number; bytesWritten: number } } } }).link?.client?.counters;
+  return counters === undefined ? undefined : counters.bytesRead + counters.bytesWritten;
+}
+
 export class SimRuntimeDevice {
   readonly clock = new VirtualClock(0);
   private readonly watchdog = new SimWatchdog(this.clock);
@@ -203,6 +222,8 @@ export class SimRuntimeDevice {
   /** The image this device last committed (slot, version), until it leaves it. */
   private committed: { slot: number; version: number | undefined } | undefined;
   private failures: string[] = [];
+  /** The newest revocation list number the runtime was seen holding, and when (device ms). */
+  private listSeen: { number: number; atMs: number } | undefined;
   /** The serial console (docs/spec/console.md), when the host attached one: a ConsoleServer per boot over the running runtime. */
   private console: { output: (bytes: Uint8Array) => void; key: Uint8Array | undefined; server: ConsoleServer | undefined } | undefined;
 
@@ -341,6 +362,7 @@ export class SimRuntimeDevice {
           deviceSecret: hexBytes(init.secretHex),
           keyId: init.keyId,
           commandKey: { keyId: commandKeyId(this.crypto, commandPublicKey), publicKey: commandPublicKey },
+          ...(init.revocationPublicKeyHex !== undefined ? { revocationKey: hexBytes(init.revocationPublicKeyHex) } : {}),
           link: linkOf(init),
           counterReserve: init.counterReserve,
           outbox: { policy: 'reject' },
@@ -373,13 +395,31 @@ export class SimRuntimeDevice {
   }
 
   /** The runtime's status as of the last simulated second (reading it reads otadata: not on every poll). */
-  private seen: { imageVersion: number | undefined; trial: string; safeMode: boolean; clockJumps: number } | undefined;
+  private seen: { imageVersion: number | undefined; trial: string; safeMode: boolean; safeModeCause: string; clockJumps: number } | undefined;
+
+  /**
+   * The list the runtime holds, read on every status (cheap: the store's RAM copy; the list arrives from the network
+   * at any poll), and when the host first saw each number (device ms, across boots): how long revocation took.
+   */
+  private revocationOf(runtime: Runtime): RuntimeDeviceStatus['revocation'] {
+    const r = runtime as unknown as { revocations?: { holding(): { number: number; list: RevocationList | undefined } }; deviceRevoked?: boolean; config?: { commandKey?: { keyId: number } } };
+    const held = r.revocations?.holding();
+    if (held === undefined) return undefined;
+    if (held.number > (this.listSeen?.number ?? 0)) this.listSeen = { number: held.number, atMs: this.clock.elapsed };
+    const keyId = r.config?.commandKey?.keyId;
+    return {
+      number: held.number,
+      commandKeyRevoked: held.list !== undefined && keyId !== undefined && isCommandKeyRevoked(held.list, keyId),
+      deviceRevoked: r.deviceRevoked === true,
+      sinceMs: this.listSeen?.number === held.number ? this.listSeen.atMs : undefined,
+    };
+  }
 
   private noteTrial(): void {
     const runtime = this.runtime;
     if (runtime === undefined) return;
     const st = runtime.status();
-    this.seen = { imageVersion: st.imageVersion ?? undefined, trial: st.trial, safeMode: st.mode === 'safe', clockJumps: st.clockJumps };
+    this.seen = { imageVersion: st.imageVersion ?? undefined, trial: st.trial, safeMode: st.mode === 'safe', safeModeCause: st.safeMode.cause, clockJumps: st.clockJumps };
     if (this.trial === undefined || this.committedThisBoot) return;
     if (st.trial === 'committed') {
       this.committedThisBoot = true;
@@ -462,7 +502,14 @@ export class SimRuntimeDevice {
     if (runtime === undefined) return { alive: false };
     const link = (runtime as unknown as { link?: { gate?: { oldest(): unknown } } }).link;
     const stats = runtime.linkStats();
-    return { clock: this.clock.elapsed, hung: this.hung, oldest: link?.gate?.oldest(), gate: stats?.gate, connects: stats?.client.connects, connacks: stats?.client.connacks, session: stats?.client.session, unreceipted: stats?.unreceipted, next: runtime.nextDueMs(this.clock.ticks()) };
+    const g = link?.gate as unknown as Record<string, unknown> | undefined;
+    const best = g?.best as { highest?: number } | undefined;
+    const la = g?.lookahead as { seq?: number } | undefined;
+    const client = (link as unknown as { client?: Record<string, unknown> } | undefined)?.client;
+    const session = client?.session as Record<string, unknown> | undefined;
+    const entries = (session?.entries as { seq: number; state: string; packetId: number }[] | undefined)?.map((e) => `${e.seq}:${e.state}:${e.packetId}`);
+    const internals = { head: g?.head, held: g?.held, sendSeq: g?.sendSeq, highWater: g?.highWater, cursorOk: g?.cursorOk, lookahead: la?.seq, best: best?.highest, floor: g?.floor, waitingSince: g?.waitingSince, phase: client?.current, sessionState: session?.current, nextSeq: session?.nextSeq, quota: session?.quota, halted: session?.halted, entries, outbox: (runtime as unknown as { outbox?: { stats(): unknown } }).outbox?.stats() };
+    return { clock: this.clock.elapsed, hung: this.hung, oldest: link?.gate?.oldest(), gate: stats?.gate, connects: stats?.client.connects, connacks: stats?.client.connacks, session: stats?.client.session, unreceipted: stats?.unreceipted, next: runtime.nextDueMs(this.clock.ticks()), internals };
   }
 
   status(): RuntimeDeviceStatus {
@@ -470,6 +517,7 @@ export class SimRuntimeDevice {
     if (runtime !== undefined && this.seen === undefined) this.noteTrial();
     const s = runtime === undefined ? undefined : this.seen;
     const u = runtime?.updateStats();
+    const client = runtime === undefined ? undefined : linkBytesOf(runtime);
     return {
       alive: runtime !== undefined,
       unreceipted: runtime?.outboxStats()?.queued,
@@ -479,6 +527,8 @@ export class SimRuntimeDevice {
       imageVersion: s?.imageVersion,
       trial: s?.trial ?? 'none',
       safeMode: s?.safeMode ?? false,
+      safeModeCause: s?.safeModeCause ?? 'none',
+      revocation: runtime === undefined ? undefined : this.revocationOf(runtime),
       clockJumps: s?.clockJumps ?? 0,
       boots: this.boots,
       powerCuts: this.powerCuts,
@@ -486,6 +536,8 @@ export class SimRuntimeDevice {
       bricked: this.bricked,
       events: this.events.slice(),
       failures: this.failures.slice(),
+      io: client ?? 0,
+      nextDueMs: runtime === undefined || this.hung ? undefined : runtime.nextDueMs(this.clock.ticks()),
     };
   }
 }

@@ -17,7 +17,7 @@ import { parseInteger } from '../../keys/cli-options.ts';
 import { EnvironmentError, fromNodeError, UsageError } from '../errors.ts';
 import { writeFilesAtomically } from '../files.ts';
 import { ExitCode } from '../exit-codes.ts';
-import { DEFAULT_SCENARIO, LIMITS, parseBrokerUrl, type BrokerChoice, type Engine, type Scenario } from '../../sim/fleet/scenario.ts';
+import { DEFAULT_SCENARIO, LIMITS, parseBrokerUrl, parseRevoke, type BrokerChoice, type Engine, type RevokePlan, type Scenario } from '../../sim/fleet/scenario.ts';
 
 interface SimFlags {
   devices: number;
@@ -39,6 +39,7 @@ interface SimFlags {
   badUpdate?: string | boolean;
   consolePty?: string;
   rollout?: string;
+  revoke?: RevokePlan;
 }
 
 /** A decimal rate in [min, max]. */
@@ -55,6 +56,12 @@ function parseRate(min: number, max: number): (value: string) => number {
 function parseBadUpdate(value: string): 'hang' | 'fail-checks' {
   if (value !== 'hang' && value !== 'fail-checks') throw new InvalidArgumentError('expected hang or fail-checks');
   return value;
+}
+
+function parseRevokeFlag(value: string): RevokePlan {
+  const plan = parseRevoke(value);
+  if (plan === undefined) throw new InvalidArgumentError('expected device@<second>, device:<index>@<second> or command-key@<second>');
+  return plan;
 }
 
 function parseEngine(value: string): Engine {
@@ -82,11 +89,12 @@ export function registerSim(program: Command): void {
     .option('--bad-update [kind]', 'also offer a bad image that must roll back by itself: hang (stops feeding the watchdog, the default) or fail-checks (fails its self-test); only with the sim\'s own update', parseBadUpdate)
     .option('--no-update', 'offer no update (telemetry, power cuts and faults only)')
     .option('--rollout <plan>', "offer the update by a staged rollout: a plan file (docs/spec/rollout.md) or default (canary 10 %, 50 %, 100 %; halt at 20 % failures; roll back); the sim's image then fails its self-test on hardware revision rev-b (the boards behind gw-3); only with the sim's own update")
+    .option('--revoke <what@second>', "revoke as an operator at that simulated second: device@S (device 0's identity), device:N@S, or command-key@S (the fleet's command key; the sim keeps commanding with it); measures how soon the ingest and the devices refuse it", parseRevokeFlag)
     .option('--console-pty <path>', "serve the device's serial console on this serial device (one end of a pty pair; holdfast console --port reads the other); only with --devices 1 --engine node")
     .option('--broker <url>', 'use this broker (mqtt://host:port, MQTT 5, anonymous) instead of starting mosquitto or aedes')
     .option('--report <file>', 'write the report page (self-contained HTML) here')
     .option('--keep-flash <dir>', "write each device's flash image (.hfimg, for holdfast inspect) into this folder")
-    .option('--json', 'print {ok, appended, accepted, duplicatesDropped, lost, undelivered, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, rolledBack, committed, powerCuts, linkFlaps, clockSkews, auditBreaks, updates, broker, engine, seed, devices, duration, ...}')
+    .option('--json', 'print {ok, appended, accepted, duplicatesDropped, lost, undelivered, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, rolledBack, committed, powerCuts, linkFlaps, clockSkews, auditBreaks, revokedAccepted, revocation, updates, broker, engine, seed, devices, duration, ...}')
     .action(async (flags: SimFlags, command: Command) => run(flags, command));
 }
 
@@ -169,6 +177,10 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     if (flags.engine !== 'node') throw new UsageError('--console-pty needs the device in this process: use --engine node', { field: '--console-pty' });
     if (!statOf(flags.consolePty)) throw new UsageError(`${flags.consolePty} does not exist: expected a serial device (one end of a pty pair, e.g. socat -d -d pty,raw,echo=0 pty,raw,echo=0)`, { field: '--console-pty' });
   }
+  if (flags.revoke !== undefined) {
+    if (flags.revoke.atSec >= flags.duration) throw new UsageError(`--revoke at ${flags.revoke.atSec} s is not within the run's ${flags.duration} simulated s`, { field: '--revoke' });
+    if (flags.revoke.target === 'device' && flags.revoke.device >= flags.devices) throw new UsageError(`--revoke names device ${flags.revoke.device}, but the fleet has ${flags.devices} (0..${flags.devices - 1})`, { field: '--revoke' });
+  }
   if (flags.report !== undefined) checkReportPath(flags.report);
   if (flags.keepFlash !== undefined) checkFolderPath(flags.keepFlash, '--keep-flash');
   if (flags.engine === 'xs') {
@@ -188,6 +200,7 @@ async function run(flags: SimFlags, command: Command): Promise<void> {
     recordEverySec: DEFAULT_SCENARIO.recordEverySec,
     clockSkewPerHour: flags.clockSkew,
     update,
+    ...(flags.revoke !== undefined ? { revoke: flags.revoke } : {}),
   };
   const { fleetFirmware, FleetInputError } = await import('../../sim/fleet/fleet-firmware.ts');
   const { FLEET_CONSTANTS } = await import('../../sim/fleet/scenario.ts');

@@ -109,6 +109,7 @@ export class FleetDevice {
       password: options.password,
       receiptTimeoutMs: FLEET_CONSTANTS.receiptTimeoutMs,
       commandPublicKeyHex: Buffer.from(fw.commandPublicKey).toString('hex'),
+      revocationPublicKeyHex: Buffer.from(fw.revocationPublicKey).toString('hex'),
       boardId: fw.boardId,
       table: layoutOf(fw.layout),
       ...RUNTIME_SETTINGS,

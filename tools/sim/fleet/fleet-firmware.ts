@@ -1,6 +1,6 @@
 /**
  * What the fleet's devices are made of, host side: the fleet's signing keys
- * (a root, a targets key, the command key), simulated ESP-IDF app images
+ * (a root, a targets key, the command key, the revocation-list key), simulated ESP-IDF app images
  * whose app description declares how they behave (runtime-device.ts,
  * IMAGE_BEHAVIOURS), their signed manifests, and the factory: every store
  * the runtime opens formatted, the trust store holding the fleet's root,
@@ -22,6 +22,9 @@ import { encodeEnvelope } from '../../../firmware/update/signed-document.ts';
 import { encodeRootBody, trustProvisionedRoot, type TrustedRoot } from '../../../firmware/update/root.ts';
 import { decodeImageManifest, encodeImageBody, type ImageManifest } from '../../../firmware/update/manifest.ts';
 import { ESP_APP_DESC_OFFSET, ESP_CHIPS, encodeEspAppImage, readPartitionDescription, imageVersionOf } from '../../../firmware/update/esp-app-image.ts';
+import { encodeRevocationBody, sealRevocationList, type RevocationEntry } from '../../../firmware/security/revocation.ts';
+import { commandKeyId, ed25519Signer, sealCommand } from '../../../firmware/security/envelope-command.ts';
+import { COMMAND_POLICY, encodeCommandPayload } from '../../../firmware/runtime/_command-policy.ts';
 import { loadRootChain } from '../../keys/keystore.ts';
 import { formatStores } from '../../provision/factory-stores.ts';
 import { provisionDevice, testImageBody } from '../bootloader.ts';
@@ -63,8 +66,11 @@ export interface FleetFirmware {
   readonly boardId: string;
   readonly factory: Uint8Array;
   readonly commandPublicKey: Uint8Array;
-  /** The command key's seed (the sim signs commands with it: a halted rollout's roll-back-update). */
+  /** The command key's seed (the sim signs commands with it: a halted rollout's roll-back-update; --revoke command-key keeps commanding with the revoked key). */
   readonly commandSecret: Uint8Array;
+  /** The fleet's revocation-list key (spec/revocation.md, "Who signs it"): its public key is in every device, the sim signs lists with its seed. */
+  readonly revocationPublicKey: Uint8Array;
+  readonly revocationSecret: Uint8Array;
   /** Offered in this order, each at its simulated second. */
   readonly updates: readonly (SimRelease & { readonly atSec: number })[];
   readonly layout: RuntimeLayout;
@@ -135,7 +141,9 @@ export interface UpdatePlan {
 export function fleetFirmware(seed: number, durationSec: number, plan: UpdatePlan, outboxBlocks: number): FleetFirmware {
   const crypto = createNobleCrypto();
   const commandKey = keyFrom(crypto, seed, 100);
-  if (plan.kind === 'given') return { ...givenFirmware(crypto, durationSec, plan, outboxBlocks, commandKey.publicKey), commandSecret: commandKey.seed };
+  const revocationKey = keyFrom(crypto, seed, 101);
+  const keys = { commandPublicKey: commandKey.publicKey, commandSecret: commandKey.seed, revocationPublicKey: revocationKey.publicKey, revocationSecret: revocationKey.seed };
+  if (plan.kind === 'given') return givenFirmware(crypto, durationSec, plan, outboxBlocks, keys);
   const rootKeys = [keyFrom(crypto, seed, 1), keyFrom(crypto, seed, 2)];
   const targets = keyFrom(crypto, seed, 11);
   const rootBytes = sign(encodeRootBody({ version: 1, root: { threshold: 2, publicKeys: rootKeys.map((k) => k.publicKey) }, targets: { threshold: 1, publicKeys: [targets.publicKey] } }), rootKeys);
@@ -153,7 +161,21 @@ export function fleetFirmware(seed: number, durationSec: number, plan: UpdatePla
     updates.push({ ...release(2, 'good'), atSec: roundTo10(durationSec / 5) });
     if (plan.bad !== undefined) updates.push({ ...release(3, plan.bad), atSec: roundTo10(durationSec / 2) });
   }
-  return { crypto, root: verdict.root, boardId: SIM_BOARD, factory, commandPublicKey: commandKey.publicKey, commandSecret: commandKey.seed, updates, layout: { slotBlocks: slotBlocksFor([factory, ...updates.map((u) => u.image)]), outboxBlocks } };
+  return { crypto, root: verdict.root, boardId: SIM_BOARD, factory, ...keys, updates, layout: { slotBlocks: slotBlocksFor([factory, ...updates.map((u) => u.image)]), outboxBlocks } };
+}
+
+/** A signed revocation list as `holdfast fleet revoke` writes it (spec/revocation.md), signed with the sim's revocation key. */
+export function simRevocationList(fw: FleetFirmware, number: number, entries: readonly RevocationEntry[]): Uint8Array {
+  configureEd25519();
+  const body = encodeRevocationBody(fw.crypto, { number, issuedAt: 0, entries }, fw.revocationPublicKey);
+  return sealRevocationList(body, ed.sign(body, fw.revocationSecret));
+}
+
+/** A command for one device signed with the sim's command key (report-status, section 0: a diagnostic, harmless in any mode). */
+export function simCommand(fw: FleetFirmware, deviceId: Uint8Array, counter: number): Uint8Array {
+  const row = COMMAND_POLICY.find((r) => r.name === 'report-status');
+  if (row === undefined) throw new Error('the command policy has no report-status');
+  return sealCommand(encodeCommandPayload(row, { section: 0 }), { deviceId, counter: { next: () => counter }, keyId: commandKeyId(fw.crypto, fw.commandPublicKey), sign: ed25519Signer(fw.commandSecret) });
 }
 
 function roundTo10(sec: number): number {
@@ -168,7 +190,7 @@ function readInput(path: string, what: string): Uint8Array {
   }
 }
 
-function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, outboxBlocks: number, commandPublicKey: Uint8Array): Omit<FleetFirmware, 'commandSecret'> {
+function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, outboxBlocks: number, keys: Pick<FleetFirmware, 'commandPublicKey' | 'commandSecret' | 'revocationPublicKey' | 'revocationSecret'>): FleetFirmware {
   const image = readInput(plan.imagePath!, '--update image');
   const manifestBytes = readInput(plan.manifestPath!, '--manifest');
   let manifest: ImageManifest;
@@ -193,7 +215,7 @@ function givenFirmware(crypto: Crypto, durationSec: number, plan: UpdatePlan, ou
   const behaviour: ImageBehaviour = desc.projectName === IMAGE_BEHAVIOURS.hang ? 'hang' : desc.projectName === IMAGE_BEHAVIOURS.failChecks ? 'fail-checks' : desc.projectName === IMAGE_BEHAVIOURS.failChecksRevB ? 'fail-checks-rev-b' : 'good';
   const update = { image, manifest: manifestBytes, imageVersion: manifest.imageVersion, securityVersion: manifest.securityVersion, behaviour, source: plan.imagePath!, atSec: roundTo10(durationSec / 5) };
   if (manifest.imageVersion <= 1) throw new FleetInputError(`--manifest ${plan.manifestPath} is image version ${manifest.imageVersion}: the simulated devices run version 1, so it is no upgrade`);
-  return { crypto, root, boardId: manifest.boardId, factory, commandPublicKey, updates: [update], layout: { slotBlocks: slotBlocksFor([factory, image]), outboxBlocks } };
+  return { crypto, root, boardId: manifest.boardId, factory, ...keys, updates: [update], layout: { slotBlocks: slotBlocksFor([factory, image]), outboxBlocks } };
 }
 
 /** A read-only FlashPartition over bytes (to read an image's app description). */
@@ -217,7 +239,6 @@ function memoryFlash(bytes: Uint8Array): FlashPartition {
 /** The factory: every store formatted as `holdfast provision` formats them (tools/provision/factory-stores.ts), the fleet's root in the trust store, the factory image in ota_0. */
 export function provisionRuntimeFlash(flash: FlashPartition, fw: FleetFirmware): void {
   const p = partitionsOf(flash, fw.layout);
-  // hf_revoke stays blank as before: the sim's layout gives it 2 blocks, too few for its format (4), and its devices have no revocation key.
-  formatStores(p, { crypto: fw.crypto, root: fw.root }, ['revocation']);
+  formatStores(p, { crypto: fw.crypto, root: fw.root });
   provisionDevice({ otadata: p.otadata, slots: [p.ota0, p.ota1] }, fw.factory);
 }

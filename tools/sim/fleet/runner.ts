@@ -50,19 +50,33 @@ import { fleetFirmware, type FleetFirmware } from './fleet-firmware.ts';
 import { undeliveredCounters } from './undelivered.ts';
 import { SimRollout, simLabels } from './rollout.ts';
 import type { RolloutPlan } from '../../rollout/plan.ts';
+import { revocationSummary, type RevocationBooks } from './revocation.ts';
+import { SlackClock } from './slack.ts';
+import { simCommand, simRevocationList } from './fleet-firmware.ts';
+import { commandKeyId } from '../../../firmware/security/envelope-command.ts';
+import type { RevocationEntry } from '../../../firmware/security/revocation.ts';
 
 const INGEST = { username: 'holdfast-ingest', password: 'ingest-secret' };
 const UPDATES = { username: 'holdfast-updates', password: 'updates-secret' };
+/** Where the fleet's signed revocation list is published, retained (the runtime's REVOCATION_TOPIC). */
+const REVOCATION_TOPIC = 'holdfast/fleet/revocation';
 /** How far the quiescence at a window's end may move the devices' clocks past the window's last second (device ms, short of the next simulated second: docs/design/fleet-sim.md, "Time"). */
 const SLACK_MS = FLEET_CONSTANTS.timeScale * 1000 - 100;
 /** A device is offered an update at most this many times (a rolled-back bad image is not offered again). */
 const OFFER_ATTEMPTS = 2;
 /** Windows between two pushes of the same manifest to a device that did not start on it. */
 const OFFER_EVERY_WINDOWS = 3;
-/** Device ms the slack moves per real ms while the network runs (a spoiled record is sent again after 2 device s: 0.4 s of real time). */
-const SLACK_RATE = 5;
-/** Real ms a quiescence may go on once the slack is used up before it gives up on the window (a note says so). */
-const STUCK_AFTER_CAP_MS = 15_000;
+/**
+ * Real ms without a byte moving (on any device's link, or through the ingest) after which the network counts as idle:
+ * then device time jumps to the earliest timer of a device that still waits (docs/design/fleet-sim.md, "Time").
+ */
+const IDLE_MS = 50;
+/**
+ * Real ms a quiescence may stay idle with no timer left within the slack before it gives up on the window (a note
+ * says so). Idle is what the runner sees: a broker busy restoring its sessions after a restart moves no byte for
+ * seconds on a loaded machine, and its CONNACKs still come.
+ */
+const STUCK_IDLE_MS = 15_000;
 /** Real ms after which a pushed manifest the device did not take is pushed again. */
 const REPUSH_MS = 500;
 /** Real time a step may take to quiesce before the run goes on without it (noted in the summary). */
@@ -184,15 +198,16 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
     } else {
       const services = [
         { username: INGEST.username, password: INGEST.password, write: ['holdfast/+/receipt'] },
-        { username: UPDATES.username, password: UPDATES.password, read: ['holdfast/+/telemetry'], write: ['holdfast/+/update', 'holdfast/+/cmd'] },
+        // The backend's account: updates, and (--revoke) the retained revocation list and commands.
+        { username: UPDATES.username, password: UPDATES.password, read: ['holdfast/+/telemetry'], write: ['holdfast/+/update', 'holdfast/+/cmd', REVOCATION_TOPIC] },
       ];
       const mosquitto = findMosquitto();
       if (s.broker.kind === 'auto' && mosquitto.ok && findMosquittoPasswd().ok) {
-        broker = await startMosquitto({ devices: credentials, services, persistence: true, maxQueuedMessages: 0 });
+        broker = await startMosquitto({ devices: credentials, services, persistence: true, maxQueuedMessages: 0, deviceRead: [REVOCATION_TOPIC] });
         brokerInfo = { kind: 'mosquitto', protocol: 'MQTT 5', version: mosquitto.version };
         protocolVersion = 5;
       } else {
-        broker = await startAedes({ devices: credentials, services, persistence: true });
+        broker = await startAedes({ devices: credentials, services, persistence: true, deviceRead: [REVOCATION_TOPIC] });
         brokerInfo = { kind: 'aedes', protocol: 'MQTT 3.1.1', version: 'embedded' };
         protocolVersion = 4;
       }
@@ -229,9 +244,9 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       cleanups.unshift(close);
     }
     // The ingest, on a fresh store.
-    const inventory = parseInventory(
-      JSON.stringify({ format: 1, devices: hex.map((h, i) => ({ deviceId: h, keyId: 1, secret: Buffer.from(secrets[i]).toString('hex'), suite: 'hmac-sha256' })) }),
-    );
+    const inventoryOf = (keep: (i: number) => boolean) =>
+      parseInventory(JSON.stringify({ format: 1, devices: hex.flatMap((h, i) => (keep(i) ? [{ deviceId: h, keyId: 1, secret: Buffer.from(secrets[i]).toString('hex'), suite: 'hmac-sha256' }] : [])) }));
+    const inventory = inventoryOf(() => true);
     const store = await storeOpening;
     const service = new IngestService({
       host, port: brokerPort, protocolVersion, clientId: `holdfast-sim-${salt.toString(16)}`,
@@ -293,16 +308,24 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       const startedAt = performance.now();
       const deadline = startedAt + boundMs;
       const base = nowMs * FLEET_CONSTANTS.timeScale;
-      let slack = 0;
-      let cappedAt: number | undefined;
+      const clock = new SlackClock(startedAt, free ? undefined : SLACK_MS, IDLE_MS);
       for (;;) {
         let pending = 0;
         const why: string[] = [];
         const states = FleetDevice.states(devices);
+        let moved = service.counts.messages + service.counts.batches;
+        /** The earliest timer of a device that still waits (device ms from now). */
+        let due: number | undefined;
         devices.forEach((d, i) => {
           const st = states[i];
+          moved += st.status?.io ?? 0;
+          if (revocation.published !== undefined && !revocation.seenRealMs.has(i) && (st.status?.revocation?.number ?? 0) >= revocation.published) revocation.seenRealMs.set(i, performance.now() - revocation.publishedAtReal);
           if (!st.alive || linkDown.has(i)) return;
-          if (st.awaitingReceipt !== false) {
+          const before = pending;
+          if (revocation.published !== undefined && (st.status?.revocation?.number ?? 0) < revocation.published) {
+            pending++;
+            why.push(`${i} revocation list`);
+          } else if (st.awaitingReceipt !== false && i !== revocation.revokedDevice) {
             pending++;
             why.push(`${i} receipt`);
           } else if (st.status?.downloading) {
@@ -315,14 +338,21 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
               why.push(`${i} manifest`);
             }
           }
+          const next = st.status?.nextDueMs;
+          if (pending > before && next !== undefined && (due === undefined || next < due)) due = next;
         });
         if (pending === 0) {
           pushed.clear();
           return true;
         }
         const now = performance.now();
-        // Stuck past the second's slack (a record spoiled twice, a lost push): the next second's timers take it from there.
-        if (now > deadline || (!free && cappedAt !== undefined && now - cappedAt > STUCK_AFTER_CAP_MS)) {
+        // Time moves only when the network is idle, straight to the earliest timer of a device that still waits, never
+        // to the next whole second (./slack.ts); the final drain has no second after it, so no bound there.
+        const step = clock.poll(now, moved, due);
+        if (step.slackMs !== undefined) FleetDevice.setDeviceTime(devices, base + step.slackMs);
+        // Stuck: idle, and no waiting device has a timer within the second's slack (a lost push, a timer past the
+        // next whole second): the next second's timers take it from there.
+        if (now > deadline || clock.stuckFor(now) > STUCK_IDLE_MS) {
           if (process.env.HOLDFAST_SIM_DEBUG) for (const w of why) process.stderr.write(`${what} ${w}: ${JSON.stringify(devices[Number(w.split(' ')[0])].debug())}\n`);
           notes.push(`${what}: ${pending} device(s) still waited after ${((now - startedAt) / 1000).toFixed(1)} s of real time (device and what: ${why.slice(0, 8).join(', ')}); ${free ? 'what stays in flash is undelivered' : 'the next simulated second goes on from there'}`);
           pushed.clear();
@@ -334,14 +364,6 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
             for (const out of responder.offer(hex[i])) updateClient.publish(out.topic, Buffer.from(out.payload), { qos: 1 });
             p.sentAt = now;
           }
-        }
-        // Time moves a little while the network runs (receipt timeouts, reconnect backoff), never to the next whole second.
-        // The final drain has no second after it: there time follows the real clock.
-        const want = free ? Math.floor((now - startedAt) * SLACK_RATE) : Math.min(SLACK_MS, Math.floor((now - startedAt) * SLACK_RATE));
-        if (want - slack >= 100 || (want === SLACK_MS && slack < SLACK_MS)) {
-          slack = want;
-          FleetDevice.setDeviceTime(devices, base + slack);
-          if (slack === SLACK_MS) cappedAt = now;
         }
         await sleep(4);
       }
@@ -389,7 +411,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       const u = due[due.length - 1];
       devices.forEach((d, i) => {
         const st = d.last;
-        if (!d.isAlive || st === undefined || linkDown.has(i) || st.trial === 'running' || st.downloading) return;
+        if (!d.isAlive || st === undefined || linkDown.has(i) || st.trial === 'running' || st.downloading || i === revocation.revokedDevice) return;
         if ((st.imageVersion ?? 0) >= u.imageVersion) return;
         const tried = d.events.filter((e) => e.imageVersion === u.imageVersion).length;
         if (tried >= OFFER_ATTEMPTS || (tried > 0 && u.behaviour !== 'good')) return;
@@ -399,6 +421,40 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         for (const out of responder.offer(hex[i])) updateClient.publish(out.topic, Buffer.from(out.payload), { qos: 1 });
         pushed.set(i, { manifests: st.manifests, at: st.boots, sentAt: performance.now() });
         counts.offers++;
+      });
+    };
+
+    /** --revoke: what was done when, and when each device was first seen refusing (docs/design/fleet-sim.md, "Revocation"). */
+    const revocation: RevocationBooks = { published: undefined, publishedAtReal: 0, seenRealMs: new Map(), revokedDevice: undefined, at: undefined, reloadMs: 0, reloadedAtWall: 0, online: [], commandsSent: 0 };
+    let commandCounter = 0;
+    const revokeAt = async (second: number): Promise<void> => {
+      const plan = s.revoke;
+      if (plan === undefined || revocation.at !== undefined || second < plan.atSec) return;
+      revocation.at = second;
+      revocation.online = devices.flatMap((d, i) => (d.isAlive && !linkDown.has(i) && (plan.target === 'command-key' || i === plan.device) ? [i] : []));
+      // As an operator: the inventory first (the ingest refuses the identity's records from here on), then the signed list, retained.
+      const before = performance.now();
+      if (plan.target === 'device') {
+        revocation.revokedDevice = plan.device;
+        await service.reloadInventory(inventoryOf((i) => i !== plan.device));
+      }
+      revocation.reloadMs = performance.now() - before;
+      revocation.reloadedAtWall = Date.now();
+      const entries: RevocationEntry[] = plan.target === 'device' ? [{ kind: 'device', deviceId: ids[plan.device] }] : [{ kind: 'command-key', keyId: commandKeyId(firmware.crypto, firmware.commandPublicKey) }];
+      const list = simRevocationList(firmware, 1, entries);
+      revocation.publishedAtReal = performance.now();
+      await new Promise<void>((resolve) => updateClient.publish(REVOCATION_TOPIC, Buffer.from(list), { qos: 1, retain: true }, () => resolve()));
+      revocation.published = 1;
+      // The network runs (device time at the slack's pace, as at a window's end) until every online device holds the list.
+      await quiesce(STEP_BOUND_MS, `revocation at ${second} s`);
+    };
+    /** --revoke command-key: the backend keeps commanding with the revoked key, once per online device per window (each is refused key-revoked, audited command-revoked). */
+    const commandAll = (): void => {
+      if (s.revoke?.target !== 'command-key' || revocation.published === undefined) return;
+      devices.forEach((d, i) => {
+        if (!d.isAlive || linkDown.has(i)) return;
+        updateClient.publish(`holdfast/${hex[i]}/cmd`, Buffer.from(simCommand(firmware, ids[i], ++commandCounter)), { qos: 1 });
+        revocation.commandsSent++;
       });
     };
 
@@ -458,6 +514,8 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
         });
       }
       offerUpdates(plan.t0, windowIndex++);
+      await revokeAt(plan.t0);
+      commandAll();
       let second = plan.t0;
       for (const a of plan.appends) {
         while (second < a.t) {
@@ -465,6 +523,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
           second++;
           t = second;
           setTime(second * 1000);
+          await revokeAt(second);
           report('running');
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
@@ -477,6 +536,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       while (second < plan.t0 + plan.seconds - 1) {
         second++;
         setTime(second * 1000);
+        await revokeAt(second);
       }
       await quiesce(STEP_BOUND_MS, `window at ${plan.t0} s`);
       t = plan.t0 + plan.seconds;
@@ -549,6 +609,7 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
       notes,
       audits,
       undelivered,
+      revocation: revocationSummary(s, revocation, devices, records, audits),
       updates: firmware.updates.map((u) => ({ imageVersion: u.imageVersion, behaviour: u.behaviour, atSec: u.atSec, source: u.source })),
       responder: responder.stats(),
       ...(rollout === undefined ? {} : { rollout: rollout.summary(devices.map((d) => d.last?.imageVersion)) }),

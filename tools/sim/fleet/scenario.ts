@@ -40,6 +40,19 @@ export interface Scenario {
   readonly clockSkewPerHour: number;
   /** Updates: the sim's own (a good one and, with `bad`, a bad one), none, or the given image and manifest. */
   readonly update: UpdatePlan;
+  /** `--revoke`: what the operator revokes, and at which simulated second (absent: nothing is revoked). */
+  readonly revoke?: RevokePlan;
+}
+
+/** A revocation the sim carries out as an operator would (docs/design/fleet-sim.md, "Revocation"): one device's identity, or the fleet's command key. */
+export type RevokePlan = { readonly target: 'device'; readonly device: number; readonly atSec: number } | { readonly target: 'command-key'; readonly atSec: number };
+
+/** Parse `--revoke`: `device@<s>` (device 0), `device:<index>@<s>`, or `command-key@<s>`; undefined when it is none of them. */
+export function parseRevoke(spec: string): RevokePlan | undefined {
+  const m = /^(device(?::(\d{1,4}))?|command-key)@(\d{1,6})$/.exec(spec);
+  if (!m) return undefined;
+  const atSec = Number(m[3]);
+  return m[1] === 'command-key' ? { target: 'command-key', atSec } : { target: 'device', device: m[2] === undefined ? 0 : Number(m[2]), atSec };
 }
 
 /** The fixed parts of every scenario (not flags: they keep the run deterministic, docs/design/fleet-sim.md). */

@@ -19,6 +19,7 @@ import { RECORD_TYPES } from '../../../firmware/runtime/health-record.ts';
 import type { FleetDevice } from './fleet-device.ts';
 import { FLEET_CONSTANTS, type Scenario } from './scenario.ts';
 import type { SimRolloutSummary } from './rollout.ts';
+import type { RevocationSummary } from './revocation.ts';
 
 export interface BrokerInfo {
   readonly kind: 'mosquitto' | 'aedes' | 'external';
@@ -28,7 +29,7 @@ export interface BrokerInfo {
 }
 
 /** The figures the invariants are made of: each must be 0. */
-export const INVARIANTS = ['lost', 'counterRegressions', 'replaysAccepted', 'forgeriesAccepted', 'bricked', 'auditBreaks'] as const;
+export const INVARIANTS = ['lost', 'counterRegressions', 'replaysAccepted', 'forgeriesAccepted', 'bricked', 'auditBreaks', 'revokedAccepted'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 /** Figures that follow from flash and the schedule alone: equal for the same seed, in either engine. */
@@ -75,6 +76,10 @@ export interface FleetSummary {
   readonly rolledBack: number;
   readonly committed: number;
   readonly auditBreaks: number;
+  /** --revoke: records of the revoked identity the ingest accepted after its reload returned (0 without --revoke). */
+  readonly revokedAccepted: number;
+  /** --revoke: what was revoked and how long it took to take effect (absent without --revoke). */
+  readonly revocation?: RevocationSummary;
   readonly powerCuts: number;
   readonly linkFlaps: number;
   readonly brokerRestarts: number;
@@ -110,6 +115,7 @@ export interface SummaryInput {
   /** Counters still in each device's outbox at the end (undefined: the outbox did not open). */
   readonly undelivered?: readonly (Set<number> | undefined)[];
   readonly updates?: readonly { imageVersion: number; behaviour: string; atSec: number; source: string }[];
+  readonly revocation?: RevocationSummary;
   readonly responder?: UpdateResponderStats;
   readonly gatewayEvents: Readonly<Record<string, number>>;
   readonly notes: readonly string[];
@@ -222,7 +228,9 @@ export function buildSummary(input: SummaryInput): FleetSummary {
   for (const o of outcomes) if (o.kind === 'rolled-back') rollbackCauses[causeClass(o.cause)] = (rollbackCauses[causeClass(o.cause)] ?? 0) + 1;
   const committed = outcomes.filter((o) => o.kind === 'committed').length;
   const rolledBack = outcomes.length - committed;
-  const invariantsOk = lost + counterRegressions + replaysAccepted + forgeriesAccepted + bricked + auditBreaks === 0;
+  const revokedAccepted = input.revocation?.revokedAccepted ?? 0;
+  if (revokedAccepted > 0) failures.push(`device ${input.revocation?.device}: ${revokedAccepted} record(s) of its revoked identity accepted after the ingest reloaded its inventory`);
+  const invariantsOk = lost + counterRegressions + replaysAccepted + forgeriesAccepted + bricked + auditBreaks + revokedAccepted === 0;
   return {
     ok: invariantsOk,
     engine: s.engine,
@@ -248,6 +256,8 @@ export function buildSummary(input: SummaryInput): FleetSummary {
     rolledBack,
     committed,
     auditBreaks,
+    revokedAccepted,
+    ...(input.revocation !== undefined ? { revocation: input.revocation } : {}),
     powerCuts: input.counts.powerCuts,
     linkFlaps: input.counts.linkFlaps,
     brokerRestarts: input.counts.brokerRestarts,
@@ -309,11 +319,24 @@ export function summaryLines(summary: FleetSummary): string[] {
     `auditBreaks         ${mark(summary.auditBreaks)}  (${summary.auditEntries} audit entries verified over ${summary.devices} chain(s))`,
     `updates             ${summary.updates.offered.map((u) => `v${u.imageVersion} ${u.behaviour} at ${u.atSec} s`).join(', ') || 'none offered'} (${summary.updates.manifestsSent} manifests, ${summary.updates.chunksSent} chunks served)`,
     `committed           ${summary.committed}`,
+    ...revocationLines(summary),
     `rolledBack          ${summary.rolledBack}${Object.keys(summary.updates.rollbackCauses).length ? `  (${Object.entries(summary.updates.rollbackCauses).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
     ...(summary.rollout === undefined ? [] : rolloutLines(summary.rollout)),
     ...summary.notes.map((n) => `note: ${n}`),
     ...summary.failures.slice(0, 10).map((f) => `FAILED: ${f}`),
-    summary.ok ? 'sim: every promise kept (lost, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, auditBreaks all 0)' : 'sim: FAILED: an invariant is broken (see above)',
+    summary.ok ? `sim: every promise kept (lost, counterRegressions, replaysAccepted, forgeriesAccepted, bricked, auditBreaks${summary.revocation ? ', revokedAccepted' : ''} all 0)` : 'sim: FAILED: an invariant is broken (see above)',
+  ];
+}
+
+/** The --revoke lines (none without it). */
+function revocationLines(summary: FleetSummary): string[] {
+  const r = summary.revocation;
+  if (r === undefined) return [];
+  const mark = (v: number): string => (v === 0 ? '0' : `${v}  <-- INVARIANT BROKEN`);
+  const spread = r.devicesRefusingAfter.p50 === null ? 'none' : `p50 ${r.devicesRefusingAfter.p50} s, max ${r.devicesRefusingAfter.max} s`;
+  return [
+    `revocation          ${r.target === 'device' ? `device ${r.device}'s identity` : 'the command key'} at ${r.at} s: ${r.refusing} of ${r.onlineDevices} online device(s) ${r.target === 'device' ? 'in safe mode (revoked)' : 'refusing it'} after ${spread}${r.target === 'command-key' ? ` (${r.commandsRefused} of ${r.commandsSent} commands refused key-revoked)` : ''}`,
+    ...(r.target === 'device' ? [`revokedAccepted     ${mark(r.revokedAccepted)}  (ingest refused it ${r.ingestRefusesAfter} simulated s after, its reload took ${r.ingestReloadMs} ms; ${r.acceptedBefore} record(s) accepted before)`] : []),
   ];
 }
 
