@@ -42,7 +42,7 @@ describe('holdfast sim --report: the page in a real browser', { concurrency: fal
   let summary: Record<string, unknown> | undefined;
 
   it('a short run through the CLI: JSON summary, the report page, the flash images', async () => {
-    const run = await holdfast(['sim', '--engine', 'node', '--devices', '3', '--duration', '200', '--seed', '7', '--power-cuts', '40', '--link-flaps', '30', '--bad-update', 'fail-checks', '--json', '--report', reportPath, '--keep-flash', flashDir], { timeout: 300_000 });
+    const run = await holdfast(['sim', '--engine', 'node', '--devices', '3', '--duration', '200', '--seed', '7', '--power-cuts', '40', '--link-flaps', '30', '--bad-update', 'fail-checks', '--revoke', 'device:1@60', '--json', '--report', reportPath, '--keep-flash', flashDir], { timeout: 300_000 });
     expectExit(run, 0, 'sim --json');
     summary = JSON.parse(run.stdout) as Record<string, unknown>;
     for (const key of ['appended', 'accepted', 'duplicatesDropped', 'lost', 'undelivered', 'counterRegressions', 'replaysAccepted', 'forgeriesAccepted', 'bricked', 'rolledBack', 'committed', 'powerCuts', 'linkFlaps', 'clockSkews', 'auditBreaks', 'updates', 'engine', 'seed', 'devices', 'duration', 'broker']) {
@@ -102,6 +102,16 @@ describe('holdfast sim --report: the page in a real browser', { concurrency: fal
       assert.ok(figures.length >= 18, `figures on the page: ${figures.length}`);
       for (const [key, text] of figures) assert.equal(text, String(summary[key as string]), `figure ${key}`);
       assert.equal(await page.locator('[data-broker]').getAttribute('data-broker'), (summary.broker as { kind: string }).kind);
+      // The revocation table (--revoke device:1@60) says what the JSON's revocation says.
+      const revocation = summary.revocation as Record<string, unknown>;
+      const shownRevocation = await page.locator('[data-revocation]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-revocation'), e.textContent]));
+      assert.ok(shownRevocation.length >= 10, `revocation figures on the page: ${shownRevocation.length}`);
+      for (const [key, text] of shownRevocation) {
+        const value = (key as string).split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], revocation);
+        assert.equal(text, value === null ? '-' : String(value), `revocation ${key}`);
+      }
+      assert.equal(revocation.revokedAccepted, 0);
+      assert.equal(revocation.safeModeCause, 'revoked');
       // Rollbacks by cause: the table and the chart say what the JSON says.
       const causes = (summary.updates as { rollbackCauses: Record<string, number> }).rollbackCauses;
       const shownCauses = await page.locator('[data-cause]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-cause'), e.textContent]));

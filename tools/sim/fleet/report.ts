@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import type { TimelineSample } from './runner.ts';
 import { INVARIANTS, type FleetSummary } from './summary.ts';
 import { renderRolloutSection } from './rollout-report.ts';
+import { renderRevocationSection } from './revocation.ts';
 
 /** Time series longer than this are thinned (every k-th sample, the last kept) to keep the page small. */
 const MAX_POINTS = 2000;
@@ -61,6 +62,7 @@ export const REPORT_FIGURES: readonly (readonly [keyof FleetSummary, string, str
   ['forgeriesAccepted', 'forgeries accepted', 'INVARIANT: content the device never appended'],
   ['bricked', 'bricked', 'INVARIANT: devices that could not boot'],
   ['auditBreaks', 'audit breaks', "INVARIANT: a device's audit chain does not verify"],
+  ['revokedAccepted', 'revoked accepted', "INVARIANT: a revoked identity's record accepted after the ingest dropped it (--revoke)"],
   ['committed', 'committed', 'trial boots that passed every health check and committed'],
   ['rolledBack', 'rolled back', 'trial boots that rolled back by themselves (causes below)'],
 ];
@@ -121,6 +123,7 @@ ${Object.entries(summary.updates.rollbackCauses).map(([cause, n]) => `<tr><th>ro
 </table>
 <p class="meta" id="updates">Updates offered: ${summary.updates.offered.map((u) => `v${u.imageVersion} (${escapeHtml(u.behaviour)}) at ${u.atSec} s`).join(', ') || 'none'}; the responder sent ${summary.updates.manifestsSent} manifests and ${summary.updates.chunksSent} chunks.</p>
 ${renderRolloutSection(summary.rollout)}
+${renderRevocationSection(summary.revocation)}
 ${summary.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
 ${summary.failures.slice(0, 50).map((f) => `<p class="note broken">${escapeHtml(f)}</p>`).join('\n')}
 <section class="chart"><h2>Outbox depth</h2><p class="note">Records in the fleet's outboxes not yet released by an ingest receipt, at the end of each window (links that are down hold their backlog).</p><div id="chart-outbox"></div></section>

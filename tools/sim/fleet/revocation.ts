@@ -145,3 +145,40 @@ export function revocationSummary(
     commandsRefused,
   };
 }
+
+const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The report's revocation table (`--report` with `--revoke`; '' without): each figure carries `data-revocation` (the browser test compares it with the JSON). */
+export function renderRevocationSection(r: RevocationSummary | undefined): string {
+  if (r === undefined) return '';
+  const cell = (key: string, value: number | string | null): string => `<td data-revocation="${key}">${escapeHtml(value === null ? '-' : String(value))}</td>`;
+  const rows: [string, string, number | string | null][] = [
+    ['at', 'revoked at (simulated s)', r.at],
+    ...(r.target === 'device'
+      ? ([
+          ['ingestRefusesAfter', 'the ingest refuses the identity after (simulated s)', r.ingestRefusesAfter],
+          ['ingestReloadMs', "the ingest's inventory reload (real ms)", r.ingestReloadMs],
+          ['acceptedBefore', 'its records accepted before', r.acceptedBefore],
+          ['revokedAccepted', 'its records accepted after (INVARIANT: 0)', r.revokedAccepted],
+          ['safeModeCause', "the device's safe-mode cause", r.safeModeCause],
+        ] as [string, string, number | string | null][])
+      : ([
+          ['commandsSent', 'commands signed with it sent afterwards', r.commandsSent],
+          ['commandsRefused', 'refused key-revoked (audited, replays included)', r.commandsRefused],
+        ] as [string, string, number | string | null][])),
+    ['onlineDevices', 'targeted devices online then', r.onlineDevices],
+    ['refusing', 'of them refusing by the end', r.refusing],
+    ['devicesRefusingAfter.p50', 'refusing after, p50 (simulated s)', r.devicesRefusingAfter.p50],
+    ['devicesRefusingAfter.max', 'refusing after, max (simulated s)', r.devicesRefusingAfter.max],
+    ['devicesRefusingAfterRealMs.max', 'refusing after, max (real ms)', r.devicesRefusingAfterRealMs.max],
+    ['offlineDevices', 'targeted devices offline then', r.offlineDevices],
+    ['offlineRefusingAfter.max', 'they refused after, max (simulated s: their dark spell or lost link)', r.offlineRefusingAfter.max],
+  ];
+  return `<section id="revocation">
+<h2>Revocation: ${r.target === 'device' ? `device ${r.device}'s identity` : 'the fleet command key'}</h2>
+<p class="note">Done as an operator does it: the ingest's inventory first, then the signed list published retained on holdfast/fleet/revocation.</p>
+<table id="revocation-figures">
+${rows.map(([key, label, value]) => `<tr><th>${escapeHtml(label)}</th>${cell(key, value)}</tr>`).join('\n')}
+</table>
+</section>`;
+}
