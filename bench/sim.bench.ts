@@ -33,6 +33,10 @@ const SIZES: Record<Engine, number[]> = {
   xs: sizes(process.env.HOLDFAST_SIM_BENCH_XS, [20, 50, 100, 150]),
 };
 const DURATION = Number(process.env.HOLDFAST_SIM_BENCH_DURATION ?? 300);
+/** The revocation runs: a fleet small enough to take seconds, revoked after the first update window. */
+const REVOCATION = { devices: 20, durationSec: 120, atSec: 43, seed: 2020 } as const;
+/** The figure when something never refused (fails the target, unlike a sentinel below it). */
+const NOT_REFUSED = 9999;
 
 export interface SimRun {
   readonly devices: number;
@@ -66,7 +70,12 @@ export async function measureEngine(engine: Engine, progress: (line: string) => 
       // Say which, so a violation at scale can be chased (the run's seed is 1000 + devices).
       for (const failure of summary.failures) progress(`  ${engine} ${devices} devices, seed ${1000 + devices}: ${failure}`);
     }
-    if (summary.notes.some((n) => n.includes('still waited'))) reasons.push('a window did not quiesce within its bound');
+    const stuck = summary.notes.filter((n) => n.includes('still waited'));
+    if (stuck.length > 0) {
+      reasons.push(`${stuck.length} window(s) did not quiesce within their bound`);
+      // Which windows and devices, and what they waited for (HOLDFAST_SIM_DEBUG=1 prints each device's link state).
+      for (const note of stuck.slice(0, 3)) progress(`  ${engine} ${devices} devices, seed ${1000 + devices}: ${note}`);
+    }
     if (summary.phases.runSec > DURATION) reasons.push(`${summary.phases.runSec} s of real time for ${DURATION} simulated s`);
     const sustained = reasons.length === 0;
     progress(`  ${sustained ? 'sustained' : 'not sustained'}: run ${summary.phases.runSec} s, start ${summary.phases.startSec} s, drain ${summary.phases.drainSec} s${sustained ? '' : ` (${reasons.join('; ')})`}`);
@@ -91,7 +100,8 @@ export const simBench: BenchGroup = {
     `\`holdfast sim\` with its default fault mix (power cuts ${DEFAULT_SCENARIO.powerCutsPerHour}/device/h, link flaps ${DEFAULT_SCENARIO.linkFlapsPerHour}/device/h, broker restarts ${DEFAULT_SCENARIO.brokerRestartsPerHour}/h, gateway hostility ${DEFAULT_SCENARIO.replays} per PUBLISH), ` +
     `one record per device every ${DEFAULT_SCENARIO.recordEverySec} simulated s, ${DURATION} simulated s per run, mosquitto when installed (else aedes), the ingest with its PGlite store, all on the 2-core machine. ` +
     `Fleet sizes tried in order (Node ${SIZES.node.join(', ')}; XS ${SIZES.xs.join(', ')}); a size is sustained when every invariant holds, every window quiesces, and the simulated time takes no more real time than it simulates. ` +
-    'Cost = real seconds of the simulated windows (start-up excluded) per simulated device-hour, at the largest sustained size.',
+    'Cost = real seconds of the simulated windows (start-up excluded) per simulated device-hour, at the largest sustained size. ' +
+    `Revocation: ${REVOCATION.devices} Node devices, ${REVOCATION.durationSec} simulated s, the default faults; device 1 revoked at ${REVOCATION.atSec} s in one run, the command key in another (holdfast sim --revoke).`,
   async run(progress) {
     const figures: Figure[] = [];
     let broken = 0;
@@ -104,6 +114,28 @@ export const simBench: BenchGroup = {
         { name: `sim.${engine}.secondsPerDeviceHour`, value: scale.secondsPerDeviceHour, unit: 's', label: `real seconds per simulated device-hour (${name}, at the largest sustained fleet)`, kind: 'timing' },
         { name: `sim.${engine}.startSeconds`, value: scale.startSeconds, unit: 's', label: `start-up of that fleet (${name}): broker accounts, store, devices, first boots`, kind: 'timing' },
       );
+    }
+    // Revocation (issue 20): an operator revokes at a simulated second; how soon the ingest and the devices refuse.
+    for (const target of ['device', 'command-key'] as const) {
+      progress(`sim revocation: ${target}, ${REVOCATION.devices} Node devices, ${REVOCATION.durationSec} simulated s`);
+      const plan = target === 'device' ? { target, device: 1, atSec: REVOCATION.atSec } : { target, atSec: REVOCATION.atSec };
+      const { summary } = await runFleet({ ...DEFAULT_SCENARIO, engine: 'node', devices: REVOCATION.devices, durationSec: REVOCATION.durationSec, seed: REVOCATION.seed, update: { kind: 'none' }, revoke: plan });
+      broken += invariantsBroken(summary);
+      const r = summary.revocation;
+      if (r === undefined) throw new Error('the revocation run has no revocation figures');
+      progress(`  ${JSON.stringify(r)}`);
+      if (target === 'device') {
+        figures.push(
+          { name: 'sim.revocation.ingestSeconds', value: r.ingestRefusesAfter ?? NOT_REFUSED, unit: 's', label: "simulated seconds from revoking a device until the ingest refuses its records (its inventory reload)", kind: 'timing', target: '≤ 1', limit: 1, direction: 'max' },
+          { name: 'sim.revocation.revokedAccepted', value: r.revokedAccepted, unit: 'records', label: 'records of the revoked identity accepted after the ingest refused it', kind: 'count', target: '0', limit: 0, direction: 'max' },
+        );
+      } else {
+        const allRefuse = r.refusing === r.onlineDevices && r.offlineRefusing === r.offlineDevices;
+        figures.push(
+          { name: 'sim.revocation.devicesSeconds', value: allRefuse ? (r.devicesRefusingAfter.max ?? 0) : NOT_REFUSED, unit: 's', label: `simulated seconds until every online device refuses a revoked command key (max over ${r.onlineDevices}; ${NOT_REFUSED}: one never did)`, kind: 'timing', target: '≤ 1', limit: 1, direction: 'max' },
+          { name: 'sim.revocation.devicesRealMs', value: r.devicesRefusingAfterRealMs.max ?? -1, unit: 'ms', label: 'the same in real ms from publishing the list (broker, gateway, verify, flash write)', kind: 'timing' },
+        );
+      }
     }
     figures.push({ name: 'sim.invariantsBroken', value: broken, unit: 'violations', label: 'lost, regressed, replayed, forged, bricked, audit breaks over every run', kind: 'count', target: '0', limit: 0, direction: 'max' });
     return figures;

@@ -426,7 +426,8 @@ export async function runFleet(s: Scenario, options: FleetRunOptions = {}): Prom
 
     /** --revoke: what was done when, and when each device was first seen refusing (docs/design/fleet-sim.md, "Revocation"). */
     const revocation: RevocationBooks = { published: undefined, publishedAtReal: 0, seenRealMs: new Map(), revokedDevice: undefined, at: undefined, reloadMs: 0, reloadedAtWall: 0, online: [], commandsSent: 0 };
-    let commandCounter = 0;
+    // Far above a rollout's roll-back commands (same command key, their own counter from 1): the two never collide in a device's window.
+    let commandCounter = 0x4000_0000;
     const revokeAt = async (second: number): Promise<void> => {
       const plan = s.revoke;
       if (plan === undefined || revocation.at !== undefined || second < plan.atSec) return;
