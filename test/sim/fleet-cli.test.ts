@@ -46,6 +46,10 @@ describe('holdfast sim: bad flags and bad files', () => {
         ['--no-update with --bad-update', ['--no-update', '--bad-update', 'hang']],
         ['an update image that does not exist', ['--update', join(dir, 'missing.bin'), '--manifest', file]],
         ['a manifest that is not one', ['--update', file, '--manifest', file]],
+        ['a revoke that names nothing', ['--revoke', 'gateway@10']],
+        ['a revoke without a second', ['--revoke', 'device:1']],
+        ['a revoke of a device outside the fleet', ['--devices', '3', '--revoke', 'device:3@20']],
+        ['a revoke after the run', ['--duration', '100', '--revoke', 'command-key@100']],
       ];
       const runs = await batch([...cases.map(([, args]) => ['sim', ...args]), ...cases.map(([, args]) => ['sim', ...args, '--json'])]);
       cases.forEach(([what], i) => {
