@@ -57,7 +57,8 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
 
   it('import, then ls, show, export, set, quarantine, release and revoke against the database', async () => {
     const key = join(dir, 'revocation.key');
-    const [imported, again, lsDb, lsFile, exportDb, exportFile, both, notUrl] = await batch([
+    const [empty, imported, again, lsDb, lsFile, exportDb, exportFile, both, notUrl] = await batch([
+      ['fleet', 'ls', '--db', url, '--json'],
       ['fleet', 'import', '--from', inv, '--db', url, '--json'],
       ['fleet', 'import', '--from', inv, '--db', url, '--json'],
       ['fleet', 'ls', '--db', url, '--json'],
@@ -67,14 +68,15 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
       ['fleet', 'ls', '--db', url, '--inventory', inv, '--json'],
       ['fleet', 'ls', '--db', 'mysql://x/y'],
     ]);
-    assert.deepEqual(JSON.parse(expectExit(imported, 0, 'import').stdout), { ok: true, db: url.replace('holdfast@', ''), devices: 6, rollouts: [] });
-    assert.match(jsonErrorOf(expectExit(again, 1, 'second import'), 'second import').error.message, /already holds an inventory \(6 device/);
-    assert.deepEqual(JSON.parse(expectExit(lsDb, 0, 'ls db').stdout), JSON.parse(expectExit(lsFile, 0, 'ls file').stdout));
-    expectExit(exportDb, 0, 'export db');
-    expectExit(exportFile, 0, 'export file');
+    assert.match(jsonErrorOf(expectExit(empty!, 1, 'ls before import'), 'ls before import').error.message, /holds no inventory yet/, 'an empty database is refused as a missing file is');
+    assert.deepEqual(JSON.parse(expectExit(imported!, 0, 'import').stdout), { ok: true, db: url.replace('holdfast@', ''), devices: 6, rollouts: [] });
+    assert.match(jsonErrorOf(expectExit(again!, 1, 'second import'), 'second import').error.message, /already holds an inventory \(6 device/);
+    assert.deepEqual(JSON.parse(expectExit(lsDb!, 0, 'ls db').stdout), JSON.parse(expectExit(lsFile!, 0, 'ls file').stdout));
+    expectExit(exportDb!, 0, 'export db');
+    expectExit(exportFile!, 0, 'export file');
     assert.equal(readFileSync(join(dir, 'ingest-db.json'), 'utf8'), readFileSync(join(dir, 'ingest-file.json'), 'utf8'), 'the ingest export is the same from either backend');
-    assert.equal(jsonErrorOf(expectExit(both, 2, '--db and --inventory'), 'both').error.code, 'usage');
-    expectExit(notUrl, 2, 'not a postgres URL');
+    assert.equal(jsonErrorOf(expectExit(both!, 2, '--db and --inventory'), 'both').error.code, 'usage');
+    expectExit(notUrl!, 2, 'not a postgres URL');
 
     const [set, q, rel, rev, show, relRevoked, exportAfter, broker] = await batch([
       ['fleet', 'set', ids[0], '--db', url, '--cohort', 'canary', '--firmware', '66304', '--json'],

@@ -139,9 +139,13 @@ export class PostgresFleetStore implements FleetStore {
   }
 
   async read(options: { allowMissing?: boolean } = {}): Promise<Fleet> {
-    // An empty database is an empty inventory (the tables exist once opened): `allowMissing` changes nothing here.
-    void options;
-    return (await this.readRows()).fleet;
+    return this.present((await this.readRows()).fleet, options.allowMissing === true);
+  }
+
+  /** As a missing file: a database that holds no inventory yet (no device, no revocation) is refused unless `allowMissing`. */
+  private present(fleet: Fleet, allowMissing: boolean): Fleet {
+    if (!allowMissing && fleet.devices.length === 0 && fleet.revocation === undefined) throw new CliError('holds no inventory yet: expected holdfast fleet import --from <file> --db <url> first', { file: this.where, code: 'not-found' });
+    return fleet;
   }
 
   private async readRows(): Promise<{ fleet: Fleet; base: Map<string, string> }> {
@@ -211,10 +215,10 @@ export class PostgresFleetStore implements FleetStore {
     }
     let base: { fleet: Fleet; base: Map<string, string>; revocation: string } | undefined;
     const tx: FleetTx = {
-      load: async () => {
+      load: async (allowMissing = true) => {
         const read = await this.readRows();
         base = { ...read, revocation: JSON.stringify(read.fleet.revocation ?? null) };
-        return read.fleet;
+        return this.present(read.fleet, allowMissing);
       },
       save: async (fleet) => {
         if (base === undefined) base = { fleet: emptyFleet(), base: new Map(), revocation: 'null' };

@@ -2,7 +2,10 @@
  * `holdfast fleet`: the fleet inventory (tools/fleet/inventory.ts,
  * docs/design/fleet-identity.md): list and show devices (never their
  * secrets), export the ingest's inventory, generate the broker's password
- * and ACL files, and change a device's state (quarantine, release, revoke).
+ * and ACL files, change a device's state (quarantine, release, revoke),
+ * re-enroll a repaired device, and import a file inventory into PostgreSQL.
+ * Every command works on the file (`--inventory`) or on PostgreSQL (`--db`,
+ * tools/fleet/store.ts).
  */
 import type { Command } from 'commander';
 import { fileFleetStore, openFleetStore, withFleetStore, type FleetStore } from '../../fleet/store.ts';

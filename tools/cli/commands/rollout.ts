@@ -3,8 +3,10 @@
  * (docs/spec/rollout.md): start one from a plan and a signed manifest, step
  * it with what devices proved to the ingest, show it, halt it, and print or
  * verify its trail. The state lives beside the inventory
- * (`<inventory>.rollouts/<id>/`, tools/rollout/store.ts) and changes only
- * under the inventory's lock, so a killed command changes nothing.
+ * (`<inventory>.rollouts/<id>/`, tools/rollout/store.ts), or with `--db
+ * postgres://…` in the inventory's database (tools/rollout/store-postgres.ts),
+ * and changes only under the inventory's lock, so a killed command changes
+ * nothing.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
