@@ -179,13 +179,15 @@ function readBits(bytes: Uint8Array, from: number, count: number): number {
   return value;
 }
 
-function littleEndianToBigInt(bytes: Uint8Array): bigint {
+/** A little-endian byte string as a non-negative BigInt. */
+export function littleEndianToBigInt(bytes: Uint8Array): bigint {
   let n = 0n;
   for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]);
   return n;
 }
 
-function bigIntToLittleEndian32(n: bigint): Uint8Array {
+/** The low 256 bits of `n` as 32 little-endian bytes. */
+export function bigIntToLittleEndian32(n: bigint): Uint8Array {
   const out = new Uint8Array(32);
   for (let i = 0; i < 32; i++) {
     out[i] = Number(n & 0xffn);

@@ -31,7 +31,7 @@
 import { etc, Point } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './verify.ts';
-import { isSmallOrderPoint } from './ed25519-verifier.ts';
+import { bigIntToLittleEndian32, isSmallOrderPoint, littleEndianToBigInt } from './ed25519-verifier.ts';
 
 /** RFC 8032 private key (seed) bytes. */
 export const ED25519_SEED_LENGTH = 32;
@@ -147,20 +147,4 @@ export function montgomeryU(point: Point): Uint8Array {
 /** u(peer) for an Ed25519 public key: its X25519 public key (RFC 7748 birational map). */
 export function montgomeryPublicKey(peer: Uint8Array): Uint8Array {
   return montgomeryU(Point.fromBytes(peer, false));
-}
-
-function littleEndianToBigInt(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]);
-  return n;
-}
-
-function bigIntToLittleEndian32(n: bigint): Uint8Array {
-  const out = new Uint8Array(32);
-  let v = n;
-  for (let i = 0; i < 32; i++) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
 }

@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
-import type { MonotonicClock } from '../../firmware/hal/clock.ts';
 import { deviceTopic } from '../../firmware/protocol/telemetry/index.ts';
 import { PARTITION_LABELS } from '../../firmware/runtime/boot.ts';
 import { RECORD_TYPES } from '../../firmware/runtime/health-record.ts';
@@ -38,27 +37,20 @@ import { PgliteStore } from '../../tools/ingest/store-pglite.ts';
 import { startAedes, type AedesBroker } from '../../tools/net/aedes-broker.ts';
 import { LOOPBACK, sleep } from '../../tools/net/common.ts';
 import { startGateway, type HostileGateway } from '../../tools/net/hostile-gateway.ts';
-import { NodeStreamConnector, nodeEntropy } from '../../tools/net/node-stream.ts';
+import { NodeStreamConnector } from '../../tools/net/node-stream.ts';
 import { PartitionView } from '../../tools/sim/flash/partition-view.ts';
 import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
-import { VirtualClock } from '../../tools/sim/clock.ts';
-import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
+import { DeviceReset } from '../../tools/sim/watchdog.ts';
 import { TEST_DEVICE_ID, TEST_KEY_ID, testSecret } from '../support/test-device.ts';
 import { tempDir } from '../ingest/ingest-helpers.ts';
-import { auditSummary, BLOCK, deviceConfig, FLEET_SECRET, LAYOUT, makeFleet as makeWorldFleet, partsOf, provision, RecordingActuator, TOTAL_BLOCKS, type Fleet } from '../runtime/runtime-world.ts';
+import { auditSummary, BLOCK, deviceConfig, FLEET_SECRET, LAYOUT, makeFleet as makeWorldFleet, partsOf, provision, TOTAL_BLOCKS, type Fleet } from '../runtime/runtime-world.ts';
+import { JumpClock, networkHal } from '../runtime/net-hal.ts';
 
 const DEVICE = Buffer.from(TEST_DEVICE_ID).toString('hex');
 const DEVICE_SEED = new Uint8Array(32).fill(0x3e);
 const DEVICE_PASSWORD = 'pw-drill-device';
 const INGEST = { username: 'ingest', password: 'pw-drill-ingest' };
 const OPERATOR = { username: 'operator', password: 'pw-drill-operator' };
-
-class JumpClock implements MonotonicClock {
-  jump = 0;
-  ticks(): number {
-    return (Math.floor(performance.now()) + this.jump) >>> 0;
-  }
-}
 
 function fleetWithRotation(): Fleet {
   const fleet = makeWorldFleet();
@@ -132,17 +124,7 @@ describe('key rotation drill: device -> hostile gateway -> aedes -> ingest', () 
       const byLabel = new Map<string, FlashPartition>();
       for (const [key] of LAYOUT) byLabel.set(PARTITION_LABELS[key], parts[key] as FlashPartition);
       byLabel.set(PARTITION_LABELS.keys, keysFlash);
-      const hal: RuntimeHal = {
-        system: { lastResetReason: () => 'power-on', restart: (why: string): never => { throw new DeviceReset('software', why); } },
-        log: { write: () => undefined },
-        clock,
-        entropy: nodeEntropy,
-        watchdog: new SimWatchdog(new VirtualClock()),
-        crypto: fleet.crypto,
-        connector,
-        actuator: new RecordingActuator(),
-        partition: (label) => byLabel.get(label),
-      };
+      const hal: RuntimeHal = networkHal({ clock, crypto: fleet.crypto, connector, partitions: byLabel });
       const base = deviceConfig(fleet, { deviceKeySeed: DEVICE_SEED });
       return startRuntime(hal, {
         ...base,

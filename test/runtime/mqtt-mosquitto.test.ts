@@ -16,7 +16,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
 import type { FlashPartition } from '../../firmware/hal/flash.ts';
-import type { MonotonicClock } from '../../firmware/hal/clock.ts';
 import type { StreamConnector } from '../../firmware/hal/stream.ts';
 import { deriveDeviceKeys } from '../../firmware/security/envelope-keys.ts';
 import { envelopePrimitives } from '../../firmware/security/envelope-primitives.ts';
@@ -28,17 +27,17 @@ import { COMMAND_REPLY_TYPE, decodeCommandReply } from '../../firmware/runtime/c
 import { startRuntime, type Runtime, type RuntimeHal } from '../../firmware/runtime/main.ts';
 import { findMosquitto, findMosquittoPasswd, requireComponents, skipUnless, sleep } from '../../tools/net/common.ts';
 import { startMosquitto, type MosquittoBroker } from '../../tools/net/mosquitto.ts';
-import { NodeStreamConnector, nodeEntropy } from '../../tools/net/node-stream.ts';
+import { NodeStreamConnector } from '../../tools/net/node-stream.ts';
 import { SimBootloader } from '../../tools/sim/bootloader.ts';
 import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
-import { DeviceReset, SimWatchdog } from '../../tools/sim/watchdog.ts';
-import { VirtualClock } from '../../tools/sim/clock.ts';
+import { DeviceReset } from '../../tools/sim/watchdog.ts';
 import { IngestWindow } from '../../tools/ingest/window.ts';
 import { attachUpdateResponder, createUpdateResponder } from '../../tools/update-server/responder.ts';
 import { TEST_DEVICE_ID, TEST_KEY_ID, testSecret } from '../support/test-device.ts';
 import { BOARD } from '../update/manifest-fixtures.ts';
 import { makeWorld, WATCHDOG_MS } from '../update/agent-world.ts';
 import { deviceConfig, LAYOUT, makeFleet, partsOf, RecordingActuator } from './runtime-world.ts';
+import { JumpClock, networkHal } from './net-hal.ts';
 import { combinedFlashOptions, provisionAll, split } from './mqtt-update-world.ts';
 
 const needs = [findMosquitto(), findMosquittoPasswd()];
@@ -47,13 +46,6 @@ const DEVICE_HEX = deviceTopic(TEST_DEVICE_ID, 'x').split('/')[1];
 const OTHER_HEX = 'd10000000000000b';
 const CLOUD = { username: 'cloud', password: 'pw-cloud' };
 
-/** The real monotonic clock, plus a jump the test makes (the command rate limiter starts spent at boot). */
-class JumpClock implements MonotonicClock {
-  jump = 0;
-  ticks(): number {
-    return (Math.floor(performance.now()) + this.jump) >>> 0;
-  }
-}
 
 describe('runtime over mosquitto: a command and an update', { skip }, () => {
   let broker: MosquittoBroker;
@@ -106,15 +98,7 @@ describe('runtime over mosquitto: a command and an update', { skip }, () => {
     };
     const actuator = new RecordingActuator();
     const hal: RuntimeHal = {
-      system: { lastResetReason: () => 'power-on', restart: (why: string): never => { throw new DeviceReset('software', why); } },
-      log: { write: () => undefined },
-      clock,
-      entropy: nodeEntropy,
-      watchdog: new SimWatchdog(new VirtualClock()),
-      crypto: fleet.crypto,
-      connector: guarded,
-      actuator,
-      partition: (label) => byLabel.get(label),
+      ...networkHal({ clock, crypto: fleet.crypto, connector: guarded, partitions: byLabel, actuator }),
       bootControl: { runningSlot: () => decision.slot, runningState: () => 'undefined', requestTrial: () => undefined, confirmRunning: () => undefined, rejectRunning: () => undefined },
     };
     const base = deviceConfig(fleet);
