@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { batch, expectExit, holdfast, jsonErrorOf } from '../cli/cli-harness.ts';
 import { provision } from '../../tools/provision/provision.ts';
-import { loadFleet } from '../../tools/fleet/inventory.ts';
+import { loadFleet, saveFleet } from '../../tools/fleet/inventory.ts';
 import { PostgresFleetStore } from '../../tools/fleet/store-postgres.ts';
 import { requireComponents, skipUnless } from '../../tools/net/common.ts';
 import { findPostgres, startPostgres, type PostgresCluster } from '../../tools/net/postgres.ts';
@@ -48,6 +48,12 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
     writeFileSync(join(dir, 'revocation.key'), `${'5a'.repeat(32)}\n`, { mode: 0o600 });
     const manifest = provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 6, keyId: 3, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, cohort: 'c1', gateway: 'gw-7' });
     ids = manifest.devices.map((d) => d.deviceId);
+    // Device 5 as after a key rotation (fleet rotate): key 3 retired with a bound, key 4 current with its own secret.
+    const fleet = loadFleet(inv);
+    const d5 = fleet.devices.find((d) => d.deviceId === ids[5])!;
+    d5.keys[0] = { ...d5.keys[0]!, status: 'retired', untilCounter: 120 };
+    d5.keys.push({ keyId: 4, publicKey: '22'.repeat(32), status: 'current', sinceCounter: 120, untilCounter: null, changedAt: d5.provisionedAt, secret: '7e'.repeat(32) });
+    saveFleet(inv, fleet);
     url = await cluster.createDatabase('fleet');
   });
   after(async () => {
@@ -75,6 +81,7 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
     expectExit(exportDb!, 0, 'export db');
     expectExit(exportFile!, 0, 'export file');
     assert.equal(readFileSync(join(dir, 'ingest-db.json'), 'utf8'), readFileSync(join(dir, 'ingest-file.json'), 'utf8'), 'the ingest export is the same from either backend');
+    assert.ok(readFileSync(join(dir, 'ingest-db.json'), 'utf8').includes('7e'.repeat(32)), "a rotated key's own secret is kept");
     assert.equal(jsonErrorOf(expectExit(both!, 2, '--db and --inventory'), 'both').error.code, 'usage');
     expectExit(notUrl!, 2, 'not a postgres URL');
 
@@ -98,7 +105,7 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
     assert.equal(shown.history[1].detail, 'tamper switch');
     assert.equal(shown.secret, undefined, 'no secret shown');
     assert.match(jsonErrorOf(expectExit(relRevoked, 1, 'release revoked'), 'release revoked').error.message, /is revoked/);
-    assert.equal(JSON.parse(expectExit(exportAfter, 0, 'export after').stdout).entries, 5, 'the revoked device is left out');
+    assert.equal(JSON.parse(expectExit(exportAfter, 0, 'export after').stdout).entries, 6, 'the revoked device is left out (5 devices, device 5 with two keys)');
     const exported = JSON.parse(readFileSync(join(dir, 'ingest-after.json'), 'utf8')) as { devices: { deviceId: string }[] };
     assert.ok(!exported.devices.some((d) => d.deviceId === ids[2]));
     const counts = JSON.parse(expectExit(broker, 0, 'broker-config').stdout).counts;

@@ -6,7 +6,8 @@
  * as tools/ingest/sql.ts refuses another store format):
  *   fleet_device       one row a device (its secret too: the database's
  *                      access control is what the file's mode 0600 was);
- *   fleet_key          (device, key id) -> public key, status, counters;
+ *   fleet_key          (device, key id) -> public key, status, counters, and
+ *                      a rotated key's own secret (null: the device's);
  *   fleet_event        (device, seq) -> the device's history, appended to only;
  *   fleet_revocation   the last revocation list number (one row);
  *   fleet_command_key  revoked fleet command keys;
@@ -54,7 +55,7 @@ const SCHEMA = [
      replaces text, replaced_by text)`,
   `CREATE TABLE IF NOT EXISTS fleet_key (
      device_id text NOT NULL REFERENCES fleet_device (device_id), key_id bigint NOT NULL, public_key text NOT NULL, status text NOT NULL,
-     since_counter bigint NOT NULL, until_counter bigint, changed_at text NOT NULL, PRIMARY KEY (device_id, key_id))`,
+     since_counter bigint NOT NULL, until_counter bigint, changed_at text NOT NULL, secret text, PRIMARY KEY (device_id, key_id))`,
   `CREATE TABLE IF NOT EXISTS fleet_event (
      device_id text NOT NULL REFERENCES fleet_device (device_id), seq integer NOT NULL, at text NOT NULL, event text NOT NULL, detail text,
      PRIMARY KEY (device_id, seq))`,
@@ -190,7 +191,7 @@ export class PostgresFleetStore implements FleetStore {
       if (d === undefined) throw new CliError(`a row of ${table} names device ${String(id).slice(0, 16)}, which has no row in fleet_device: damaged`, { file: this.where, field: table, code: 'invalid-file' });
       return d;
     };
-    for (const r of rows.keys.rows) owner(r.device_id, 'fleet_key').keys.push({ keyId: num(r.key_id), publicKey: r.public_key, status: r.status, sinceCounter: num(r.since_counter), untilCounter: nullableNum(r.until_counter), changedAt: r.changed_at });
+    for (const r of rows.keys.rows) owner(r.device_id, 'fleet_key').keys.push({ keyId: num(r.key_id), publicKey: r.public_key, status: r.status, sinceCounter: num(r.since_counter), untilCounter: nullableNum(r.until_counter), changedAt: r.changed_at, ...(r.secret !== null ? { secret: r.secret } : {}) });
     for (const r of rows.events.rows) {
       const d = owner(r.device_id, 'fleet_event');
       if (r.seq !== d.history.length) throw new CliError(`device ${d.deviceId}'s history has event ${r.seq} after ${d.history.length} others: damaged (events are only appended)`, { file: this.where, field: 'fleet_event', code: 'invalid-file' });
@@ -305,11 +306,11 @@ export class PostgresFleetStore implements FleetStore {
           ],
         );
         await this.client.query(
-          `INSERT INTO fleet_key (device_id, key_id, public_key, status, since_counter, until_counter, changed_at)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])
+          `INSERT INTO fleet_key (device_id, key_id, public_key, status, since_counter, until_counter, changed_at, secret)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])
            ON CONFLICT (device_id, key_id) DO UPDATE SET public_key = EXCLUDED.public_key, status = EXCLUDED.status, since_counter = EXCLUDED.since_counter,
-             until_counter = EXCLUDED.until_counter, changed_at = EXCLUDED.changed_at`,
-          [keys.map((k) => k.deviceId), keys.map((k) => k.keyId), keys.map((k) => k.publicKey), keys.map((k) => k.status), keys.map((k) => k.sinceCounter), keys.map((k) => k.untilCounter), keys.map((k) => k.changedAt)],
+             until_counter = EXCLUDED.until_counter, changed_at = EXCLUDED.changed_at, secret = EXCLUDED.secret`,
+          [keys.map((k) => k.deviceId), keys.map((k) => k.keyId), keys.map((k) => k.publicKey), keys.map((k) => k.status), keys.map((k) => k.sinceCounter), keys.map((k) => k.untilCounter), keys.map((k) => k.changedAt), keys.map((k) => k.secret ?? null)],
         );
         // Keys are never removed from a device; a key gone from the new inventory is refused by the primary key check below.
         const counted = await this.client.query<{ n: string }>('SELECT count(*) AS n FROM fleet_key WHERE device_id = ANY($1::text[])', [changed.map((d) => d.deviceId)]);
