@@ -78,6 +78,12 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
     assert.deepEqual(JSON.parse(expectExit(imported!, 0, 'import').stdout), { ok: true, db: url.replace('holdfast@', ''), devices: 6, rollouts: [] });
     assert.match(jsonErrorOf(expectExit(again!, 1, 'second import'), 'second import').error.message, /already holds an inventory \(6 device/);
     assert.deepEqual(JSON.parse(expectExit(lsDb!, 0, 'ls db').stdout), JSON.parse(expectExit(lsFile!, 0, 'ls file').stdout));
+    const store = await PostgresFleetStore.open(url);
+    try {
+      assert.deepEqual(await store.read(), loadFleet(inv), 'the database holds every field of the file (secrets, rotated keys, history)');
+    } finally {
+      await store.close();
+    }
     expectExit(exportDb!, 0, 'export db');
     expectExit(exportFile!, 0, 'export file');
     assert.equal(readFileSync(join(dir, 'ingest-db.json'), 'utf8'), readFileSync(join(dir, 'ingest-file.json'), 'utf8'), 'the ingest export is the same from either backend');

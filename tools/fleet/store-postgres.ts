@@ -64,6 +64,16 @@ const SCHEMA = [
   ...ROLLOUT_SCHEMA,
 ];
 
+/** The fields the tables hold: a field added to the file format and not here is refused on save (never dropped silently). */
+const DEVICE_FIELDS = new Set(['deviceId', 'board', 'suite', 'secret', 'state', 'cohort', 'gateway', 'firmware', 'keys', 'provisionedAt', 'history', 'replaces', 'replacedBy']);
+const KEY_FIELDS = new Set(['keyId', 'publicKey', 'status', 'sinceCounter', 'untilCounter', 'changedAt', 'secret']);
+const EVENT_FIELDS = new Set(['at', 'event', 'detail']);
+
+function unstoredField(d: FleetDevice): string | undefined {
+  const extra = (fields: Set<string>, o: object): string | undefined => Object.keys(o).find((k) => !fields.has(k));
+  return extra(DEVICE_FIELDS, d) ?? d.keys.map((k) => extra(KEY_FIELDS, k)).find((x) => x !== undefined) ?? d.history.map((e) => extra(EVENT_FIELDS, e)).find((x) => x !== undefined);
+}
+
 /** `postgres://host:port/database` of `url`: what errors and output name (no user, no password). */
 export function databaseName(url: string): string {
   try {
@@ -247,6 +257,8 @@ export class PostgresFleetStore implements FleetStore {
       if (before === JSON.stringify(d)) continue;
       const had = before === undefined ? [] : (JSON.parse(before) as FleetDevice).history;
       if (had.some((e, i) => JSON.stringify(e) !== JSON.stringify(d.history[i]))) throw new CliError(`device ${d.deviceId}'s history would be rewritten: events are only appended`, { file: this.where, code: 'failed' });
+      const field = unstoredField(d);
+      if (field !== undefined) throw new CliError(`device ${d.deviceId} has a field ${field} the PostgreSQL inventory does not store: internal (tools/fleet/store-postgres.ts lags the file format)`, { file: this.where, code: 'internal' });
       changed.push(d);
       d.history.slice(had.length).forEach((e, i) => newEvents.push({ deviceId: d.deviceId, seq: had.length + i, at: e.at, event: e.event, detail: e.detail ?? null }));
     }
@@ -274,6 +286,10 @@ export class PostgresFleetStore implements FleetStore {
       const existing = await this.rollouts.list();
       if (now.devices.length > 0 || now.revocation !== undefined || existing.length > 0) {
         throw new CliError(`already holds an inventory (${now.devices.length} device(s), ${existing.length} rollout(s)): expected an empty database to import into`, { file: this.where, code: 'exists' });
+      }
+      for (const d of checked.devices) {
+        const field = unstoredField(d);
+        if (field !== undefined) throw new CliError(`device ${d.deviceId} has a field ${field} the PostgreSQL inventory does not store: internal (tools/fleet/store-postgres.ts lags the file format)`, { file: this.where, code: 'internal' });
       }
       const events = checked.devices.flatMap((d) => d.history.map((e, seq) => ({ deviceId: d.deviceId, seq, at: e.at, event: e.event, detail: e.detail ?? null })));
       try {
