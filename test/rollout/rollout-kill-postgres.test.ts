@@ -23,7 +23,7 @@ import { PostgresFleetStore } from '../../tools/fleet/store-postgres.ts';
 import { covered } from '../../tools/rollout/cohort.ts';
 import { requireComponents, skipUnless } from '../../tools/net/common.ts';
 import { findPostgres, startPostgres, type PostgresCluster } from '../../tools/net/postgres.ts';
-import { committed, deviceId, healthRecord, makeWorld, type World } from './rollout-world.ts';
+import { committed, deviceId, healthRecord, killPicker, makeWorld, type World } from './rollout-world.ts';
 import { examplePlan } from './rollout-fixtures.ts';
 
 /** SIGKILLs the process at the HOLDFAST_KILL_AT-th point of the step's commit (counted from its trail INSERT). */
@@ -53,12 +53,7 @@ const POINTS = 4;
 const needs = [findPostgres()];
 
 describe('rollout step against PostgreSQL killed at any point', { skip: skipUnless(needs) }, () => {
-  const seed = Number(process.env.HOLDFAST_SEED ?? Date.now() % 100_000);
-  let rand = seed;
-  const next = (n: number): number => {
-    rand = (rand * 1103515245 + 12345) % 2 ** 31;
-    return 1 + (rand % n);
-  };
+  const { seed, next } = killPicker();
   let cluster: PostgresCluster;
   let world: World;
   let injector: string;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { batch, expectExit, start } from '../cli/cli-harness.ts';
 import { loadRollout } from '../../tools/rollout/store.ts';
 import { covered } from '../../tools/rollout/cohort.ts';
-import { committed, deviceId, healthRecord, makeWorld, type World } from './rollout-world.ts';
+import { committed, deviceId, healthRecord, killPicker, makeWorld, type World } from './rollout-world.ts';
 import { examplePlan } from './rollout-fixtures.ts';
 
 /** SIGKILLs the process at the HOLDFAST_KILL_AT-th write on the inventory or a rollout's folder. */
@@ -56,12 +56,7 @@ function snapshot(world: World): { state: string; trail: string } {
 }
 
 describe('rollout step killed at any point', () => {
-  const seed = Number(process.env.HOLDFAST_SEED ?? Date.now() % 100_000);
-  let rand = seed;
-  const next = (n: number): number => {
-    rand = (rand * 1103515245 + 12345) % 2 ** 31;
-    return 1 + (rand % n);
-  };
+  const { seed, next } = killPicker();
   let world: World;
   let reference: World;
   let injector: string;

@@ -124,3 +124,16 @@ export function hex(text: string): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(text.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
+
+/** The kill tests' choices: a seed (HOLDFAST_SEED, else from the clock; printed in the test names) and `next(n)`, 1..n from it. */
+export function killPicker(): { seed: number; next: (n: number) => number } {
+  const seed = Number(process.env.HOLDFAST_SEED ?? Date.now() % 100_000);
+  let rand = seed;
+  return {
+    seed,
+    next: (n: number): number => {
+      rand = (rand * 1103515245 + 12345) % 2 ** 31;
+      return 1 + (rand % n);
+    },
+  };
+}
