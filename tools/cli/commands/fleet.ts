@@ -287,13 +287,19 @@ export function registerFleet(program: Command): void {
     .option('--json', 'print {ok, db, devices, rollouts}')
     .action(async (flags: { from: string; db: string; json?: boolean }) => {
       const file = fileFleetStore(flags.from);
-      const fleetData = await file.read();
-      const ids = await file.rollouts.list();
-      const rollouts = [];
-      for (const id of ids) rollouts.push(await file.rollouts.load(id));
       const store = await openFleetStore({ inventory: flags.from, db: flags.db }, false);
+      let fleetData;
+      let ids: string[] = [];
       try {
-        await (store as PostgresFleetStore).importInventory(fleetData, rollouts);
+        // Under the file's lock: no run changes the file or its rollouts while they are copied.
+        fleetData = await file.withLock(async (tx) => {
+          const data = await tx.load(false);
+          ids = await file.rollouts.list();
+          const rollouts = [];
+          for (const id of ids) rollouts.push(await file.rollouts.load(id));
+          await (store as PostgresFleetStore).importInventory(data, rollouts);
+          return data;
+        });
       } finally {
         await store.close();
       }
