@@ -636,6 +636,52 @@ export const suite: CaseSuite = {
       },
     },
     {
+      // The fleet simulator's stall (the oldest record never sent again, nothing in flight, nothing due): a resend pass
+      // moved the send cursor back to the oldest record; a receipt then released it before the session came back to the
+      // cursor, and the next record, handed out before the reconnect and still in flight, became the oldest counted as
+      // never sent. Skipped as in flight, then PUBACKed, it waited for a receipt that could not come (its copies were
+      // lost) with no timeout running, and no later connection sent it again.
+      name: 'a record handed out before a reconnect that becomes the oldest while still in flight counts as sent: lost on the way, the receipt timeout sends it again',
+      run(env) {
+        const rig = freshRig(env);
+        const boot = bootDevice(rig.parts, rig.d, rig.broker, 'receipt');
+        // Connection 1: H and R go out; the broker takes H (the ingest has it); the gateway swallows R (no PUBACK).
+        boot.wire.gateway = (packet, bytes, sent) => {
+          if (sent === 1) return [];
+          if (sent !== 2) return [bytes];
+          // Connection 2's first PUBLISH, R sent again by the session: a flipped byte, the ingest refuses it.
+          const p = packet as PublishPacket;
+          const flipped = p.payload.slice();
+          flipped[25] ^= 0x80;
+          return [rig.broker.encode({ ...p, payload: flipped })];
+        };
+        boot.wire.open({ receiveMaximum: 8, autoAck: (p) => (rig.ingest.receive(p.payload), 0) });
+        const h = boot.sealed.append(reading(0)).counter;
+        const r = boot.sealed.append(reading(1)).counter;
+        boot.wire.tick(0);
+        ok(rig.ingest.accepted.has(h) && !rig.ingest.accepted.has(r), 'the ingest has H, not R');
+        // Connection 2 (the link dropped): the gate resends from H; the broker allows two in flight and holds its PUBACKs.
+        boot.wire.close();
+        boot.wire.open({ receiveMaximum: 2, autoAck: (p) => (rig.ingest.receive(p.payload), undefined) });
+        equal(rig.ingest.forged, 1, "R's copy on connection 2 was flipped");
+        // The ingest's receipt releases H: R is the oldest now, still in flight.
+        boot.wire.receipt(rig.ingest.receipt());
+        equal(outboxCounters(boot.outbox).join(','), String(r), 'R is the oldest record left');
+        // H's PUBACK first (the session looks at the source again while R is still in flight), then R's.
+        boot.wire.deliver(rig.broker.release(1));
+        boot.wire.deliver(rig.broker.release(0));
+        const gate = boot.gate!;
+        equal(gate.oldest()?.sends, 1, 'R was handed out in this boot: it counts as sent');
+        ok(gate.nextDueMs(boot.wire.now) !== undefined, 'a receipt timeout runs for R');
+        boot.wire.tick(TIMEOUT_MS);
+        boot.wire.tick(TIMEOUT_MS);
+        ok(rig.ingest.accepted.has(r), 'the timeout sent R again and the ingest took it');
+        boot.wire.receipt(rig.ingest.receipt());
+        equal(boot.outbox.peek(), undefined, 'everything released');
+        return { ...gate.stats() };
+      },
+    },
+    {
       name: 'loss 1, flipped payload: with release on PUBACK the record is lost; through the gate it is resent and accepted',
       run(env) {
         const lost = fails(() => flippedPayload(env, 'puback'), /left flash but the ingest never accepted it/, 'release on PUBACK');

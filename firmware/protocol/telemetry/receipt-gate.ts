@@ -434,8 +434,11 @@ export class ReceiptGate implements RecordSource {
     }
     if (head !== undefined && head.seq === record.seq) return;
     const sendSeq = this.sendSeq;
-    // A record the send cursor already passed was handed out before it became the oldest: it counts as sent once.
-    const sentBefore = sendSeq !== undefined && seqDiff(sendSeq, record.seq) > 0;
+    // A record below the high-water mark was handed out in this boot before it became the oldest: it counts as sent
+    // once. Not the send cursor: a resend pass moves it back, and a record handed out before it (still in flight, or
+    // lost on the way) would count as never sent: no receipt timeout and no resend would ever run for it.
+    const highWater = this.highWater;
+    const sentBefore = highWater !== undefined && seqDiff(highWater, record.seq) > 0;
     this.head = { seq: record.seq, counter: recordCounter(record.payload), sends: sentBefore ? 1 : 0, heldBackReported: false };
     if (sendSeq !== undefined && seqDiff(sendSeq, record.seq) < 0) this.sendSeq = record.seq;
   }
