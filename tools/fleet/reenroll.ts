@@ -30,13 +30,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { loadBoard } from '../boards/board.ts';
-import { provisioningImage, type ProvisioningIdentity } from '../../firmware/security/provisioning.ts';
+import { provisioningImage } from '../../firmware/security/provisioning.ts';
 import { ed25519PublicKeyProblem } from '../../firmware/security/ed25519-key.ts';
 import { trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { hostCrypto, keyFromSeed } from '../keys/signer.ts';
 import { CliError } from '../cli/errors.ts';
 import { writeFilesAtomically } from '../cli/files.ts';
-import { hex, provisioningPartition, secretFolder } from '../provision/provision.ts';
+import { hex, provisioningIdentity, provisioningPartition, secretFolder } from '../provision/provision.ts';
 import { findDevice, nowIso, type FleetDevice } from './inventory.ts';
 import { markRevoked, takeListNumber, writeRevocationList } from './revoke.ts';
 import type { FleetStore } from './store.ts';
@@ -131,20 +131,7 @@ export async function reenroll(options: ReenrollOptions): Promise<ReenrollResult
     // 2. The list naming the old device.
     const signerPublicKey = writeRevocationList(options.listPath, options.seed, number, entries, options.now);
     // 3. The image, then the manifest.
-    const identity: ProvisioningIdentity = {
-      deviceId,
-      keyId: options.keyId,
-      boardId: board.id,
-      deviceSecret,
-      deviceSeed: key.seed,
-      devicePublicKey: key.publicKey,
-      commandKey: options.commandKey,
-      consoleKey: options.consoleKey,
-      revocationKey: options.revocationKey,
-      rootDocument: options.rootDocument,
-      brokerHost: options.broker?.host ?? '',
-      brokerPort: options.broker?.port ?? 0,
-    };
+    const identity = provisioningIdentity(options, board.id, { deviceId, deviceSecret, key });
     const image = provisioningImage(crypto, identity, partition.size);
     const file = `${id}.${partition.label}.bin`;
     writeFilesAtomically([{ path: join(options.outDir, file), data: image, mode: 0o600, exclusive: true, what: 'a provisioning image' }]);

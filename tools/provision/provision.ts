@@ -68,6 +68,27 @@ export interface ProvisionOptions {
   random?: (length: number) => Uint8Array;
 }
 
+/** What every device of a fleet is given besides its own identity (the keys it trusts, its broker). */
+export type FleetTrust = Pick<ProvisionOptions, 'keyId' | 'commandKey' | 'consoleKey' | 'revocationKey' | 'rootDocument' | 'broker'>;
+
+/** The provisioning record's fields for one new device: its own id, secret and key pair, and the fleet's trust. */
+export function provisioningIdentity(trust: FleetTrust, boardId: string, own: { deviceId: Uint8Array; deviceSecret: Uint8Array; key: { seed: Uint8Array; publicKey: Uint8Array } }): ProvisioningIdentity {
+  return {
+    deviceId: own.deviceId,
+    keyId: trust.keyId,
+    boardId,
+    deviceSecret: own.deviceSecret,
+    deviceSeed: own.key.seed,
+    devicePublicKey: own.key.publicKey,
+    commandKey: trust.commandKey,
+    consoleKey: trust.consoleKey,
+    revocationKey: trust.revocationKey,
+    rootDocument: trust.rootDocument,
+    brokerHost: trust.broker?.host ?? '',
+    brokerPort: trust.broker?.port ?? 0,
+  };
+}
+
 export interface ManifestDevice {
   deviceId: string;
   keyId: number;
@@ -194,20 +215,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
         known.add(hex(deviceId));
         const deviceSecret = random(32);
         const key = keyFromSeed(random(32));
-        const identity: ProvisioningIdentity = {
-          deviceId,
-          keyId: options.keyId,
-          boardId: board.id,
-          deviceSecret,
-          deviceSeed: key.seed,
-          devicePublicKey: key.publicKey,
-          commandKey: options.commandKey,
-          consoleKey: options.consoleKey,
-          revocationKey: options.revocationKey,
-          rootDocument: options.rootDocument,
-          brokerHost: options.broker?.host ?? '',
-          brokerPort: options.broker?.port ?? 0,
-        };
+        const identity = provisioningIdentity(options, board.id, { deviceId, deviceSecret, key });
         batch.push({
           identity,
           entry: {
