@@ -11,6 +11,7 @@
  * - one writer at a time: 8 connections each read-modify-write the
  *   inventory at once (with a pause between read and save), and two CLI
  *   processes set and quarantine one device at once: no update is lost;
+ * - `provision --db` registers its runs in the database;
  * - a newer schema version, a damaged row and an edited history are
  *   refused with one line; `--db` with `--inventory` is a usage error; a
  *   URL's password never appears in an error.
@@ -46,7 +47,7 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
     dir = mkdtempSync(join(tmpdir(), 'holdfast-fleet-pg-'));
     inv = join(dir, 'fleet.json');
     writeFileSync(join(dir, 'revocation.key'), `${'5a'.repeat(32)}\n`, { mode: 0o600 });
-    const manifest = provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 6, keyId: 3, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, cohort: 'c1', gateway: 'gw-7' });
+    const manifest = await provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 6, keyId: 3, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, cohort: 'c1', gateway: 'gw-7' });
     ids = manifest.devices.map((d) => d.deviceId);
     // Device 5 as after a key rotation (fleet rotate): key 3 retired with a bound, key 4 current with its own secret.
     const fleet = loadFleet(inv);
@@ -119,6 +120,19 @@ describe('holdfast fleet --db postgres://…', { skip: skipUnless(needs) }, () =
     assert.doesNotMatch(readFileSync(join(dir, 'broker', 'passwords'), 'utf8'), new RegExp(`^${ids[2]}:`, 'm'), 'no broker account for the revoked device');
     // The file is unchanged by what was done to the database.
     assert.equal(loadFleet(inv).devices.find((d) => d.deviceId === ids[2])?.state, 'active');
+  });
+
+  it('provision --db registers a production run in the database (a new one, then more), the manifest names it by host, port and name', async () => {
+    const db = await cluster.createDatabase('made');
+    writeFileSync(join(dir, 'command.pub'), Buffer.from(KEY_2).toString('hex'));
+    const run = (out: string, count: number) => holdfast(['provision', '--board', 'esp32-devkitc', '--out', join(dir, out), '--db', db, '--count', String(count), '--command-key', join(dir, 'command.pub'), '--json']);
+    const first = JSON.parse(expectExit(await run('run-1', 3), 0, 'first run').stdout) as { inventory: string; devices: { deviceId: string }[] };
+    const second = JSON.parse(expectExit(await run('run-2', 2), 0, 'second run').stdout) as { inventory: string; devices: { deviceId: string }[] };
+    assert.equal(first.inventory, db.replace('holdfast@', ''), 'the manifest names the database by host, port and name only');
+    const listed = JSON.parse(expectExit(await holdfast(['fleet', 'ls', '--db', db, '--json']), 0, 'ls').stdout) as { devices: { deviceId: string }[] };
+    assert.deepEqual(listed.devices.map((d) => d.deviceId).sort(), [...first.devices, ...second.devices].map((d) => d.deviceId).sort());
+    const both = await holdfast(['provision', '--board', 'esp32-devkitc', '--out', join(dir, 'run-3'), '--db', db, '--inventory', inv, '--command-key', join(dir, 'command.pub'), '--json']);
+    assert.match(jsonErrorOf(expectExit(both, 2, '--db with --inventory'), '--db with --inventory').error.message, /--db and --inventory/);
   });
 
   it('one writer at a time: concurrent read-modify-writes lose no update', async () => {

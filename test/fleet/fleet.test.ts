@@ -28,11 +28,11 @@ describe('holdfast fleet', () => {
   let dir: string;
   let inv: string;
   let ids: string[];
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'holdfast-fleet-'));
     inv = join(dir, 'fleet.json');
     writeFileSync(join(dir, 'revocation.key'), `${'5a'.repeat(32)}\n`, { mode: 0o600 });
-    const manifest = provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 4, keyId: 3, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, cohort: 'c1', gateway: 'gw-7' });
+    const manifest = await provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 4, keyId: 3, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, cohort: 'c1', gateway: 'gw-7' });
     ids = manifest.devices.map((d) => d.deviceId);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));

@@ -76,7 +76,7 @@ describe('holdfast fleet re-enroll', () => {
   async function flow(name: string, where: (inv: string) => Promise<string[]>, read: (flags: string[]) => Promise<Fleet>): Promise<void> {
     const base = join(dir, name);
     const inv = join(base, 'fleet.json');
-    const manifest = provision({ boardId: 'esp32-devkitc', outDir: join(base, 'made'), inventoryPath: inv, count: 3, keyId: 1, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, revocationKey: FLEET_KEY, cohort: 'line-a', gateway: 'gw-2' });
+    const manifest = await provision({ boardId: 'esp32-devkitc', outDir: join(base, 'made'), inventoryPath: inv, count: 3, keyId: 1, suite: 'chacha20-poly1305', commandKey: { keyId: 1, publicKey: KEY_2 }, revocationKey: FLEET_KEY, cohort: 'line-a', gateway: 'gw-2' });
     const ids = manifest.devices.map((d) => d.deviceId);
     const oldSecret = loadFleet(inv).devices.find((d) => d.deviceId === ids[0])!.secret;
     const flags = await where(inv);
@@ -164,7 +164,7 @@ describe('holdfast fleet re-enroll', () => {
   it('killed right after the inventory change: a registered identity without an image, and the documented recovery', async () => {
     const base = join(dir, 'crash');
     const inv = join(base, 'fleet.json');
-    const ids = provision({ boardId: 'esp32-devkitc', outDir: join(base, 'made'), inventoryPath: inv, count: 2, keyId: 1, suite: 'hmac-sha256', commandKey: { keyId: 1, publicKey: KEY_2 }, revocationKey: FLEET_KEY }).devices.map((d) => d.deviceId);
+    const ids = (await provision({ boardId: 'esp32-devkitc', outDir: join(base, 'made'), inventoryPath: inv, count: 2, keyId: 1, suite: 'hmac-sha256', commandKey: { keyId: 1, publicKey: KEY_2 }, revocationKey: FLEET_KEY })).devices.map((d) => d.deviceId);
     // SIGKILL at the first write of the revocation list: the inventory change is saved, nothing after it exists.
     const injector = join(base, 'kill.cjs');
     writeFileSync(injector, `const fs = require('node:fs'); const real = fs.openSync; fs.openSync = function (p, ...rest) { if (/rev-crash/.test(String(p))) process.kill(process.pid, 'SIGKILL'); return real.call(this, p, ...rest); }; require('node:module').syncBuiltinESMExports();`);

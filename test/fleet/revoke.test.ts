@@ -29,12 +29,12 @@ describe('holdfast fleet revoke', () => {
   let dir: string;
   let inv: string;
   let ids: string[];
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'holdfast-revoke-'));
     inv = join(dir, 'fleet.json');
     writeFileSync(join(dir, 'rev.key'), SEED_HEX, { mode: 0o600 });
     writeFileSync(join(dir, 'bad.key'), 'not hex', { mode: 0o600 });
-    const manifest = provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 3, keyId: 1, suite: 'hmac-sha256', commandKey: { keyId: 5, publicKey: KEY_2 }, revocationKey: FLEET_KEY });
+    const manifest = await provision({ boardId: 'esp32-devkitc', outDir: join(dir, 'made'), inventoryPath: inv, count: 3, keyId: 1, suite: 'hmac-sha256', commandKey: { keyId: 5, publicKey: KEY_2 }, revocationKey: FLEET_KEY });
     ids = manifest.devices.map((d) => d.deviceId);
     // Give device 1 a retired key 0 (as a rotation will), so a single device key can be revoked.
     const fleet = loadFleet(inv);

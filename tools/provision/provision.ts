@@ -32,7 +32,8 @@ import { trustProvisionedRoot } from '../../firmware/update/root.ts';
 import { factoryStoreImages, type WriteUnit } from './factory-stores.ts';
 import { CliError, UsageError } from '../cli/errors.ts';
 import { writeFilesAtomically } from '../cli/files.ts';
-import { nowIso, withFleetLock, type FleetDevice } from '../fleet/inventory.ts';
+import { nowIso, type FleetDevice } from '../fleet/inventory.ts';
+import { fileFleetStore, type FleetStore } from '../fleet/store.ts';
 import type { SuiteName } from '../ingest/inventory.ts';
 
 /** 2: the factory store images (`factory`). */
@@ -157,7 +158,11 @@ export function secretFolder(dir: string): void {
   if ((stats.mode & 0o077) !== 0) throw new CliError(`has mode ${(stats.mode & 0o777).toString(8)}: expected a folder only its owner can open (0700), since it receives device secrets`, { file: dir, code: 'permission' });
 }
 
-export function provision(options: ProvisionOptions): ProvisionManifest {
+/**
+ * Make `options.count` devices. The inventory is `store` (a file or PostgreSQL, tools/fleet/store.ts) or, without
+ * one, the file at `options.inventoryPath`; every batch is registered in one atomic change under its lock.
+ */
+export async function provision(options: ProvisionOptions, store: FleetStore = fileFleetStore(options.inventoryPath)): Promise<ProvisionManifest> {
   const board = loadBoard(options.boardId);
   const partition = provisioningPartition(board);
   if (!Number.isInteger(options.count) || options.count < 1 || options.count > MAX_COUNT) throw new UsageError(`count ${options.count}: expected 1..${MAX_COUNT}`, { field: '--count' });
@@ -190,7 +195,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
     createdAt,
     board: board.id,
     partition,
-    inventory: options.inventoryPath,
+    inventory: store.where,
     commandKey: { keyId: options.commandKey.keyId, publicKey: hex(options.commandKey.publicKey) },
     consoleKey: options.consoleKey === undefined ? null : hex(options.consoleKey),
     revocationKey: options.revocationKey === undefined ? null : hex(options.revocationKey),
@@ -201,8 +206,8 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
     factory,
     devices: [],
   };
-  withFleetLock(options.inventoryPath, (lock) => {
-    const fleet = lock.load(true);
+  await store.withLock(async (tx) => {
+    const fleet = await tx.load(true);
     const known = new Set(fleet.devices.map((d) => d.deviceId));
     const step = Math.max(CHECKPOINT_DEVICES, Math.ceil(options.count / MAX_CHECKPOINTS));
     for (let start = 0; start < options.count; start += step) {
@@ -235,7 +240,7 @@ export function provision(options: ProvisionOptions): ProvisionManifest {
       }
       // 1. Register (the inventory holds the secret the ingest needs).
       fleet.devices.push(...batch.map((b) => b.entry));
-      lock.save(fleet);
+      await tx.save(fleet);
       // 2. The images, each 0600.
       for (const { identity, entry } of batch) {
         const image = provisioningImage(crypto, identity, partition.size);

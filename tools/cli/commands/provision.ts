@@ -15,6 +15,7 @@ import { readInput, readTextInput } from '../files.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { BoardError, loadBoard } from '../../boards/board.ts';
 import { ExitCode } from '../exit-codes.ts';
+import { DB_HELP, onStore } from './fleet.ts';
 import { MAX_ROOT_DOCUMENT_LENGTH } from '../../../firmware/security/provisioning.ts';
 import { trustProvisionedRoot } from '../../../firmware/update/root.ts';
 import { hostCrypto } from '../../keys/signer.ts';
@@ -23,6 +24,7 @@ interface ProvisionFlags {
   board: string;
   out: string;
   inventory: string;
+  db?: string;
   count: number;
   commandKey: string;
   commandKeyId: number;
@@ -76,6 +78,7 @@ export function registerProvision(program: Command): void {
     .requiredOption('--out <dir>', 'folder for the images and manifest.json (created with mode 0700; an existing one must be 0700 and hold no manifest)')
     .requiredOption('--command-key <file>', 'the fleet command key\'s Ed25519 public key, 64 hex digits')
     .option('--inventory <file>', 'fleet inventory (created if missing, mode 0600)', 'fleet.json')
+    .option('--db <url>', DB_HELP)
     .option('--count <n>', `devices to make, 1..${MAX_COUNT}`, parseInteger(1, MAX_COUNT), 1)
     .option('--command-key-id <n>', 'key id of the command key, 0..4294967295', parseInteger(0, 0xffff_ffff), 1)
     .option('--console-key <file>', 'the console unlock key\'s Ed25519 public key, 64 hex digits (without it the console stays locked)')
@@ -88,7 +91,7 @@ export function registerProvision(program: Command): void {
     .option('--cohort <name>', 'cohort recorded in the inventory (rollouts)', parseLabel)
     .option('--gateway <name>', 'gateway recorded in the inventory', parseLabel)
     .option('--json', 'print the manifest as JSON')
-    .action((flags: ProvisionFlags) => {
+    .action(async (flags: ProvisionFlags, command: Command) => {
       try {
         loadBoard(flags.board);
       } catch (error) {
@@ -106,7 +109,8 @@ export function registerProvision(program: Command): void {
       }
       const tty = process.stderr.isTTY === true && flags.json !== true;
       let shown = -1;
-      const manifest = provision({
+      const manifest = await onStore(flags, command, (store) =>
+        provision({
         boardId: flags.board,
         outDir: flags.out,
         inventoryPath: flags.inventory,
@@ -127,7 +131,8 @@ export function registerProvision(program: Command): void {
           shown = percent;
           process.stderr.write(`\rprovisioned ${done}/${total} (${percent}%)${done === total ? '\n' : ''}`);
         },
-      });
+      }, store),
+      );
       if (flags.json) console.log(JSON.stringify({ ok: true, ...manifest }, null, 2));
       else printSummary(manifest, flags.out);
       process.exitCode = ExitCode.OK;
