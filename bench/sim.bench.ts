@@ -30,7 +30,7 @@ function sizes(env: string | undefined, fallback: readonly number[]): number[] {
 
 const SIZES: Record<Engine, number[]> = {
   node: sizes(process.env.HOLDFAST_SIM_BENCH_NODE, [50, 100, 200, 350, 500, 700, 1000, 1400]),
-  xs: sizes(process.env.HOLDFAST_SIM_BENCH_XS, [20, 50, 100, 150]),
+  xs: sizes(process.env.HOLDFAST_SIM_BENCH_XS, [20, 50, 100, 150, 200, 300]),
 };
 const DURATION = Number(process.env.HOLDFAST_SIM_BENCH_DURATION ?? 300);
 /** The revocation runs: a fleet small enough to take seconds, revoked after the first update window. */
