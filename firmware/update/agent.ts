@@ -491,7 +491,8 @@ export class TrialBoot {
     for (const check of this.checks) {
       if (this.passed.has(check.name)) continue;
       const status = check.poll();
-      if (status.state === 'failed') return this.fail(`${check.name}: ${status.reason}`);
+      // What went wrong first: the audit keeps only a 24-byte token of this ("self-test passed: …" read as a pass).
+      if (status.state === 'failed') return this.fail(`${status.reason} (${check.name})`);
       if (status.state === 'passed') this.passed.add(check.name);
       else if (elapsed > check.deadlineMs) return this.fail(`${check.name}: not passed within ${check.deadlineMs} ms`);
     }

@@ -487,7 +487,7 @@ const cases: FirmwareCase[] = [
         reset = error;
       }
       ok(reset !== undefined, 'the device restarted');
-      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,update-rolled-back:self-test-passed-self-te', 'audit: the reason as a 24-byte token');
+      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,update-rolled-back:self-test-failed-self-te', 'audit: the reason as a 24-byte token');
       const slots = new SimBootloader({ otadata: t.update.otadata, slots: t.update.slots, createSha256: () => t.world.crypto.createSha256(), chip: t.world.chip }).boot();
       equal(slots.slot, 0, 'the bootloader boots the old slot');
     },
@@ -502,7 +502,7 @@ const cases: FirmwareCase[] = [
       equal(codes(t.d.runtime), 'rollback-impossible', 'the failure');
       equal(s.mode, 'safe', 'safe mode');
       equal(s.safeMode.cause, 'no-rollback', 'cause');
-      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,rollback-impossible:self-test-passed-self-te,store-unreadable:update/rollback-impossible,safe-mode-entered:no-rollback', 'audit');
+      equal(auditSummary(t.flash, t.fleet).join(','), 'trial-started,rollback-impossible:self-test-failed-self-te,store-unreadable:update/rollback-impossible,safe-mode-entered:no-rollback', 'audit');
     },
   },
   ...(['plain', 'strict'] as const).map((mode): FirmwareCase => ({
