@@ -17,6 +17,7 @@
 import { runFleet } from '../tools/sim/fleet/runner.ts';
 import { DEFAULT_SCENARIO, type Engine } from '../tools/sim/fleet/scenario.ts';
 import { INVARIANTS, type FleetSummary } from '../tools/sim/fleet/summary.ts';
+import { DEFAULT_ROLLOUT_PLAN } from '../tools/sim/fleet/rollout.ts';
 import type { BenchGroup, Figure } from './figures.ts';
 
 const TARGET = { node: 500, xs: 100 } as const;
@@ -35,6 +36,10 @@ const SIZES: Record<Engine, number[]> = {
 const DURATION = Number(process.env.HOLDFAST_SIM_BENCH_DURATION ?? 300);
 /** The revocation runs: a fleet small enough to take seconds, revoked after the first update window. */
 const REVOCATION = { devices: 20, durationSec: 120, atSec: 43, seed: 2020 } as const;
+/** The rollout run: the default plan (canary, then wider) over the default faults; its image fails on rev-b boards. */
+const ROLLOUT = { devices: 20, durationSec: 300, seed: 2 } as const;
+/** The stage figure when the rollout never halted (fails the target). */
+const NOT_HALTED = 99;
 /** The figure when something never refused (fails the target, unlike a sentinel below it). */
 const NOT_REFUSED = 9999;
 
@@ -101,7 +106,8 @@ export const simBench: BenchGroup = {
     `one record per device every ${DEFAULT_SCENARIO.recordEverySec} simulated s, ${DURATION} simulated s per run, mosquitto when installed (else aedes), the ingest with its PGlite store, all on the 2-core machine. ` +
     `Fleet sizes tried in order (Node ${SIZES.node.join(', ')}; XS ${SIZES.xs.join(', ')}); a size is sustained when every invariant holds, every window quiesces, and the simulated time takes no more real time than it simulates. ` +
     'Cost = real seconds of the simulated windows (start-up excluded) per simulated device-hour, at the largest sustained size. ' +
-    `Revocation: ${REVOCATION.devices} Node devices, ${REVOCATION.durationSec} simulated s, the default faults; device 1 revoked at ${REVOCATION.atSec} s in one run, the command key in another (holdfast sim --revoke).`,
+    `Revocation: ${REVOCATION.devices} Node devices, ${REVOCATION.durationSec} simulated s, the default faults; device 1 revoked at ${REVOCATION.atSec} s in one run, the command key in another (holdfast sim --revoke). ` +
+    `Rollout: ${ROLLOUT.devices} Node devices, ${ROLLOUT.durationSec} simulated s, the default faults, seed ${ROLLOUT.seed}, \`--rollout default\` (plan ${DEFAULT_ROLLOUT_PLAN.id}: stages ${DEFAULT_ROLLOUT_PLAN.stages.map((st) => `${st.name} ${st.percent} %`).join(', ')}, halt at ${DEFAULT_ROLLOUT_PLAN.halt.failureRatePercent} % failures, on halt ${DEFAULT_ROLLOUT_PLAN.onHalt}); the image fails its self-test on rev-b boards.`,
   async run(progress) {
     const figures: Figure[] = [];
     let broken = 0;
@@ -137,6 +143,18 @@ export const simBench: BenchGroup = {
         );
       }
     }
+    // Staged rollout (issue 20): the bad image fails on the canary's rev-b board; the rollout must halt there by itself.
+    progress(`sim rollout: ${ROLLOUT.devices} Node devices, ${ROLLOUT.durationSec} simulated s, plan ${DEFAULT_ROLLOUT_PLAN.id}`);
+    const rolled = await runFleet({ ...DEFAULT_SCENARIO, engine: 'node', devices: ROLLOUT.devices, durationSec: ROLLOUT.durationSec, seed: ROLLOUT.seed, update: { kind: 'sim', rollout: DEFAULT_ROLLOUT_PLAN.target } }, { rollout: DEFAULT_ROLLOUT_PLAN });
+    broken += invariantsBroken(rolled.summary);
+    const ro = rolled.summary.rollout;
+    if (ro === undefined) throw new Error('the rollout run has no rollout figures');
+    progress(`  ${ro.state} at ${ro.stage ?? '-'}: ${ro.haltReason ?? ''}; offered ${ro.offered}, committed ${ro.committed}, rolled back ${ro.rolledBack} (${ro.rolledBackByCommand} by command)`);
+    figures.push(
+      { name: 'sim.rollout.haltedAtStage', value: ro.halted ? ro.stageIndex : NOT_HALTED, unit: 'stage', label: `stage index the rollout halted at by itself (0: the canary, ${DEFAULT_ROLLOUT_PLAN.stages[0]!.percent} %; ${NOT_HALTED}: never halted)`, kind: 'count', target: '0 (the canary)', limit: 0, direction: 'max' },
+      { name: 'sim.rollout.offeredAfterCanary', value: ro.offeredAfterCanary, unit: 'devices', label: `devices offered the bad image after the canary stage (of ${ROLLOUT.devices})`, kind: 'count', target: '0', limit: 0, direction: 'max' },
+      { name: 'sim.rollout.rollBacksUnproven', value: ro.rollBackDevices - ro.rolledBackByCommand, unit: 'devices', label: 'devices told to roll back after the halt whose signed rollback never arrived', kind: 'count', target: '0', limit: 0, direction: 'max' },
+    );
     figures.push({ name: 'sim.invariantsBroken', value: broken, unit: 'violations', label: 'lost, regressed, replayed, forged, bricked, audit breaks over every run', kind: 'count', target: '0', limit: 0, direction: 'max' });
     return figures;
   },
