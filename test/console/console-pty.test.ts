@@ -358,75 +358,67 @@ describe('holdfast console over a pty against the simulated device', { skip }, (
   });
 
   it('on a terminal: a prompt, replies and log lines in colour (script(1) gives the CLI a pty as stdin and stdout)', async () => {
-    await withDevice(
-      {
-        onReceive: (_bytes, served) => {
-          served.device.console.write('warn', 'net', 'broker unreachable', { attempt: 3 });
-        },
-      },
-      async ({ port }) => {
-        const command = [process.execPath, BIN, 'console', '--port', port].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-        const run = await new Promise<Run>((resolve) => {
-          const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm', NO_COLOR: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
-          let stdout = '';
-          let stderr = '';
-          let typed = 0;
-          child.stdout.on('data', (d) => {
-            stdout += String(d);
-            // One line per prompt, as a person types (the pty echoes it); the next test types ahead.
-            if (typed === 0 && stdout.includes('holdfast> ')) {
-              typed = 1;
-              child.stdin.write('status\n');
-            } else if (typed === 1 && /status ok[^]*holdfast> /.test(stdout)) {
-              typed = 2;
-              child.stdin.end('quit\n');
-            }
-          });
-          // A hang fails the test instead of holding the suite: kill what is left and show what came.
-          const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-          child.on('exit', () => clearTimeout(timer));
-          child.stderr.on('data', (d) => (stderr += String(d)));
-          child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
-        });
-        assert.equal(run.status, 0, show(run));
-        assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
-        assert.ok(run.stdout.includes('\x1b[32mstatus ok\x1b[0m: device=pump-0007'), `a green reply:\n${JSON.stringify(run.stdout)}`);
-        assert.ok(run.stdout.includes('\x1b[33m[warn]\x1b[0m \x1b[1mnet\x1b[0m: broker unreachable \x1b[2mattempt=3\x1b[0m'), `a yellow warn line:\n${JSON.stringify(run.stdout)}`);
-      },
-    );
+    await withDevice(WARN_ON_RECEIVE, async ({ port }) => {
+      let typed = 0;
+      const run = await onTerminal(port, (stdout, stdin) => {
+        // One line per prompt, as a person types (the pty echoes it); the next test types ahead.
+        if (typed === 0 && stdout.includes('holdfast> ')) {
+          typed = 1;
+          stdin.write('status\n');
+        } else if (typed === 1 && /status ok[^]*holdfast> /.test(stdout)) {
+          typed = 2;
+          stdin.end('quit\n');
+        }
+      });
+      assert.equal(run.status, 0, show(run));
+      assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
+      assert.ok(run.stdout.includes('\x1b[32mstatus ok\x1b[0m: device=pump-0007'), `a green reply:\n${JSON.stringify(run.stdout)}`);
+      assert.ok(run.stdout.includes('\x1b[33m[warn]\x1b[0m \x1b[1mnet\x1b[0m: broker unreachable \x1b[2mattempt=3\x1b[0m'), `a yellow warn line:\n${JSON.stringify(run.stdout)}`);
+    });
   });
 
   it('on a terminal, typed ahead: lines typed before the first prompt, then EOF, are each answered in order and quit ends the session', async () => {
-    await withDevice(
-      {
-        onReceive: (_bytes, served) => {
-          served.device.console.write('warn', 'net', 'broker unreachable', { attempt: 3 });
-        },
-      },
-      async ({ port }) => {
-        const command = [process.execPath, BIN, 'console', '--port', port].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-        const run = await new Promise<Run>((resolve) => {
-          const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm', NO_COLOR: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
-          let stdout = '';
-          let stderr = '';
-          // Everything at once, before the CLI has set the terminal to raw mode or shown a prompt.
-          child.stdin.end('status\nslots\nquit\n');
-          child.stdout.on('data', (d) => (stdout += String(d)));
-          // A hang fails the test instead of holding the suite: kill what is left and show what came.
-          const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-          child.on('exit', () => clearTimeout(timer));
-          child.stderr.on('data', (d) => (stderr += String(d)));
-          child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
-        });
-        assert.equal(run.status, 0, show(run));
-        assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
-        const status = run.stdout.indexOf('status ok');
-        const slots = run.stdout.indexOf('slots ok');
-        assert.ok(status >= 0 && slots > status, `status answered, then slots:\n${JSON.stringify(run.stdout)}`);
-      },
-    );
+    await withDevice(WARN_ON_RECEIVE, async ({ port }) => {
+      // Everything at once, before the CLI has set the terminal to raw mode or shown a prompt.
+      const run = await onTerminal(port, () => undefined, 'status\nslots\nquit\n');
+      assert.equal(run.status, 0, show(run));
+      assert.ok(run.stdout.includes('holdfast> '), 'a prompt');
+      const status = run.stdout.indexOf('status ok');
+      const slots = run.stdout.indexOf('slots ok');
+      assert.ok(status >= 0 && slots > status, `status answered, then slots:\n${JSON.stringify(run.stdout)}`);
+    });
   });
 });
+
+/** The device logs a warning whenever it receives something (a log line arriving while a prompt is shown). */
+const WARN_ON_RECEIVE: ServeOptions = {
+  onReceive: (_bytes, served) => {
+    served.device.console.write('warn', 'net', 'broker unreachable', { attempt: 3 });
+  },
+};
+
+/**
+ * `holdfast console --port` with a pty as stdin and stdout (script(1)): `typed` is written first (then EOF) if given,
+ * and `onOutput` sees all output so far after each chunk. A hang fails the test instead of holding the suite: what is
+ * left is killed after 60 s and what came is shown.
+ */
+function onTerminal(port: string, onOutput: (stdout: string, stdin: NodeJS.WritableStream) => void, typed?: string): Promise<Run> {
+  const command = [process.execPath, BIN, 'console', '--port', port].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  return new Promise<Run>((resolve) => {
+    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm', NO_COLOR: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    if (typed !== undefined) child.stdin.end(typed);
+    child.stdout.on('data', (d) => {
+      stdout += String(d);
+      onOutput(stdout, child.stdin);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', () => clearTimeout(timer));
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
 
 describe('holdfast console: bad usage and a missing port (no pty needed)', () => {
   it('bad usage is exit 2 and a port that does not exist exit 1, each one line', async () => {
