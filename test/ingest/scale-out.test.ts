@@ -225,9 +225,13 @@ describe('ingest scaled out: PostgreSQL, shared subscriptions, exactly once', { 
 
     phase = 'after';
     mode = 'after';
-    svc = await service();
-    await assert.rejects(svc.done, /injected: the answer to COMMIT was lost/);
-    assert.equal((await real.recordKeys()).length, 5, 'the unacknowledged batch came back to the same client id and committed');
+    // With lingerMs 0 a batch may hold fewer than the five (a busy machine delivers the first alone): each in-doubt
+    // COMMIT stops the worker, and what was not acknowledged comes back to the next one under the same client id.
+    for (let attempt = 1; (await real.recordKeys()).length < 5; attempt++) {
+      assert.ok(attempt <= 5, `the unacknowledged records came back to the same client id and committed: ${(await real.recordKeys()).length} of 5 after ${attempt - 1} in-doubt commits`);
+      svc = await service();
+      await assert.rejects(svc.done, /injected: the answer to COMMIT was lost/);
+    }
 
     phase = 'pass';
     mode = 'pass';
