@@ -27,7 +27,6 @@ import { sealWithCounter } from '../../firmware/security/envelope.ts';
 import { EnvelopeSuite } from '../../firmware/security/envelope-format.ts';
 import { ed25519PublicKeyOf } from '../../firmware/security/key-ed25519.ts';
 import { KeyStore } from '../../firmware/security/key-store.ts';
-import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
 import { emptyFleet, fleetText, loadFleet, toIngestInventory, type FleetDevice } from '../../tools/fleet/inventory.ts';
 import { fileFleetStore } from '../../tools/fleet/store.ts';
 import { confirmRotation, recordKeyBound, rotateKeyCommand } from '../../tools/fleet/rotate.ts';
@@ -43,7 +42,7 @@ import { SimFlash } from '../../tools/sim/flash/sim-flash.ts';
 import { DeviceReset } from '../../tools/sim/watchdog.ts';
 import { TEST_DEVICE_ID, TEST_KEY_ID, testSecret } from '../support/test-device.ts';
 import { tempDir } from '../ingest/ingest-helpers.ts';
-import { auditSummary, BLOCK, deviceConfig, FLEET_SECRET, LAYOUT, makeFleet as makeWorldFleet, partsOf, provision, TOTAL_BLOCKS, type Fleet } from '../runtime/runtime-world.ts';
+import { auditSummary, BLOCK, deviceConfig, FLEET_SECRET, LAYOUT, makeFleet, partsOf, provision, TOTAL_BLOCKS } from '../runtime/runtime-world.ts';
 import { JumpClock, networkHal } from '../runtime/net-hal.ts';
 
 const DEVICE = Buffer.from(TEST_DEVICE_ID).toString('hex');
@@ -51,12 +50,6 @@ const DEVICE_SEED = new Uint8Array(32).fill(0x3e);
 const DEVICE_PASSWORD = 'pw-drill-device';
 const INGEST = { username: 'ingest', password: 'pw-drill-ingest' };
 const OPERATOR = { username: 'operator', password: 'pw-drill-operator' };
-
-function fleetWithRotation(): Fleet {
-  const fleet = makeWorldFleet();
-  const noble = createNobleCrypto();
-  return { ...fleet, crypto: { ...fleet.crypto, ed25519Sign: noble.ed25519Sign, ed25519PublicKey: noble.ed25519PublicKey, x25519: noble.x25519 } };
-}
 
 function inventoryDevice(): FleetDevice {
   return {
@@ -106,7 +99,7 @@ describe('key rotation drill: device -> hostile gateway -> aedes -> ingest', () 
   });
 
   it('rotate: records before and after accepted, an old-key record above the bound refused, both keys in the inventory, key-rotated in the audit log', async () => {
-    const fleet = fleetWithRotation();
+    const fleet = makeFleet();
     const inventoryPath = join(t.dir, 'fleet.json');
     writeFileSync(inventoryPath, fleetText({ ...emptyFleet(), devices: [inventoryDevice()] }));
     const inventory = fileFleetStore(inventoryPath);

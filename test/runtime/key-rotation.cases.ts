@@ -35,24 +35,13 @@ import { TEST_DEVICE_ID, TEST_KEY_ID, testSecret } from '../support/test-device.
 import { equal, ok } from '../support/check.ts';
 import type { CaseEnv, CaseReport, CaseSuite, FirmwareCase } from '../support/cases.ts';
 import { runnerOptions } from '../support/case-helpers.ts';
-import { createNobleCrypto } from '../../firmware/security/noble-crypto.ts';
-import { auditSummary, bootDevice, FLEET_SECRET, makeFleet as makeWorldFleet, provision, TOTAL_BLOCKS, BLOCK, type Device, type Fleet } from './runtime-world.ts';
+import { auditSummary, bootDevice, FLEET_SECRET, makeFleet, provision, TOTAL_BLOCKS, BLOCK, type Device, type Fleet } from './runtime-world.ts';
 
 const DEVICE_SEED = new Uint8Array(32).fill(0x3e);
 const TELEMETRY = deviceTopic(TEST_DEVICE_ID, 'telemetry');
 const RECEIPTS = deviceTopic(TEST_DEVICE_ID, 'receipt');
 const NEW_KEY_ID = TEST_KEY_ID + 1;
 
-/**
- * The world's fleet with a Crypto that can sign and do X25519: the world's
- * memoised verifier (tools/sim/memo-ed25519.ts) passes through only the
- * required HAL members, so the rotation members are added from noble here.
- */
-function makeFleet(): Fleet {
-  const fleet = makeWorldFleet();
-  const noble = createNobleCrypto();
-  return { ...fleet, crypto: { ...fleet.crypto, ed25519Sign: noble.ed25519Sign, ed25519PublicKey: noble.ed25519PublicKey, x25519: noble.x25519 } };
-}
 
 /** The world's flash plus two blocks for hf_keys at its end. */
 function keysOf(flash: FlashPartition): FlashPartition {
