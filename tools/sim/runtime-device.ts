@@ -36,7 +36,6 @@ import { VirtualClock } from './clock.ts';
 import { SimWatchdog, DeviceReset } from './watchdog.ts';
 import { simulatedLinkSettings, type SimulatedDeviceLink } from './telemetry-link-settings.ts';
 import { hexBytes } from './hex.ts';
-export { memoEd25519 } from './memo-ed25519.ts';
 
 export const RUNTIME_BLOCK = 4096;
 

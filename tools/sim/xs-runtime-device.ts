@@ -15,7 +15,8 @@ import { RemoteFlash } from '../xs/guest/remote-flash.ts';
 import { BridgeClock, handleBridgeCommand, hostEntropy, RemoteStreamConnector, type BridgeApp } from '../xs/guest/remote-stream.ts';
 import { fromUtf8, utf8 } from '../xs/wire.ts';
 import { hexBytes } from './hex.ts';
-import { memoEd25519, SimRuntimeDevice, type RuntimeDeviceInit, type RuntimeDeviceStatus } from './runtime-device.ts';
+import { memoEd25519 } from './memo-ed25519.ts';
+import { SimRuntimeDevice, type RuntimeDeviceInit, type RuntimeDeviceStatus } from './runtime-device.ts';
 
 export interface XsRuntimeBoot {
   readonly init: RuntimeDeviceInit;
